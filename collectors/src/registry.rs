@@ -1,0 +1,60 @@
+use crate::{Collector, Roots, cpu, load, memory};
+
+/// The agent's four interval tiers; each collector has a default one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// Things an alert waits on (default 30 s).
+    Critical,
+    /// Most host metrics (default 1 m).
+    Standard,
+    /// Costly scans (default 5 m).
+    Intensive,
+    /// Facts that rarely change (default 1 h).
+    Static,
+}
+
+impl Tier {
+    /// The tier's config word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Critical => "critical",
+            Tier::Standard => "standard",
+            Tier::Intensive => "intensive",
+            Tier::Static => "static",
+        }
+    }
+}
+
+/// One row of the registry: how to build a collector and its defaults.
+pub struct CollectorSpec {
+    /// The collector's name and config key.
+    pub name: &'static str,
+    /// Whether it runs when the config does not mention it.
+    pub default_enabled: bool,
+    /// Its tier when the config names none.
+    pub default_tier: Tier,
+    /// Builds it for the given roots.
+    pub build: fn(&Roots) -> Box<dyn Collector>,
+}
+
+/// Every collector the agent knows, in a plain table.
+pub static REGISTRY: &[CollectorSpec] = &[
+    CollectorSpec {
+        name: "cpu",
+        default_enabled: true,
+        default_tier: Tier::Critical,
+        build: |roots| Box::new(cpu::CpuCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "load",
+        default_enabled: true,
+        default_tier: Tier::Critical,
+        build: |roots| Box::new(load::LoadCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "memory",
+        default_enabled: true,
+        default_tier: Tier::Critical,
+        build: |roots| Box::new(memory::MemoryCollector::new(roots.clone())),
+    },
+];

@@ -1,0 +1,325 @@
+use std::io::{self, Read, Write};
+
+use flate2::{Compression, read::GzDecoder, write::GzEncoder};
+
+use crate::{Batch, VERSION};
+
+/// What the server accepts in one batch. Checked while decoding, before anything is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest gzip body, in bytes.
+    pub max_compressed_bytes: usize,
+    /// Largest body after inflating; inflating stops here.
+    pub max_decompressed_bytes: usize,
+    /// Most series in one batch.
+    pub max_series: usize,
+    /// Most points in one batch, over all series.
+    pub max_points: usize,
+    /// Most labels on one series.
+    pub max_labels: usize,
+    /// Longest metric name, label name or label value, in bytes.
+    pub max_label_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_compressed_bytes: 4 << 20,
+            max_decompressed_bytes: 32 << 20,
+            max_series: 50_000,
+            max_points: 500_000,
+            max_labels: 32,
+            max_label_len: 1024,
+        }
+    }
+}
+
+/// Why a body was refused. Every variant is final: sending the same bytes again will fail
+/// the same way.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The compressed body is larger than allowed.
+    #[error("compressed body is {size} bytes, over the limit of {limit}")]
+    CompressedTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Inflating went past the limit and was stopped.
+    #[error("body inflates past the limit of {limit} bytes")]
+    DecompressedTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The body is not valid gzip.
+    #[error("body is not valid gzip: {0}")]
+    Gzip(#[source] io::Error),
+    /// The JSON does not match the batch schema.
+    #[error("batch JSON is malformed: {0}")]
+    Json(#[source] serde_json::Error),
+    /// A version this server does not speak.
+    #[error("batch version {got} is not supported (this server speaks {VERSION})")]
+    Version {
+        /// The version sent.
+        got: u32,
+    },
+    /// A field breaks a count or length limit or a naming rule.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Serialises and gzips a batch, ready to send.
+pub fn encode_batch(batch: &Batch) -> io::Result<Vec<u8>> {
+    let json = serde_json::to_vec(batch).map_err(io::Error::other)?;
+    let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::default());
+    encoder.write_all(&json)?;
+    encoder.finish()
+}
+
+/// Inflates a gzip body, reading at most `limit` bytes of output; one byte more is an error.
+pub fn inflate_limited(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    // Reading `limit + 1` tells a body of exactly `limit` bytes from a larger one without
+    // inflating any further than that.
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    GzDecoder::new(body)
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(DecodeError::Gzip)?;
+    if out.len() > limit {
+        return Err(DecodeError::DecompressedTooLarge { limit });
+    }
+    Ok(out)
+}
+
+/// Checks sizes, inflates within the limit, parses and validates one batch.
+pub fn decode_batch(body: &[u8], limits: &Limits) -> Result<Batch, DecodeError> {
+    if body.len() > limits.max_compressed_bytes {
+        return Err(DecodeError::CompressedTooLarge {
+            size: body.len(),
+            limit: limits.max_compressed_bytes,
+        });
+    }
+    let json = inflate_limited(body, limits.max_decompressed_bytes)?;
+    // Read the version before the schema so that a future batch gets a version error, not
+    // a confusing field error.
+    #[derive(serde::Deserialize)]
+    struct VersionOnly {
+        v: Option<u32>,
+    }
+    if let Ok(VersionOnly { v: Some(got) }) = serde_json::from_slice::<VersionOnly>(&json)
+        && got != VERSION
+    {
+        return Err(DecodeError::Version { got });
+    }
+    let batch: Batch = serde_json::from_slice(&json).map_err(DecodeError::Json)?;
+    validate(&batch, limits)?;
+    Ok(batch)
+}
+
+fn validate(batch: &Batch, limits: &Limits) -> Result<(), DecodeError> {
+    if batch.v != VERSION {
+        return Err(DecodeError::Version { got: batch.v });
+    }
+    let invalid = |msg: String| Err(DecodeError::Invalid(msg));
+    for (field, value) in [("agent_id", &batch.agent_id), ("boot_id", &batch.boot_id)] {
+        if value.is_empty() || value.len() > 128 {
+            return invalid(format!(
+                "{field} must be 1 to 128 bytes, got {}",
+                value.len()
+            ));
+        }
+    }
+    if batch.series.len() > limits.max_series {
+        return invalid(format!(
+            "batch has {} series, over the limit of {}",
+            batch.series.len(),
+            limits.max_series
+        ));
+    }
+    let mut points = 0usize;
+    for (i, series) in batch.series.iter().enumerate() {
+        let at = || format!("series[{i}] ({})", truncate(&series.name));
+        if !is_metric_name(&series.name) || series.name.len() > limits.max_label_len {
+            return invalid(format!("{}: invalid metric name", at()));
+        }
+        if series.labels.len() > limits.max_labels {
+            return invalid(format!(
+                "{}: {} labels, over the limit of {}",
+                at(),
+                series.labels.len(),
+                limits.max_labels
+            ));
+        }
+        for (name, value) in &series.labels {
+            if !is_label_name(name) || name.starts_with("__") || name.len() > limits.max_label_len {
+                return invalid(format!("{}: invalid label name {:?}", at(), truncate(name)));
+            }
+            if value.len() > limits.max_label_len {
+                return invalid(format!(
+                    "{}: label {name} is {} bytes, over the limit of {}",
+                    at(),
+                    value.len(),
+                    limits.max_label_len
+                ));
+            }
+        }
+        points = points.saturating_add(series.points.len());
+        if points > limits.max_points {
+            return invalid(format!("batch has over {} points", limits.max_points));
+        }
+    }
+    Ok(())
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Prometheus' rule for metric names: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub(crate) fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Prometheus' rule for label names: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub(crate) fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{Series, SeriesKind};
+
+    fn batch() -> Batch {
+        Batch {
+            v: VERSION,
+            agent_id: "a1".into(),
+            boot_id: "b1".into(),
+            seq: 7,
+            sent_at: 1_700_000_000_000,
+            series: vec![Series {
+                name: "node_load1".into(),
+                labels: BTreeMap::from([("x".into(), "y".into())]),
+                kind: SeriesKind::Gauge,
+                points: vec![(1_700_000_000_000, 0.5)],
+            }],
+            events: vec![],
+            host: None,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let body = encode_batch(&batch()).unwrap();
+        assert_eq!(decode_batch(&body, &Limits::default()).unwrap(), batch());
+    }
+
+    #[test]
+    fn gzip_bomb_is_stopped_at_the_limit() {
+        // 64 MiB of zeros compress to about 64 KiB.
+        let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            enc.write_all(&zeros).unwrap();
+        }
+        let body = enc.finish().unwrap();
+        assert!(body.len() < 1 << 20);
+        let limits = Limits {
+            max_decompressed_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        match decode_batch(&body, &limits) {
+            Err(DecodeError::DecompressedTooLarge { limit }) => assert_eq!(limit, 1 << 20),
+            other => panic!("expected DecompressedTooLarge, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn exactly_at_the_limit_is_accepted() {
+        let data = vec![b'x'; 1000];
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(&data).unwrap();
+        let body = enc.finish().unwrap();
+        assert_eq!(inflate_limited(&body, 1000).unwrap().len(), 1000);
+        assert!(matches!(
+            inflate_limited(&body, 999),
+            Err(DecodeError::DecompressedTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn wrong_version_is_named() {
+        let mut b = batch();
+        b.v = 2;
+        let body = encode_batch(&b).unwrap();
+        assert!(matches!(
+            decode_batch(&body, &Limits::default()),
+            Err(DecodeError::Version { got: 2 })
+        ));
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let limits = Limits {
+            max_series: 1,
+            max_labels: 0,
+            ..Limits::default()
+        };
+        let mut b = batch();
+        let err = decode_batch(&encode_batch(&b).unwrap(), &limits).unwrap_err();
+        assert!(err.to_string().contains("labels, over the limit"), "{err}");
+        b.series.push(b.series[0].clone());
+        let err = decode_batch(&encode_batch(&b).unwrap(), &limits).unwrap_err();
+        assert!(err.to_string().contains("2 series"), "{err}");
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for (name, label) in [("1bad", "ok"), ("ok", "__reserved"), ("ok", "bad-label")] {
+            let mut b = batch();
+            b.series[0].name = name.into();
+            b.series[0].labels = BTreeMap::from([(label.into(), "v".into())]);
+            let res = decode_batch(&encode_batch(&b).unwrap(), &Limits::default());
+            assert!(
+                matches!(res, Err(DecodeError::Invalid(_))),
+                "{name} {label}: {res:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_is_a_gzip_error() {
+        assert!(matches!(
+            decode_batch(b"not gzip", &Limits::default()),
+            Err(DecodeError::Gzip(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = decode_batch(&body, &Limits::default());
+        }
+
+        #[test]
+        fn decode_never_panics_on_gzipped_garbage(json in ".{0,512}") {
+            let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+            enc.write_all(json.as_bytes()).unwrap();
+            let _ = decode_batch(&enc.finish().unwrap(), &Limits::default());
+        }
+    }
+}

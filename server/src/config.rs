@@ -1,0 +1,236 @@
+//! `server.toml`: every key, its default, and validation that names the file, line and key.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Deserializer};
+use sysward_proto::{Limits, units};
+
+/// The server's whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerConfig {
+    #[serde(default)]
+    pub(crate) listen: ListenConfig,
+    #[serde(default)]
+    pub(crate) tls: TlsConfig,
+    #[serde(default)]
+    pub(crate) storage: StorageConfig,
+    #[serde(default)]
+    pub(crate) limits: LimitsConfig,
+    #[serde(default)]
+    pub(crate) admin: AdminConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenConfig {
+    /// Address and port of the HTTPS API.
+    #[serde(default = "default_listen")]
+    pub(crate) address: SocketAddr,
+    /// The URL agents reach this server at; goes into join tokens.
+    #[serde(default)]
+    pub(crate) public_url: Option<String>,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            address: default_listen(),
+            public_url: None,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8443))
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsConfig {
+    /// Extra names and addresses for the generated server certificate, besides localhost,
+    /// 127.0.0.1, ::1 and the host name.
+    #[serde(default)]
+    pub(crate) san: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StorageConfig {
+    /// Holds the PKI, the state database and the store.
+    #[serde(default = "default_data_dir")]
+    pub(crate) data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/sysward-server")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsConfig {
+    #[serde(default = "d_compressed", deserialize_with = "size")]
+    pub(crate) max_body: u64,
+    #[serde(default = "d_decompressed", deserialize_with = "size")]
+    pub(crate) max_decompressed_body: u64,
+    #[serde(default = "d_series")]
+    pub(crate) max_series_per_batch: usize,
+    #[serde(default = "d_points")]
+    pub(crate) max_points_per_batch: usize,
+    #[serde(default = "d_labels")]
+    pub(crate) max_labels_per_series: usize,
+    #[serde(default = "d_label_len")]
+    pub(crate) max_label_length: usize,
+    /// Ingest requests handled at once; past this the server answers 429 with Retry-After.
+    #[serde(default = "d_concurrent")]
+    pub(crate) max_concurrent_ingests: usize,
+}
+
+fn d_compressed() -> u64 {
+    Limits::default().max_compressed_bytes as u64
+}
+fn d_decompressed() -> u64 {
+    Limits::default().max_decompressed_bytes as u64
+}
+fn d_series() -> usize {
+    Limits::default().max_series
+}
+fn d_points() -> usize {
+    Limits::default().max_points
+}
+fn d_labels() -> usize {
+    Limits::default().max_labels
+}
+fn d_label_len() -> usize {
+    Limits::default().max_label_len
+}
+fn d_concurrent() -> usize {
+    8
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body: d_compressed(),
+            max_decompressed_body: d_decompressed(),
+            max_series_per_batch: d_series(),
+            max_points_per_batch: d_points(),
+            max_labels_per_series: d_labels(),
+            max_label_length: d_label_len(),
+            max_concurrent_ingests: d_concurrent(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub(crate) fn to_limits(&self) -> Limits {
+        Limits {
+            max_compressed_bytes: usize::try_from(self.max_body).unwrap_or(usize::MAX),
+            max_decompressed_bytes: usize::try_from(self.max_decompressed_body)
+                .unwrap_or(usize::MAX),
+            max_series: self.max_series_per_batch,
+            max_points: self.max_points_per_batch,
+            max_labels: self.max_labels_per_series,
+            max_label_len: self.max_label_length,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdminConfig {
+    /// A fixed admin bearer token. Without it the server makes one on first start and
+    /// prints it once.
+    #[serde(default)]
+    pub(crate) token: Option<String>,
+    /// Default lifetime of join tokens made by `token create`.
+    #[serde(default = "d_token_ttl", deserialize_with = "duration")]
+    pub(crate) join_token_ttl: Duration,
+}
+
+fn d_token_ttl() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let s = String::deserialize(d)?;
+    units::parse_size(&s).map_err(serde::de::Error::custom)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    units::parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+impl ServerConfig {
+    /// Reads and validates a config file.
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    pub(crate) fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
+        let config: ServerConfig = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        if config.limits.max_concurrent_ingests == 0 {
+            bail!(
+                "{}: [limits] max_concurrent_ingests must be at least 1",
+                path.display()
+            );
+        }
+        Ok(config)
+    }
+
+    /// The URL that goes into join tokens.
+    pub(crate) fn public_url(&self) -> String {
+        if let Some(url) = &self.listen.public_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let addr = self.listen.address;
+        let host = if addr.ip().is_unspecified() {
+            crate::pki::hostname()
+        } else {
+            addr.ip().to_string()
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        format!("https://{host}:{}", addr.port())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_errors() {
+        let c = ServerConfig::parse("", Path::new("s.toml")).unwrap();
+        assert_eq!(c.listen.address.port(), 8443);
+        let err = ServerConfig::parse("[listen]\nbogus = 1\n", Path::new("s.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("s.toml") && msg.contains("line 2") && msg.contains("bogus"),
+            "{msg}"
+        );
+        let err = ServerConfig::parse("[limits]\nmax_body = \"4 parsecs\"\n", Path::new("s.toml"))
+            .unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+}

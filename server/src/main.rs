@@ -1,0 +1,26 @@
+//! `sysward-server`: the HTTPS API for agents and operators, and the admin CLI on the same
+//! binary.
+
+mod api;
+mod cli;
+mod config;
+mod metrics;
+mod pki;
+mod query;
+mod quickstart;
+mod serve;
+mod state;
+mod store;
+mod tls;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

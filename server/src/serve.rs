@@ -1,0 +1,141 @@
+//! Starting and stopping the server: data directory, PKI, databases, listener.
+
+use std::{
+    fs,
+    net::SocketAddr,
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::Path,
+    sync::Arc,
+};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::Semaphore};
+use tracing::info;
+
+use crate::{
+    api::{self, AppState},
+    config::ServerConfig,
+    metrics::ServerMetrics,
+    pki::Pki,
+    state::State,
+    store::SqliteStore,
+    tls,
+};
+
+pub(crate) fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second init (tests, quickstart) is harmless; ignore it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = Server::start(&config).await?;
+        server.run_until(shutdown_signal()).await
+    })
+}
+
+/// A started server: bound and ready, not yet serving.
+pub(crate) struct Server {
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+    app: Arc<AppState>,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Server {
+    pub(crate) async fn start(config: &ServerConfig) -> anyhow::Result<Self> {
+        let dir = &config.storage.data_dir;
+        create_private_dir(dir)?;
+        let pki = Pki::load_or_create(&dir.join("pki"), &config.tls.san)?;
+        let state = State::open(&dir.join("state.db"))
+            .with_context(|| format!("cannot open {}", dir.join("state.db").display()))?;
+        if let Some(token) = state.ensure_admin_token(config.admin.token.as_deref())? {
+            // Printed once on purpose: only its hash is kept.
+            println!("Admin token (shown once; keep it safe): {token}");
+        }
+        let store = SqliteStore::open(&dir.join("store.db"))
+            .with_context(|| format!("cannot open {}", dir.join("store.db").display()))?;
+        for name in ["state.db", "store.db"] {
+            let path = dir.join(name);
+            if path.exists() {
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+            }
+        }
+        let tls = tls::server_config(&pki)?;
+        let listener = TcpListener::bind(config.listen.address)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen.address))?;
+        let addr = listener.local_addr()?;
+        let app = Arc::new(AppState {
+            store: Arc::new(store),
+            state: Arc::new(state),
+            pki: Arc::new(pki),
+            limits: config.limits.to_limits(),
+            ingest_permits: Semaphore::new(config.limits.max_concurrent_ingests),
+            metrics: ServerMetrics::default(),
+        });
+        info!(%addr, pin = app.pki.ca_pin(), "Listening.");
+        Ok(Self {
+            listener,
+            tls,
+            app,
+            addr,
+        })
+    }
+
+    pub(crate) async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let router = api::router(self.app.clone());
+        tls::serve(self.listener, self.tls, router, shutdown).await?;
+        let m = &self.app.metrics;
+        info!(
+            accepted = m.batches_accepted.get(),
+            duplicate = m.batches_duplicate.get(),
+            refused = m.batches_refused.get(),
+            samples = m.samples_ingested.get(),
+            "Stopped."
+        );
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    info!("Shutdown requested.");
+}

@@ -1,0 +1,323 @@
+//! The server's identity state in `data_dir/state.db` (SQLite, WAL): join tokens (hashed),
+//! agents and their status, admin tokens (hashed). The admin CLI opens the same file while
+//! the server runs, so every change is one short transaction and revocation is seen by the
+//! next request.
+
+use std::{
+    path::Path,
+    sync::{Mutex, MutexGuard},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use rand::RngCore;
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+/// Why the state database failed or refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StateError {
+    #[error("state database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("unknown join token")]
+    UnknownToken,
+    #[error("join token was already used")]
+    UsedToken,
+    #[error("join token expired")]
+    ExpiredToken,
+    #[error("no agent with id {0}")]
+    NoSuchAgent(String),
+}
+
+/// Where an agent stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AgentStatus {
+    Pending,
+    Approved,
+    Revoked,
+}
+
+impl AgentStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Pending => "pending",
+            AgentStatus::Approved => "approved",
+            AgentStatus::Revoked => "revoked",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "approved" => AgentStatus::Approved,
+            "pending" => AgentStatus::Pending,
+            // Anything unexpected is treated as the safe choice.
+            _ => AgentStatus::Revoked,
+        }
+    }
+}
+
+/// One row of `agents list`.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentRow {
+    pub(crate) id: String,
+    pub(crate) hostname: String,
+    pub(crate) status: AgentStatus,
+    pub(crate) last_seen_ms: Option<i64>,
+    pub(crate) csr_pem: Option<String>,
+}
+
+impl AgentRow {
+    pub(crate) fn status_str(&self) -> &'static str {
+        self.status.as_str()
+    }
+}
+
+pub(crate) struct State {
+    conn: Mutex<Connection>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+impl State {
+    pub(crate) fn open(path: &Path) -> Result<Self, StateError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS join_tokens(
+                 hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+                 used_at INTEGER, used_by TEXT);
+             CREATE TABLE IF NOT EXISTS agents(
+                 id TEXT PRIMARY KEY, hostname TEXT NOT NULL, status TEXT NOT NULL,
+                 csr_pem TEXT, created_at INTEGER NOT NULL, last_seen INTEGER);
+             CREATE TABLE IF NOT EXISTS admin_tokens(hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL);",
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back),
+        // so the poisoned guard is safe to reuse.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes a join token's secret and stores its hash. Returns the secret and expiry (Unix s).
+    pub(crate) fn create_join_token(&self, ttl: Duration) -> Result<(String, i64), StateError> {
+        let secret = random_hex(24);
+        let now = now_ms();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let expires_ms = now.saturating_add(ttl_ms);
+        self.conn().execute(
+            "INSERT INTO join_tokens(hash, created_at, expires_at) VALUES (?1, ?2, ?3)",
+            params![hash_secret(&secret), now, expires_ms],
+        )?;
+        Ok((secret, expires_ms / 1000))
+    }
+
+    /// Uses a join token once and registers the agent as approved, in one transaction.
+    pub(crate) fn enroll_with_token(
+        &self,
+        secret: &str,
+        agent_id: &str,
+        hostname: &str,
+    ) -> Result<(), StateError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let hash = hash_secret(secret);
+        let now = now_ms();
+        let row: Option<(i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT expires_at, used_at FROM join_tokens WHERE hash = ?1",
+                params![hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => return Err(StateError::UnknownToken),
+            Some((_, Some(_))) => return Err(StateError::UsedToken),
+            Some((expires, None)) if expires <= now => return Err(StateError::ExpiredToken),
+            Some(_) => {}
+        }
+        tx.execute(
+            "UPDATE join_tokens SET used_at = ?1, used_by = ?2 WHERE hash = ?3",
+            params![now, agent_id, hash],
+        )?;
+        tx.execute(
+            "INSERT INTO agents(id, hostname, status, created_at) VALUES (?1, ?2, 'approved', ?3)",
+            params![agent_id, hostname, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Registers an agent that asked to join without a token; it waits for approval.
+    pub(crate) fn register_pending(
+        &self,
+        agent_id: &str,
+        hostname: &str,
+        csr_pem: &str,
+    ) -> Result<(), StateError> {
+        self.conn().execute(
+            "INSERT INTO agents(id, hostname, status, csr_pem, created_at) VALUES (?1, ?2, 'pending', ?3, ?4)",
+            params![agent_id, hostname, csr_pem, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn agent(&self, id: &str) -> Result<Option<AgentRow>, StateError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, hostname, status, last_seen, csr_pem FROM agents WHERE id = ?1",
+                params![id],
+                row_to_agent,
+            )
+            .optional()?)
+    }
+
+    pub(crate) fn list_agents(&self) -> Result<Vec<AgentRow>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, hostname, status, last_seen, csr_pem FROM agents ORDER BY created_at, id",
+        )?;
+        let rows = stmt
+            .query_map([], row_to_agent)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub(crate) fn set_status(&self, id: &str, status: AgentStatus) -> Result<(), StateError> {
+        let n = self.conn().execute(
+            "UPDATE agents SET status = ?1 WHERE id = ?2",
+            params![status.as_str(), id],
+        )?;
+        if n == 0 {
+            return Err(StateError::NoSuchAgent(id.to_string()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn touch(&self, id: &str, hostname: Option<&str>) -> Result<(), StateError> {
+        self.conn().execute(
+            "UPDATE agents SET last_seen = ?1, hostname = COALESCE(?2, hostname) WHERE id = ?3",
+            params![now_ms(), hostname, id],
+        )?;
+        Ok(())
+    }
+
+    /// Makes sure an admin token exists. Stores the configured one, or makes one when there
+    /// is none yet and returns it so that the caller can print it once.
+    pub(crate) fn ensure_admin_token(
+        &self,
+        configured: Option<&str>,
+    ) -> Result<Option<String>, StateError> {
+        let conn = self.conn();
+        if let Some(token) = configured {
+            conn.execute(
+                "INSERT OR IGNORE INTO admin_tokens(hash, created_at) VALUES (?1, ?2)",
+                params![hash_secret(token), now_ms()],
+            )?;
+            return Ok(None);
+        }
+        let count: i64 = conn.query_row("SELECT count(*) FROM admin_tokens", [], |r| r.get(0))?;
+        if count > 0 {
+            return Ok(None);
+        }
+        let token = format!("swadm_{}", random_hex(24));
+        conn.execute(
+            "INSERT INTO admin_tokens(hash, created_at) VALUES (?1, ?2)",
+            params![hash_secret(&token), now_ms()],
+        )?;
+        Ok(Some(token))
+    }
+
+    pub(crate) fn is_admin_token(&self, token: &str) -> Result<bool, StateError> {
+        let found: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM admin_tokens WHERE hash = ?1",
+                params![hash_secret(token)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+}
+
+fn row_to_agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
+    let status: String = r.get(2)?;
+    Ok(AgentRow {
+        id: r.get(0)?,
+        hostname: r.get(1)?,
+        status: AgentStatus::parse(&status),
+        last_seen_ms: r.get(3)?,
+        csr_pem: r.get(4)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> (tempfile::TempDir, State) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(&dir.path().join("state.db")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn token_is_single_use() {
+        let (_d, s) = state();
+        let (secret, _) = s.create_join_token(Duration::from_secs(60)).unwrap();
+        s.enroll_with_token(&secret, "ag-1", "h").unwrap();
+        assert!(matches!(
+            s.enroll_with_token(&secret, "ag-2", "h"),
+            Err(StateError::UsedToken)
+        ));
+        assert!(matches!(
+            s.enroll_with_token("nope", "ag-3", "h"),
+            Err(StateError::UnknownToken)
+        ));
+        assert_eq!(
+            s.agent("ag-1").unwrap().unwrap().status,
+            AgentStatus::Approved
+        );
+        assert!(s.agent("ag-2").unwrap().is_none());
+    }
+
+    #[test]
+    fn expired_token_is_refused() {
+        let (_d, s) = state();
+        let (secret, _) = s.create_join_token(Duration::ZERO).unwrap();
+        assert!(matches!(
+            s.enroll_with_token(&secret, "ag-1", "h"),
+            Err(StateError::ExpiredToken)
+        ));
+    }
+
+    #[test]
+    fn admin_token_made_once() {
+        let (_d, s) = state();
+        let t = s.ensure_admin_token(None).unwrap().unwrap();
+        assert!(s.ensure_admin_token(None).unwrap().is_none());
+        assert!(s.is_admin_token(&t).unwrap());
+        assert!(!s.is_admin_token("other").unwrap());
+    }
+}
