@@ -9,10 +9,15 @@ use sysward_proto::{Batch, Limits, Series, SeriesKind, VERSION, decode_batch, en
 fn batch() -> Batch {
     let mut series = Vec::new();
     for cpu in 0..16 {
-        for mode in ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"] {
+        for mode in [
+            "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+        ] {
             series.push(Series {
                 name: "node_cpu_seconds_total".into(),
-                labels: BTreeMap::from([("cpu".into(), cpu.to_string()), ("mode".into(), mode.into())]),
+                labels: BTreeMap::from([
+                    ("cpu".into(), cpu.to_string()),
+                    ("mode".into(), mode.into()),
+                ]),
                 kind: SeriesKind::Counter,
                 points: vec![(1_700_000_000_000, 12345.67 + f64::from(cpu))],
             });
@@ -44,12 +49,18 @@ fn bench(c: &mut Criterion) {
     let json_len = serde_json::to_vec(&batch).expect("json").len();
     let mut group = c.benchmark_group("proto");
     group.throughput(Throughput::Elements(batch.series.len() as u64));
-    group.bench_function("encode_batch", |b| b.iter(|| encode_batch(black_box(&batch))));
+    group.bench_function("encode_batch", |b| {
+        b.iter(|| encode_batch(black_box(&batch)))
+    });
     group.bench_function("decode_batch", |b| {
         b.iter(|| decode_batch(black_box(&body), &Limits::default()))
     });
     group.finish();
-    eprintln!("batch: {} series, {json_len} bytes JSON, {} bytes gzip", batch.series.len(), body.len());
+    eprintln!(
+        "batch: {} series, {json_len} bytes JSON, {} bytes gzip",
+        batch.series.len(),
+        body.len()
+    );
 }
 
 criterion_group!(benches, bench);

@@ -23,7 +23,12 @@ pub struct Sample {
 impl Sample {
     /// A sample without labels.
     pub fn new(name: impl Into<String>, kind: Kind, value: f64) -> Self {
-        Self { name: name.into(), labels: Vec::new(), kind, value }
+        Self {
+            name: name.into(),
+            labels: Vec::new(),
+            kind,
+            value,
+        }
     }
 
     /// Adds one label.

@@ -1,0 +1,188 @@
+//! Command-line parsing and the short commands (`check-config`, `collect --once`, `enroll`).
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+use sysward_collectors::{Output, REGISTRY, Roots};
+
+use crate::{
+    config::AgentConfig,
+    enroll::{EnrollTarget, enroll},
+};
+
+const DEFAULT_CONFIG: &str = "/etc/sysward/agent.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "sysward-agent",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SYSWARD_GIT_COMMIT"), ")"),
+    about = "Sysward agent: collects host metrics and pushes them to a Sysward server."
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the agent.
+    Run,
+    /// Validates the configuration file; names the file, line and key of an error.
+    CheckConfig,
+    /// Joins a server: with a token from `sysward-server token create`, or with
+    /// `--server URL --ca-pin SHA256` to ask for approval.
+    Enroll {
+        /// A join token.
+        token: Option<String>,
+        /// Server URL, when enrolling without a token.
+        #[arg(long, requires = "ca_pin", conflicts_with = "token")]
+        server: Option<String>,
+        /// SHA-256 of the server's CA certificate (hex), when enrolling without a token.
+        #[arg(long)]
+        ca_pin: Option<String>,
+    },
+    /// Runs every enabled collector once and prints the samples in Prometheus text format.
+    Collect {
+        /// Run once and exit (the only mode for now).
+        #[arg(long)]
+        once: bool,
+        #[arg(long)]
+        procfs_root: Option<PathBuf>,
+        #[arg(long)]
+        sysfs_root: Option<PathBuf>,
+        #[arg(long)]
+        rootfs: Option<PathBuf>,
+    },
+}
+
+pub(crate) fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig => match AgentConfig::load(&cli.config) {
+            Ok(config) => {
+                println!(
+                    "{}: ok ({} collectors enabled)",
+                    cli.config.display(),
+                    config.collectors.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(2))
+            }
+        },
+        Command::Run => {
+            let config = load(&cli.config)?;
+            init_logging();
+            crate::run::run(config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Enroll {
+            token,
+            server,
+            ca_pin,
+        } => {
+            let config = load(&cli.config)?;
+            init_logging();
+            let target = match (token, server, ca_pin) {
+                (Some(t), _, _) => EnrollTarget::from_token(&t)?,
+                (None, Some(url), Some(pin)) => EnrollTarget {
+                    url,
+                    ca_sha256: pin,
+                    secret: None,
+                },
+                _ => bail!("give a join token, or --server URL and --ca-pin SHA256"),
+            };
+            if target.url.trim_end_matches('/') != config.server_url {
+                tracing::warn!(
+                    token = target.url,
+                    config = config.server_url,
+                    "The token's server URL differs from [server] url; `run` will use the config's."
+                );
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let id = runtime.block_on(enroll(
+                target,
+                &config.agent.state_dir,
+                &config.hostname(),
+                &config.agent.labels,
+            ))?;
+            println!("enrolled as {id}; start the agent with `sysward-agent run`");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Collect {
+            once: _,
+            procfs_root,
+            sysfs_root,
+            rootfs,
+        } => {
+            let (mut roots, names) = match AgentConfig::load(&cli.config) {
+                Ok(c) => (
+                    c.roots(),
+                    c.collectors.iter().map(|p| p.name).collect::<Vec<_>>(),
+                ),
+                Err(_) if !cli.config.exists() && cli.config == Path::new(DEFAULT_CONFIG) => (
+                    Roots::default(),
+                    REGISTRY
+                        .iter()
+                        .filter(|s| s.default_enabled)
+                        .map(|s| s.name)
+                        .collect(),
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(p) = procfs_root {
+                roots.proc = p;
+            }
+            if let Some(p) = sysfs_root {
+                roots.sys = p;
+            }
+            if let Some(p) = rootfs {
+                roots.rootfs = p;
+            }
+            let mut samples = Vec::new();
+            let mut failed = false;
+            for spec in REGISTRY.iter().filter(|s| names.contains(&s.name)) {
+                let mut collector = (spec.build)(&roots);
+                let mut out = Output::default();
+                if let Err(e) = collector.collect(&mut out) {
+                    eprintln!("collector {}: {e}", spec.name);
+                    failed = true;
+                }
+                for e in &out.errors {
+                    eprintln!("collector {}: {e}", spec.name);
+                }
+                samples.extend(out.samples);
+            }
+            print!("{}", crate::exposition::render(&samples));
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<AgentConfig> {
+    AgentConfig::load(path).map_err(anyhow::Error::new)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

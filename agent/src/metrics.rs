@@ -1,0 +1,155 @@
+//! The agent's own metrics, kept in atomics by the scheduler, batcher and shipper, and sent
+//! like any other collector's output by the built-in `agent` collector (node_exporter's
+//! `node_scrape_collector_*` idea, under `sysward_agent_*` names).
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use sysward_collectors::{CollectError, Collector, Kind, Output, Sample};
+
+#[derive(Debug, Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    pub(crate) fn inc(&self) {
+        self.add(1);
+    }
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Per collector: runs, failures, abandoned runs, skipped ticks, last duration.
+#[derive(Debug, Default)]
+pub(crate) struct CollectorStats {
+    pub(crate) runs: Counter,
+    pub(crate) errors: Counter,
+    pub(crate) partial_errors: Counter,
+    pub(crate) timeouts: Counter,
+    pub(crate) skipped: Counter,
+    pub(crate) last_duration_micros: Counter,
+    pub(crate) last_success: Counter,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct AgentMetrics {
+    pub(crate) collectors: BTreeMap<&'static str, CollectorStats>,
+    pub(crate) batches_sent: Counter,
+    pub(crate) batches_failed: Counter,
+    pub(crate) batches_queued: Counter,
+    pub(crate) batches_dropped_queue_full: Counter,
+    pub(crate) batches_dead_letter: Counter,
+    pub(crate) samples_dropped_non_finite: Counter,
+}
+
+impl AgentMetrics {
+    pub(crate) fn new(collector_names: impl IntoIterator<Item = &'static str>) -> Self {
+        Self {
+            collectors: collector_names
+                .into_iter()
+                .map(|n| (n, CollectorStats::default()))
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn collector(&self, name: &str) -> Option<&CollectorStats> {
+        self.collectors.get(name)
+    }
+}
+
+/// The name under which the agent's own metrics run and are reported.
+pub(crate) const SELF_COLLECTOR: &str = "agent";
+
+/// Reports [`AgentMetrics`] as samples.
+pub(crate) struct SelfCollector {
+    pub(crate) metrics: Arc<AgentMetrics>,
+}
+
+impl Collector for SelfCollector {
+    fn name(&self) -> &'static str {
+        SELF_COLLECTOR
+    }
+
+    fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
+        let m = &self.metrics;
+        for (name, s) in &m.collectors {
+            let c = |metric: &str, v: &Counter| {
+                Sample::new(metric, Kind::Counter, v.get() as f64).label("collector", *name)
+            };
+            out.push(c("sysward_agent_collector_runs_total", &s.runs));
+            out.push(c("sysward_agent_collector_errors_total", &s.errors));
+            out.push(c(
+                "sysward_agent_collector_partial_errors_total",
+                &s.partial_errors,
+            ));
+            out.push(c("sysward_agent_collector_timeouts_total", &s.timeouts));
+            out.push(c("sysward_agent_collector_skipped_total", &s.skipped));
+            out.push(
+                Sample::new(
+                    "sysward_agent_collector_duration_seconds",
+                    Kind::Gauge,
+                    s.last_duration_micros.get() as f64 / 1e6,
+                )
+                .label("collector", *name),
+            );
+            out.push(
+                Sample::new(
+                    "sysward_agent_collector_success",
+                    Kind::Gauge,
+                    s.last_success.get() as f64,
+                )
+                .label("collector", *name),
+            );
+        }
+        let counter = |name: &str, v: &Counter| Sample::new(name, Kind::Counter, v.get() as f64);
+        out.push(counter("sysward_agent_batches_sent_total", &m.batches_sent));
+        out.push(counter(
+            "sysward_agent_batches_failed_total",
+            &m.batches_failed,
+        ));
+        out.push(
+            counter(
+                "sysward_agent_batches_dropped_total",
+                &m.batches_dropped_queue_full,
+            )
+            .label("reason", "queue_full"),
+        );
+        out.push(
+            counter(
+                "sysward_agent_batches_dropped_total",
+                &m.batches_dead_letter,
+            )
+            .label("reason", "refused"),
+        );
+        out.push(
+            counter(
+                "sysward_agent_samples_dropped_total",
+                &m.samples_dropped_non_finite,
+            )
+            .label("reason", "non_finite"),
+        );
+        out.push(Sample::new(
+            "sysward_agent_batches_queued",
+            Kind::Gauge,
+            m.batches_queued.get() as f64,
+        ));
+        out.push(
+            Sample::new("sysward_agent_build_info", Kind::Gauge, 1.0)
+                .label("version", env!("CARGO_PKG_VERSION"))
+                .label("commit", env!("SYSWARD_GIT_COMMIT")),
+        );
+        Ok(())
+    }
+}

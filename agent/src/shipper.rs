@@ -1,0 +1,212 @@
+//! Pushes queued batches to the server over mutual TLS, oldest first, one at a time, and
+//! removes a batch only after the server acked its seq.
+//!
+//! Outcomes: 200 → ack; 429/503 and network errors → retry after `Retry-After` or an
+//! exponential backoff with full jitter; 401/403 → the server does not accept this agent
+//! (revoked, or its state was reset): retried at the longest backoff and logged as an error,
+//! since the batches themselves are fine; any other 4xx → the batch can never be accepted,
+//! so it is written to `state_dir/dead-letter/` and counted instead of blocking the queue.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use rand::Rng;
+use reqwest::{StatusCode, header};
+use sysward_proto::{AckResponse, ErrorResponse};
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+use crate::{
+    identity::{Identity, create_private_dir},
+    metrics::AgentMetrics,
+    queue::{BatchQueue, QueuedBatch},
+};
+
+const BACKOFF_START: Duration = Duration::from_millis(500);
+
+enum SendError {
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    Refused {
+        status: StatusCode,
+        reason: String,
+    },
+    Identity {
+        status: StatusCode,
+        reason: String,
+    },
+}
+
+pub(crate) struct Shipper {
+    pub(crate) client: reqwest::Client,
+    pub(crate) url: String,
+    pub(crate) queue: Arc<dyn BatchQueue>,
+    pub(crate) metrics: Arc<AgentMetrics>,
+    pub(crate) dead_letter_dir: PathBuf,
+    pub(crate) backoff_max: Duration,
+}
+
+impl Shipper {
+    pub(crate) fn new(
+        identity: &Identity,
+        queue: Arc<dyn BatchQueue>,
+        metrics: Arc<AgentMetrics>,
+        request_timeout: Duration,
+        backoff_max: Duration,
+    ) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(identity.tls_config()?)
+            .timeout(request_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self {
+            client,
+            url: format!(
+                "{}/api/v1/ingest",
+                identity.server_url.trim_end_matches('/')
+            ),
+            queue,
+            metrics,
+            dead_letter_dir: identity.dir.join("dead-letter"),
+            backoff_max,
+        })
+    }
+
+    /// Sends until `stop` turns true; then returns, leaving unsent batches in the queue.
+    pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut backoff = BACKOFF_START;
+        let mut failing = false;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let Some(batch) = self.queue.peek() else {
+                let notified = self.queue.notified();
+                // Re-check after registering, so a push in between is not missed.
+                if self.queue.peek().is_none() {
+                    tokio::select! {
+                        () = notified => {},
+                        _ = stop.changed() => {},
+                    }
+                }
+                continue;
+            };
+            let wait = match self.send(&batch).await {
+                Ok(acked) => {
+                    self.queue.ack(acked);
+                    self.metrics.batches_sent.inc();
+                    if failing {
+                        info!(
+                            queued = self.queue.len(),
+                            "Server reachable again; sending backlog."
+                        );
+                        failing = false;
+                    }
+                    backoff = BACKOFF_START;
+                    continue;
+                }
+                Err(SendError::Refused { status, reason }) => {
+                    self.metrics.batches_dead_letter.inc();
+                    error!(seq = batch.seq, %status, reason, "Server refused batch; moved to dead-letter.");
+                    self.dead_letter(&batch, &reason);
+                    self.queue.ack(batch.seq);
+                    continue;
+                }
+                Err(SendError::Identity { status, reason }) => {
+                    self.metrics.batches_failed.inc();
+                    error!(%status, reason, "Server does not accept this agent; re-enroll it. Batches are kept.");
+                    failing = true;
+                    self.backoff_max
+                }
+                Err(SendError::Retry { after, reason }) => {
+                    self.metrics.batches_failed.inc();
+                    if !failing {
+                        warn!(reason, "Cannot deliver batches; retrying with backoff.");
+                    } else {
+                        debug!(reason, "Delivery still failing.");
+                    }
+                    failing = true;
+                    let jittered = rand::rng().random_range(Duration::ZERO..=backoff);
+                    backoff = (backoff * 2).min(self.backoff_max);
+                    after.map_or(jittered, |a| a.min(self.backoff_max))
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {},
+                _ = stop.changed() => {},
+            }
+        }
+    }
+
+    async fn send(&self, batch: &QueuedBatch) -> Result<u64, SendError> {
+        let resp = self
+            .client
+            .post(&self.url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_ENCODING, "gzip")
+            .body(batch.body.as_ref().clone())
+            .send()
+            .await
+            .map_err(|e| SendError::Retry {
+                after: None,
+                reason: format!("{e:#}"),
+            })?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = resp.bytes().await.map_err(|e| SendError::Retry {
+            after: None,
+            reason: e.to_string(),
+        })?;
+        if status.is_success() {
+            let ack: AckResponse = serde_json::from_slice(&body).map_err(|e| SendError::Retry {
+                after: None,
+                reason: format!("malformed ack: {e}"),
+            })?;
+            if ack.acked_seq != batch.seq {
+                return Err(SendError::Retry {
+                    after: None,
+                    reason: format!("server acked seq {} for batch {}", ack.acked_seq, batch.seq),
+                });
+            }
+            return Ok(ack.acked_seq);
+        }
+        let reason = serde_json::from_slice::<ErrorResponse>(&body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(200).collect());
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                SendError::Identity { status, reason }
+            }
+            StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => SendError::Retry {
+                after: retry_after,
+                reason,
+            },
+            s if s.is_client_error() => SendError::Refused { status, reason },
+            _ => SendError::Retry {
+                after: retry_after,
+                reason: format!("{status}: {reason}"),
+            },
+        })
+    }
+
+    fn dead_letter(&self, batch: &QueuedBatch, reason: &str) {
+        let result = create_private_dir(&self.dead_letter_dir).and_then(|()| {
+            let stem = format!("{}-{}", crate::scheduler::now_ms(), batch.seq);
+            std::fs::write(
+                self.dead_letter_dir.join(format!("{stem}.json.gz")),
+                batch.body.as_ref(),
+            )?;
+            std::fs::write(self.dead_letter_dir.join(format!("{stem}.reason")), reason)?;
+            Ok(())
+        });
+        if let Err(e) = result {
+            error!(error = %e, "Cannot write dead-letter file; batch dropped.");
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! `memory`: every field of `/proc/meminfo` as a gauge.
+//!
+//! Names follow node_exporter's `meminfo` collector: `node_memory_<Field>_bytes` for a
+//! field in kB (the value times 1024), `node_memory_<Field>` for a count such as
+//! `HugePages_Total`, with `Active(anon)` written `Active_anon`. Every field the kernel
+//! prints is sent, so a newer kernel's fields appear without a change here.
+
+use std::collections::HashSet;
+
+use sysward_platform::{MemInfo, MemInfoField, Roots};
+
+use crate::{CollectError, Collector, Kind, Output, Sample};
+
+/// The prefix of every metric this collector sends.
+pub const PREFIX: &str = "node_memory_";
+
+/// Reads `/proc/meminfo` under its roots.
+#[derive(Debug)]
+pub struct MemoryCollector {
+    roots: Roots,
+}
+
+impl MemoryCollector {
+    /// A collector reading `meminfo` under `roots.proc`.
+    pub fn new(roots: Roots) -> Self {
+        Self { roots }
+    }
+}
+
+impl Collector for MemoryCollector {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
+        let info = sysward_platform::read_meminfo(&self.roots)?;
+        let path = self.roots.proc.join(MemInfo::FILE);
+        for skipped in &info.skipped {
+            out.error(skipped.clone().in_file(&path).to_string());
+        }
+        let mut sent = HashSet::new();
+        for field in &info.fields {
+            let Some(name) = metric_name(field) else {
+                out.error(format!(
+                    "{}: field {:?} makes no valid metric name; skipped",
+                    path.display(),
+                    field.name
+                ));
+                continue;
+            };
+            // Two kernel names can map to one metric (`A(b)` and `A_b`); the second
+            // would be a duplicate series.
+            if !sent.insert(name.clone()) {
+                out.error(format!(
+                    "{}: field {:?} gives {name} a second time; skipped",
+                    path.display(),
+                    field.name
+                ));
+                continue;
+            }
+            // In f64 rather than `MemInfoField::bytes`, which gives up on u64 overflow;
+            // a sample is an f64 anyway.
+            let value = if field.in_kb {
+                field.value as f64 * 1024.0
+            } else {
+                field.value as f64
+            };
+            out.push(Sample::new(name, Kind::Gauge, value));
+        }
+        Ok(())
+    }
+}
+
+/// node_exporter's name for a field, or `None` if the field's name cannot make a valid
+/// Prometheus metric name.
+fn metric_name(field: &MemInfoField) -> Option<String> {
+    let name = field.name.as_str();
+    // node_exporter's regex `\((.*)\)` → `_$1`: from the first `(` to the last `)`.
+    let stem = match (name.find('('), name.rfind(')')) {
+        (Some(open), Some(close)) if open < close => format!(
+            "{}_{}{}",
+            &name[..open],
+            &name[open + 1..close],
+            &name[close + 1..]
+        ),
+        _ => name.to_owned(),
+    };
+    let metric = if field.in_kb {
+        format!("{PREFIX}{stem}_bytes")
+    } else {
+        format!("{PREFIX}{stem}")
+    };
+    // The prefix already provides a valid first character.
+    metric
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        .then_some(metric)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(name: &str, in_kb: bool) -> MemInfoField {
+        MemInfoField {
+            name: name.to_owned(),
+            value: 1,
+            in_kb,
+        }
+    }
+
+    #[test]
+    fn names_follow_node_exporter() {
+        let cases = [
+            ("MemTotal", true, Some("node_memory_MemTotal_bytes")),
+            ("Active(anon)", true, Some("node_memory_Active_anon_bytes")),
+            ("Committed_AS", true, Some("node_memory_Committed_AS_bytes")),
+            (
+                "HugePages_Total",
+                false,
+                Some("node_memory_HugePages_Total"),
+            ),
+            ("Odd(a)b", false, Some("node_memory_Odd_ab")),
+            ("Dash-ed", true, None),
+            ("Nested(a(b))", true, None),
+            ("Ünicode", true, None),
+        ];
+        for (name, in_kb, expected) in cases {
+            assert_eq!(
+                metric_name(&field(name, in_kb)).as_deref(),
+                expected,
+                "{name}"
+            );
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    mod linux {
+        use super::*;
+        use crate::cpu::e2e::{assert_matches_node_exporter, fixture_roots};
+
+        #[test]
+        fn matches_node_exporter_on_its_fixture() {
+            // `node_memory_numa_*` come from node_exporter's `meminfo_numa` collector,
+            // which reads sysfs, not /proc/meminfo.
+            let select =
+                |name: &str| name.starts_with(PREFIX) && !name.starts_with("node_memory_numa_");
+            assert_matches_node_exporter(&mut MemoryCollector::new(fixture_roots()), &select);
+        }
+
+        #[test]
+        fn bad_lines_are_recorded_and_skipped() {
+            let dir = std::env::temp_dir()
+                .join(format!("sysward-collectors-memory-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("scratch dir");
+            std::fs::write(
+                dir.join("meminfo"),
+                "MemTotal: 2 kB\nBroken 5 kB\nWeird-Name: 3\nActive(anon): 1 kB\nActive_anon: 9 kB\n",
+            )
+            .expect("write fixture");
+            let mut out = Output::default();
+            let result = MemoryCollector::new(Roots::new(&dir, &dir, &dir)).collect(&mut out);
+            let _ = std::fs::remove_dir_all(&dir);
+            result.expect("a bad line does not fail the run");
+            assert_eq!(
+                out.samples,
+                [
+                    Sample::new("node_memory_MemTotal_bytes", Kind::Gauge, 2048.0),
+                    Sample::new("node_memory_Active_anon_bytes", Kind::Gauge, 1024.0),
+                ]
+            );
+            assert_eq!(out.errors.len(), 3, "{:#?}", out.errors);
+            assert!(
+                out.errors[0].contains("meminfo line 2"),
+                "{}",
+                out.errors[0]
+            );
+            assert!(out.errors[1].contains("Weird-Name"), "{}", out.errors[1]);
+            assert!(out.errors[2].contains("second time"), "{}", out.errors[2]);
+        }
+
+        #[test]
+        fn an_unreadable_file_fails_the_run() {
+            let roots = Roots::new("/nonexistent/sysward/proc", "/nonexistent", "/nonexistent");
+            let error = MemoryCollector::new(roots)
+                .collect(&mut Output::default())
+                .expect_err("no file");
+            assert!(
+                error
+                    .to_string()
+                    .contains("/nonexistent/sysward/proc/meminfo"),
+                "{error}"
+            );
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Everything OS-specific in Sysward: readers of the kernel's own accounting under a
+//! configurable set of [`Roots`], so that every collector can run against a fixture tree
+//! as well as against the live host.
+//!
+//! The crate has one backend per operating system, chosen here at compile time. Each
+//! backend offers the same reader functions with the same signatures; on an operating
+//! system without a backend they return [`Error::Unsupported`]. The typed readings they
+//! return ([`Stat`], [`MemInfo`], [`LoadAvg`]) are the same everywhere.
+//!
+//! On Linux the [`linux`] module also exposes the pure parsers behind the readers
+//! (`parse_stat`, `parse_meminfo`, `parse_loadavg`), which never panic on any input.
+//! A parser skips a malformed line it can do without and lists it in the reading's
+//! `skipped` field; it fails as a whole only when nothing usable is left.
+
+#![warn(missing_docs)]
+
+use std::path::PathBuf;
+
+mod readings;
+
+#[cfg(target_os = "linux")]
+pub mod linux;
+
+#[cfg(not(target_os = "linux"))]
+mod unsupported;
+
+pub use readings::{CpuTimes, LoadAvg, MemInfo, MemInfoField, Stat, USER_HZ};
+
+#[cfg(target_os = "linux")]
+pub use linux::{read_loadavg, read_meminfo, read_stat};
+
+#[cfg(not(target_os = "linux"))]
+pub use unsupported::{read_loadavg, read_meminfo, read_stat};
+
+/// Where the kernel's pseudo file systems and the host's root file system are mounted.
+///
+/// Readers never hard-code `/proc`: a container sees the host's through a bind mount
+/// (node_exporter's `--path.procfs` and friends), and tests point these at fixture trees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roots {
+    /// Mount point of procfs, normally `/proc`.
+    pub proc: PathBuf,
+    /// Mount point of sysfs, normally `/sys`.
+    pub sys: PathBuf,
+    /// The host's root file system, normally `/`.
+    pub rootfs: PathBuf,
+}
+
+impl Roots {
+    /// Roots at the given places.
+    pub fn new(
+        proc: impl Into<PathBuf>,
+        sys: impl Into<PathBuf>,
+        rootfs: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            proc: proc.into(),
+            sys: sys.into(),
+            rootfs: rootfs.into(),
+        }
+    }
+}
+
+impl Default for Roots {
+    /// The live host: `/proc`, `/sys` and `/`.
+    fn default() -> Self {
+        Self::new("/proc", "/sys", "/")
+    }
+}
+
+/// Why a reader failed.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read at all.
+    // The cause is part of the message as well as the source because the agent logs and
+    // records errors by their `Display` alone, and "cannot read /proc/stat" without the
+    // reason is not worth logging.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file, under its root.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A file was read but its text could not be understood.
+    #[error("cannot parse {} line {line}: {message}", path.display())]
+    Parse {
+        /// The file, under its root.
+        path: PathBuf,
+        /// The 1-based line the problem was found on.
+        line: usize,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// This operating system has no backend for the reading asked for.
+    #[error("not supported on this operating system")]
+    Unsupported,
+}
+
+/// A problem a pure parser found in its text: where it is and what is wrong.
+///
+/// It knows no path, since a parser only sees text; [`ParseError::in_file`] adds one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct ParseError {
+    /// The 1-based line. A problem with the text as a whole (nothing usable in it) is
+    /// reported one past the last line, where the missing content was expected.
+    pub line: usize,
+    /// What was wrong, quoting the offending text.
+    pub message: String,
+}
+
+impl ParseError {
+    /// A problem on `line` (1-based).
+    pub fn new(line: usize, message: impl Into<String>) -> Self {
+        Self {
+            line,
+            message: message.into(),
+        }
+    }
+
+    /// The same problem as an [`Error::Parse`] naming the file it came from.
+    pub fn in_file(self, path: impl Into<PathBuf>) -> Error {
+        Error::Parse {
+            path: path.into(),
+            line: self.line,
+            message: self.message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_roots_are_the_live_host() {
+        let roots = Roots::default();
+        assert_eq!(roots.proc, PathBuf::from("/proc"));
+        assert_eq!(roots.sys, PathBuf::from("/sys"));
+        assert_eq!(roots.rootfs, PathBuf::from("/"));
+    }
+
+    #[test]
+    fn parse_error_in_file_names_path_and_line() {
+        let error = ParseError::new(3, "bad value \"x\"").in_file("/fixture/proc/stat");
+        assert_eq!(
+            error.to_string(),
+            "cannot parse /fixture/proc/stat line 3: bad value \"x\""
+        );
+    }
+
+    #[test]
+    fn read_error_message_carries_the_cause() {
+        let error = Error::Read {
+            path: PathBuf::from("/nowhere/stat"),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let message = error.to_string();
+        assert!(
+            message.starts_with("cannot read /nowhere/stat: "),
+            "{message}"
+        );
+        assert!(std::error::Error::source(&error).is_some());
+    }
+}
