@@ -12,6 +12,9 @@ pub mod load;
 pub mod memory;
 mod registry;
 
+#[cfg(all(test, target_os = "linux"))]
+mod testing;
+
 pub use registry::{CollectorSpec, REGISTRY, Tier};
 pub use sample::{Kind, Output, Sample};
 pub use sysward_platform::Roots;

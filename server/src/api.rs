@@ -49,6 +49,7 @@ pub(crate) fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/series", get(series))
         .route("/api/v1/read", get(read_raw))
+        .route("/api/v1/agents", get(agents))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(app)
 }
@@ -485,5 +486,35 @@ async fn read_raw(
         .iter()
         .map(|s| json!({ "metric": labels_json(&s.series.name, &s.series.labels), "values": s.points }))
         .collect();
+    Ok(Json(json!({ "status": "success", "data": data })))
+}
+
+/// `GET /api/v1/agents`: every agent with its status, last contact and stored batches.
+async fn agents(
+    AxState(app): AxState<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&app, &headers).await?;
+    let (state, store) = (app.state.clone(), app.store.clone());
+    let data = blocking(move || {
+        let mut out = Vec::new();
+        for a in state.list_agents().map_err(internal)? {
+            let boots: Vec<_> = store
+                .batch_stats(&a.id)
+                .map_err(internal)?
+                .into_iter()
+                .map(|b| json!({ "boot_id": b.boot_id, "batches": b.count, "max_seq": b.max_seq }))
+                .collect();
+            out.push(json!({
+                "id": a.id,
+                "hostname": a.hostname,
+                "status": a.status_str(),
+                "last_seen_ms": a.last_seen_ms,
+                "boots": boots,
+            }));
+        }
+        Ok::<_, ApiError>(out)
+    })
+    .await??;
     Ok(Json(json!({ "status": "success", "data": data })))
 }

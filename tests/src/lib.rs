@@ -1,1 +1,408 @@
-//! Helpers for the integration tests in `tests/`: start the real binaries on loopback.
+//! Helpers for the integration tests in `tests/`: start the real `sysward-server` and
+//! `sysward-agent` binaries on 127.0.0.1 with real TLS, and talk to them as an operator or
+//! as an agent would. Build the binaries first (`cargo build --bins`); the README's test
+//! command does.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::{
+    fs,
+    io::Write,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::Arc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use flate2::{Compression, write::GzEncoder};
+use nix::{sys::signal::Signal, unistd::Pid};
+use rustls::{
+    ClientConfig, RootCertStore,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+};
+use serde_json::Value;
+
+/// The admin token every test server is configured with.
+pub const ADMIN_TOKEN: &str = "swadm_test_0123456789";
+
+/// A built binary of this workspace, beside the test executable's target directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first with `cargo build --bins`",
+        path.display()
+    );
+    path
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` until it returns `Some`, or panics after `limit` naming `what`.
+pub fn poll<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+fn ring() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(ca_pem: &str) -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    roots
+}
+
+/// An HTTPS client that trusts `ca_pem` and shows the given certificate and key, if any.
+pub fn client(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::blocking::Client {
+    let builder = ClientConfig::builder_with_provider(ring())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots(ca_pem));
+    let tls = match identity {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    cmd.stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .env("RUST_LOG", "info")
+        .spawn()
+        .unwrap()
+}
+
+fn stop(child: &mut Option<Child>, signal: Signal) {
+    if let Some(mut c) = child.take() {
+        let _ = nix::sys::signal::kill(Pid::from_raw(c.id() as i32), signal);
+        let _ = c.wait();
+    }
+}
+
+/// A running `sysward-server` with its own data directory and port.
+pub struct Server {
+    pub root: PathBuf,
+    pub config: PathBuf,
+    pub port: u16,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// Starts a server in `root` with `extra` appended to its config, and waits until healthy.
+    pub fn start(root: &Path, extra: &str) -> Self {
+        let port = free_port();
+        let config = root.join("server.toml");
+        fs::write(
+            &config,
+            format!(
+                "[listen]\naddress = \"127.0.0.1:{port}\"\n[storage]\ndata_dir = {:?}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n{extra}",
+                root.join("server-data").display().to_string()
+            ),
+        )
+        .unwrap();
+        let mut s = Self {
+            root: root.to_path_buf(),
+            config,
+            port,
+            log: root.join("server.log"),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let child = spawn_logged(
+            Command::new(bin("sysward-server"))
+                .arg("--config")
+                .arg(&self.config)
+                .arg("serve"),
+            &self.log,
+        );
+        self.child = Some(child);
+        self.wait_healthy();
+    }
+
+    pub fn wait_healthy(&self) {
+        let ca = self.root.join("server-data/pki/ca.crt");
+        poll(
+            Duration::from_secs(30),
+            "the server to answer /api/health",
+            || {
+                if let Some(c) = self.child.as_ref() {
+                    assert!(
+                        nix::sys::wait::waitpid(
+                            Pid::from_raw(c.id() as i32),
+                            Some(nix::sys::wait::WaitPidFlag::WNOHANG)
+                        )
+                        .map(|s| s == nix::sys::wait::WaitStatus::StillAlive)
+                        .unwrap_or(true),
+                        "server exited; log:\n{}",
+                        self.log_text()
+                    );
+                }
+                let pem = fs::read_to_string(&ca).ok()?;
+                let resp = client(&pem, None)
+                    .get(format!("{}/api/health", self.url()))
+                    .send()
+                    .ok()?;
+                resp.status().is_success().then_some(())
+            },
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    pub fn ca_pem(&self) -> String {
+        fs::read_to_string(self.root.join("server-data/pki/ca.crt")).unwrap()
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process outright (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        stop(&mut self.child, Signal::SIGKILL);
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Runs an admin command of the same binary against this server's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin("sysward-server"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn token(&self, extra: &[&str]) -> String {
+        let mut args = vec!["token", "create"];
+        args.extend_from_slice(extra);
+        let out = self.cli(&args);
+        assert!(
+            out.status.success(),
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// GET an admin endpoint; returns status and JSON body.
+    pub fn admin_get(&self, path: &str) -> (u16, Value) {
+        let resp = client(&self.ca_pem(), None)
+            .get(format!("{}{path}", self.url()))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    /// Raw points of every series matching `selector`.
+    pub fn read(&self, selector: &str) -> Vec<Value> {
+        let q = selector
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+            .replace('"', "%22")
+            .replace(',', "%2C")
+            .replace('=', "%3D");
+        let (status, body) = self.admin_get(&format!("/api/v1/read?match[]={q}"));
+        assert_eq!(status, 200, "read {selector}: {body}");
+        body["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `/api/v1/agents` entry of one agent.
+    pub fn agent_info(&self, id: &str) -> Value {
+        let (status, body) = self.admin_get("/api/v1/agents");
+        assert_eq!(status, 200, "{body}");
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        stop(&mut self.child, Signal::SIGKILL);
+    }
+}
+
+/// A `sysward-agent` with its own config and state directory.
+pub struct Agent {
+    pub config: PathBuf,
+    pub state_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Agent {
+    /// Writes an agent config in `root/name` pointing at `server_url`, with `extra` appended.
+    pub fn configure(root: &Path, name: &str, server_url: &str, extra: &str) -> Self {
+        let dir = root.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        let state_dir = dir.join("state");
+        let config = dir.join("agent.toml");
+        fs::write(
+            &config,
+            format!(
+                "[server]\nurl = \"{server_url}\"\n[agent]\nstate_dir = {:?}\nhostname = \"{name}\"\n{extra}",
+                state_dir.display().to_string()
+            ),
+        )
+        .unwrap();
+        Self {
+            config,
+            state_dir,
+            log: dir.join("agent.log"),
+            child: None,
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(bin("sysward-agent"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Enrolls with a token and asserts it worked.
+    pub fn enroll(&self, token: &str) -> String {
+        let out = self.cmd(&["enroll", token]);
+        assert!(
+            out.status.success(),
+            "enroll failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.agent_id()
+    }
+
+    pub fn agent_id(&self) -> String {
+        let text = fs::read_to_string(self.state_dir.join("identity.json")).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()["agent_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub fn start(&mut self) {
+        let child = spawn_logged(
+            Command::new(bin("sysward-agent"))
+                .arg("--config")
+                .arg(&self.config)
+                .arg("run"),
+            &self.log,
+        );
+        self.child = Some(child);
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A client that presents this agent's certificate.
+    pub fn client(&self, server: &Server) -> reqwest::blocking::Client {
+        let cert = fs::read_to_string(self.state_dir.join("agent.crt")).unwrap();
+        let key = fs::read_to_string(self.state_dir.join("agent.key")).unwrap();
+        client(&server.ca_pem(), Some((&cert, &key)))
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        stop(&mut self.child, Signal::SIGTERM);
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        stop(&mut self.child, Signal::SIGKILL);
+    }
+}
+
+/// A version-1 batch as JSON with one gauge series of one point.
+pub fn batch(agent_id: &str, boot: &str, seq: u64, name: &str, value: f64) -> Value {
+    serde_json::json!({
+        "v": 1, "agent_id": agent_id, "boot_id": boot, "seq": seq, "sent_at": 1_700_000_000_000i64,
+        "series": [{ "name": name, "labels": {"test": "yes"}, "kind": "gauge",
+                     "points": [[1_700_000_000_000i64, value]] }],
+    })
+}
+
+/// POSTs a body to /api/v1/ingest as gzip; returns status and JSON answer.
+pub fn post_ingest(
+    client: &reqwest::blocking::Client,
+    server: &Server,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let resp = client
+        .post(format!("{}/api/v1/ingest", server.url()))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(body)
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}

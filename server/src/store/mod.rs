@@ -76,6 +76,14 @@ pub(crate) struct SeriesPoints {
     pub(crate) points: Vec<(i64, f64)>,
 }
 
+/// What the store holds of one agent boot's batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchStats {
+    pub(crate) boot_id: String,
+    pub(crate) count: u64,
+    pub(crate) max_seq: u64,
+}
+
 pub(crate) trait Store: Send + Sync {
     /// Stores a batch durably, once.
     fn ingest(&self, batch: &IngestBatch<'_>) -> Result<IngestOutcome, StoreError>;
@@ -88,6 +96,9 @@ pub(crate) trait Store: Send + Sync {
         start: i64,
         end: i64,
     ) -> Result<Vec<SeriesPoints>, StoreError>;
+    /// Per boot of an agent: how many batches are stored and the highest seq. Equal numbers
+    /// mean no batch of that boot is missing.
+    fn batch_stats(&self, agent_id: &str) -> Result<Vec<BatchStats>, StoreError>;
     /// Whether the store answers.
     fn healthy(&self) -> bool;
 }

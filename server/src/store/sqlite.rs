@@ -14,7 +14,9 @@ use std::{
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{IngestBatch, IngestOutcome, Selector, SeriesLabels, SeriesPoints, Store, StoreError};
+use super::{
+    BatchStats, IngestBatch, IngestOutcome, Selector, SeriesLabels, SeriesPoints, Store, StoreError,
+};
 
 pub(crate) struct SqliteStore {
     inner: Mutex<Inner>,
@@ -181,6 +183,23 @@ impl Store for SqliteStore {
             out.push(SeriesPoints { series, points });
         }
         Ok(out)
+    }
+
+    fn batch_stats(&self, agent_id: &str) -> Result<Vec<BatchStats>, StoreError> {
+        let guard = self.lock();
+        let mut stmt = guard.conn.prepare_cached(
+            "SELECT boot_id, count(*), max(seq) FROM batches WHERE agent_id = ?1 GROUP BY boot_id ORDER BY min(received_at)",
+        )?;
+        let rows = stmt
+            .query_map(params![agent_id], |r| {
+                Ok(BatchStats {
+                    boot_id: r.get(0)?,
+                    count: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    max_seq: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     fn healthy(&self) -> bool {
