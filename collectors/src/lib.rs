@@ -5,19 +5,13 @@
 //! (one file that cannot be read) is recorded in [`Output::errors`] and the rest of the run
 //! goes on; only a failure of the whole collector is returned as `Err`.
 
-mod filter;
 mod sample;
 
 pub mod cpu;
-pub mod filesystem;
 pub mod load;
 pub mod memory;
 mod registry;
 
-#[cfg(all(test, target_os = "linux"))]
-mod testing;
-
-pub use filter::NameFilter;
 pub use registry::{CollectorSpec, REGISTRY, Tier};
 pub use sample::{Kind, Output, Sample};
 pub use sysward_platform::Roots;

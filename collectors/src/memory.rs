@@ -137,7 +137,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     mod linux {
         use super::*;
-        use crate::testing::{assert_matches_node_exporter, fixture_roots};
+        use crate::cpu::e2e::{assert_matches_node_exporter, fixture_roots};
 
         #[test]
         fn matches_node_exporter_on_its_fixture() {

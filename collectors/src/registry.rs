@@ -1,4 +1,4 @@
-use crate::{Collector, Roots, cpu, filesystem, load, memory};
+use crate::{Collector, Roots, cpu, load, memory};
 
 /// The agent's four interval tiers; each collector has a default one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,11 +56,5 @@ pub static REGISTRY: &[CollectorSpec] = &[
         default_enabled: true,
         default_tier: Tier::Critical,
         build: |roots| Box::new(memory::MemoryCollector::new(roots.clone())),
-    },
-    CollectorSpec {
-        name: "filesystem",
-        default_enabled: true,
-        default_tier: Tier::Standard,
-        build: |roots| Box::new(filesystem::FilesystemCollector::new(roots.clone())),
     },
 ];

@@ -24,22 +24,13 @@ pub mod linux;
 #[cfg(not(target_os = "linux"))]
 mod unsupported;
 
-pub use readings::{
-    Clocksource, CpuInfo, CpuTimes, DiskStat, DiskStats, Dmi, FsUsage, HwmonChip, LoadAvg,
-    MemInfo, MemInfoField, Mount, Mounts, NetClassInterface, NetDev, NetDevInterface, NetStat,
-    NetStats, OsRelease, PidStat, Pressure, PressureLine, ScanSummary, Sockstat, SockstatLine,
-    Stat, StatvfsOutcome, TcpStates, Timex, USER_HZ, Uname, Users, VmStat,
-};
+pub use readings::{CpuTimes, LoadAvg, MemInfo, MemInfoField, Stat, USER_HZ};
 
 #[cfg(target_os = "linux")]
-pub use linux::{
-    StatvfsRunner, read_diskstats, read_loadavg, read_meminfo, read_mounts, read_stat, statvfs,
-};
+pub use linux::{read_loadavg, read_meminfo, read_stat};
 
 #[cfg(not(target_os = "linux"))]
-pub use unsupported::{
-    StatvfsRunner, read_diskstats, read_loadavg, read_meminfo, read_mounts, read_stat, statvfs,
-};
+pub use unsupported::{read_loadavg, read_meminfo, read_stat};
 
 /// Where the kernel's pseudo file systems and the host's root file system are mounted.
 ///

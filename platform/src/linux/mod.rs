@@ -10,19 +10,13 @@ use std::path::Path;
 
 use crate::Error;
 
-mod diskstats;
 mod loadavg;
 mod meminfo;
-mod mountinfo;
 mod stat;
-mod statvfs;
 
-pub use diskstats::{parse_diskstats, read_diskstats};
 pub use loadavg::{parse_loadavg, read_loadavg};
 pub use meminfo::{parse_meminfo, read_meminfo};
-pub use mountinfo::{parse_mountinfo, read_mounts};
 pub use stat::{parse_stat, read_stat};
-pub use statvfs::{StatvfsRunner, statvfs};
 
 /// Reads a whole procfs file as text.
 fn read_text(path: &Path) -> Result<String, Error> {
