@@ -1,5 +1,7 @@
 //! A bad config file: `check-config` and `run` both name the file, line and key.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use sysward_tests::Agent;
 
 fn check(extra_and_server: &str) -> (String, String) {

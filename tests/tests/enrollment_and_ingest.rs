@@ -1,5 +1,7 @@
 //! Enrollment and ingest end to end: real server, real agent, TLS on loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::{process::Command, time::Duration};
 
 use serde_json::Value;

@@ -1,6 +1,8 @@
 //! Every kind of bad input gets a clear refusal, is logged, and leaves the server running
 //! with nothing stored from it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::{io::Write, time::Duration};
 
 use flate2::{Compression, write::GzEncoder};

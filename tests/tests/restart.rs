@@ -1,6 +1,8 @@
 //! The server dies while the agent runs: the agent reconnects by itself, and every batch of
 //! its boot is stored exactly once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use sysward_tests::{Agent, Server, poll};
