@@ -6,6 +6,9 @@
 //! their sum. Guest time is also counted in `user` and `nice`, as the kernel counts it;
 //! `node_cpu_guest_seconds_total` shows it separately.
 //!
+//! It also sends the CPU and IRQ pressure totals of `/proc/pressure` (node_exporter's
+//! `pressure` collector), where the kernel has them.
+//!
 //! Between runs the collector keeps the values it last sent for each CPU, to apply
 //! node_exporter's guard against counters that step backwards (see `keep_monotonic`).
 
@@ -13,7 +16,7 @@ use std::collections::BTreeMap;
 
 use sysward_platform::{CpuTimes, Roots, Stat, USER_HZ};
 
-use crate::{CollectError, Collector, Kind, Output, Sample};
+use crate::{CollectError, Collector, Kind, Output, Sample, psi};
 
 /// Seconds each CPU spent in each mode (counter; labels `cpu`, `mode`).
 pub const CPU_SECONDS: &str = "node_cpu_seconds_total";
@@ -31,6 +34,11 @@ pub const BOOT_TIME: &str = "node_boot_time_seconds";
 pub const PROCS_RUNNING: &str = "node_procs_running";
 /// Threads blocked on I/O now (gauge).
 pub const PROCS_BLOCKED: &str = "node_procs_blocked";
+
+/// Seconds in which some runnable task waited for a CPU (counter).
+pub const PRESSURE_CPU_WAITING: &str = "node_pressure_cpu_waiting_seconds_total";
+/// Seconds in which all tasks were stalled by IRQ handling (counter).
+pub const PRESSURE_IRQ_STALLED: &str = "node_pressure_irq_stalled_seconds_total";
 
 /// How far idle time must fall before a CPU is taken to have been re-plugged
 /// (node_exporter's `jumpBackSeconds`, 3 s).
@@ -68,6 +76,10 @@ impl Collector for CpuCollector {
         keep_monotonic(&mut self.sent, &stat.cpus);
         push_cpu_times(&self.sent, out);
         push_activity(&stat, out);
+        // As node_exporter: no CPU `full`, which the kernel prints since 5.13 for the
+        // sake of cgroups and which is always zero system-wide; IRQ has only `full`.
+        psi::push_pressure(&self.roots, "cpu", Some(PRESSURE_CPU_WAITING), None, out);
+        psi::push_pressure(&self.roots, "irq", None, Some(PRESSURE_IRQ_STALLED), out);
         Ok(())
     }
 }
@@ -156,153 +168,6 @@ fn push_activity(stat: &Stat, out: &mut Output) {
     }
 }
 
-/// Compares a collector's output with node_exporter's `e2e-output.txt`, which is what
-/// node_exporter prints for the same fixture tree. Shared by the tests of `cpu`,
-/// `memory` and `load`.
-#[cfg(all(test, target_os = "linux"))]
-pub(crate) mod e2e {
-    use std::collections::{BTreeMap, HashMap};
-    use std::path::{Path, PathBuf};
-
-    use crate::{Collector, Kind, Output, Roots};
-
-    /// `shared/` lives beside the repository, here and in CI.
-    fn fixture_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/node_exporter")
-    }
-
-    /// Roots on node_exporter's fixture tree. Only `proc` exists there unpacked; the
-    /// others point inside the fixture so that no test ever reads the live host.
-    pub(crate) fn fixture_roots() -> Roots {
-        let dir = fixture_dir();
-        Roots::new(dir.join("proc"), dir.join("sys"), dir)
-    }
-
-    /// A series: its name and its labels sorted by name, as the exposition format
-    /// sorts them.
-    type Series = (String, Vec<(String, String)>);
-
-    /// The lines of `e2e-output.txt` whose metric name passes `select`, with their type.
-    fn expected(select: &dyn Fn(&str) -> bool) -> BTreeMap<Series, (Kind, f64)> {
-        let path = fixture_dir().join("e2e-output.txt");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
-        let mut kinds = HashMap::new();
-        let mut lines = BTreeMap::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let (name, kind) = rest.split_once(' ').expect("TYPE line has a kind");
-                kinds.insert(name.to_owned(), kind.to_owned());
-                continue;
-            }
-            if line.starts_with('#') || line.is_empty() {
-                continue;
-            }
-            // Select before parsing, so that lines of other collectors cannot matter.
-            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-            if !select(&line[..name_end]) {
-                continue;
-            }
-            let (series, value) = parse_sample_line(line);
-            let kind = match kinds.get(&series.0).map(String::as_str) {
-                Some("counter") => Kind::Counter,
-                Some("gauge") => Kind::Gauge,
-                other => panic!("{}: unexpected type {other:?}", series.0),
-            };
-            assert!(lines.insert(series, (kind, value)).is_none(), "{line}");
-        }
-        lines
-    }
-
-    /// `name{label="value",...} value` of the text exposition format.
-    fn parse_sample_line(line: &str) -> (Series, f64) {
-        let name_end = line.find(['{', ' ']).expect("sample line has a value");
-        let name = line[..name_end].to_owned();
-        let mut rest = &line[name_end..];
-        let mut labels = Vec::new();
-        if let Some(mut body) = rest.strip_prefix('{') {
-            loop {
-                body = body.trim_start_matches(',');
-                if let Some(after) = body.strip_prefix('}') {
-                    rest = after;
-                    break;
-                }
-                let (label, quoted) = body.split_once("=\"").expect("label has a value");
-                let mut value = String::new();
-                let mut chars = quoted.char_indices();
-                let end = loop {
-                    match chars.next().expect("label value is terminated") {
-                        (i, '"') => break i,
-                        (_, '\\') => match chars.next().expect("escape is complete").1 {
-                            'n' => value.push('\n'),
-                            other => value.push(other),
-                        },
-                        (_, other) => value.push(other),
-                    }
-                };
-                labels.push((label.to_owned(), value));
-                body = &quoted[end + 1..];
-            }
-        }
-        labels.sort();
-        let value = rest
-            .split_ascii_whitespace()
-            .next()
-            .expect("sample line has a value");
-        let value = value
-            .parse()
-            .unwrap_or_else(|_| panic!("bad value {value:?} in {line}"));
-        ((name, labels), value)
-    }
-
-    /// Runs `collector` once and asserts that the series it makes whose names pass
-    /// `select` are exactly those of `e2e-output.txt`: same names, labels, types and
-    /// values (to a relative 1e-9), none missing and none extra.
-    pub(crate) fn assert_matches_node_exporter(
-        collector: &mut dyn Collector,
-        select: &dyn Fn(&str) -> bool,
-    ) {
-        let expected = expected(select);
-        assert!(!expected.is_empty(), "no e2e lines selected");
-
-        let mut out = Output::default();
-        collector
-            .collect(&mut out)
-            .expect("collects from the fixture");
-        assert_eq!(
-            out.errors,
-            Vec::<String>::new(),
-            "no part fails on the fixture"
-        );
-
-        let mut ours = BTreeMap::new();
-        for sample in out.samples.into_iter().filter(|s| select(&s.name)) {
-            let mut labels = sample.labels;
-            labels.sort();
-            let series = (sample.name, labels);
-            let again = ours.insert(series.clone(), (sample.kind, sample.value));
-            assert!(again.is_none(), "series sent twice: {series:?}");
-        }
-
-        let missing: Vec<_> = expected.keys().filter(|s| !ours.contains_key(*s)).collect();
-        let extra: Vec<_> = ours.keys().filter(|s| !expected.contains_key(*s)).collect();
-        assert!(
-            missing.is_empty(),
-            "node_exporter has, we lack: {missing:#?}"
-        );
-        assert!(extra.is_empty(), "we have, node_exporter lacks: {extra:#?}");
-        for (series, (kind, value)) in &expected {
-            let (our_kind, our_value) = ours[series];
-            assert_eq!(our_kind, *kind, "type of {series:?}");
-            let tolerance = 1e-9 * value.abs().max(our_value.abs()).max(1.0);
-            assert!(
-                (our_value - value).abs() <= tolerance,
-                "{series:?}: ours {our_value}, node_exporter {value}"
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,7 +224,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     mod linux {
         use super::*;
-        use crate::cpu::e2e::{assert_matches_node_exporter, fixture_roots};
+        use crate::testing::{assert_matches_node_exporter, fixture_roots};
 
         #[test]
         fn matches_node_exporter_on_its_fixture() {
@@ -372,6 +237,8 @@ mod tests {
                 BOOT_TIME,
                 PROCS_RUNNING,
                 PROCS_BLOCKED,
+                PRESSURE_CPU_WAITING,
+                PRESSURE_IRQ_STALLED,
             ];
             let mut collector = CpuCollector::new(fixture_roots());
             assert_matches_node_exporter(&mut collector, &|name| names.contains(&name));

@@ -4,14 +4,54 @@
 //! deadline; state kept between runs lives in `&mut self`. A failing *part* of a collector
 //! (one file that cannot be read) is recorded in [`Output::errors`] and the rest of the run
 //! goes on; only a failure of the whole collector is returned as `Err`.
+//!
+//! Each collector is one module, named as its [`REGISTRY`] row and its config key:
+//!
+//! | collector | reads | sends |
+//! | --- | --- | --- |
+//! | [`cpu`] | `/proc/stat`, `/proc/pressure/{cpu,irq}` | `node_cpu_*`, `node_intr_total`, `node_pressure_cpu_*`, ... |
+//! | [`load`] | `/proc/loadavg` | `node_load{1,5,15}` |
+//! | [`memory`] | `/proc/meminfo`, `/proc/vmstat`, `/proc/pressure/{memory,io}` | `node_memory_*`, `node_vmstat_*`, `node_pressure_{memory,io}_*` |
+//! | [`filesystem`] | `/proc/1/mountinfo`, `statvfs` | `node_filesystem_*` |
+//! | [`diskstats`] | `/proc/diskstats` | `node_disk_*` |
+//! | [`netdev`] | `/proc/net/dev`, `/sys/class/net` | `node_network_*` |
+//! | [`netstat`] | `/proc/net/{snmp,netstat,snmp6}` | `node_netstat_*` |
+//! | [`sockstat`] | `/proc/net/sockstat{,6}` | `node_sockstat_*` |
+//! | [`tcpstat`] | `/proc/net/tcp{,6}` | `node_tcp_connection_states` |
+//! | [`processes`] | `/proc/[pid]/stat`, `status` | `node_processes_*`, `sysward_process_*` |
+//! | [`host`] | `/proc/sys/kernel`, `os-release`, `/proc/cpuinfo`, DMI, `machine-id` | `node_uname_info`, `node_os_*`, `sysward_host_*` |
+//! | [`time`] | the clock, `adjtimex`, clock sources | `node_time_*`, `node_timex_*` |
+//! | [`hwmon`] | `/sys/class/hwmon` | `node_hwmon_*` |
+//!
+//! Names, labels and units are node_exporter's wherever it has the metric, checked
+//! against its own output on its fixture tree (the `testing` module's
+//! `node_exporter_e2e` test); each module's documentation says where it differs.
 
+#![warn(missing_docs)]
+
+mod filter;
+mod psi;
 mod sample;
 
 pub mod cpu;
+pub mod diskstats;
+pub mod filesystem;
+pub mod host;
+pub mod hwmon;
 pub mod load;
 pub mod memory;
+pub mod netdev;
+pub mod netstat;
+pub mod processes;
 mod registry;
+pub mod sockstat;
+pub mod tcpstat;
+pub mod time;
 
+#[cfg(all(test, target_os = "linux"))]
+mod testing;
+
+pub use filter::NameFilter;
 pub use registry::{CollectorSpec, REGISTRY, Tier};
 pub use sample::{Kind, Output, Sample};
 pub use sysward_platform::Roots;

@@ -43,7 +43,7 @@ impl Collector for LoadCollector {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use crate::cpu::e2e::{assert_matches_node_exporter, fixture_roots};
+    use crate::testing::{assert_matches_node_exporter, fixture_roots};
 
     #[test]
     fn matches_node_exporter_on_its_fixture() {

@@ -4,26 +4,98 @@
 //! field in kB (the value times 1024), `node_memory_<Field>` for a count such as
 //! `HugePages_Total`, with `Active(anon)` written `Active_anon`. Every field the kernel
 //! prints is sent, so a newer kernel's fields appear without a change here.
+//!
+//! It also sends the paging counters of `/proc/vmstat` that node_exporter's `vmstat`
+//! collector sends by default (`node_vmstat_<field>`; node_exporter types them
+//! `untyped`, here they are counters), and the memory and I/O pressure totals of
+//! `/proc/pressure` where the kernel has them.
 
 use std::collections::HashSet;
 
-use sysward_platform::{MemInfo, MemInfoField, Roots};
+use sysward_platform::{MemInfo, MemInfoField, Roots, VmStat};
 
-use crate::{CollectError, Collector, Kind, Output, Sample};
+use crate::filter::{NameFilter, builtin_include, is_metric_name_part};
+use crate::{CollectError, Collector, Kind, Output, Sample, psi};
 
-/// The prefix of every metric this collector sends.
+/// The prefix of every meminfo metric this collector sends.
 pub const PREFIX: &str = "node_memory_";
+/// The prefix of every vmstat metric this collector sends.
+pub const VMSTAT_PREFIX: &str = "node_vmstat_";
+/// node_exporter's default `--collector.vmstat.fields`: page-ins and -outs, swap-ins
+/// and -outs, page faults and OOM kills.
+pub const DEFAULT_VMSTAT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
 
-/// Reads `/proc/meminfo` under its roots.
+/// Seconds in which some task waited for memory (counter).
+pub const PRESSURE_MEMORY_WAITING: &str = "node_pressure_memory_waiting_seconds_total";
+/// Seconds in which all tasks were stalled on memory (counter).
+pub const PRESSURE_MEMORY_STALLED: &str = "node_pressure_memory_stalled_seconds_total";
+/// Seconds in which some task waited for I/O (counter).
+pub const PRESSURE_IO_WAITING: &str = "node_pressure_io_waiting_seconds_total";
+/// Seconds in which all tasks were stalled on I/O (counter).
+pub const PRESSURE_IO_STALLED: &str = "node_pressure_io_stalled_seconds_total";
+
+/// What the `memory` collector sends besides meminfo.
+#[derive(Debug, Clone)]
+pub struct MemoryConfig {
+    /// `/proc/vmstat` fields to send.
+    pub vmstat_fields: NameFilter,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            vmstat_fields: builtin_include(DEFAULT_VMSTAT_FIELDS),
+        }
+    }
+}
+
+/// Reads `/proc/meminfo`, `/proc/vmstat` and memory and I/O pressure under its roots.
 #[derive(Debug)]
 pub struct MemoryCollector {
     roots: Roots,
+    config: MemoryConfig,
 }
 
 impl MemoryCollector {
-    /// A collector reading `meminfo` under `roots.proc`.
+    /// A collector with node_exporter's default vmstat fields.
     pub fn new(roots: Roots) -> Self {
-        Self { roots }
+        Self::with_config(roots, MemoryConfig::default())
+    }
+
+    /// A collector with the given configuration.
+    pub fn with_config(roots: Roots, config: MemoryConfig) -> Self {
+        Self { roots, config }
+    }
+
+    fn push_vmstat(&self, out: &mut Output) {
+        let path = self.roots.proc.join(VmStat::FILE);
+        let stat = match sysward_platform::read_vmstat(&self.roots) {
+            Ok(stat) => stat,
+            Err(error) => {
+                out.error(error.to_string());
+                return;
+            }
+        };
+        for skipped in &stat.skipped {
+            out.error(skipped.clone().in_file(&path).to_string());
+        }
+        for (name, value) in &stat.fields {
+            if !self.config.vmstat_fields.passes(name) {
+                continue;
+            }
+            if !is_metric_name_part(name) {
+                out.error(format!(
+                    "{}: {name:?} makes no valid metric name; skipped",
+                    path.display()
+                ));
+                continue;
+            }
+            out.push(Sample::new(
+                format!("{VMSTAT_PREFIX}{name}"),
+                Kind::Counter,
+                *value as f64,
+            ));
+        }
     }
 }
 
@@ -33,6 +105,23 @@ impl Collector for MemoryCollector {
     }
 
     fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
+        // The parts that can fail alone come first, so that a meminfo failure, which
+        // fails the run, does not take them with it.
+        self.push_vmstat(out);
+        psi::push_pressure(
+            &self.roots,
+            "memory",
+            Some(PRESSURE_MEMORY_WAITING),
+            Some(PRESSURE_MEMORY_STALLED),
+            out,
+        );
+        psi::push_pressure(
+            &self.roots,
+            "io",
+            Some(PRESSURE_IO_WAITING),
+            Some(PRESSURE_IO_STALLED),
+            out,
+        );
         let info = sysward_platform::read_meminfo(&self.roots)?;
         let path = self.roots.proc.join(MemInfo::FILE);
         for skipped in &info.skipped {
@@ -137,46 +226,56 @@ mod tests {
     #[cfg(target_os = "linux")]
     mod linux {
         use super::*;
-        use crate::cpu::e2e::{assert_matches_node_exporter, fixture_roots};
+        use crate::testing::{TempDir, assert_matches_node_exporter, fixture_roots};
 
         #[test]
         fn matches_node_exporter_on_its_fixture() {
             // `node_memory_numa_*` come from node_exporter's `meminfo_numa` collector,
             // which reads sysfs, not /proc/meminfo.
-            let select =
-                |name: &str| name.starts_with(PREFIX) && !name.starts_with("node_memory_numa_");
+            let select = |name: &str| {
+                name.starts_with(PREFIX) && !name.starts_with("node_memory_numa_")
+                    || name.starts_with(VMSTAT_PREFIX)
+                    || name.starts_with("node_pressure_memory_")
+                    || name.starts_with("node_pressure_io_")
+            };
             assert_matches_node_exporter(&mut MemoryCollector::new(fixture_roots()), &select);
         }
 
         #[test]
         fn bad_lines_are_recorded_and_skipped() {
-            let dir = std::env::temp_dir()
-                .join(format!("sysward-collectors-memory-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("scratch dir");
-            std::fs::write(
-                dir.join("meminfo"),
+            let dir = TempDir::new("memory-bad-lines");
+            dir.write(
+                "proc/meminfo",
                 "MemTotal: 2 kB\nBroken 5 kB\nWeird-Name: 3\nActive(anon): 1 kB\nActive_anon: 9 kB\n",
-            )
-            .expect("write fixture");
+            );
+            // No pressure directory: a kernel without PSI, which is no error.
+            dir.write("proc/vmstat", "nr_free_pages 3\npgfault 5\npgmajfault x\n");
             let mut out = Output::default();
-            let result = MemoryCollector::new(Roots::new(&dir, &dir, &dir)).collect(&mut out);
-            let _ = std::fs::remove_dir_all(&dir);
-            result.expect("a bad line does not fail the run");
+            MemoryCollector::new(dir.roots())
+                .collect(&mut out)
+                .expect("a bad line does not fail the run");
             assert_eq!(
                 out.samples,
                 [
+                    Sample::new("node_vmstat_pgfault", Kind::Counter, 5.0),
                     Sample::new("node_memory_MemTotal_bytes", Kind::Gauge, 2048.0),
                     Sample::new("node_memory_Active_anon_bytes", Kind::Gauge, 1024.0),
                 ]
             );
-            assert_eq!(out.errors.len(), 3, "{:#?}", out.errors);
+            assert_eq!(out.errors.len(), 4, "{:#?}", out.errors);
+            assert!(out.errors[0].contains("vmstat line 3"), "{}", out.errors[0]);
             assert!(
-                out.errors[0].contains("meminfo line 2"),
+                out.errors[1].contains("meminfo line 2"),
                 "{}",
-                out.errors[0]
+                out.errors[1]
             );
-            assert!(out.errors[1].contains("Weird-Name"), "{}", out.errors[1]);
-            assert!(out.errors[2].contains("second time"), "{}", out.errors[2]);
+            assert!(out.errors[2].contains("Weird-Name"), "{}", out.errors[2]);
+            assert!(out.errors[3].contains("second time"), "{}", out.errors[3]);
+        }
+
+        #[test]
+        fn the_default_vmstat_pattern_compiles() {
+            NameFilter::include(DEFAULT_VMSTAT_FIELDS).expect("compiles");
         }
 
         #[test]

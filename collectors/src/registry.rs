@@ -1,4 +1,7 @@
-use crate::{Collector, Roots, cpu, load, memory};
+use crate::{
+    Collector, Roots, cpu, diskstats, filesystem, host, hwmon, load, memory, netdev, netstat,
+    processes, sockstat, tcpstat, time,
+};
 
 /// The agent's four interval tiers; each collector has a default one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,5 +59,65 @@ pub static REGISTRY: &[CollectorSpec] = &[
         default_enabled: true,
         default_tier: Tier::Critical,
         build: |roots| Box::new(memory::MemoryCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "filesystem",
+        default_enabled: true,
+        default_tier: Tier::Standard,
+        build: |roots| Box::new(filesystem::FilesystemCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "diskstats",
+        default_enabled: true,
+        default_tier: Tier::Standard,
+        build: |roots| Box::new(diskstats::DiskstatsCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "netdev",
+        default_enabled: true,
+        default_tier: Tier::Standard,
+        build: |roots| Box::new(netdev::NetdevCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "netstat",
+        default_enabled: true,
+        default_tier: Tier::Standard,
+        build: |roots| Box::new(netstat::NetstatCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "sockstat",
+        default_enabled: true,
+        default_tier: Tier::Standard,
+        build: |roots| Box::new(sockstat::SockstatCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "tcpstat",
+        default_enabled: true,
+        default_tier: Tier::Standard,
+        build: |roots| Box::new(tcpstat::TcpstatCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "processes",
+        default_enabled: true,
+        default_tier: Tier::Standard,
+        build: |roots| Box::new(processes::ProcessesCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "host",
+        default_enabled: true,
+        default_tier: Tier::Static,
+        build: |roots| Box::new(host::HostCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "time",
+        default_enabled: true,
+        default_tier: Tier::Standard,
+        build: |roots| Box::new(time::TimeCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "hwmon",
+        default_enabled: true,
+        default_tier: Tier::Standard,
+        build: |roots| Box::new(hwmon::HwmonCollector::new(roots.clone())),
     },
 ];

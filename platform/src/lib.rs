@@ -5,12 +5,19 @@
 //! The crate has one backend per operating system, chosen here at compile time. Each
 //! backend offers the same reader functions with the same signatures; on an operating
 //! system without a backend they return [`Error::Unsupported`]. The typed readings they
-//! return ([`Stat`], [`MemInfo`], [`LoadAvg`]) are the same everywhere.
+//! return ([`Stat`], [`MemInfo`], [`DiskStats`], [`NetDev`], [`Mounts`], [`PidStat`],
+//! ...) are the same everywhere.
 //!
 //! On Linux the [`linux`] module also exposes the pure parsers behind the readers
-//! (`parse_stat`, `parse_meminfo`, `parse_loadavg`), which never panic on any input.
-//! A parser skips a malformed line it can do without and lists it in the reading's
-//! `skipped` field; it fails as a whole only when nothing usable is left.
+//! (`parse_stat`, `parse_diskstats`, `parse_mountinfo`, `parse_pid_stat`, ...), which
+//! never panic on any input: each is property-tested on arbitrary bytes and on damaged
+//! real text. A parser skips a malformed line it can do without and lists it in the
+//! reading's `skipped` field; it fails as a whole only when nothing usable is left.
+//!
+//! Besides text, the crate owns the system calls the collectors need: `statvfs` run on
+//! threads with a deadline ([`StatvfsRunner`], so that a hung NFS mount never blocks a
+//! caller), `adjtimex` (the crate's only `unsafe`, in `linux::timex`), `uname` and
+//! `sysconf` through nix.
 
 #![warn(missing_docs)]
 
@@ -21,16 +28,38 @@ mod readings;
 #[cfg(target_os = "linux")]
 pub mod linux;
 
-#[cfg(not(target_os = "linux"))]
+// Compiled on Linux in tests, to check that it keeps the Linux signatures; there
+// nothing outside the test uses it.
+#[cfg(any(not(target_os = "linux"), test))]
+#[cfg_attr(target_os = "linux", allow(unreachable_pub, dead_code))]
 mod unsupported;
 
-pub use readings::{CpuTimes, LoadAvg, MemInfo, MemInfoField, Stat, USER_HZ};
+pub use readings::{
+    Clocksource, CpuInfo, CpuTimes, DiskStat, DiskStats, Dmi, FsUsage, HwmonChip, LoadAvg, MemInfo,
+    MemInfoField, Mount, Mounts, NetClassInterface, NetDev, NetDevInterface, NetStat, NetStats,
+    OsRelease, PidStat, Pressure, PressureLine, ScanSummary, Sockstat, SockstatLine, Stat,
+    StatvfsOutcome, TcpStates, Timex, USER_HZ, Uname, Users, VmStat,
+};
+
+/// The readers, the same set on every operating system.
+macro_rules! readers {
+    ($backend:ident) => {
+        pub use $backend::{
+            ProcessScanner, StatvfsRunner, page_size, read_clocksources, read_cpuinfo,
+            read_diskstats, read_dmi, read_hwmon, read_hypervisor_type, read_loadavg,
+            read_machine_id, read_meminfo, read_mounts, read_net_class, read_net_dev, read_netstat,
+            read_os_release, read_pid_uid, read_pressure, read_snmp6, read_sockstat, read_stat,
+            read_sysctl_u64, read_tcp_states, read_timex, read_uname, read_users, read_vmstat,
+            statvfs,
+        };
+    };
+}
 
 #[cfg(target_os = "linux")]
-pub use linux::{read_loadavg, read_meminfo, read_stat};
+readers!(linux);
 
 #[cfg(not(target_os = "linux"))]
-pub use unsupported::{read_loadavg, read_meminfo, read_stat};
+readers!(unsupported);
 
 /// Where the kernel's pseudo file systems and the host's root file system are mounted.
 ///
@@ -93,9 +122,35 @@ pub enum Error {
         /// What was wrong with it.
         message: String,
     },
+    /// A system call failed.
+    #[error("{call} failed: {source}")]
+    Call {
+        /// The call, e.g. `adjtimex`.
+        call: &'static str,
+        /// What the OS said.
+        source: std::io::Error,
+    },
     /// This operating system has no backend for the reading asked for.
     #[error("not supported on this operating system")]
     Unsupported,
+}
+
+impl Error {
+    /// Whether this is a file or directory that does not exist: on a kernel without
+    /// the feature (no `/proc/pressure`), with IPv6 disabled (no `/proc/net/snmp6`), or
+    /// a process that has exited. Callers often skip such a part silently.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+
+    /// Whether this is a feature the kernel lacks or has turned off: the file does not
+    /// exist, or the kernel refuses to read it as unsupported (`EOPNOTSUPP`, as the
+    /// pressure files answer on a kernel booted with `psi=0`).
+    pub fn is_absent_feature(&self) -> bool {
+        const EOPNOTSUPP: i32 = 95;
+        self.is_not_found()
+            || matches!(self, Error::Read { source, .. } if source.raw_os_error() == Some(EOPNOTSUPP))
+    }
 }
 
 /// A problem a pure parser found in its text: where it is and what is wrong.

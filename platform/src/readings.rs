@@ -5,6 +5,25 @@ use std::collections::BTreeMap;
 
 use crate::ParseError;
 
+mod disk;
+mod fs;
+mod host;
+mod hwmon;
+mod net;
+mod pressure;
+mod process;
+
+pub use disk::{DiskStat, DiskStats};
+pub use fs::{FsUsage, Mount, Mounts, StatvfsOutcome};
+pub use host::{Clocksource, CpuInfo, Dmi, OsRelease, Timex, Uname};
+pub use hwmon::HwmonChip;
+pub use net::{
+    NetClassInterface, NetDev, NetDevInterface, NetStat, NetStats, Sockstat, SockstatLine,
+    TcpStates,
+};
+pub use pressure::{Pressure, PressureLine, VmStat};
+pub use process::{PidStat, ScanSummary, Users};
+
 /// Ticks per second of the CPU times in `/proc/stat`.
 ///
 /// The kernel reports them in `USER_HZ`, which its ABI fixes at 100 on every mainstream

@@ -6,17 +6,48 @@
 //! `skipped` field, and fail as a whole only when the text holds nothing usable.
 
 use std::fs;
+use std::io::{self, Read};
 use std::path::Path;
 
 use crate::Error;
 
+mod diskstats;
+mod host;
+mod hwmon;
 mod loadavg;
 mod meminfo;
+mod mountinfo;
+mod netdev;
+mod netstat;
+mod pressure;
+mod process;
+mod sockstat;
 mod stat;
+mod statvfs;
+mod tcp;
+mod timex;
 
+pub use diskstats::{parse_diskstats, read_diskstats};
+pub use host::{
+    parse_cpuinfo, parse_os_release, read_clocksources, read_cpuinfo, read_dmi,
+    read_hypervisor_type, read_machine_id, read_os_release, read_uname,
+};
+pub use hwmon::{parse_hwmon_filename, read_hwmon};
 pub use loadavg::{parse_loadavg, read_loadavg};
 pub use meminfo::{parse_meminfo, read_meminfo};
+pub use mountinfo::{parse_mountinfo, read_mounts};
+pub use netdev::{parse_net_dev, read_net_class, read_net_dev};
+pub use netstat::{parse_netstat, parse_snmp6, read_netstat, read_snmp6};
+pub use pressure::{parse_pressure, parse_vmstat, read_pressure, read_vmstat};
+pub use process::{
+    ProcessScanner, parse_passwd, parse_pid_stat, parse_status_uid, read_pid_uid, read_sysctl_u64,
+    read_users,
+};
+pub use sockstat::{parse_sockstat, read_sockstat};
 pub use stat::{parse_stat, read_stat};
+pub use statvfs::{StatvfsRunner, statvfs};
+pub use tcp::{parse_tcp_states, read_tcp_states};
+pub use timex::read_timex;
 
 /// Reads a whole procfs file as text.
 fn read_text(path: &Path) -> Result<String, Error> {
@@ -30,6 +61,38 @@ fn read_text(path: &Path) -> Result<String, Error> {
         Ok(text) => text,
         Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
     })
+}
+
+/// The size of a memory page in bytes, which `/proc` uses as a unit in places (RSS in
+/// `/proc/[pid]/stat`, `mem` in sockstat); `None` if the system will not say.
+pub fn page_size() -> Option<u64> {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE) {
+        Ok(Some(size)) => u64::try_from(size).ok(),
+        _ => None,
+    }
+}
+
+/// Reads a sysfs attribute: one `read` of at most a page, without the trailing line
+/// break.
+///
+/// One read and no retry, as node_exporter does: some hwmon drivers answer `EAGAIN`
+/// for ever, and a read loop would spin on them. sysfs attributes never exceed a page.
+fn read_attr(path: &Path) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut buf = [0u8; 4096];
+    let len = file.read(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf[..len]);
+    Ok(text.trim_end_matches('\n').to_owned())
+}
+
+/// A sysfs integer: decimal, or hexadecimal with `0x` (as `flags` and `dev_id` are
+/// written), surrounded by optional white space.
+fn parse_sysfs_int(text: &str) -> Option<i64> {
+    let text = text.trim_ascii();
+    match text.strip_prefix("0x") {
+        Some(hex) => i64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
 }
 
 /// Quotes untrusted text for an error message, cut short so that one wild line cannot
@@ -50,6 +113,28 @@ mod testing;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_size_is_a_power_of_two() {
+        let size = page_size().expect("page size");
+        assert!(size >= 4096 && size.is_power_of_two(), "{size}");
+    }
+
+    #[test]
+    fn sysfs_integers_may_be_hexadecimal() {
+        assert_eq!(parse_sysfs_int("0x1303\n"), Some(4867));
+        assert_eq!(parse_sysfs_int("-1"), Some(-1));
+        assert_eq!(parse_sysfs_int(" 42 "), Some(42));
+        assert_eq!(parse_sysfs_int("0x"), None);
+        assert_eq!(parse_sysfs_int("up"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sysfs_integers_never_panic(text in proptest::prelude::any::<String>()) {
+            let _ = parse_sysfs_int(&text);
+        }
+    }
 
     #[test]
     fn quote_escapes_and_cuts_long_text() {

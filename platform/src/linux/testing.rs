@@ -16,12 +16,18 @@ pub(crate) fn fixture_roots() -> Roots {
 /// A scratch directory removed on drop.
 pub(crate) struct TempDir(PathBuf);
 
+/// Numbers scratch directories apart within one test process.
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 impl TempDir {
-    /// A fresh directory whose name includes `name` and the process id, so that
-    /// concurrent test runs do not collide.
+    /// A fresh directory whose name includes `name`, the process id and a counter, so
+    /// that neither concurrent test runs nor tests sharing a name collide.
     pub(crate) fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("sysward-platform-{name}-{}", std::process::id()));
+        let path = std::env::temp_dir().join(format!(
+            "sysward-platform-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         // A leftover from a crashed run would make the test read stale files.
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create scratch dir");

@@ -1,0 +1,233 @@
+//! `/proc/net/dev` (traffic counters per interface) and `/sys/class/net` (each
+//! interface's attributes).
+//!
+//! `/proc/net/dev` format: two header lines, then one interface per line,
+//! `name: ` followed by 8 receive and 8 transmit counters (the header names them). A
+//! counter can be so long that no space follows the colon.
+
+use std::fs;
+use std::io;
+
+use super::{parse_sysfs_int, quote, read_attr, read_text};
+use crate::{Error, NetClassInterface, NetDev, NetDevInterface, ParseError, Roots};
+
+/// Reads and parses `net/dev` under `roots.proc`.
+pub fn read_net_dev(roots: &Roots) -> Result<NetDev, Error> {
+    let path = roots.proc.join(NetDev::FILE);
+    let text = read_text(&path)?;
+    Ok(parse_net_dev(&text))
+}
+
+/// Parses the text of `/proc/net/dev`.
+///
+/// The header lines (those with a `|`) are passed over; a malformed interface line is
+/// listed in [`NetDev::skipped`].
+pub fn parse_net_dev(text: &str) -> NetDev {
+    let mut dev = NetDev::default();
+    for (index, line) in text.lines().enumerate() {
+        if line.contains('|') || line.trim_ascii().is_empty() {
+            continue;
+        }
+        match parse_line(line) {
+            Ok(interface) => dev.interfaces.push(interface),
+            Err(message) => dev.skipped.push(ParseError::new(index + 1, message)),
+        }
+    }
+    dev
+}
+
+fn parse_line(line: &str) -> Result<NetDevInterface, String> {
+    // Interface names cannot hold a colon (the kernel's dev_valid_name refuses it).
+    let (name, counters) = line
+        .split_once(':')
+        .ok_or_else(|| format!("no `:` after an interface name in {}", quote(line)))?;
+    let name = name.trim_ascii();
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(format!(
+            "interface name {} is empty or has spaces",
+            quote(name)
+        ));
+    }
+    let mut values = [0u64; 16];
+    let mut count = 0;
+    for field in counters.split_ascii_whitespace() {
+        let slot = values
+            .get_mut(count)
+            .ok_or_else(|| format!("interface {} has more than 16 counters", quote(name)))?;
+        *slot = field.parse().map_err(|_| {
+            format!(
+                "interface {} counter {} is not a whole number",
+                quote(name),
+                quote(field)
+            )
+        })?;
+        count += 1;
+    }
+    if count != values.len() {
+        return Err(format!(
+            "interface {} has {count} counters where 16 are expected",
+            quote(name)
+        ));
+    }
+    let mut receive = [0; 8];
+    let mut transmit = [0; 8];
+    receive.copy_from_slice(&values[..8]);
+    transmit.copy_from_slice(&values[8..]);
+    Ok(NetDevInterface {
+        name: name.to_owned(),
+        receive,
+        transmit,
+    })
+}
+
+/// Reads the attributes of every interface in `class/net` under `roots.sys`.
+///
+/// An interface that disappears while it is read (a container's veth, a VPN tunnel
+/// going down) is left out. Only a `class/net` that cannot be listed is an error.
+pub fn read_net_class(roots: &Roots) -> Result<Vec<NetClassInterface>, Error> {
+    let dir = roots.sys.join(NetClassInterface::DIR);
+    let entries = fs::read_dir(&dir).map_err(|source| Error::Read {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut interfaces = Vec::new();
+    for entry in entries {
+        let Ok(entry) = entry else { continue };
+        // Interfaces are (links to) directories; `bonding_masters` is a file.
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let int = |attr: &str| {
+            read_attr(&path.join(attr))
+                .ok()
+                .and_then(|t| parse_sysfs_int(&t))
+        };
+        let text = |attr: &str| read_attr(&path.join(attr)).ok();
+        let interface = NetClassInterface {
+            addr_assign_type: int("addr_assign_type"),
+            carrier: int("carrier"),
+            carrier_changes: int("carrier_changes"),
+            carrier_up_count: int("carrier_up_count"),
+            carrier_down_count: int("carrier_down_count"),
+            dev_id: int("dev_id"),
+            dormant: int("dormant"),
+            flags: int("flags"),
+            ifindex: int("ifindex"),
+            iflink: int("iflink"),
+            link_mode: int("link_mode"),
+            mtu: int("mtu"),
+            name_assign_type: int("name_assign_type"),
+            netdev_group: int("netdev_group"),
+            speed: int("speed"),
+            tx_queue_len: int("tx_queue_len"),
+            protocol_type: int("type"),
+            address: text("address"),
+            broadcast: text("broadcast"),
+            duplex: text("duplex"),
+            operstate: text("operstate"),
+            ifalias: text("ifalias"),
+            name,
+        };
+        // Gone by now: whatever was read may be half of an interface that no longer
+        // exists (or a new one under the same name).
+        if matches!(fs::metadata(&path), Err(e) if e.kind() == io::ErrorKind::NotFound) {
+            continue;
+        }
+        interfaces.push(interface);
+    }
+    interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(interfaces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linux::testing::{TempDir, any_line, mutated};
+    use proptest::prelude::*;
+
+    const FIXTURE: &str = "\
+Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:  435303     4226    0    0    0     0          0         0   435303     4226    0    0    0     0       0          0
+  eth0:68210035552 520993275    0    0    0     0          0         0 9315587528 43451486    0    0    0     0       0          0
+tun0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16
+";
+
+    #[test]
+    fn parses_interfaces_with_and_without_a_space_after_the_colon() {
+        let dev = parse_net_dev(FIXTURE);
+        assert_eq!(dev.skipped, []);
+        let names: Vec<_> = dev.interfaces.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["lo", "eth0", "tun0"]);
+        assert_eq!(dev.interfaces[1].receive[0], 68210035552);
+        assert_eq!(dev.interfaces[1].transmit[1], 43451486);
+        assert_eq!(dev.interfaces[2].receive, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(dev.interfaces[2].transmit, [9, 10, 11, 12, 13, 14, 15, 16]);
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped() {
+        let text = "a: 1 2 3\nb 1 2\n: 1\nc: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 x\nd: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\n";
+        let dev = parse_net_dev(text);
+        assert!(dev.interfaces.is_empty());
+        let lines: Vec<_> = dev.skipped.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn reads_interface_attributes_and_skips_files() {
+        let dir = TempDir::new("netclass");
+        let eth0 = dir.path().join("sys/class/net/eth0");
+        std::fs::create_dir_all(&eth0).expect("mkdir");
+        for (attr, value) in [
+            ("mtu", "1500\n"),
+            ("flags", "0x1003\n"),
+            ("speed", "-1\n"),
+            ("operstate", "up\n"),
+            ("ifalias", "\n"),
+        ] {
+            std::fs::write(eth0.join(attr), value).expect("write");
+        }
+        std::fs::write(dir.path().join("sys/class/net/bonding_masters"), "bond0\n").expect("write");
+        let interfaces = read_net_class(&dir.roots()).expect("reads");
+        assert_eq!(interfaces.len(), 1);
+        let eth0 = &interfaces[0];
+        assert_eq!(eth0.name, "eth0");
+        assert_eq!(eth0.mtu, Some(1500));
+        assert_eq!(eth0.flags, Some(0x1003));
+        assert_eq!(eth0.speed, Some(-1));
+        assert_eq!(eth0.carrier, None);
+        assert_eq!(eth0.operstate.as_deref(), Some("up"));
+        assert_eq!(eth0.ifalias.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn a_missing_class_dir_is_a_read_error() {
+        let dir = TempDir::new("netclass-none");
+        assert!(matches!(
+            read_net_class(&dir.roots()),
+            Err(Error::Read { .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in any::<Vec<u8>>()) {
+            let _ = parse_net_dev(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn never_panics_on_damaged_fixture_text(text in mutated(FIXTURE)) {
+            let _ = parse_net_dev(&text);
+        }
+
+        #[test]
+        fn an_appended_line_never_changes_what_was_read(line in any_line()) {
+            let original = parse_net_dev(FIXTURE);
+            let dev = parse_net_dev(&format!("{FIXTURE}{line}\n"));
+            prop_assert_eq!(&dev.interfaces[..original.interfaces.len()], &original.interfaces[..]);
+        }
+    }
+}
