@@ -11,7 +11,7 @@ use tracing::{error, warn};
 
 use crate::{
     metrics::AgentMetrics,
-    queue::{BatchQueue, QueuedBatch},
+    queue::{BatchQueue, NewBatch},
     scheduler::{RunOutput, now_ms},
 };
 
@@ -49,16 +49,24 @@ impl Batcher {
         }
     }
 
+    /// Priority runs (the critical tier) and the rest become separate batches, so that the
+    /// urgent one can overtake a backlog.
     fn flush(&mut self, runs: Vec<RunOutput>) {
-        let batch = self.build(runs);
-        match encode_batch(&batch) {
-            Ok(body) => {
-                self.queue.push(QueuedBatch {
-                    seq: batch.seq,
-                    body: Arc::new(body),
-                });
+        let (urgent, rest): (Vec<_>, Vec<_>) = runs.into_iter().partition(|r| r.priority);
+        for (priority, group) in [(true, urgent), (false, rest)] {
+            if group.is_empty() {
+                continue;
             }
-            Err(e) => error!(error = %e, seq = batch.seq, "Cannot encode batch; dropped."),
+            let batch = self.build(group);
+            match encode_batch(&batch) {
+                Ok(body) => self.queue.push(NewBatch {
+                    seq: batch.seq,
+                    priority,
+                    created_ms: batch.sent_at,
+                    body,
+                }),
+                Err(e) => error!(error = %e, seq = batch.seq, "Cannot encode batch; dropped."),
+            }
         }
     }
 
@@ -128,6 +136,7 @@ mod tests {
         };
         let run = |ts, v: f64| RunOutput {
             ts_ms: ts,
+            priority: false,
             samples: vec![
                 Sample::new("node_load1", Kind::Gauge, v)
                     .label("b", "2")

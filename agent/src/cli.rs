@@ -48,6 +48,11 @@ enum Command {
         #[arg(long)]
         ca_pin: Option<String>,
     },
+    /// The outage spool: `status` summarises it, `verify` checks every frame.
+    Spool {
+        #[command(subcommand)]
+        command: SpoolCommand,
+    },
     /// Runs every enabled collector once and prints the samples in Prometheus text format.
     Collect {
         /// Run once and exit (the only mode for now).
@@ -60,6 +65,15 @@ enum Command {
         #[arg(long)]
         rootfs: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum SpoolCommand {
+    /// Size, frames waiting, oldest frame, damage found.
+    Status,
+    /// Like status, and also checks every frame's checksum and that its payload is a
+    /// valid batch; exits 1 when anything is wrong.
+    Verify,
 }
 
 pub(crate) fn run() -> anyhow::Result<ExitCode> {
@@ -79,6 +93,47 @@ pub(crate) fn run() -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
+        Command::Spool { command } => {
+            let config = load(&cli.config)?;
+            let crate::config::BufferPlan::Disk(spool) = &config.buffer else {
+                bail!("[buffer] kind is \"memory\": there is no spool");
+            };
+            let verify = matches!(command, SpoolCommand::Verify);
+            let r = crate::spool::inspect(&spool.dir, verify)?;
+            let age = r.oldest_unacked_ms.map_or_else(
+                || "-".to_string(),
+                |ms| format!("{}s", (crate::scheduler::now_ms() - ms).max(0) / 1000),
+            );
+            println!("spool:           {}", spool.dir.display());
+            println!(
+                "segments:        {} ({} bytes of {} allowed)",
+                r.segments, r.bytes, spool.max_disk
+            );
+            println!(
+                "frames:          {} ({} not yet acked)",
+                r.frames, r.unacked
+            );
+            println!("oldest unacked:  {age}");
+            println!("bad checksums:   {}", r.bad_checksum);
+            println!("torn frames:     {}", r.torn);
+            println!("bad headers:     {}", r.bad_headers.len());
+            println!("set aside:       {}", r.set_aside.len());
+            for p in r.bad_headers.iter().chain(&r.set_aside) {
+                println!("  {p}");
+            }
+            if verify {
+                println!("invalid batches: {}", r.invalid_payloads.len());
+                for p in &r.invalid_payloads {
+                    println!("  {p}");
+                }
+                return Ok(if r.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run => {
             let config = load(&cli.config)?;
             init_logging();

@@ -14,6 +14,8 @@ use sysward_collectors::{REGISTRY, Roots, Tier};
 use sysward_proto::units;
 use toml::Spanned;
 
+use crate::spool::{FsyncPolicy, SpoolConfig};
+
 /// A config error: where and what.
 #[derive(Debug, thiserror::Error)]
 pub(crate) struct ConfigError {
@@ -48,6 +50,8 @@ struct RawConfig {
     collectors: BTreeMap<Spanned<String>, CollectorSection>,
     #[serde(default)]
     shipper: ShipperSection,
+    #[serde(default)]
+    buffer: BufferSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,12 +174,97 @@ impl<'de> Deserialize<'de> for DurationValue {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum BufferKind {
+    /// The durable disk spool.
+    Disk,
+    /// A bounded queue in memory: lost on restart.
+    Memory,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BufferSection {
+    #[serde(default = "d_kind")]
+    kind: BufferKind,
+    /// Default: `state_dir/spool`.
+    #[serde(default)]
+    dir: Option<PathBuf>,
+    #[serde(default = "d_max_disk", deserialize_with = "size")]
+    max_disk: u64,
+    #[serde(default = "d_max_age", deserialize_with = "duration")]
+    max_age: Duration,
+    #[serde(default = "d_segment", deserialize_with = "size")]
+    segment_size: u64,
+    /// `"every_batch"` or a duration such as `"100ms"`.
+    #[serde(default)]
+    fsync: Option<Spanned<String>>,
+    #[serde(default = "d_memory_fallback")]
+    memory_fallback: usize,
+    #[serde(default = "d_fresh", deserialize_with = "duration")]
+    fresh_window: Duration,
+    #[serde(default = "d_backfill")]
+    backfill_per_second: u32,
+    /// For `kind = "memory"`: batches kept; past it the oldest go.
+    #[serde(default = "d_queue")]
+    max_batches: usize,
+}
+
+fn d_kind() -> BufferKind {
+    BufferKind::Disk
+}
+fn d_max_disk() -> u64 {
+    256 << 20
+}
+fn d_max_age() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+fn d_segment() -> u64 {
+    4 << 20
+}
+fn d_memory_fallback() -> usize {
+    100
+}
+fn d_fresh() -> Duration {
+    Duration::from_secs(120)
+}
+fn d_backfill() -> u32 {
+    20
+}
+
+impl Default for BufferSection {
+    fn default() -> Self {
+        Self {
+            kind: d_kind(),
+            dir: None,
+            max_disk: d_max_disk(),
+            max_age: d_max_age(),
+            segment_size: d_segment(),
+            fsync: None,
+            memory_fallback: d_memory_fallback(),
+            fresh_window: d_fresh(),
+            backfill_per_second: d_backfill(),
+            max_batches: d_queue(),
+        }
+    }
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let s = String::deserialize(d)?;
+    units::parse_size(&s).map_err(serde::de::Error::custom)
+}
+
+/// The buffer as it will run.
+#[derive(Debug, Clone)]
+pub(crate) enum BufferPlan {
+    Disk(SpoolConfig),
+    Memory { max_batches: usize },
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ShipperSection {
-    /// Batches kept in memory while the server is unreachable; past it the oldest go.
-    #[serde(default = "d_queue")]
-    pub(crate) queue_max_batches: usize,
     /// How long one push may take.
     #[serde(default = "d_request_timeout", deserialize_with = "duration")]
     pub(crate) request_timeout: Duration,
@@ -197,7 +286,6 @@ fn d_backoff_max() -> Duration {
 impl Default for ShipperSection {
     fn default() -> Self {
         Self {
-            queue_max_batches: d_queue(),
             request_timeout: d_request_timeout(),
             backoff_max: d_backoff_max(),
         }
@@ -224,12 +312,15 @@ pub(crate) struct AgentConfig {
     pub(crate) agent: AgentSection,
     pub(crate) collectors: Vec<CollectorPlan>,
     pub(crate) shipper: ShipperSection,
+    pub(crate) buffer: BufferPlan,
+    pub(crate) critical_interval: Duration,
     pub(crate) standard_interval: Duration,
 }
 
 /// Default deadline of a run: the interval, but never more than this.
 const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Short enough for tests that need hundreds of batches; no host needs faster.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 impl AgentConfig {
     pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -365,18 +456,70 @@ impl AgentConfig {
                 timeout,
             });
         }
-        if raw.shipper.queue_max_batches == 0 {
-            return Err(err(
-                find_key_line(text, "shipper.queue_max_batches"),
-                Some("shipper.queue_max_batches".into()),
-                "must be at least 1".into(),
-            ));
-        }
+        let b = &raw.buffer;
+        let buffer = match b.kind {
+            BufferKind::Memory => {
+                if b.max_batches == 0 {
+                    return Err(err(
+                        find_key_line(text, "buffer.max_batches"),
+                        Some("buffer.max_batches".into()),
+                        "must be at least 1".into(),
+                    ));
+                }
+                BufferPlan::Memory {
+                    max_batches: b.max_batches,
+                }
+            }
+            BufferKind::Disk => {
+                let fsync = match &b.fsync {
+                    None => FsyncPolicy::EveryBatch,
+                    Some(v) if v.get_ref() == "every_batch" => FsyncPolicy::EveryBatch,
+                    Some(v) => match units::parse_duration(v.get_ref()) {
+                        Ok(d) if !d.is_zero() => FsyncPolicy::Interval(d),
+                        _ => {
+                            return Err(err(
+                                Some(v.span()),
+                                Some("buffer.fsync".into()),
+                                format!(
+                                    "{:?}: use \"every_batch\" or a duration such as \"100ms\"",
+                                    v.get_ref()
+                                ),
+                            ));
+                        }
+                    },
+                };
+                if b.segment_size < 4096 || b.segment_size > b.max_disk / 4 {
+                    return Err(err(
+                        find_key_line(text, "buffer.segment_size"),
+                        Some("buffer.segment_size".into()),
+                        format!(
+                            "must be at least 4KiB and at most a quarter of max_disk ({} bytes)",
+                            b.max_disk
+                        ),
+                    ));
+                }
+                BufferPlan::Disk(SpoolConfig {
+                    dir: b
+                        .dir
+                        .clone()
+                        .unwrap_or_else(|| raw.agent.state_dir.join("spool")),
+                    max_disk: b.max_disk,
+                    max_age: b.max_age,
+                    segment_size: b.segment_size,
+                    fsync,
+                    memory_fallback: b.memory_fallback.max(1),
+                    fresh_window: b.fresh_window,
+                    backfill_per_second: b.backfill_per_second,
+                })
+            }
+        };
         Ok(Self {
             server_url: url,
             agent: raw.agent,
             collectors,
             shipper: raw.shipper,
+            buffer,
+            critical_interval: iv.critical,
             standard_interval: iv.standard,
         })
     }
@@ -533,6 +676,21 @@ mod tests {
         assert_eq!(
             (e.line, e.key.as_deref()),
             (Some(4), Some("intervals.critical")),
+            "{e}"
+        );
+        let e = parse(&format!("{MINIMAL}[buffer]\nfsync = \"sometimes\"\n")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("buffer.fsync")),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{MINIMAL}[buffer]\nmax_disk = \"1MiB\"\nsegment_size = \"1MiB\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("buffer.segment_size")),
             "{e}"
         );
     }

@@ -12,6 +12,7 @@ mod queue;
 mod run;
 mod scheduler;
 mod shipper;
+mod spool;
 
 use std::process::ExitCode;
 

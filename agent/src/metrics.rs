@@ -51,6 +51,19 @@ pub(crate) struct AgentMetrics {
     pub(crate) batches_dropped_queue_full: Counter,
     pub(crate) batches_dead_letter: Counter,
     pub(crate) samples_dropped_non_finite: Counter,
+    pub(crate) spool_bytes: Counter,
+    pub(crate) spool_segments: Counter,
+    pub(crate) spool_memory_batches: Counter,
+    pub(crate) spool_oldest_ms: Counter,
+    pub(crate) spool_dropped_max_disk: Counter,
+    pub(crate) spool_dropped_max_age: Counter,
+    pub(crate) spool_dropped_disk_full: Counter,
+    pub(crate) spool_corrupt_frames: Counter,
+    pub(crate) spool_torn_frames: Counter,
+    pub(crate) spool_corrupt_segments: Counter,
+    pub(crate) spool_write_errors: Counter,
+    /// Age of the last acked batch when the server acked it.
+    pub(crate) send_lag_ms: Counter,
 }
 
 impl AgentMetrics {
@@ -144,6 +157,45 @@ impl Collector for SelfCollector {
             "sysward_agent_batches_queued",
             Kind::Gauge,
             m.batches_queued.get() as f64,
+        ));
+        let gauge = |name: &str, v: f64| Sample::new(name, Kind::Gauge, v);
+        out.push(gauge("sysward_agent_spool_bytes", m.spool_bytes.get() as f64));
+        out.push(gauge("sysward_agent_spool_segments", m.spool_segments.get() as f64));
+        out.push(gauge("sysward_agent_spool_frames", m.batches_queued.get() as f64));
+        out.push(gauge(
+            "sysward_agent_spool_memory_batches",
+            m.spool_memory_batches.get() as f64,
+        ));
+        let oldest = m.spool_oldest_ms.get();
+        let age = if oldest == 0 {
+            0.0
+        } else {
+            (crate::scheduler::now_ms() as f64 - oldest as f64).max(0.0) / 1000.0
+        };
+        out.push(gauge("sysward_agent_spool_oldest_frame_age_seconds", age));
+        out.push(gauge(
+            "sysward_agent_send_lag_seconds",
+            m.send_lag_ms.get() as f64 / 1000.0,
+        ));
+        for (reason, c) in [
+            ("max_disk", &m.spool_dropped_max_disk),
+            ("max_age", &m.spool_dropped_max_age),
+            ("disk_full", &m.spool_dropped_disk_full),
+        ] {
+            out.push(
+                counter("sysward_agent_spool_dropped_batches_total", c).label("reason", reason),
+            );
+        }
+        for (kind, c) in [
+            ("checksum", &m.spool_corrupt_frames),
+            ("torn", &m.spool_torn_frames),
+            ("segment", &m.spool_corrupt_segments),
+        ] {
+            out.push(counter("sysward_agent_spool_corrupt_total", c).label("kind", kind));
+        }
+        out.push(counter(
+            "sysward_agent_spool_write_errors_total",
+            &m.spool_write_errors,
         ));
         out.push(
             Sample::new("sysward_agent_build_info", Kind::Gauge, 1.0)

@@ -1,9 +1,10 @@
-//! Batches waiting to be sent. The shipper only sees [`BatchQueue`]; this file has the
-//! bounded in-memory queue, and the disk spool will implement the same trait.
+//! Batches waiting to be sent. The shipper only sees [`BatchQueue`]; the disk spool
+//! (`crate::spool`) is the real one, and this file has a bounded in-memory queue for
+//! `[buffer] kind = "memory"`.
 //!
 //! Contract: `push` never blocks and never fails (past its bound a queue drops its oldest
-//! batch and counts it, so fresh data always fits); `peek` gives the next batch without
-//! removing it; only `ack` removes, so a batch leaves after the server has it.
+//! batch and counts it, so fresh data always fits); `next` names the batch to send now
+//! without removing it; only `ack` removes, so a batch leaves after the server has it.
 
 use std::{
     collections::VecDeque,
@@ -14,25 +15,48 @@ use tokio::sync::Notify;
 
 use crate::metrics::AgentMetrics;
 
-/// One encoded batch: the exact bytes that go on the wire.
+/// A batch handed to a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewBatch {
+    /// The batch's seq, as the server will ack it.
+    pub(crate) seq: u64,
+    /// Check results or the critical tier: sent before the rest.
+    pub(crate) priority: bool,
+    pub(crate) created_ms: i64,
+    /// gzip-compressed JSON, sent as is.
+    pub(crate) body: Vec<u8>,
+}
+
+/// A batch to send: the exact bytes that go on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct QueuedBatch {
+    /// The queue's own id for it; what `ack` takes.
+    pub(crate) id: u64,
     pub(crate) seq: u64,
-    /// gzip-compressed JSON, sent as is.
+    pub(crate) created_ms: i64,
     pub(crate) body: Arc<Vec<u8>>,
 }
 
+/// What to do next.
+#[derive(Debug)]
+pub(crate) enum Next {
+    Ready(QueuedBatch),
+    /// Batches wait, but none may go yet (backfill rate); ask again after this.
+    Wait(std::time::Duration),
+    Empty,
+}
+
 pub(crate) trait BatchQueue: Send + Sync {
-    fn push(&self, batch: QueuedBatch);
-    fn peek(&self) -> Option<QueuedBatch>;
-    fn ack(&self, seq: u64);
+    fn push(&self, batch: NewBatch);
+    fn next(&self) -> Next;
+    fn ack(&self, id: u64);
     fn len(&self) -> usize;
     /// Resolves after the next push.
     fn notified(&self) -> tokio::sync::futures::Notified<'_>;
 }
 
 pub(crate) struct MemoryQueue {
-    items: Mutex<VecDeque<QueuedBatch>>,
+    items: Mutex<(VecDeque<QueuedBatch>, u64)>,
     max: usize,
     notify: Notify,
     metrics: Arc<AgentMetrics>,
@@ -41,44 +65,54 @@ pub(crate) struct MemoryQueue {
 impl MemoryQueue {
     pub(crate) fn new(max: usize, metrics: Arc<AgentMetrics>) -> Self {
         Self {
-            items: Mutex::new(VecDeque::new()),
+            items: Mutex::new((VecDeque::new(), 1)),
             max: max.max(1),
             notify: Notify::new(),
             metrics,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<QueuedBatch>> {
+    fn lock(&self) -> MutexGuard<'_, (VecDeque<QueuedBatch>, u64)> {
         // The deque is never left half-changed by a panic, so a poisoned lock is fine to use.
         self.items.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl BatchQueue for MemoryQueue {
-    fn push(&self, batch: QueuedBatch) {
-        let mut items = self.lock();
+    fn push(&self, batch: NewBatch) {
+        let mut guard = self.lock();
+        let (items, next_id) = &mut *guard;
         while items.len() >= self.max {
             items.pop_front();
             self.metrics.batches_dropped_queue_full.inc();
         }
-        items.push_back(batch);
+        items.push_back(QueuedBatch {
+            id: *next_id,
+            seq: batch.seq,
+            created_ms: batch.created_ms,
+            body: Arc::new(batch.body),
+        });
+        *next_id += 1;
         self.metrics.batches_queued.set(items.len() as u64);
-        drop(items);
+        drop(guard);
         self.notify.notify_one();
     }
 
-    fn peek(&self) -> Option<QueuedBatch> {
-        self.lock().front().cloned()
+    fn next(&self) -> Next {
+        match self.lock().0.front() {
+            Some(b) => Next::Ready(b.clone()),
+            None => Next::Empty,
+        }
     }
 
-    fn ack(&self, seq: u64) {
-        let mut items = self.lock();
-        items.retain(|b| b.seq != seq);
-        self.metrics.batches_queued.set(items.len() as u64);
+    fn ack(&self, id: u64) {
+        let mut guard = self.lock();
+        guard.0.retain(|b| b.id != id);
+        self.metrics.batches_queued.set(guard.0.len() as u64);
     }
 
     fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().0.len()
     }
 
     fn notified(&self) -> tokio::sync::futures::Notified<'_> {
@@ -92,10 +126,19 @@ mod tests {
 
     use super::*;
 
-    fn b(seq: u64) -> QueuedBatch {
-        QueuedBatch {
+    fn b(seq: u64) -> NewBatch {
+        NewBatch {
             seq,
-            body: Arc::new(vec![seq as u8]),
+            priority: false,
+            created_ms: 0,
+            body: vec![seq as u8],
+        }
+    }
+
+    fn head(q: &MemoryQueue) -> Option<QueuedBatch> {
+        match q.next() {
+            Next::Ready(b) => Some(b),
+            _ => None,
         }
     }
 
@@ -106,10 +149,10 @@ mod tests {
         for s in 1..=3 {
             q.push(b(s));
         }
-        assert_eq!(q.peek().map(|x| x.seq), Some(2));
+        assert_eq!(head(&q).map(|x| x.seq), Some(2));
         assert_eq!(m.batches_dropped_queue_full.get(), 1);
-        q.ack(2);
-        assert_eq!(q.peek().map(|x| x.seq), Some(3));
+        q.ack(head(&q).unwrap().id);
+        assert_eq!(head(&q).map(|x| x.seq), Some(3));
         assert_eq!(m.batches_queued.get(), 1);
     }
 
@@ -126,12 +169,12 @@ mod tests {
                     model.push_back(next);
                     if model.len() > max { model.pop_front(); }
                     next += 1;
-                } else if let Some(head) = q.peek() {
-                    q.ack(head.seq);
-                    prop_assert_eq!(model.pop_front(), Some(head.seq));
+                } else if let Some(h) = head(&q) {
+                    q.ack(h.id);
+                    prop_assert_eq!(model.pop_front(), Some(h.seq));
                 }
                 prop_assert_eq!(q.len(), model.len());
-                prop_assert_eq!(q.peek().map(|x| x.seq), model.front().copied());
+                prop_assert_eq!(head(&q).map(|x| x.seq), model.front().copied());
             }
         }
     }

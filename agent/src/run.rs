@@ -12,12 +12,13 @@ use tracing::{info, warn};
 
 use crate::{
     batcher::Batcher,
-    config::AgentConfig,
+    config::{AgentConfig, BufferPlan},
     identity::Identity,
     metrics::{AgentMetrics, SELF_COLLECTOR, SelfCollector},
     queue::{BatchQueue, MemoryQueue},
     scheduler::{self, Job},
     shipper::Shipper,
+    spool::{FsyncPolicy, Spool},
 };
 
 /// How long a stopping agent keeps trying to deliver what it holds.
@@ -48,10 +49,31 @@ async fn run_async(config: AgentConfig, mut identity: Identity) -> anyhow::Resul
         .map(|p| p.name)
         .chain([SELF_COLLECTOR]);
     let metrics = Arc::new(AgentMetrics::new(names));
-    let queue: Arc<dyn BatchQueue> = Arc::new(MemoryQueue::new(
-        config.shipper.queue_max_batches,
-        metrics.clone(),
-    ));
+    let mut background = Vec::new();
+    let queue: Arc<dyn BatchQueue> = match &config.buffer {
+        BufferPlan::Memory { max_batches } => {
+            Arc::new(MemoryQueue::new(*max_batches, metrics.clone()))
+        }
+        BufferPlan::Disk(spool_config) => {
+            let spool = Arc::new(
+                Spool::open(spool_config.clone(), metrics.clone()).with_context(|| {
+                    format!("cannot open the spool in {}", spool_config.dir.display())
+                })?,
+            );
+            if let FsyncPolicy::Interval(every) = spool_config.fsync {
+                let spool = spool.clone();
+                background.push(tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(every);
+                    loop {
+                        tick.tick().await;
+                        let s = spool.clone();
+                        let _ = tokio::task::spawn_blocking(move || s.sync()).await;
+                    }
+                }));
+            }
+            spool
+        }
+    };
     let hostname = config.hostname();
     let host_id = host_id(&config.agent.rootfs).unwrap_or_else(|| hostname.clone());
     let roots = config.roots();
@@ -67,6 +89,7 @@ async fn run_async(config: AgentConfig, mut identity: Identity) -> anyhow::Resul
             collector: (spec.build)(&roots),
             interval: plan.interval,
             timeout: plan.timeout,
+            priority: plan.interval <= config.critical_interval,
         };
         info!(collector = spec.name, interval = ?plan.interval, timeout = ?plan.timeout, "Collector scheduled.");
         jobs.push(scheduler::spawn(job, &host_id, metrics.clone(), tx.clone()));
@@ -79,6 +102,7 @@ async fn run_async(config: AgentConfig, mut identity: Identity) -> anyhow::Resul
             }),
             interval: config.standard_interval,
             timeout: Duration::from_secs(5).min(config.standard_interval),
+            priority: false,
         },
         &host_id,
         metrics.clone(),
@@ -130,6 +154,9 @@ async fn run_async(config: AgentConfig, mut identity: Identity) -> anyhow::Resul
     }
     let _ = stop_tx.send(true);
     let _ = shipper_task.await;
+    for task in background {
+        task.abort();
+    }
     let left = queue.len();
     if left > 0 {
         warn!(

@@ -29,6 +29,8 @@ use crate::metrics::AgentMetrics;
 #[derive(Debug)]
 pub(crate) struct RunOutput {
     pub(crate) ts_ms: i64,
+    /// From the critical tier: its batch is sent before others.
+    pub(crate) priority: bool,
     pub(crate) samples: Vec<Sample>,
 }
 
@@ -37,6 +39,7 @@ pub(crate) struct Job {
     pub(crate) collector: Box<dyn Collector>,
     pub(crate) interval: Duration,
     pub(crate) timeout: Duration,
+    pub(crate) priority: bool,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -104,6 +107,7 @@ async fn run_job(
         collector,
         interval,
         timeout,
+        priority,
     } = job;
     let collector = Arc::new(Mutex::new(collector));
     let running = Arc::new(AtomicBool::new(false));
@@ -161,6 +165,7 @@ async fn run_job(
                         stats.last_success.set(1);
                         let run = RunOutput {
                             ts_ms,
+                            priority,
                             samples: output.samples,
                         };
                         if out.send(run).await.is_err() {
@@ -232,6 +237,7 @@ mod tests {
             collector: Box::new(Slow(Duration::from_millis(1500))),
             interval: Duration::from_millis(200),
             timeout: Duration::from_millis(100),
+            priority: false,
         };
         let handle = tokio::spawn(run_job(job, Duration::ZERO, metrics.clone(), tx));
         let stats = metrics.collector("slow").unwrap();

@@ -18,7 +18,7 @@ use tracing::{debug, error, info, warn};
 use crate::{
     identity::{Identity, create_private_dir},
     metrics::AgentMetrics,
-    queue::{BatchQueue, QueuedBatch},
+    queue::{BatchQueue, Next, QueuedBatch},
 };
 
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -81,21 +81,33 @@ impl Shipper {
             if *stop.borrow() {
                 return;
             }
-            let Some(batch) = self.queue.peek() else {
-                let notified = self.queue.notified();
-                // Re-check after registering, so a push in between is not missed.
-                if self.queue.peek().is_none() {
+            let notified = self.queue.notified();
+            let batch = match self.queue.next() {
+                Next::Ready(batch) => batch,
+                Next::Wait(wait) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {},
+                        _ = stop.changed() => {},
+                    }
+                    continue;
+                }
+                Next::Empty => {
+                    // `notified` was created before asking, so a push in between is not missed.
                     tokio::select! {
                         () = notified => {},
                         _ = stop.changed() => {},
                     }
+                    continue;
                 }
-                continue;
             };
             let wait = match self.send(&batch).await {
-                Ok(acked) => {
-                    self.queue.ack(acked);
+                Ok(()) => {
+                    self.queue.ack(batch.id);
                     self.metrics.batches_sent.inc();
+                    let lag = crate::scheduler::now_ms().saturating_sub(batch.created_ms);
+                    self.metrics
+                        .send_lag_ms
+                        .set(u64::try_from(lag).unwrap_or(0));
                     if failing {
                         info!(
                             queued = self.queue.len(),
@@ -110,7 +122,7 @@ impl Shipper {
                     self.metrics.batches_dead_letter.inc();
                     error!(seq = batch.seq, %status, reason, "Server refused batch; moved to dead-letter.");
                     self.dead_letter(&batch, &reason);
-                    self.queue.ack(batch.seq);
+                    self.queue.ack(batch.id);
                     continue;
                 }
                 Err(SendError::Identity { status, reason }) => {
@@ -139,7 +151,7 @@ impl Shipper {
         }
     }
 
-    async fn send(&self, batch: &QueuedBatch) -> Result<u64, SendError> {
+    async fn send(&self, batch: &QueuedBatch) -> Result<(), SendError> {
         let resp = self
             .client
             .post(&self.url)
@@ -174,7 +186,7 @@ impl Shipper {
                     reason: format!("server acked seq {} for batch {}", ack.acked_seq, batch.seq),
                 });
             }
-            return Ok(ack.acked_seq);
+            return Ok(());
         }
         let reason = serde_json::from_slice::<ErrorResponse>(&body)
             .map(|e| e.error)

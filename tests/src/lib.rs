@@ -268,6 +268,30 @@ impl Server {
         body["data"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The latest value of a series with these exact labels (beyond instance and agent_id).
+    pub fn latest(&self, selector: &str) -> Option<f64> {
+        let series = self.read(selector);
+        let s = series.first()?;
+        s["values"].as_array()?.last()?[1].as_f64()
+    }
+
+    /// Per boot of an agent: (batches stored, highest seq).
+    pub fn boots(&self, id: &str) -> Vec<(u64, u64)> {
+        self.agent_info(id)["boots"]
+            .as_array()
+            .map(|b| {
+                b.iter()
+                    .map(|x| {
+                        (
+                            x["batches"].as_u64().unwrap(),
+                            x["max_seq"].as_u64().unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// `/api/v1/agents` entry of one agent.
     pub fn agent_info(&self, id: &str) -> Value {
         let (status, body) = self.admin_get("/api/v1/agents");
@@ -372,6 +396,32 @@ impl Agent {
     /// SIGTERM and wait.
     pub fn stop(&mut self) {
         stop(&mut self.child, Signal::SIGTERM);
+    }
+
+    /// SIGKILL and wait: a crash.
+    pub fn kill(&mut self) {
+        stop(&mut self.child, Signal::SIGKILL);
+    }
+
+    /// `sysward-agent spool status`: (frames in segments, frames not yet acked).
+    pub fn spool_status(&self) -> (u64, u64) {
+        let out = self.cmd(&["spool", "status"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("frames:"))
+            .unwrap_or_else(|| panic!("{text}"));
+        let nums: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse().unwrap())
+            .collect();
+        (nums[0], nums[1])
     }
 }
 
