@@ -5,7 +5,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use sysward_collectors::Kind;
-use sysward_proto::{Batch, HostInfo, Series, SeriesKind, VERSION, encode_batch};
+use sysward_proto::{Batch, Event, HostInfo, Series, SeriesKind, VERSION, encode_batch};
 use tokio::sync::mpsc;
 use tracing::{error, warn};
 
@@ -52,7 +52,10 @@ impl Batcher {
     /// Priority runs (the critical tier) and the rest become separate batches, so that the
     /// urgent one can overtake a backlog.
     fn flush(&mut self, runs: Vec<RunOutput>) {
-        let (urgent, rest): (Vec<_>, Vec<_>) = runs.into_iter().partition(|r| r.priority);
+        // Check results are urgent too: an alert waits on them.
+        let (urgent, rest): (Vec<_>, Vec<_>) = runs
+            .into_iter()
+            .partition(|r| r.priority || !r.events.is_empty());
         for (priority, group) in [(true, urgent), (false, rest)] {
             if group.is_empty() {
                 continue;
@@ -77,7 +80,18 @@ impl Batcher {
         // with two points.
         let mut grouped: BTreeMap<(String, Vec<(String, String)>), Series> = BTreeMap::new();
         let mut dropped = 0u64;
+        let mut events = Vec::new();
         for run in runs {
+            events.extend(run.events.into_iter().map(|e| Event {
+                name: e.check,
+                state: e.state.as_str().to_string(),
+                output: e.output,
+                ts: run.ts_ms,
+                long_output: e.long_output,
+                hard: e.hard,
+                attempt: e.attempt,
+                duration_ms: u64::try_from(e.duration.as_millis()).unwrap_or(u64::MAX),
+            }));
             for sample in run.samples {
                 if !sample.value.is_finite() {
                     // JSON has no NaN or infinity; such a reading carries no information.
@@ -110,7 +124,7 @@ impl Batcher {
             seq,
             sent_at: now_ms(),
             series: grouped.into_values().collect(),
-            events: Vec::new(),
+            events,
             host: Some(self.host.clone()),
         }
     }
@@ -143,6 +157,7 @@ mod tests {
                     .label("a", "1"),
                 Sample::new("node_load5", Kind::Gauge, f64::NAN),
             ],
+            events: vec![],
         };
         let batch = b.build(vec![run(1, 0.5), run(2, 0.7)]);
         assert_eq!(batch.seq, 1);
@@ -150,5 +165,28 @@ mod tests {
         assert_eq!(batch.series[0].points, vec![(1, 0.5), (2, 0.7)]);
         assert_eq!(metrics.samples_dropped_non_finite.get(), 2);
         assert_eq!(b.build(vec![]).seq, 2);
+        let check = RunOutput {
+            ts_ms: 9,
+            priority: false,
+            samples: vec![],
+            events: vec![sysward_collectors::Event {
+                check: "disk".into(),
+                state: sysward_collectors::CheckState::Critical,
+                output: "full".into(),
+                long_output: String::new(),
+                hard: true,
+                attempt: 3,
+                duration: std::time::Duration::from_millis(1500),
+            }],
+        };
+        let batch = b.build(vec![check]);
+        assert_eq!(
+            (
+                batch.events[0].state.as_str(),
+                batch.events[0].ts,
+                batch.events[0].duration_ms
+            ),
+            ("CRITICAL", 9, 1500)
+        );
     }
 }

@@ -19,7 +19,7 @@ use std::{
 };
 
 use rand::Rng;
-use sysward_collectors::{Collector, Output, Sample};
+use sysward_collectors::{Collector, Event, Output, Sample};
 use tokio::{sync::mpsc, task::JoinHandle, time::MissedTickBehavior};
 use tracing::{debug, warn};
 
@@ -32,6 +32,7 @@ pub(crate) struct RunOutput {
     /// From the critical tier: its batch is sent before others.
     pub(crate) priority: bool,
     pub(crate) samples: Vec<Sample>,
+    pub(crate) events: Vec<Event>,
 }
 
 pub(crate) struct Job {
@@ -167,6 +168,7 @@ async fn run_job(
                             ts_ms,
                             priority,
                             samples: output.samples,
+                            events: output.events,
                         };
                         if out.send(run).await.is_err() {
                             return;

@@ -53,7 +53,7 @@ mod testing;
 
 pub use filter::NameFilter;
 pub use registry::{CollectorSpec, REGISTRY, Tier};
-pub use sample::{Kind, Output, Sample};
+pub use sample::{CheckState, Event, Kind, Output, Sample};
 pub use sysward_platform::Roots;
 
 /// Why a whole collector run failed.

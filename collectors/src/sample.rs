@@ -39,11 +39,68 @@ impl Sample {
     }
 }
 
-/// What one run produced: samples, and the parts that failed without failing the run.
+/// A check's state, as the Nagios plugin contract numbers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CheckState {
+    /// Exit 0.
+    Ok,
+    /// Exit 1.
+    Warning,
+    /// Exit 2.
+    Critical,
+    /// Exit 3, or anything that kept the check from giving an answer.
+    Unknown,
+}
+
+impl CheckState {
+    /// 0 to 3, the plugin exit code and the value of `sysward_check_status`.
+    pub fn code(self) -> u8 {
+        match self {
+            CheckState::Ok => 0,
+            CheckState::Warning => 1,
+            CheckState::Critical => 2,
+            CheckState::Unknown => 3,
+        }
+    }
+
+    /// `OK`, `WARNING`, `CRITICAL`, `UNKNOWN`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckState::Ok => "OK",
+            CheckState::Warning => "WARNING",
+            CheckState::Critical => "CRITICAL",
+            CheckState::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// The result of one check run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The check's name, unique on the host.
+    pub check: String,
+    /// Its state.
+    pub state: CheckState,
+    /// The first line of output, without perfdata.
+    pub output: String,
+    /// Further lines of output.
+    pub long_output: String,
+    /// Whether the state is hard (confirmed over `max_attempts` runs) or soft.
+    pub hard: bool,
+    /// Which consecutive non-OK run this is (1 for the first; 0 when OK).
+    pub attempt: u32,
+    /// How long the check took.
+    pub duration: std::time::Duration,
+}
+
+/// What one run produced: samples, events, and the parts that failed without failing
+/// the run.
 #[derive(Debug, Default)]
 pub struct Output {
     /// The samples read.
     pub samples: Vec<Sample>,
+    /// Check results.
+    pub events: Vec<Event>,
     /// Parts that failed, each a short message naming what and where.
     pub errors: Vec<String>,
 }

@@ -67,6 +67,18 @@ pub struct Event {
     pub output: String,
     /// When, Unix milliseconds.
     pub ts: i64,
+    /// Further lines of output.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub long_output: String,
+    /// A hard state is confirmed over the check's `max_attempts`; a soft one is not yet.
+    #[serde(default)]
+    pub hard: bool,
+    /// Which consecutive non-OK result this is (0 when OK).
+    #[serde(default)]
+    pub attempt: u32,
+    /// How long it took, milliseconds.
+    #[serde(default)]
+    pub duration_ms: u64,
 }
 
 /// Facts about the sending host.
