@@ -159,9 +159,18 @@ impl Collector for SelfCollector {
             m.batches_queued.get() as f64,
         ));
         let gauge = |name: &str, v: f64| Sample::new(name, Kind::Gauge, v);
-        out.push(gauge("sysward_agent_spool_bytes", m.spool_bytes.get() as f64));
-        out.push(gauge("sysward_agent_spool_segments", m.spool_segments.get() as f64));
-        out.push(gauge("sysward_agent_spool_frames", m.batches_queued.get() as f64));
+        out.push(gauge(
+            "sysward_agent_spool_bytes",
+            m.spool_bytes.get() as f64,
+        ));
+        out.push(gauge(
+            "sysward_agent_spool_segments",
+            m.spool_segments.get() as f64,
+        ));
+        out.push(gauge(
+            "sysward_agent_spool_frames",
+            m.batches_queued.get() as f64,
+        ));
         out.push(gauge(
             "sysward_agent_spool_memory_batches",
             m.spool_memory_batches.get() as f64,
