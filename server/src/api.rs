@@ -24,7 +24,7 @@ use crate::{
     pki::{Pki, agent_id_of},
     query::parse_selector,
     state::{AgentStatus, State, StateError, random_hex},
-    store::{IngestBatch, IngestOutcome, Store},
+    store::{IngestBatch, IngestOutcome, ReadRequest, SeriesData, Store, Tier, TierChoice},
     tls::{PeerAddr, PeerCert},
 };
 
@@ -472,6 +472,9 @@ async fn read_raw(
     let selectors = selectors_of(&params)?;
     let start = param_i64(&params, "start", 0)?;
     let end = param_i64(&params, "end", i64::MAX)?;
+    if let Some(tier) = tier_of(&params)? {
+        return read_tier(&app, selectors, start, end, tier).await;
+    }
     let store = app.store.clone();
     let found = blocking(move || {
         let mut out = Vec::new();
@@ -485,6 +488,77 @@ async fn read_raw(
     let data: Vec<_> = found
         .iter()
         .map(|s| json!({ "metric": labels_json(&s.series.name, &s.series.labels), "values": s.points }))
+        .collect();
+    Ok(Json(json!({ "status": "success", "data": data })))
+}
+
+/// `tier=raw|5m|1h|1d|1mo|auto` (with `step=MS` for auto); absent means raw points as before.
+fn tier_of(params: &[(String, String)]) -> Result<Option<TierChoice>, ApiError> {
+    let Some((_, name)) = params.iter().find(|(k, _)| k == "tier") else {
+        return Ok(None);
+    };
+    if name == "auto" {
+        let step = match params.iter().find(|(k, _)| k == "step") {
+            None => None,
+            Some(_) => Some(param_i64(params, "step", 0)?),
+        };
+        return Ok(Some(TierChoice::Auto { step }));
+    }
+    Tier::parse(name)
+        .map(|t| Some(TierChoice::Exact(t)))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("tier must be raw, 5m, 1h, 1d, 1mo or auto, got {name:?}"),
+            )
+        })
+}
+
+/// `read` with `tier=`: each series names its tier; rollup points are objects.
+async fn read_tier(
+    app: &Arc<AppState>,
+    selectors: Vec<crate::store::Selector>,
+    start: i64,
+    end: i64,
+    tier: TierChoice,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = app.store.clone();
+    let found = blocking(move || {
+        let mut out = Vec::new();
+        for s in &selectors {
+            out.extend(store.read(&ReadRequest {
+                matchers: s.to_matchers(),
+                start,
+                end,
+                tier,
+            })?);
+        }
+        Ok::<_, crate::store::StoreError>(out)
+    })
+    .await?
+    .map_err(internal)?;
+    let data: Vec<_> = found
+        .iter()
+        .map(|s| {
+            let values = match &s.data {
+                SeriesData::Raw(points) => json!(points),
+                SeriesData::Rollup(records) => records
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "t": r.start, "count": r.count, "sum": r.sum, "min": r.min,
+                            "max": r.max, "first": r.first, "last": r.last,
+                            "increase": r.increase,
+                        })
+                    })
+                    .collect(),
+            };
+            json!({
+                "metric": labels_json(&s.series.name, &s.series.labels),
+                "tier": s.tier.name(),
+                "values": values,
+            })
+        })
         .collect();
     Ok(Json(json!({ "status": "success", "data": data })))
 }

@@ -10,6 +10,8 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Deserializer};
 use sysward_proto::{Limits, units};
 
+use crate::store::{Retention, StoreConfig};
+
 /// The server's whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +26,8 @@ pub(crate) struct ServerConfig {
     pub(crate) limits: LimitsConfig,
     #[serde(default)]
     pub(crate) admin: AdminConfig,
+    #[serde(default)]
+    pub(crate) retention: RetentionConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,12 +69,100 @@ pub(crate) struct StorageConfig {
     /// Holds the PKI, the state database and the store.
     #[serde(default = "default_data_dir")]
     pub(crate) data_dir: PathBuf,
+    /// Series one agent may have; new series past it are dropped, counted and logged.
+    #[serde(default = "d_max_series_per_agent")]
+    pub(crate) max_series_per_agent: usize,
+    /// Points this far behind their series' newest point still enter the raw tier; older
+    /// ones go to the rollups only.
+    #[serde(default = "d_ooo_window", deserialize_with = "duration")]
+    pub(crate) out_of_order_window: Duration,
+    /// An agent's recent points are compressed into chunks once the oldest is this old.
+    #[serde(default = "d_chunk_span", deserialize_with = "duration")]
+    pub(crate) chunk_span: Duration,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             data_dir: default_data_dir(),
+            max_series_per_agent: d_max_series_per_agent(),
+            out_of_order_window: d_ooo_window(),
+            chunk_span: d_chunk_span(),
+        }
+    }
+}
+
+fn d_max_series_per_agent() -> usize {
+    StoreConfig::default().max_series_per_agent
+}
+fn d_ooo_window() -> Duration {
+    StoreConfig::default().out_of_order_window
+}
+fn d_chunk_span() -> Duration {
+    StoreConfig::default().chunk_span
+}
+
+/// `[retention]`: how long each tier keeps data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetentionConfig {
+    /// Samples as received.
+    #[serde(default = "d_keep_raw", deserialize_with = "duration")]
+    pub(crate) raw: Duration,
+    /// 5-minute rollups.
+    #[serde(rename = "5m", default = "d_keep_5m", deserialize_with = "duration")]
+    pub(crate) m5: Duration,
+    /// Hourly rollups.
+    #[serde(rename = "1h", default = "d_keep_1h", deserialize_with = "duration")]
+    pub(crate) h1: Duration,
+    /// Daily rollups.
+    #[serde(rename = "1d", default = "d_keep_1d", deserialize_with = "duration")]
+    pub(crate) d1: Duration,
+    /// Monthly rollups.
+    #[serde(rename = "1mo", default = "d_keep_1mo", deserialize_with = "duration")]
+    pub(crate) mo1: Duration,
+}
+
+fn d_keep_raw() -> Duration {
+    Retention::default().keep[0]
+}
+fn d_keep_5m() -> Duration {
+    Retention::default().keep[1]
+}
+fn d_keep_1h() -> Duration {
+    Retention::default().keep[2]
+}
+fn d_keep_1d() -> Duration {
+    Retention::default().keep[3]
+}
+fn d_keep_1mo() -> Duration {
+    Retention::default().keep[4]
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            raw: d_keep_raw(),
+            m5: d_keep_5m(),
+            h1: d_keep_1h(),
+            d1: d_keep_1d(),
+            mo1: d_keep_1mo(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The store's settings from `[storage]` and `[retention]`.
+    pub(crate) fn store_config(&self) -> StoreConfig {
+        let r = &self.retention;
+        StoreConfig {
+            retention: Retention {
+                keep: [r.raw, r.m5, r.h1, r.d1, r.mo1],
+            },
+            out_of_order_window: self.storage.out_of_order_window,
+            chunk_span: self.storage.chunk_span,
+            max_series_per_agent: self.storage.max_series_per_agent,
+            ..StoreConfig::default()
         }
     }
 }
@@ -186,6 +278,27 @@ impl ServerConfig {
     pub(crate) fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
         let config: ServerConfig = toml::from_str(text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let r = &config.retention;
+        for (key, keep) in [
+            ("raw", r.raw),
+            ("5m", r.m5),
+            ("1h", r.h1),
+            ("1d", r.d1),
+            ("1mo", r.mo1),
+        ] {
+            if keep.is_zero() {
+                bail!(
+                    "{}: [retention] {key} must be longer than 0",
+                    path.display()
+                );
+            }
+        }
+        if config.storage.max_series_per_agent == 0 {
+            bail!(
+                "{}: [storage] max_series_per_agent must be at least 1",
+                path.display()
+            );
+        }
         if config.limits.max_concurrent_ingests == 0 {
             bail!(
                 "{}: [limits] max_concurrent_ingests must be at least 1",
@@ -231,6 +344,28 @@ mod tests {
         );
         let err = ServerConfig::parse("[limits]\nmax_body = \"4 parsecs\"\n", Path::new("s.toml"))
             .unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn retention_and_store_settings() {
+        let c = ServerConfig::parse("", Path::new("s.toml")).unwrap();
+        assert_eq!(c.store_config().retention, Retention::default());
+        let text = "[storage]\nmax_series_per_agent = 10\nout_of_order_window = \"10m\"\n\
+                    [retention]\nraw = \"2d\"\n1mo = \"520w\"\n";
+        let s = ServerConfig::parse(text, Path::new("s.toml"))
+            .unwrap()
+            .store_config();
+        assert_eq!(s.max_series_per_agent, 10);
+        assert_eq!(s.out_of_order_window, Duration::from_secs(600));
+        assert_eq!(s.retention.keep[0], Duration::from_secs(2 * 86_400));
+        assert_eq!(s.retention.keep[4], Duration::from_secs(520 * 7 * 86_400));
+        assert_eq!(s.retention.keep[1], Retention::default().keep[1]);
+        let err =
+            ServerConfig::parse("[retention]\n5m = \"0s\"\n", Path::new("s.toml")).unwrap_err();
+        assert!(err.to_string().contains("5m"), "{err}");
+        let err =
+            ServerConfig::parse("[retention]\n2m = \"1d\"\n", Path::new("s.toml")).unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
     }
 }

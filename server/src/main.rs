@@ -10,8 +10,11 @@ mod query;
 mod quickstart;
 mod serve;
 mod state;
-mod store;
 mod tls;
+
+// The store is the library half of this package, so that benchmarks can use it; importing
+// it here keeps its `crate::store` paths working in the binary.
+use sysward_server::store;
 
 use std::process::ExitCode;
 

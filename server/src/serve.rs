@@ -18,7 +18,7 @@ use crate::{
     metrics::ServerMetrics,
     pki::Pki,
     state::State,
-    store::SqliteStore,
+    store::{SystemClock, TieredStore},
     tls,
 };
 
@@ -73,8 +73,16 @@ impl Server {
             // Printed once on purpose: only its hash is kept.
             println!("Admin token (shown once; keep it safe): {token}");
         }
-        let store = SqliteStore::open(&dir.join("store.db"))
-            .with_context(|| format!("cannot open {}", dir.join("store.db").display()))?;
+        let store = Arc::new(
+            TieredStore::open(
+                &dir.join("store.db"),
+                config.store_config(),
+                Arc::new(SystemClock),
+            )
+            .with_context(|| format!("cannot open {}", dir.join("store.db").display()))?,
+        );
+        // Cuts heads into chunks and purges; the thread ends once the store is dropped.
+        store.start_maintenance();
         for name in ["state.db", "store.db"] {
             let path = dir.join(name);
             if path.exists() {
@@ -87,7 +95,7 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", config.listen.address))?;
         let addr = listener.local_addr()?;
         let app = Arc::new(AppState {
-            store: Arc::new(store),
+            store,
             state: Arc::new(state),
             pki: Arc::new(pki),
             limits: config.limits.to_limits(),

@@ -1,90 +1,501 @@
-//! Storage behind one trait, so that the compressed, tiered store can replace the first
-//! SQLite one without touching ingest or query.
+//! Storage behind one trait, so that ingest, query and alerting never see how samples are
+//! kept.
 //!
 //! Contract: [`Store::ingest`] returns only after the batch is durable, and stores each
 //! `(agent_id, boot_id, seq)` once; a repeat returns [`IngestOutcome::Duplicate`] and
 //! changes nothing.
+//!
+//! The implementation is [`TieredStore`]: a head of recent points per series (durable in a
+//! SQLite log before the ack), cut into compressed chunks ([`codec`]) and merged into four
+//! rollup tiers, each with its own retention. See `tiered.rs` for the layout.
 
-mod sqlite;
+pub mod codec;
+mod index;
+mod rollup;
+mod tiered;
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::atomic::{AtomicI64, Ordering},
+    time::Duration,
+};
 
-pub(crate) use sqlite::SqliteStore;
+pub use rollup::total_increase;
+pub use sysward_proto::SeriesKind;
 use sysward_proto::{Event, Series};
+pub use tiered::TieredStore;
+
+/// The label under which postings keep the metric name, as Prometheus calls it.
+pub const NAME_LABEL: &str = "__name__";
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StoreError {
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
     #[error("store database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// Stored data cannot be read back.
     #[error("store data is damaged: {0}")]
     Corrupt(String),
+    /// A stored chunk cannot be decoded.
+    #[error("store chunk is damaged: {0}")]
+    Codec(#[from] codec::CodecError),
+    /// A request the store cannot answer as asked.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// One batch as the store receives it: identity checked, server labels added.
-pub(crate) struct IngestBatch<'a> {
-    pub(crate) agent_id: &'a str,
-    pub(crate) boot_id: &'a str,
-    pub(crate) seq: u64,
+pub struct IngestBatch<'a> {
+    /// The sending agent, from its certificate.
+    pub agent_id: &'a str,
+    /// The agent process' boot.
+    pub boot_id: &'a str,
+    /// Sequence number within the boot.
+    pub seq: u64,
     /// The `instance` label: the agent's host name.
-    pub(crate) instance: &'a str,
-    pub(crate) series: &'a [Series],
-    pub(crate) events: &'a [Event],
+    pub instance: &'a str,
+    /// Series and their points.
+    pub series: &'a [Series],
+    /// Events (check results).
+    pub events: &'a [Event],
 }
 
+/// What became of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IngestOutcome {
+pub enum IngestOutcome {
+    /// Stored now.
     Stored,
+    /// Its identity was stored before; nothing changed.
     Duplicate,
 }
 
-/// A label matcher: `name="value"` or `name!="value"`.
+/// A label matcher: `name="value"` or `name!="value"`. The query parser builds these;
+/// [`LabelMatcher`] adds the regular-expression operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Matcher {
-    pub(crate) label: String,
-    pub(crate) negate: bool,
-    pub(crate) value: String,
+pub struct Matcher {
+    /// Label name.
+    pub label: String,
+    /// `!=` rather than `=`.
+    pub negate: bool,
+    /// The value compared with.
+    pub value: String,
 }
 
 /// Which series: a metric name and label matchers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Selector {
-    pub(crate) name: String,
-    pub(crate) matchers: Vec<Matcher>,
+pub struct Selector {
+    /// Metric name.
+    pub name: String,
+    /// Further matchers, all of which must hold.
+    pub matchers: Vec<Matcher>,
 }
 
 impl Selector {
-    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    /// Whether labels (without the name) satisfy the matchers.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.matchers.iter().all(|m| {
             let value = labels.get(&m.label).map(String::as_str).unwrap_or("");
             (value == m.value) != m.negate
         })
     }
+
+    /// The same selection as label matchers, the name as `__name__="name"`.
+    pub fn to_matchers(&self) -> Vec<LabelMatcher> {
+        std::iter::once(LabelMatcher::eq(NAME_LABEL, &self.name))
+            .chain(self.matchers.iter().map(|m| LabelMatcher {
+                label: m.label.clone(),
+                op: if m.negate { MatchOp::Ne } else { MatchOp::Eq },
+                value: m.value.clone(),
+                regex: None,
+            }))
+            .collect()
+    }
+}
+
+/// The four Prometheus matcher operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchOp {
+    /// `=`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `=~`, anchored at both ends as in Prometheus.
+    Re,
+    /// `!~`
+    Nre,
+}
+
+/// A matcher on one label (`__name__` for the metric name). A missing label matches as the
+/// empty string, as in Prometheus.
+#[derive(Clone)]
+pub struct LabelMatcher {
+    /// Label name.
+    pub label: String,
+    /// Operator.
+    pub op: MatchOp,
+    /// Value or pattern.
+    pub value: String,
+    regex: Option<regex::Regex>,
+}
+
+impl fmt::Debug for LabelMatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = match self.op {
+            MatchOp::Eq => "=",
+            MatchOp::Ne => "!=",
+            MatchOp::Re => "=~",
+            MatchOp::Nre => "!~",
+        };
+        write!(f, "{}{op}{:?}", self.label, self.value)
+    }
+}
+
+impl LabelMatcher {
+    /// A matcher; a regular expression is compiled (and anchored) here, once.
+    pub fn new(
+        label: impl Into<String>,
+        op: MatchOp,
+        value: impl Into<String>,
+    ) -> Result<Self, regex::Error> {
+        let value = value.into();
+        let regex = match op {
+            MatchOp::Re | MatchOp::Nre => Some(regex::Regex::new(&format!("^(?:{value})$"))?),
+            MatchOp::Eq | MatchOp::Ne => None,
+        };
+        Ok(Self {
+            label: label.into(),
+            op,
+            value,
+            regex,
+        })
+    }
+
+    /// `label="value"`.
+    pub fn eq(label: &str, value: &str) -> Self {
+        Self {
+            label: label.into(),
+            op: MatchOp::Eq,
+            value: value.into(),
+            regex: None,
+        }
+    }
+
+    /// Whether a label value (`""` when the label is absent) matches.
+    pub fn matches(&self, v: &str) -> bool {
+        match (self.op, &self.regex) {
+            (MatchOp::Eq, _) => v == self.value,
+            (MatchOp::Ne, _) => v != self.value,
+            (MatchOp::Re, Some(re)) => re.is_match(v),
+            (MatchOp::Nre, Some(re)) => !re.is_match(v),
+            // Not reachable through `new`; fall back to equality rather than panic.
+            (MatchOp::Re, None) => v == self.value,
+            (MatchOp::Nre, None) => v != self.value,
+        }
+    }
+
+    /// Whether series without the label match.
+    pub fn matches_empty(&self) -> bool {
+        self.matches("")
+    }
 }
 
 /// One series' identity: its name and all its labels, server labels included.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SeriesLabels {
-    pub(crate) name: String,
-    pub(crate) labels: BTreeMap<String, String>,
+pub struct SeriesLabels {
+    /// Metric name.
+    pub name: String,
+    /// Labels, sorted.
+    pub labels: BTreeMap<String, String>,
 }
 
-/// A series and its points in a range.
+/// A series and its raw points in a range.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SeriesPoints {
-    pub(crate) series: SeriesLabels,
-    pub(crate) points: Vec<(i64, f64)>,
+pub struct SeriesPoints {
+    /// Which series.
+    pub series: SeriesLabels,
+    /// `(unix ms, value)`, strictly increasing in time.
+    pub points: Vec<(i64, f64)>,
 }
 
 /// What the store holds of one agent boot's batches.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BatchStats {
-    pub(crate) boot_id: String,
-    pub(crate) count: u64,
-    pub(crate) max_seq: u64,
+pub struct BatchStats {
+    /// The boot.
+    pub boot_id: String,
+    /// Batches stored.
+    pub count: u64,
+    /// Highest seq stored.
+    pub max_seq: u64,
 }
 
-pub(crate) trait Store: Send + Sync {
+/// A resolution at which samples are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    /// As received.
+    Raw,
+    /// 5-minute rollups.
+    M5,
+    /// Hourly rollups.
+    H1,
+    /// Daily rollups (UTC days).
+    D1,
+    /// Monthly rollups (UTC calendar months).
+    Mo1,
+}
+
+impl Tier {
+    /// Every tier, finest first.
+    pub const ALL: [Tier; 5] = [Tier::Raw, Tier::M5, Tier::H1, Tier::D1, Tier::Mo1];
+    /// The rollup tiers, finest first.
+    pub const ROLLUPS: [Tier; 4] = [Tier::M5, Tier::H1, Tier::D1, Tier::Mo1];
+
+    /// The name used in config and the API: `raw`, `5m`, `1h`, `1d`, `1mo`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Raw => "raw",
+            Tier::M5 => "5m",
+            Tier::H1 => "1h",
+            Tier::D1 => "1d",
+            Tier::Mo1 => "1mo",
+        }
+    }
+
+    /// The tier of a name, if there is one.
+    pub fn parse(s: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    /// Bucket width in ms (a month counts as 30 days here; buckets follow the calendar).
+    pub fn resolution_ms(self) -> i64 {
+        match self {
+            Tier::Raw => 0,
+            Tier::M5 => 300_000,
+            Tier::H1 => 3_600_000,
+            Tier::D1 => 86_400_000,
+            Tier::Mo1 => 30 * 86_400_000,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One rollup point: a summary of a series' samples in one bucket. See `rollup.rs` for
+/// how late points merge and what `increase` covers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rollup {
+    /// Bucket start, unix ms.
+    pub start: i64,
+    /// Samples summarised.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Value of the earliest sample.
+    pub first: f64,
+    /// Time of the earliest sample.
+    pub first_ts: i64,
+    /// Value of the latest sample.
+    pub last: f64,
+    /// Time of the latest sample.
+    pub last_ts: i64,
+    /// For counters: the reset-corrected increase between samples inside the bucket.
+    pub increase: f64,
+}
+
+/// Which tier a read uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TierChoice {
+    /// The finest tier that still covers the range; with a step, the coarsest covering
+    /// tier whose resolution is at most the step.
+    Auto {
+        /// The resolution the caller needs, in ms.
+        step: Option<i64>,
+    },
+    /// This tier, whatever it still holds.
+    Exact(Tier),
+}
+
+/// A range read.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    /// Which series (include `__name__`).
+    pub matchers: Vec<LabelMatcher>,
+    /// First ms, inclusive.
+    pub start: i64,
+    /// Last ms, inclusive.
+    pub end: i64,
+    /// Which tier.
+    pub tier: TierChoice,
+}
+
+/// Points of one series from one tier.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeriesData {
+    /// Raw samples, strictly increasing in time.
+    Raw(Vec<(i64, f64)>),
+    /// Rollup points, by bucket start.
+    Rollup(Vec<Rollup>),
+}
+
+/// One series' answer to a [`ReadRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRead {
+    /// Which series.
+    pub series: SeriesLabels,
+    /// Whether it is a counter.
+    pub kind: SeriesKind,
+    /// The tier the data comes from.
+    pub tier: Tier,
+    /// The data.
+    pub data: SeriesData,
+}
+
+/// How long each tier keeps data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Per tier, in [`Tier::ALL`] order.
+    pub keep: [Duration; 5],
+}
+
+impl Default for Retention {
+    /// The product's promise: raw 24 h, 5 min 7 d, 1 h 90 d, 1 d 1 y, 1 month 5 y.
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        Self {
+            keep: [
+                Duration::from_secs(DAY),
+                Duration::from_secs(7 * DAY),
+                Duration::from_secs(90 * DAY),
+                Duration::from_secs(365 * DAY),
+                Duration::from_secs(5 * 365 * DAY),
+            ],
+        }
+    }
+}
+
+impl Retention {
+    /// How long `tier` keeps data, in ms.
+    pub fn ms(&self, tier: Tier) -> i64 {
+        i64::try_from(self.keep[tier.index()].as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Store settings (`[storage]` and `[retention]` in server.toml).
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Per-tier retention.
+    pub retention: Retention,
+    /// How far behind a series' newest point a point may be and still enter the raw tier;
+    /// older ones go to the rollups only, counted.
+    pub out_of_order_window: Duration,
+    /// An agent's head is cut into chunks once its oldest point is this old.
+    pub chunk_span: Duration,
+    /// ... or once one of its series holds this many points.
+    pub chunk_max_points: usize,
+    /// Series one agent may have; new series past it are dropped, counted and logged.
+    pub max_series_per_agent: usize,
+    /// How often the background task cuts heads; purge runs every `purge_interval`.
+    pub maintenance_interval: Duration,
+    /// How often the background task purges expired data and vacuums.
+    pub purge_interval: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            retention: Retention::default(),
+            out_of_order_window: Duration::from_secs(3600),
+            chunk_span: Duration::from_secs(2 * 3600),
+            chunk_max_points: 240,
+            max_series_per_agent: 20_000,
+            maintenance_interval: Duration::from_secs(10),
+            purge_interval: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Where the store gets the time for retention and cutting (tests move it by hand).
+pub trait Clock: Send + Sync {
+    /// Now, unix ms.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock at `ms`.
+    pub fn new(ms: i64) -> Self {
+        Self(AtomicI64::new(ms))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+
+    /// Moves the time forward.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The store's own figures, for the server's metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Series in the index.
+    pub series: u64,
+    /// Samples stored in the raw tier since start.
+    pub samples_ingested: u64,
+    /// Samples too old for the raw tier, merged into rollups only, since start.
+    pub samples_late: u64,
+    /// New series refused by the per-agent limit since start.
+    pub series_refused: u64,
+    /// Points in the in-memory head now.
+    pub head_points: u64,
+    /// Bytes of chunk data per tier, in [`Tier::ALL`] order.
+    pub bytes: [u64; 5],
+    /// Head cuts since start, and their total time.
+    pub cuts: u64,
+    /// Total time spent cutting heads, µs.
+    pub cut_micros: u64,
+    /// Purge runs since start.
+    pub purges: u64,
+    /// Time of the last purge (with its vacuum), µs.
+    pub last_purge_micros: u64,
+}
+
+/// Storage as ingest, the API and (later) query and rules use it.
+pub trait Store: Send + Sync {
     /// Stores a batch durably, once.
     fn ingest(&self, batch: &IngestBatch<'_>) -> Result<IngestOutcome, StoreError>;
     /// The series that match.
@@ -101,4 +512,14 @@ pub(crate) trait Store: Send + Sync {
     fn batch_stats(&self, agent_id: &str) -> Result<Vec<BatchStats>, StoreError>;
     /// Whether the store answers.
     fn healthy(&self) -> bool;
+    /// Series matching label matchers (any of `=`, `!=`, `=~`, `!~`).
+    fn select(&self, matchers: &[LabelMatcher]) -> Result<Vec<SeriesLabels>, StoreError>;
+    /// A range read at one tier (see [`TierChoice`]).
+    fn read(&self, request: &ReadRequest) -> Result<Vec<SeriesRead>, StoreError>;
+    /// Every label name in use.
+    fn label_names(&self) -> Result<Vec<String>, StoreError>;
+    /// Every value of one label.
+    fn label_values(&self, label: &str) -> Result<Vec<String>, StoreError>;
+    /// The store's own figures.
+    fn stats(&self) -> StoreStats;
 }
