@@ -76,7 +76,8 @@ enum SpoolCommand {
     Verify,
 }
 
-pub(crate) fn run() -> anyhow::Result<ExitCode> {
+/// Parses the command line and runs the command; the binary's whole `main`.
+pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig => match AgentConfig::load(&cli.config) {

@@ -14,6 +14,8 @@ use sysward_collectors::{REGISTRY, Roots, Tier};
 use sysward_proto::units;
 use toml::Spanned;
 
+use sysward_collectors::checks::ChecksConfig;
+
 use crate::spool::{FsyncPolicy, SpoolConfig};
 
 /// A config error: where and what.
@@ -52,6 +54,8 @@ struct RawConfig {
     shipper: ShipperSection,
     #[serde(default)]
     buffer: BufferSection,
+    #[serde(default)]
+    checks: ChecksConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,7 +317,11 @@ pub(crate) struct AgentConfig {
     pub(crate) collectors: Vec<CollectorPlan>,
     pub(crate) shipper: ShipperSection,
     pub(crate) buffer: BufferPlan,
+    /// Every check, from `[checks]` and the files of `[checks] dir`.
+    pub(crate) checks: ChecksConfig,
     pub(crate) critical_interval: Duration,
+    pub(crate) intensive_interval: Duration,
+    pub(crate) static_interval: Duration,
     pub(crate) standard_interval: Duration,
 }
 
@@ -456,6 +464,18 @@ impl AgentConfig {
                 timeout,
             });
         }
+        let mut checks = raw.checks.clone();
+        if let Some(dir) = &raw.checks.dir {
+            load_checks_dir(dir, &mut checks)?;
+        }
+        if let Err(e) = sysward_collectors::checks::build(&checks, &check_context(&raw.agent)) {
+            return Err(ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                key: Some(format!("checks.{}", e.kind)),
+                message: e.to_string(),
+            });
+        }
         let b = &raw.buffer;
         let buffer = match b.kind {
             BufferKind::Memory => {
@@ -519,9 +539,22 @@ impl AgentConfig {
             collectors,
             shipper: raw.shipper,
             buffer,
+            checks,
             critical_interval: iv.critical,
+            intensive_interval: iv.intensive,
+            static_interval: iv.static_,
             standard_interval: iv.standard,
         })
+    }
+
+    /// The interval of a tier.
+    pub(crate) fn tier_interval(&self, tier: Tier) -> Duration {
+        match tier {
+            Tier::Critical => self.critical_interval,
+            Tier::Standard => self.standard_interval,
+            Tier::Intensive => self.intensive_interval,
+            Tier::Static => self.static_interval,
+        }
     }
 
     pub(crate) fn roots(&self) -> Roots {
@@ -548,6 +581,57 @@ impl AgentConfig {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "localhost".into())
     }
+}
+
+/// What checks get from the agent: a state directory of their own.
+pub(crate) fn check_context(agent: &AgentSection) -> sysward_collectors::checks::CheckContext {
+    sysward_collectors::checks::CheckContext {
+        state_dir: agent.state_dir.join("checks"),
+    }
+}
+
+/// Adds the checks of every `*.toml` file in `dir` (sorted by name), each in the form of
+/// the `[checks]` table: `[[script]]`, `[[http]]`, ... Errors name the file and line.
+fn load_checks_dir(dir: &Path, into: &mut ChecksConfig) -> Result<(), ConfigError> {
+    let fail = |file: &Path, line, message: String| ConfigError {
+        file: file.to_path_buf(),
+        line,
+        key: None,
+        message,
+    };
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| fail(dir, None, format!("cannot list the checks directory: {e}")))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| fail(&file, None, format!("cannot read: {e}")))?;
+        let more: ChecksConfig = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| line_of(&text, s.start));
+            fail(&file, line, e.message().to_string())
+        })?;
+        if more.dir.is_some() {
+            return Err(fail(
+                &file,
+                None,
+                "a checks file cannot name another directory".into(),
+            ));
+        }
+        into.env.extend(more.env);
+        into.script.extend(more.script);
+        into.process.extend(more.process);
+        into.tcp.extend(more.tcp);
+        into.http.extend(more.http);
+        into.tls.extend(more.tls);
+        into.dns.extend(more.dns);
+        into.ping.extend(more.ping);
+        into.log.extend(more.log);
+    }
+    Ok(())
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

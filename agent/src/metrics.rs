@@ -12,8 +12,9 @@ use std::{
 
 use sysward_collectors::{CollectError, Collector, Kind, Output, Sample};
 
+/// A counter or gauge that handlers bump without waiting.
 #[derive(Debug, Default)]
-pub(crate) struct Counter(AtomicU64);
+pub struct Counter(AtomicU64);
 
 impl Counter {
     pub(crate) fn inc(&self) {
@@ -25,7 +26,7 @@ impl Counter {
     pub(crate) fn set(&self, n: u64) {
         self.0.store(n, Ordering::Relaxed);
     }
-    pub(crate) fn get(&self) -> u64 {
+    pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -42,8 +43,9 @@ pub(crate) struct CollectorStats {
     pub(crate) last_success: Counter,
 }
 
+/// Everything the agent counts about itself.
 #[derive(Debug, Default)]
-pub(crate) struct AgentMetrics {
+pub struct AgentMetrics {
     pub(crate) collectors: BTreeMap<&'static str, CollectorStats>,
     pub(crate) batches_sent: Counter,
     pub(crate) batches_failed: Counter,

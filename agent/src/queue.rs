@@ -17,45 +17,60 @@ use crate::metrics::AgentMetrics;
 
 /// A batch handed to a queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NewBatch {
+pub struct NewBatch {
     /// The batch's seq, as the server will ack it.
-    pub(crate) seq: u64,
+    pub seq: u64,
     /// Check results or the critical tier: sent before the rest.
-    pub(crate) priority: bool,
-    pub(crate) created_ms: i64,
+    pub priority: bool,
+    pub created_ms: i64,
     /// gzip-compressed JSON, sent as is.
-    pub(crate) body: Vec<u8>,
+    pub body: Vec<u8>,
 }
 
 /// A batch to send: the exact bytes that go on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct QueuedBatch {
+pub struct QueuedBatch {
     /// The queue's own id for it; what `ack` takes.
-    pub(crate) id: u64,
-    pub(crate) seq: u64,
-    pub(crate) created_ms: i64,
-    pub(crate) body: Arc<Vec<u8>>,
+    pub id: u64,
+    /// The batch's seq, as the server acks it.
+    pub seq: u64,
+    /// When the batch was made, Unix milliseconds.
+    pub created_ms: i64,
+    /// gzip-compressed JSON, sent as is.
+    pub body: Arc<Vec<u8>>,
 }
 
 /// What to do next.
 #[derive(Debug)]
-pub(crate) enum Next {
+pub enum Next {
+    /// Send this one.
     Ready(QueuedBatch),
     /// Batches wait, but none may go yet (backfill rate); ask again after this.
     Wait(std::time::Duration),
+    /// Nothing waits.
     Empty,
 }
 
-pub(crate) trait BatchQueue: Send + Sync {
+/// Where batches wait between the batcher and the shipper (see the module doc).
+pub trait BatchQueue: Send + Sync {
+    /// Takes a batch; never blocks, never fails.
     fn push(&self, batch: NewBatch);
+    /// The batch to send now, if any; it stays queued until acked.
     fn next(&self) -> Next;
+    /// Removes a batch the server has.
     fn ack(&self, id: u64);
+    /// Batches waiting.
     fn len(&self) -> usize;
+    /// Whether none waits.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Resolves after the next push.
     fn notified(&self) -> tokio::sync::futures::Notified<'_>;
 }
 
-pub(crate) struct MemoryQueue {
+/// A bounded queue in memory, for `[buffer] kind = "memory"`.
+pub struct MemoryQueue {
     items: Mutex<(VecDeque<QueuedBatch>, u64)>,
     max: usize,
     notify: Notify,
@@ -63,7 +78,8 @@ pub(crate) struct MemoryQueue {
 }
 
 impl MemoryQueue {
-    pub(crate) fn new(max: usize, metrics: Arc<AgentMetrics>) -> Self {
+    /// Holds at most `max` batches; past that the oldest goes, counted.
+    pub fn new(max: usize, metrics: Arc<AgentMetrics>) -> Self {
         Self {
             items: Mutex::new((VecDeque::new(), 1)),
             max: max.max(1),

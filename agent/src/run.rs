@@ -5,14 +5,14 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use rand::RngCore;
-use sysward_collectors::REGISTRY;
+use sysward_collectors::{REGISTRY, Tier};
 use sysward_proto::HostInfo;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::{
     batcher::Batcher,
-    config::{AgentConfig, BufferPlan},
+    config::{AgentConfig, BufferPlan, check_context},
     identity::Identity,
     metrics::{AgentMetrics, SELF_COLLECTOR, SelfCollector},
     queue::{BatchQueue, MemoryQueue},
@@ -43,10 +43,12 @@ async fn run_async(config: AgentConfig, mut identity: Identity) -> anyhow::Resul
         );
         identity.server_url = config.server_url.clone();
     }
+    let checks = sysward_collectors::checks::build(&config.checks, &check_context(&config.agent))?;
     let names = config
         .collectors
         .iter()
         .map(|p| p.name)
+        .chain(checks.iter().map(|c| c.name))
         .chain([SELF_COLLECTOR]);
     let metrics = Arc::new(AgentMetrics::new(names));
     let mut background = Vec::new();
@@ -108,6 +110,27 @@ async fn run_async(config: AgentConfig, mut identity: Identity) -> anyhow::Resul
         metrics.clone(),
         tx.clone(),
     ));
+    for check in checks {
+        // Checks default to the critical tier: an alert waits on them.
+        let interval = check
+            .schedule
+            .interval
+            .unwrap_or_else(|| config.tier_interval(check.schedule.tier.unwrap_or(Tier::Critical)));
+        let timeout = check
+            .schedule
+            .timeout
+            .unwrap_or(Duration::from_secs(10))
+            .min(interval);
+        info!(check = check.name, ?interval, ?timeout, "Check scheduled.");
+        let job = Job {
+            name: check.name,
+            collector: check.collector,
+            interval,
+            timeout,
+            priority: true,
+        };
+        jobs.push(scheduler::spawn(job, &host_id, metrics.clone(), tx.clone()));
+    }
     drop(tx);
 
     let mut boot = [0u8; 8];
@@ -149,7 +172,7 @@ async fn run_async(config: AgentConfig, mut identity: Identity) -> anyhow::Resul
     // The batcher ends once every job's sender is gone, after its last flush.
     let _ = batcher_task.await;
     let deadline = tokio::time::Instant::now() + DRAIN_ON_STOP;
-    while queue.len() > 0 && tokio::time::Instant::now() < deadline {
+    while !queue.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = stop_tx.send(true);

@@ -33,6 +33,7 @@ mod filter;
 mod psi;
 mod sample;
 
+pub mod checks;
 pub mod cpu;
 pub mod diskstats;
 pub mod filesystem;

@@ -56,7 +56,7 @@ use crate::{
 
 /// When frames reach the disk for sure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FsyncPolicy {
+pub enum FsyncPolicy {
     /// `fdatasync` after every frame: nothing acknowledged by `push` is lost to power loss.
     EveryBatch,
     /// At most this often: a power loss can take the frames of the last interval. A crash
@@ -64,16 +64,25 @@ pub(crate) enum FsyncPolicy {
     Interval(Duration),
 }
 
+/// The spool's settings, from `[buffer]`.
 #[derive(Debug, Clone)]
-pub(crate) struct SpoolConfig {
-    pub(crate) dir: PathBuf,
-    pub(crate) max_disk: u64,
-    pub(crate) max_age: Duration,
-    pub(crate) segment_size: u64,
-    pub(crate) fsync: FsyncPolicy,
-    pub(crate) memory_fallback: usize,
-    pub(crate) fresh_window: Duration,
-    pub(crate) backfill_per_second: u32,
+pub struct SpoolConfig {
+    /// Where the segments live (`[buffer] dir`).
+    pub dir: PathBuf,
+    /// Past this many bytes on disk the oldest segment goes.
+    pub max_disk: u64,
+    /// Segments whose newest frame is older than this go.
+    pub max_age: Duration,
+    /// A new segment is started past this size.
+    pub segment_size: u64,
+    /// When frames reach the disk for sure.
+    pub fsync: FsyncPolicy,
+    /// Batches kept in memory while the disk refuses writes.
+    pub memory_fallback: usize,
+    /// Frames younger than this go before the backlog.
+    pub fresh_window: Duration,
+    /// How many backlog frames may go per second; 0 for no limit.
+    pub backfill_per_second: u32,
 }
 
 const ACK_ENTRY: usize = 12;
@@ -118,7 +127,8 @@ struct Inner {
     write_failing: bool,
 }
 
-pub(crate) struct Spool {
+/// The spool: open it with [`Spool::open`], use it through [`BatchQueue`].
+pub struct Spool {
     inner: Mutex<Inner>,
     notify: Notify,
     metrics: Arc<AgentMetrics>,
@@ -183,7 +193,7 @@ fn ack_entry(id: u64) -> [u8; ACK_ENTRY] {
 
 impl Spool {
     /// Opens (and recovers) the spool in `cfg.dir`.
-    pub(crate) fn open(cfg: SpoolConfig, metrics: Arc<AgentMetrics>) -> anyhow::Result<Self> {
+    pub fn open(cfg: SpoolConfig, metrics: Arc<AgentMetrics>) -> anyhow::Result<Self> {
         crate::identity::create_private_dir(&cfg.dir)?;
         let dir = cfg.dir.clone();
         let lock_file = OpenOptions::new()
@@ -343,7 +353,7 @@ impl Spool {
     }
 
     /// Syncs what the `Interval` policy left unsynced; the agent calls it on that interval.
-    pub(crate) fn sync(&self) {
+    pub fn sync(&self) {
         let mut g = self.lock();
         g.sync();
     }
