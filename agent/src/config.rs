@@ -587,6 +587,11 @@ impl AgentConfig {
 pub(crate) fn check_context(agent: &AgentSection) -> sysward_collectors::checks::CheckContext {
     sysward_collectors::checks::CheckContext {
         state_dir: agent.state_dir.join("checks"),
+        roots: Roots {
+            proc: agent.procfs_root.clone(),
+            sys: agent.sysfs_root.clone(),
+            rootfs: agent.rootfs.clone(),
+        },
     }
 }
 

@@ -22,6 +22,8 @@
 //! | [`host`] | `/proc/sys/kernel`, `os-release`, `/proc/cpuinfo`, DMI, `machine-id` | `node_uname_info`, `node_os_*`, `sysward_host_*` |
 //! | [`time`] | the clock, `adjtimex`, clock sources | `node_time_*`, `node_timex_*` |
 //! | [`hwmon`] | `/sys/class/hwmon` | `node_hwmon_*` |
+//! | [`systemd`] | systemd over D-Bus | `node_systemd_*`, failed units as events |
+//! | [`smart`] | `smartctl`, through the `sysward-smart` helper | `smartctl_device_*`, `sysward_smart_*`, events `smart:<device>` |
 //!
 //! Names, labels and units are node_exporter's wherever it has the metric, checked
 //! against its own output on its fixture tree (the `testing` module's
@@ -45,7 +47,9 @@ pub mod netdev;
 pub mod netstat;
 pub mod processes;
 mod registry;
+pub mod smart;
 pub mod sockstat;
+pub mod systemd;
 pub mod tcpstat;
 pub mod time;
 

@@ -1,6 +1,6 @@
 use crate::{
     Collector, Roots, cpu, diskstats, filesystem, host, hwmon, load, memory, netdev, netstat,
-    processes, sockstat, tcpstat, time,
+    processes, smart, sockstat, systemd, tcpstat, time,
 };
 
 /// The agent's four interval tiers; each collector has a default one.
@@ -119,5 +119,20 @@ pub static REGISTRY: &[CollectorSpec] = &[
         default_enabled: true,
         default_tier: Tier::Standard,
         build: |roots| Box::new(hwmon::HwmonCollector::new(roots.clone())),
+    },
+    // On by default, unlike node_exporter's: failed units are alerts an operator expects
+    // without asking, the calls are read-only and need no privilege, and on a host
+    // without systemd the collector says so once and costs nothing after.
+    CollectorSpec {
+        name: "systemd",
+        default_enabled: true,
+        default_tier: Tier::Standard,
+        build: |roots| Box::new(systemd::SystemdCollector::new(roots.clone())),
+    },
+    CollectorSpec {
+        name: "smart",
+        default_enabled: true,
+        default_tier: Tier::Intensive,
+        build: |roots| Box::new(smart::SmartCollector::new(roots.clone())),
     },
 ];

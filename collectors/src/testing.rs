@@ -523,7 +523,7 @@ mod node_exporter_e2e {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::{NameFilter, REGISTRY, hwmon, netdev};
+    use crate::{NameFilter, REGISTRY, hwmon, netdev, smart};
 
     /// e2e families from node_exporter collectors that have a Sysward counterpart:
     /// `stat`/`cpu`, `meminfo`, `loadavg`, `vmstat`, `pressure`, `diskstats`,
@@ -676,6 +676,16 @@ mod node_exporter_e2e {
         ),
         ("host", "etc/os-release", "the fixture has no os-release"),
         ("host", "etc/machine-id", "the fixture has no machine-id"),
+        (
+            "systemd",
+            "does not run systemd",
+            "the fixture has no run/systemd/system",
+        ),
+        (
+            "smart",
+            "SMART is off: cannot run the helper",
+            "the fixture has no SMART helper (and no disks)",
+        ),
     ];
 
     /// Collectors that must each match at least this many e2e families, so that the
@@ -716,6 +726,12 @@ mod node_exporter_e2e {
                     .expect("compiles"),
                 },
             )),
+            // A helper inside the fixture tree, which has none: the same answer on every
+            // machine, whatever is installed there.
+            "smart" => Box::new(smart::SmartCollector::with_config(smart::SmartConfig {
+                helper: Some(roots.rootfs.join("usr/lib/sysward/sysward-smart")),
+                ..smart::SmartConfig::default()
+            })),
             "netdev" => Box::new(netdev::NetdevCollector::with_config(
                 roots.clone(),
                 netdev::NetdevConfig {

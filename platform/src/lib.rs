@@ -18,12 +18,17 @@
 //! threads with a deadline ([`StatvfsRunner`], so that a hung NFS mount never blocks a
 //! caller), `adjtimex` (the crate's only `unsafe`, in `linux::timex`), `uname` and
 //! `sysconf` through nix.
+//!
+//! [`smartctl`] holds what the SMART collector and its privileged helper share: the
+//! helper's requests and their fixed smartctl command lines, running the helper with a
+//! deadline, and the parsers of smartctl's JSON and (for smartmontools 6.x) text output.
 
 #![warn(missing_docs)]
 
 use std::path::PathBuf;
 
 mod readings;
+pub mod smartctl;
 
 #[cfg(target_os = "linux")]
 pub mod linux;

@@ -14,12 +14,19 @@
 pub mod state;
 
 pub mod dns;
+mod dns_wire;
 pub mod http;
+mod http_wire;
 pub mod log;
+mod net;
+pub mod perfdata;
 pub mod ping;
 pub mod process;
 pub mod script;
 pub mod tcp;
+#[cfg(all(test, target_os = "linux"))]
+mod test_support;
+pub mod textfmt;
 pub mod tls;
 
 use std::{
@@ -211,6 +218,9 @@ pub struct CheckContext {
     /// A directory of the agent's own where checks keep state across restarts (e.g. a log
     /// check's read position), under the agent's `state_dir`.
     pub state_dir: PathBuf,
+    /// Where /proc, /sys and the host's root are (the agent's `[agent]` roots), so that
+    /// an agent in a container checks the host's processes.
+    pub roots: crate::Roots,
 }
 
 /// Builds every configured check. Names must be unique across kinds: they label series.
@@ -253,7 +263,7 @@ pub fn build(config: &ChecksConfig, ctx: &CheckContext) -> Result<Vec<CheckJob>,
         add("script", i, &c.name, script::build(c, config))?;
     }
     for (i, c) in config.process.iter().enumerate() {
-        add("process", i, &c.name, process::build(c))?;
+        add("process", i, &c.name, process::build(c, ctx))?;
     }
     for (i, c) in config.tcp.iter().enumerate() {
         add("tcp", i, &c.name, tcp::build(c))?;

@@ -22,10 +22,12 @@ mod netstat;
 mod pressure;
 mod process;
 mod sockstat;
+pub mod spawn;
 mod stat;
 mod statvfs;
 mod tcp;
 mod timex;
+pub mod trust;
 
 pub use diskstats::{parse_diskstats, read_diskstats};
 pub use host::{
@@ -40,8 +42,8 @@ pub use netdev::{parse_net_dev, read_net_class, read_net_dev};
 pub use netstat::{parse_netstat, parse_snmp6, read_netstat, read_snmp6};
 pub use pressure::{parse_pressure, parse_vmstat, read_pressure, read_vmstat};
 pub use process::{
-    ProcessScanner, parse_passwd, parse_pid_stat, parse_status_uid, read_pid_uid, read_sysctl_u64,
-    read_users,
+    CMDLINE_MAX, ProcessScanner, parse_cmdline, parse_passwd, parse_pid_stat, parse_status_uid,
+    read_pid_cmdline, read_pid_uid, read_sysctl_u64, read_users,
 };
 pub use sockstat::{parse_sockstat, read_sockstat};
 pub use stat::{parse_stat, read_stat};

@@ -121,6 +121,38 @@ pub fn read_pid_uid(roots: &Roots, pid: u32) -> Result<Option<u32>, Error> {
     }
 }
 
+/// Bytes of a command line kept by [`read_pid_cmdline`]; the kernel allows far longer
+/// ones, but a pattern has no business looking that far.
+pub const CMDLINE_MAX: usize = 32 * 1024;
+
+/// The command line of process `pid`, from `cmdline` under `roots.proc`: its arguments
+/// joined by single spaces (the kernel separates them with NUL bytes), invalid UTF-8
+/// replaced, cut at [`CMDLINE_MAX`] bytes. Empty for a kernel thread or a zombie.
+///
+/// `Ok(None)` when the process has exited meanwhile.
+pub fn read_pid_cmdline(roots: &Roots, pid: u32) -> Result<Option<String>, Error> {
+    let path = roots.proc.join(pid.to_string()).join("cmdline");
+    let mut bytes = Vec::new();
+    let read =
+        fs::File::open(&path).and_then(|f| f.take(CMDLINE_MAX as u64).read_to_end(&mut bytes));
+    match read {
+        Ok(_) => Ok(Some(parse_cmdline(&bytes))),
+        Err(source) if exited(&source) => Ok(None),
+        Err(source) => Err(Error::Read { path, source }),
+    }
+}
+
+/// The text of `/proc/[pid]/cmdline`: NUL-separated (and usually NUL-terminated)
+/// arguments, joined with spaces.
+pub fn parse_cmdline(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    let joined: Vec<u8> = bytes
+        .iter()
+        .map(|&b| if b == 0 { b' ' } else { b })
+        .collect();
+    String::from_utf8_lossy(&joined).into_owned()
+}
+
 /// Walks `/proc/[pid]/stat` of every process, reusing its buffers from one scan to the
 /// next so that a scan allocates nothing per process.
 #[derive(Debug, Default)]
@@ -330,6 +362,22 @@ mod tests {
     }
 
     #[test]
+    fn command_lines_are_joined_with_spaces() {
+        assert_eq!(
+            parse_cmdline(b"nginx: master\0-c\0/etc/x.conf\0"),
+            "nginx: master -c /etc/x.conf"
+        );
+        assert_eq!(parse_cmdline(b""), "");
+        assert_eq!(parse_cmdline(b"a\xff\0"), "a\u{fffd}");
+        let own = read_pid_cmdline(&Roots::default(), std::process::id())
+            .expect("reads")
+            .expect("running");
+        assert!(!own.is_empty());
+        let dir = TempDir::new("cmdline-gone");
+        assert_eq!(read_pid_cmdline(&dir.roots(), 42).expect("exited"), None);
+    }
+
+    #[test]
     fn passwd_names_by_uid_first_wins() {
         let users = parse_passwd(
             "root:x:0:0:root:/root:/bin/bash\n# comment\n+nis::::::\nbad\nalias:x:0:0::/:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nodd:x:x:0::/:\n",
@@ -360,6 +408,7 @@ mod tests {
             let _ = parse_pid_stat(&text);
             let _ = parse_status_uid(&text);
             let _ = parse_passwd(&text);
+            let _ = parse_cmdline(&bytes);
         }
 
         #[test]
