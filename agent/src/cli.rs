@@ -138,7 +138,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Run => {
             let config = load(&cli.config)?;
             init_logging();
-            crate::run::run(config)?;
+            crate::run::run(config, &cli.config)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Enroll {
@@ -157,7 +157,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 },
                 _ => bail!("give a join token, or --server URL and --ca-pin SHA256"),
             };
-            if target.url.trim_end_matches('/') != config.server_url {
+            if target.url.trim_end_matches('/') != config.server_url
+                && !crate::run::is_placeholder_url(&config.server_url)
+            {
                 tracing::warn!(
                     token = target.url,
                     config = config.server_url,
@@ -167,13 +169,18 @@ pub fn run() -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let id = runtime.block_on(enroll(
+            let enrolled = runtime.block_on(enroll(
                 target,
                 &config.agent.state_dir,
                 &config.hostname(),
                 &config.agent.labels,
-            ))?;
-            println!("enrolled as {id}; start the agent with `sysward-agent run`");
+            ));
+            give_to_state_dir_owner(&config.agent.state_dir)?;
+            let id = enrolled?;
+            println!(
+                "enrolled as {id}; start the agent with `systemctl enable --now sysward-agent` \
+                 (installed from the package) or `sysward-agent run`"
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Collect {
@@ -182,17 +189,21 @@ pub fn run() -> anyhow::Result<ExitCode> {
             sysfs_root,
             rootfs,
         } => {
-            let (mut roots, names) = match AgentConfig::load(&cli.config) {
+            // Each enabled collector with its own settings.
+            let (mut roots, plans) = match AgentConfig::load(&cli.config) {
                 Ok(c) => (
                     c.roots(),
-                    c.collectors.iter().map(|p| p.name).collect::<Vec<_>>(),
+                    c.collectors
+                        .iter()
+                        .map(|p| (p.name, p.settings.clone()))
+                        .collect::<Vec<_>>(),
                 ),
                 Err(_) if !cli.config.exists() && cli.config == Path::new(DEFAULT_CONFIG) => (
                     Roots::default(),
                     REGISTRY
                         .iter()
                         .filter(|s| s.default_enabled)
-                        .map(|s| s.name)
+                        .map(|s| (s.name, toml::Table::new()))
                         .collect(),
                 ),
                 Err(e) => return Err(e.into()),
@@ -208,8 +219,12 @@ pub fn run() -> anyhow::Result<ExitCode> {
             }
             let mut samples = Vec::new();
             let mut failed = false;
-            for spec in REGISTRY.iter().filter(|s| names.contains(&s.name)) {
-                let mut collector = (spec.build)(&roots);
+            for (name, settings) in &plans {
+                let Some(spec) = REGISTRY.iter().find(|s| s.name == *name) else {
+                    continue;
+                };
+                let mut collector = (spec.configure)(&roots, settings)
+                    .map_err(|e| anyhow::anyhow!("collector {name}: {e}"))?;
                 let mut out = Output::default();
                 if let Err(e) = collector.collect(&mut out) {
                     eprintln!("collector {}: {e}", spec.name);
@@ -228,6 +243,40 @@ pub fn run() -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Gives what `enroll` wrote to the owner of the state directory. The package makes that
+/// directory the `sysward` user's, which the service runs as; an operator who enrolls as
+/// root would otherwise leave a key the service cannot read.
+fn give_to_state_dir_owner(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(owner) = std::fs::metadata(dir) else {
+        return Ok(());
+    };
+    for name in [
+        crate::identity::KEY_FILE,
+        crate::identity::CERT_FILE,
+        crate::identity::CA_FILE,
+        crate::identity::IDENTITY_FILE,
+        crate::identity::PENDING_FILE,
+    ] {
+        let path = dir.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        // Only a root enroll can leave another user's files here, and only root can chown.
+        if meta.is_file() && meta.uid() != owner.uid() {
+            std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot give {} to the owner of {} (uid {}): {e}",
+                    path.display(),
+                    dir.display(),
+                    owner.uid()
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn load(path: &Path) -> anyhow::Result<AgentConfig> {

@@ -157,16 +157,20 @@ enum TierName {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CollectorSection {
     #[serde(default)]
     enabled: Option<bool>,
     #[serde(default)]
-    tier: Option<Spanned<TierName>>,
+    tier: Option<TierName>,
     #[serde(default)]
-    interval: Option<Spanned<DurationValue>>,
+    interval: Option<DurationValue>,
     #[serde(default)]
-    timeout: Option<Spanned<DurationValue>>,
+    timeout: Option<DurationValue>,
+    /// Every other key: the collector's own settings, which it checks itself.
+    // Flattened, so unknown keys cannot be refused by serde here (and toml's spans do not
+    // survive flattening): the collector refuses them and `find_key_line` finds the line.
+    #[serde(flatten)]
+    settings: toml::Table,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -307,6 +311,8 @@ pub(crate) struct CollectorPlan {
     pub(crate) name: &'static str,
     pub(crate) interval: Duration,
     pub(crate) timeout: Duration,
+    /// The collector's own settings (every key of its table but the four above).
+    pub(crate) settings: toml::Table,
 }
 
 /// The validated configuration.
@@ -415,14 +421,15 @@ impl AgentConfig {
                 continue;
             }
             let key = |k: &str| Some(format!("collectors.{}.{k}", spec.name));
+            let at = |k: &str| find_key_line(text, &format!("collectors.{}.{k}", spec.name));
             let interval = match section {
                 Some(CollectorSection {
-                    tier: Some(t),
+                    tier: Some(_),
                     interval: Some(_),
                     ..
                 }) => {
                     return Err(err(
-                        Some(t.span()),
+                        at("tier"),
                         key("tier"),
                         "give either tier or interval, not both".into(),
                     ));
@@ -430,16 +437,16 @@ impl AgentConfig {
                 Some(CollectorSection {
                     interval: Some(i), ..
                 }) => {
-                    if i.get_ref().0 < MIN_INTERVAL {
+                    if i.0 < MIN_INTERVAL {
                         return Err(err(
-                            Some(i.span()),
+                            at("interval"),
                             key("interval"),
                             format!("must be at least {MIN_INTERVAL:?}"),
                         ));
                     }
-                    i.get_ref().0
+                    i.0
                 }
-                Some(CollectorSection { tier: Some(t), .. }) => tier_interval(match t.get_ref() {
+                Some(CollectorSection { tier: Some(t), .. }) => tier_interval(match t {
                     TierName::Critical => Tier::Critical,
                     TierName::Standard => Tier::Standard,
                     TierName::Intensive => Tier::Intensive,
@@ -448,20 +455,51 @@ impl AgentConfig {
                 _ => tier_interval(spec.default_tier),
             };
             let timeout = match section.and_then(|s| s.timeout.as_ref()) {
-                Some(t) if t.get_ref().0.is_zero() || t.get_ref().0 > interval => {
+                Some(t) if t.0.is_zero() || t.0 > interval => {
                     return Err(err(
-                        Some(t.span()),
+                        at("timeout"),
                         key("timeout"),
                         format!("must be more than 0 and at most the interval ({interval:?})"),
                     ));
                 }
-                Some(t) => t.get_ref().0,
+                Some(t) => t.0,
                 None => interval.min(MAX_DEFAULT_TIMEOUT),
             };
+            let settings = section.map(|s| s.settings.clone()).unwrap_or_default();
+            // Building validates the settings; collectors do no I/O when built.
+            if let Err(message) = (spec.configure)(&Roots::default(), &settings) {
+                let bad = key_in_message(&message).unwrap_or_default();
+                let which = if bad.is_empty() {
+                    Some(format!("collectors.{}", spec.name))
+                } else {
+                    key(&bad)
+                };
+                return Err(err(at(&bad), which, message));
+            }
+            for (setting, limit_of) in [("statvfs_timeout", "filesystem"), ("run_budget", "smart")]
+            {
+                if spec.name != limit_of {
+                    continue;
+                }
+                let value = settings
+                    .get(setting)
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| units::parse_duration(s).ok());
+                if value.is_some_and(|v| v >= timeout) {
+                    return Err(err(
+                        at(setting),
+                        key(setting),
+                        format!(
+                            "must be below the collector's timeout ({timeout:?}), or runs are abandoned before they report"
+                        ),
+                    ));
+                }
+            }
             collectors.push(CollectorPlan {
                 name: spec.name,
                 interval,
                 timeout,
+                settings,
             });
         }
         let mut checks = raw.checks.clone();
@@ -780,6 +818,34 @@ mod tests {
         assert_eq!(
             (e.line, e.key.as_deref()),
             (Some(5), Some("buffer.segment_size")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn collector_settings_pass_through_and_are_checked() {
+        let c = parse(&format!("{MINIMAL}[collectors.processes]\ntop = 3\n")).unwrap();
+        let p = c.collectors.iter().find(|p| p.name == "processes").unwrap();
+        assert_eq!(p.settings.get("top").and_then(|v| v.as_integer()), Some(3));
+        let e = parse(&format!(
+            "{MINIMAL}[collectors.processes]\ntier = \"standard\"\ntopp = 3\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("collectors.processes.topp")),
+            "{e}"
+        );
+        assert!(e.message.contains("allowed"), "{e}");
+        let e = parse(&format!("{MINIMAL}[collectors.cpu]\nfoo = 1\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("collectors.cpu.foo"), "{e}");
+        let e = parse(&format!(
+            "{MINIMAL}[collectors.filesystem]\ntimeout = \"2s\"\nstatvfs_timeout = \"3s\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("collectors.filesystem.statvfs_timeout"),
             "{e}"
         );
     }

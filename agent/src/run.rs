@@ -1,14 +1,37 @@
 //! `sysward-agent run`: wires config, collectors, scheduler, batcher, queue and shipper,
-//! and stops them in order on SIGTERM or Ctrl-C.
+//! reloads the config on SIGHUP, and stops them in order on SIGTERM or Ctrl-C.
+//!
+//! Reload: the file is read and validated in full first; an invalid one is logged and the
+//! running config stays. A valid one changes what the scheduler runs: collectors and checks
+//! whose interval, timeout or tier changed are restarted, disabled ones stopped, and the rest
+//! left running with their state. Any change to the checks' own settings starts every check
+//! again from its new definition (their soft/hard state starts over, as after a restart).
+//! A collector or check that was not running at start waits for a restart: its self-metrics
+//! are allocated then. `[server]`, `[agent]`, `[shipper]` and `[buffer]` are read once at
+//! start: a change there is logged as waiting for a restart, and the spool and the shipper
+//! are never touched by a reload.
+//!
+//! Under systemd (`Type=notify`) the agent says READY=1 once it runs, RELOADING=1 and READY=1
+//! around a reload, STOPPING=1 on the way out, and WATCHDOG=1 at half the watchdog interval.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use rand::RngCore;
-use sysward_collectors::{REGISTRY, Tier};
+use sd_notify::NotifyState;
+use sysward_collectors::{REGISTRY, Roots, Tier, checks::CheckJob};
 use sysward_proto::HostInfo;
-use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
+use tracing::{error, info, warn};
 
 use crate::{
     batcher::Batcher,
@@ -16,7 +39,7 @@ use crate::{
     identity::Identity,
     metrics::{AgentMetrics, SELF_COLLECTOR, SelfCollector},
     queue::{BatchQueue, MemoryQueue},
-    scheduler::{self, Job},
+    scheduler::{self, Job, RunOutput},
     shipper::Shipper,
     spool::{FsyncPolicy, Spool},
 };
@@ -24,18 +47,42 @@ use crate::{
 /// How long a stopping agent keeps trying to deliver what it holds.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(5);
 
-pub(crate) fn run(config: AgentConfig) -> anyhow::Result<()> {
+/// `path` is where `config` came from: SIGHUP reads it again.
+pub(crate) fn run(config: AgentConfig, path: &Path) -> anyhow::Result<()> {
     let identity = Identity::load(&config.agent.state_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(16)
         .enable_all()
         .build()?;
-    runtime.block_on(run_async(config, identity))
+    runtime.block_on(run_async(config, path.to_path_buf(), identity))
 }
 
-async fn run_async(config: AgentConfig, mut identity: Identity) -> anyhow::Result<()> {
-    if identity.server_url != config.server_url {
+/// Whether `[server] url` is the packaged placeholder, which means "the URL enrolled with".
+/// Names under `.invalid` can never resolve (RFC 6761), so such a URL can only mean that
+/// none was set; the package ships one so that its default config is valid before enrolment.
+pub(crate) fn is_placeholder_url(url: &str) -> bool {
+    let host = url
+        .trim_start_matches("https://")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    host == "invalid" || host.ends_with(".invalid")
+}
+
+async fn run_async(
+    mut config: AgentConfig,
+    path: PathBuf,
+    mut identity: Identity,
+) -> anyhow::Result<()> {
+    if is_placeholder_url(&config.server_url) {
+        info!(
+            server = identity.server_url,
+            "Using the enrolled server URL ([server] url is the placeholder)."
+        );
+    } else if identity.server_url != config.server_url {
         info!(
             enrolled = identity.server_url,
             configured = config.server_url,
@@ -81,57 +128,13 @@ async fn run_async(config: AgentConfig, mut identity: Identity) -> anyhow::Resul
     let roots = config.roots();
 
     let (tx, rx) = mpsc::channel(256);
-    let mut jobs = Vec::new();
-    for plan in &config.collectors {
-        let Some(spec) = REGISTRY.iter().find(|s| s.name == plan.name) else {
-            continue;
-        };
-        let job = Job {
-            name: spec.name,
-            collector: (spec.build)(&roots),
-            interval: plan.interval,
-            timeout: plan.timeout,
-            priority: plan.interval <= config.critical_interval,
-        };
-        info!(collector = spec.name, interval = ?plan.interval, timeout = ?plan.timeout, "Collector scheduled.");
-        jobs.push(scheduler::spawn(job, &host_id, metrics.clone(), tx.clone()));
-    }
-    jobs.push(scheduler::spawn(
-        Job {
-            name: SELF_COLLECTOR,
-            collector: Box::new(SelfCollector {
-                metrics: metrics.clone(),
-            }),
-            interval: config.standard_interval,
-            timeout: Duration::from_secs(5).min(config.standard_interval),
-            priority: false,
-        },
-        &host_id,
-        metrics.clone(),
-        tx.clone(),
-    ));
-    for check in checks {
-        // Checks default to the critical tier: an alert waits on them.
-        let interval = check
-            .schedule
-            .interval
-            .unwrap_or_else(|| config.tier_interval(check.schedule.tier.unwrap_or(Tier::Critical)));
-        let timeout = check
-            .schedule
-            .timeout
-            .unwrap_or(Duration::from_secs(10))
-            .min(interval);
-        info!(check = check.name, ?interval, ?timeout, "Check scheduled.");
-        let job = Job {
-            name: check.name,
-            collector: check.collector,
-            interval,
-            timeout,
-            priority: true,
-        };
-        jobs.push(scheduler::spawn(job, &host_id, metrics.clone(), tx.clone()));
-    }
-    drop(tx);
+    let mut schedule = Schedule {
+        host_id,
+        metrics: metrics.clone(),
+        tx,
+        running: BTreeMap::new(),
+    };
+    schedule.apply(planned_jobs(&config, &roots, &metrics, checks), false);
 
     let mut boot = [0u8; 8];
     rand::rng().fill_bytes(&mut boot);
@@ -164,11 +167,30 @@ async fn run_async(config: AgentConfig, mut identity: Identity) -> anyhow::Resul
         server = identity.server_url,
         "Agent running."
     );
-
-    shutdown_signal().await;
-    for job in &jobs {
-        job.abort();
+    notify(&[NotifyState::Ready]);
+    if let Some(every) = sd_notify::watchdog_enabled() {
+        background.push(tokio::spawn(watchdog(every)));
     }
+
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(()) = hangup.recv() => {
+                let mut reloading = vec![NotifyState::Reloading];
+                reloading.extend(NotifyState::monotonic_usec_now().ok());
+                notify(&reloading);
+                reload(&path, &mut config, &roots, &mut schedule);
+                notify(&[NotifyState::Ready]);
+            }
+        }
+    }
+    notify(&[NotifyState::Stopping]);
+    // Dropping the schedule drops the last sender: the batcher flushes and ends.
+    schedule.stop();
+    drop(schedule);
     // The batcher ends once every job's sender is gone, after its last flush.
     let _ = batcher_task.await;
     let deadline = tokio::time::Instant::now() + DRAIN_ON_STOP;
@@ -191,6 +213,243 @@ async fn run_async(config: AgentConfig, mut identity: Identity) -> anyhow::Resul
     Ok(())
 }
 
+/// A collector or check about to be scheduled.
+struct Planned {
+    job: Job,
+    check: bool,
+}
+
+/// What a job was started with; a reload restarts a job whose plan changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    interval: Duration,
+    timeout: Duration,
+    priority: bool,
+}
+
+struct RunningJob {
+    plan: Plan,
+    check: bool,
+    handle: JoinHandle<()>,
+}
+
+/// The jobs that run now, by name. It holds a sender to the batcher, so that jobs can be
+/// started again on a reload; the batcher ends once it is dropped.
+struct Schedule {
+    host_id: String,
+    metrics: Arc<AgentMetrics>,
+    tx: mpsc::Sender<RunOutput>,
+    running: BTreeMap<&'static str, RunningJob>,
+}
+
+impl Schedule {
+    /// Starts what is new or changed, stops what is no longer planned, and leaves the rest
+    /// running so that collectors and checks keep their state. `restart_checks`: the checks'
+    /// own settings changed, so every check starts again from its new definition.
+    fn apply(&mut self, planned: Vec<Planned>, restart_checks: bool) {
+        let mut next = BTreeMap::new();
+        for Planned { job, check } in planned {
+            let name = job.name;
+            let plan = Plan {
+                interval: job.interval,
+                timeout: job.timeout,
+                priority: job.priority,
+            };
+            if let Some(old) = self.running.remove(name) {
+                if old.plan == plan && !(check && restart_checks) {
+                    next.insert(name, old);
+                    continue;
+                }
+                // A run in progress on the blocking pool finishes on its own; its output
+                // is dropped with the task.
+                old.handle.abort();
+            } else if self.metrics.collector(name).is_none() {
+                // Per-collector stats are allocated at start, so a name that was not there
+                // then cannot be counted yet.
+                warn!(
+                    collector = name,
+                    "Newly enabled; it starts with the next restart of the agent."
+                );
+                continue;
+            }
+            if check {
+                info!(check = name, interval = ?plan.interval, timeout = ?plan.timeout, "Check scheduled.");
+            } else {
+                info!(collector = name, interval = ?plan.interval, timeout = ?plan.timeout, "Collector scheduled.");
+            }
+            let handle =
+                scheduler::spawn(job, &self.host_id, self.metrics.clone(), self.tx.clone());
+            next.insert(
+                name,
+                RunningJob {
+                    plan,
+                    check,
+                    handle,
+                },
+            );
+        }
+        for (name, old) in std::mem::replace(&mut self.running, next) {
+            old.handle.abort();
+            if old.check {
+                info!(check = name, "Check stopped.");
+            } else {
+                info!(collector = name, "Collector stopped.");
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        for job in std::mem::take(&mut self.running).into_values() {
+            job.handle.abort();
+        }
+    }
+}
+
+/// Every job a config asks for: its collectors, the agent's own metrics, its checks.
+fn planned_jobs(
+    config: &AgentConfig,
+    roots: &Roots,
+    metrics: &Arc<AgentMetrics>,
+    checks: Vec<CheckJob>,
+) -> Vec<Planned> {
+    let mut planned = Vec::new();
+    for plan in &config.collectors {
+        let Some(spec) = REGISTRY.iter().find(|s| s.name == plan.name) else {
+            continue;
+        };
+        // The settings were checked when the config was loaded; this cannot fail unless
+        // the collector's own check changed in between.
+        let collector = match (spec.configure)(roots, &plan.settings) {
+            Ok(c) => c,
+            Err(error) => {
+                warn!(collector = spec.name, %error, "Collector settings refused; not scheduled.");
+                continue;
+            }
+        };
+        planned.push(Planned {
+            job: Job {
+                name: spec.name,
+                collector,
+                interval: plan.interval,
+                timeout: plan.timeout,
+                priority: plan.interval <= config.critical_interval,
+            },
+            check: false,
+        });
+    }
+    planned.push(Planned {
+        job: Job {
+            name: SELF_COLLECTOR,
+            collector: Box::new(SelfCollector {
+                metrics: metrics.clone(),
+            }),
+            interval: config.standard_interval,
+            timeout: Duration::from_secs(5).min(config.standard_interval),
+            priority: false,
+        },
+        check: false,
+    });
+    for check in checks {
+        // Checks default to the critical tier: an alert waits on them.
+        let interval = check
+            .schedule
+            .interval
+            .unwrap_or_else(|| config.tier_interval(check.schedule.tier.unwrap_or(Tier::Critical)));
+        let timeout = check
+            .schedule
+            .timeout
+            .unwrap_or(Duration::from_secs(10))
+            .min(interval);
+        planned.push(Planned {
+            job: Job {
+                name: check.name,
+                collector: check.collector,
+                interval,
+                timeout,
+                priority: true,
+            },
+            check: true,
+        });
+    }
+    planned
+}
+
+/// SIGHUP: validates the file, then applies what can change while running (see the module
+/// doc). On any error the running config stays as it was.
+fn reload(path: &Path, current: &mut AgentConfig, roots: &Roots, schedule: &mut Schedule) {
+    let mut new = match AgentConfig::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "Reload refused: the config is invalid; the running one stays.");
+            return;
+        }
+    };
+    // Debug text as the comparison: these sections have no PartialEq, and any difference
+    // is worth a line in the log.
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let mut pending = Vec::new();
+    if new.server_url != current.server_url {
+        pending.push("server");
+    }
+    if differs(&new.agent, &current.agent) {
+        pending.push("agent");
+    }
+    if differs(&new.shipper, &current.shipper) {
+        pending.push("shipper");
+    }
+    if differs(&new.buffer, &current.buffer) {
+        pending.push("buffer");
+    }
+    // What runs keeps the start-time values of those sections, so that the checks below
+    // use the running state directory and the next reload still reports the difference.
+    new.server_url.clone_from(&current.server_url);
+    new.agent = current.agent.clone();
+    new.shipper = current.shipper.clone();
+    new.buffer = current.buffer.clone();
+    let checks = match sysward_collectors::checks::build(&new.checks, &check_context(&new.agent)) {
+        Ok(checks) => checks,
+        Err(e) => {
+            error!(error = %e, "Reload refused: the checks cannot be set up; the running config stays.");
+            return;
+        }
+    };
+    let restart_checks = differs(&new.checks, &current.checks);
+    schedule.apply(
+        planned_jobs(&new, roots, &schedule.metrics, checks),
+        restart_checks,
+    );
+    *current = new;
+    if pending.is_empty() {
+        info!(file = %path.display(), "Config reloaded.");
+    } else {
+        warn!(
+            file = %path.display(),
+            sections = pending.join(", "),
+            "Config reloaded; changes to these sections wait for a restart of the agent."
+        );
+    }
+}
+
+/// Tells systemd (when it started us, `Type=notify`) how the agent is doing; without
+/// systemd there is no socket and nothing is sent.
+fn notify(state: &[NotifyState<'_>]) {
+    if let Err(error) = sd_notify::notify(state) {
+        warn!(%error, "Cannot notify systemd.");
+    }
+}
+
+/// Pings systemd's watchdog at half its interval, as sd_watchdog_enabled(3) advises. It runs
+/// on the runtime, so a runtime that stops making progress stops the pings and systemd
+/// restarts the agent.
+async fn watchdog(every: Duration) {
+    let mut tick = tokio::time::interval(every / 2);
+    loop {
+        tick.tick().await;
+        notify(&[NotifyState::Watchdog]);
+    }
+}
+
 /// `/etc/machine-id`: stable across reboots and host renames.
 fn host_id(rootfs: &Path) -> Option<String> {
     std::fs::read_to_string(rootfs.join("etc/machine-id"))
@@ -201,7 +460,7 @@ fn host_id(rootfs: &Path) -> Option<String> {
 
 async fn shutdown_signal() {
     let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        match signal(SignalKind::terminate()) {
             Ok(mut s) => {
                 s.recv().await;
             }
@@ -213,4 +472,19 @@ async fn shutdown_signal() {
         () = term => {},
     }
     info!("Stopping.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_invalid_names_are_the_placeholder() {
+        assert!(is_placeholder_url("https://sysward.invalid:8443"));
+        assert!(is_placeholder_url("https://invalid"));
+        assert!(is_placeholder_url("https://A.INVALID./x"));
+        assert!(!is_placeholder_url("https://mon.example:8443"));
+        assert!(!is_placeholder_url("https://invalid.example.com"));
+        assert!(!is_placeholder_url("https://127.0.0.1:8443"));
+    }
 }

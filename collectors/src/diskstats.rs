@@ -10,9 +10,11 @@
 //! `node_disk_device_mapper_info` and `node_disk_ata_*` come from the udev database,
 //! not from this file, and are not sent.
 
+use serde::Deserialize;
 use sysward_platform::{DiskStats, Roots};
 
 use crate::filter::{NameFilter, builtin_exclude};
+use crate::settings::{self, Pattern};
 use crate::{CollectError, Collector, Kind, Output, Sample};
 
 /// node_exporter's default `--collector.diskstats.device-exclude`: partitions of
@@ -67,6 +69,27 @@ impl Default for DiskstatsConfig {
         Self {
             devices: builtin_exclude(DEFAULT_DEVICE_EXCLUDE),
         }
+    }
+}
+
+/// `[collectors.diskstats]` in `agent.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiskstatsSettings {
+    device_include: Option<Pattern>,
+    device_exclude: Option<Pattern>,
+}
+
+impl DiskstatsConfig {
+    /// The configuration a `[collectors.diskstats]` table asks for, the agent's own keys
+    /// left out: `device_include` and `device_exclude` (regular expressions, `""` for
+    /// none; an include alone replaces [`DEFAULT_DEVICE_EXCLUDE`]). An empty table gives
+    /// the defaults.
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let s: DiskstatsSettings = settings::parse("diskstats", table)?;
+        Ok(Self {
+            devices: settings::filter(s.device_include, s.device_exclude, Self::default().devices),
+        })
     }
 }
 
@@ -188,6 +211,54 @@ mod tests {
             DiskstatsCollector::new(dir.roots())
                 .collect(&mut Output::default())
                 .is_err()
+        );
+    }
+
+    fn devices(settings: &str) -> Vec<String> {
+        let mut collector =
+            crate::registry::configured("diskstats", &fixture_roots(), settings).expect("valid");
+        let mut out = Output::default();
+        collector.collect(&mut out).expect("collects");
+        crate::registry::label_values(&out, "node_disk_io_now", "device")
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn device_settings_choose_the_devices() {
+        assert_eq!(
+            devices("device_include = \"^sd[ab]\"\ndevice_exclude = \"^sdb\""),
+            ["sda", "sda1", "sda2", "sda3", "sda4"]
+        );
+        // An include alone replaces the default exclusion, which drops partitions.
+        assert_eq!(devices("device_include = \"^sda1$\""), ["sda1"]);
+        assert_eq!(
+            devices("device_exclude = \"^(ram|loop|dm|sd|nvme|mmc)\""),
+            ["fd0", "sr0", "vda", "vda1", "vda2"]
+        );
+        let all = devices("device_exclude = \"\"");
+        assert!(all.contains(&"ram0".to_string()), "{all:?}");
+        assert_eq!(
+            devices(""),
+            devices("device_exclude = '^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$'")
+        );
+    }
+
+    #[test]
+    fn settings_give_the_defaults_when_empty() {
+        let config = DiskstatsConfig::from_table(&toml::Table::new()).unwrap();
+        assert_eq!(
+            format!("{config:?}"),
+            format!("{:?}", DiskstatsConfig::default())
+        );
+        let error = DiskstatsConfig::from_table(&toml::from_str("device_include = \"[\"").unwrap())
+            .unwrap_err();
+        assert!(
+            error.starts_with(
+                "bad setting `device_include` for collector diskstats: invalid regular expression"
+            ),
+            "{error}"
         );
     }
 }

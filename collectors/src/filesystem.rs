@@ -18,9 +18,11 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Deserialize;
 use sysward_platform::{FsUsage, Mount, Mounts, Roots, StatvfsOutcome, StatvfsRunner};
 
 use crate::filter::{NameFilter, builtin_exclude};
+use crate::settings::{self, HumanDuration, Pattern};
 use crate::{CollectError, Collector, Kind, Output, Sample};
 
 /// Size in bytes (gauge).
@@ -65,6 +67,45 @@ impl Default for FilesystemConfig {
             // itself always finishes and reports the hung mount.
             timeout: Duration::from_secs(5),
         }
+    }
+}
+
+/// `[collectors.filesystem]` in `agent.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilesystemSettings {
+    mount_points_include: Option<Pattern>,
+    mount_points_exclude: Option<Pattern>,
+    fs_types_include: Option<Pattern>,
+    fs_types_exclude: Option<Pattern>,
+    /// [`FilesystemConfig::timeout`]; not `timeout`, which is the agent's deadline for
+    /// the whole run.
+    statvfs_timeout: Option<HumanDuration>,
+}
+
+impl FilesystemConfig {
+    /// The configuration a `[collectors.filesystem]` table asks for, the agent's own keys
+    /// left out: `mount_points_include`, `mount_points_exclude`, `fs_types_include`,
+    /// `fs_types_exclude` (regular expressions, `""` for none; an include alone replaces
+    /// the default exclusion) and `statvfs_timeout` (a duration, default 5 s, which
+    /// should stay below the collector's `timeout`). An empty table gives the defaults.
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let s: FilesystemSettings = settings::parse("filesystem", table)?;
+        let default = Self::default();
+        Ok(Self {
+            mount_points: settings::filter(
+                s.mount_points_include,
+                s.mount_points_exclude,
+                default.mount_points,
+            ),
+            fs_types: settings::filter(s.fs_types_include, s.fs_types_exclude, default.fs_types),
+            timeout: settings::positive(
+                "filesystem",
+                "statvfs_timeout",
+                s.statvfs_timeout,
+                default.timeout,
+            )?,
+        })
     }
 }
 
@@ -345,5 +386,89 @@ mod tests {
             .collect(&mut Output::default())
             .expect_err("no table");
         assert!(error.to_string().contains("1/mountinfo"), "{error}");
+    }
+
+    fn settings(text: &str) -> Result<FilesystemConfig, String> {
+        FilesystemConfig::from_table(&toml::from_str(text).expect("valid TOML"))
+    }
+
+    fn mount_points(out: &Output) -> Vec<&str> {
+        let mut points: Vec<&str> = out
+            .samples
+            .iter()
+            .filter(|s| s.name == DEVICE_ERROR)
+            .filter_map(|s| s.labels.iter().find(|(k, _)| k == "mountpoint"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        points.sort_unstable();
+        points
+    }
+
+    #[test]
+    fn every_setting_is_used() {
+        let dir = tree();
+        let text = "mount_points_include = \"^/(data|ro|gone)$\"\n\
+                    mount_points_exclude = \"^/ro$\"\n\
+                    fs_types_include = \"^(ext4|nfs4)$\"\n\
+                    fs_types_exclude = \"^nfs\"\n\
+                    statvfs_timeout = \"1500ms\"";
+        assert_eq!(settings(text).unwrap().timeout, Duration::from_millis(1500));
+        let mut collector =
+            crate::registry::configured("filesystem", &dir.roots(), text).expect("valid");
+        let mut out = Output::default();
+        collector.collect(&mut out).expect("collects");
+        // /ro by its mount point, /gone by its type, /proc by the include.
+        assert_eq!(mount_points(&out), ["/data"]);
+    }
+
+    #[test]
+    fn an_exclude_pattern_replaces_the_default_one() {
+        let dir = tree();
+        let mut collector = crate::registry::configured(
+            "filesystem",
+            &dir.roots(),
+            "mount_points_exclude = \"^/ro\"",
+        )
+        .expect("valid");
+        let mut out = Output::default();
+        collector.collect(&mut out).expect("collects");
+        // /proc is left out by the fs type exclusion, still the default.
+        assert_eq!(mount_points(&out), ["/data", "/gone"]);
+        let mut collector = crate::registry::configured(
+            "filesystem",
+            &dir.roots(),
+            "mount_points_exclude = \"\"\nfs_types_exclude = \"\"",
+        )
+        .expect("valid");
+        let mut out = Output::default();
+        collector.collect(&mut out).expect("collects");
+        assert_eq!(mount_points(&out), ["/data", "/gone", "/proc", "/ro"]);
+    }
+
+    #[test]
+    fn settings_give_the_defaults_when_empty_and_refuse_bad_values() {
+        assert_eq!(
+            format!("{:?}", settings("").unwrap()),
+            format!("{:?}", FilesystemConfig::default())
+        );
+        assert_eq!(
+            settings("statvfs_timeout = \"0s\"").unwrap_err(),
+            "bad setting `statvfs_timeout` for collector filesystem: must be more than 0 (e.g. \"5s\")"
+        );
+        assert_eq!(
+            settings("statvfs_timeout = 5").unwrap_err(),
+            "bad setting `statvfs_timeout` for collector filesystem: invalid type: integer `5`, \
+             expected a duration such as \"5s\" or \"1m30s\""
+        );
+        let error = settings("fs_types_exclude = \"^(tmpfs\"").unwrap_err();
+        assert!(
+            error.starts_with(
+                "bad setting `fs_types_exclude` for collector filesystem: invalid regular expression"
+            ),
+            "{error}"
+        );
+        assert!(settings("timeout = \"5s\"").unwrap_err().starts_with(
+            "unknown setting `timeout` for collector filesystem (allowed: mount_points_include,"
+        ));
     }
 }

@@ -35,6 +35,16 @@ impl NameFilter {
         })
     }
 
+    /// Passes names matching `include` (when given) and not matching `exclude` (when
+    /// given): the settings' patterns, already compiled.
+    pub(crate) fn from_regexes(include: Option<Regex>, exclude: Option<Regex>) -> Self {
+        Self {
+            include,
+            exclude,
+            nothing: false,
+        }
+    }
+
     /// Whether `name` passes.
     pub fn passes(&self, name: &str) -> bool {
         !self.nothing

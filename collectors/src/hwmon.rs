@@ -11,9 +11,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::Deserialize;
 use sysward_platform::{HwmonChip, Roots};
 
 use crate::filter::NameFilter;
+use crate::settings::{self, Pattern};
 use crate::{CollectError, Collector, Kind, Output, Sample};
 
 /// Each chip's human-readable name (gauge, 1; labels `chip`, `chip_name`).
@@ -30,6 +32,26 @@ pub const FAN_RPM: &str = "node_hwmon_fan_rpm";
 pub struct HwmonConfig {
     /// Chip labels (as sent) to report. All by default.
     pub chips: NameFilter,
+}
+
+/// `[collectors.hwmon]` in `agent.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HwmonSettings {
+    chip_include: Option<Pattern>,
+    chip_exclude: Option<Pattern>,
+}
+
+impl HwmonConfig {
+    /// The configuration a `[collectors.hwmon]` table asks for, the agent's own keys left
+    /// out: `chip_include` and `chip_exclude` (regular expressions on the `chip` label,
+    /// `""` for none). An empty table gives the defaults: every chip.
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let s: HwmonSettings = settings::parse("hwmon", table)?;
+        Ok(Self {
+            chips: settings::filter(s.chip_include, s.chip_exclude, Self::default().chips),
+        })
+    }
 }
 
 /// Reads `/sys/class/hwmon` under its roots.
@@ -285,11 +307,11 @@ mod tests {
 
     #[test]
     fn matches_node_exporter_on_its_fixture() {
-        // node_exporter's end-to-end test: --collector.hwmon.chip-include=(...).
-        let config = HwmonConfig {
-            chips: NameFilter::include("(applesmc|asus_nb_wmi|coretemp|hwmon4|ieee80211|nct6779)")
-                .expect("compiles"),
-        };
+        // node_exporter's end-to-end test: --collector.hwmon.chip-include=(...), here as
+        // agent.toml writes it.
+        let settings =
+            r#"chip_include = "(applesmc|asus_nb_wmi|coretemp|hwmon4|ieee80211|nct6779)""#;
+        let config = HwmonConfig::from_table(&toml::from_str(settings).unwrap()).unwrap();
         assert_matches_node_exporter(
             &mut HwmonCollector::with_config(fixture_roots(), config),
             &|name| name.starts_with("node_hwmon_"),
@@ -386,5 +408,31 @@ mod tests {
             .expect("collects");
         assert!(out.samples.is_empty());
         assert!(out.errors.is_empty());
+    }
+
+    #[test]
+    fn chip_settings_choose_the_chips() {
+        let chips = |settings: &str| -> Vec<String> {
+            let mut collector =
+                crate::registry::configured("hwmon", &fixture_roots(), settings).expect("valid");
+            let mut out = Output::default();
+            collector.collect(&mut out).expect("collects");
+            crate::registry::label_values(&out, CHIP_NAMES, "chip")
+                .into_iter()
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(
+            chips("chip_include = \"^platform_\"\nchip_exclude = \"asus\""),
+            ["platform_coretemp_0", "platform_coretemp_1"]
+        );
+        let all = chips("");
+        assert!(all.len() >= 8, "{all:?}");
+        assert_eq!(chips("chip_exclude = \"\""), all);
+        let config = HwmonConfig::from_table(&toml::Table::new()).unwrap();
+        assert_eq!(
+            format!("{config:?}"),
+            format!("{:?}", HwmonConfig::default())
+        );
     }
 }

@@ -28,12 +28,22 @@
 //! Names, labels and units are node_exporter's wherever it has the metric, checked
 //! against its own output on its fixture tree (the `testing` module's
 //! `node_exporter_e2e` test); each module's documentation says where it differs.
+//!
+//! Operators tune collectors in `agent.toml`: the keys of `[collectors.NAME]` other than
+//! the agent's own (`enabled`, `tier`, `interval`, `timeout`) go, as a `toml::Table`, to
+//! [`CollectorSpec::configure`], which reads them with the collector's
+//! `XxxConfig::from_table` (for example [`processes::ProcessesConfig::from_table`]). An
+//! empty table gives the defaults, the same collector as [`CollectorSpec::build`]; an
+//! unknown key or a bad value is an error naming the key. Patterns are node_exporter's
+//! unanchored regular expressions, `""` meaning none; an include pattern given alone
+//! replaces the collector's default exclusion.
 
 #![warn(missing_docs)]
 
 mod filter;
 mod psi;
 mod sample;
+mod settings;
 
 pub mod checks;
 pub mod cpu;
@@ -57,7 +67,7 @@ pub mod time;
 mod testing;
 
 pub use filter::NameFilter;
-pub use registry::{CollectorSpec, REGISTRY, Tier};
+pub use registry::{CollectorSpec, Configure, REGISTRY, Tier};
 pub use sample::{CheckState, Event, Kind, Output, Sample};
 pub use sysward_platform::Roots;
 

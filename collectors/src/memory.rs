@@ -12,9 +12,11 @@
 
 use std::collections::HashSet;
 
+use serde::Deserialize;
 use sysward_platform::{MemInfo, MemInfoField, Roots, VmStat};
 
 use crate::filter::{NameFilter, builtin_include, is_metric_name_part};
+use crate::settings::{self, Pattern};
 use crate::{CollectError, Collector, Kind, Output, Sample, psi};
 
 /// The prefix of every meminfo metric this collector sends.
@@ -46,6 +48,26 @@ impl Default for MemoryConfig {
         Self {
             vmstat_fields: builtin_include(DEFAULT_VMSTAT_FIELDS),
         }
+    }
+}
+
+/// `[collectors.memory]` in `agent.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemorySettings {
+    vmstat_fields: Option<Pattern>,
+}
+
+impl MemoryConfig {
+    /// The configuration a `[collectors.memory]` table asks for, the agent's own keys
+    /// left out: `vmstat_fields` (a regular expression on `/proc/vmstat` field names,
+    /// `".*"` or `""` for all; default [`DEFAULT_VMSTAT_FIELDS`]). An empty table gives
+    /// the defaults.
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let s: MemorySettings = settings::parse("memory", table)?;
+        Ok(Self {
+            vmstat_fields: settings::include_only(s.vmstat_fields, Self::default().vmstat_fields),
+        })
     }
 }
 
@@ -289,6 +311,35 @@ mod tests {
                     .to_string()
                     .contains("/nonexistent/sysward/proc/meminfo"),
                 "{error}"
+            );
+        }
+
+        #[test]
+        fn the_vmstat_fields_setting_chooses_the_fields() {
+            let dir = TempDir::new("memory-settings");
+            dir.write("proc/meminfo", "MemTotal: 2 kB\n");
+            dir.write("proc/vmstat", "nr_free_pages 3\npgfault 5\npswpin 7\n");
+            let vmstat = |settings: &str| -> Vec<String> {
+                let mut collector =
+                    crate::registry::configured("memory", &dir.roots(), settings).expect("valid");
+                let mut out = Output::default();
+                collector.collect(&mut out).expect("collects");
+                out.samples
+                    .iter()
+                    .filter(|s| s.name.starts_with(VMSTAT_PREFIX))
+                    .map(|s| s.name.clone())
+                    .collect()
+            };
+            assert_eq!(
+                vmstat("vmstat_fields = \"^nr_\""),
+                ["node_vmstat_nr_free_pages"]
+            );
+            assert_eq!(vmstat(""), ["node_vmstat_pgfault", "node_vmstat_pswpin"]);
+            assert_eq!(vmstat("vmstat_fields = \"\"").len(), 3);
+            let config = MemoryConfig::from_table(&toml::Table::new()).unwrap();
+            assert_eq!(
+                format!("{config:?}"),
+                format!("{:?}", MemoryConfig::default())
             );
         }
     }

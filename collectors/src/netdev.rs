@@ -11,9 +11,11 @@
 //! Interfaces come and go (container veths, VPN tunnels); one that disappears while it
 //! is read is left out of this cycle without an error.
 
+use serde::Deserialize;
 use sysward_platform::{NetClassInterface, NetDev, Roots};
 
 use crate::filter::NameFilter;
+use crate::settings::{self, Pattern};
 use crate::{CollectError, Collector, Kind, Output, Sample};
 
 /// 1 when `operstate` is `up` (gauge).
@@ -31,6 +33,26 @@ const IFF_UP: i64 = 0x1;
 pub struct NetdevConfig {
     /// Interface names to report, in both files. All by default.
     pub devices: NameFilter,
+}
+
+/// `[collectors.netdev]` in `agent.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetdevSettings {
+    device_include: Option<Pattern>,
+    device_exclude: Option<Pattern>,
+}
+
+impl NetdevConfig {
+    /// The configuration a `[collectors.netdev]` table asks for, the agent's own keys
+    /// left out: `device_include` and `device_exclude` (regular expressions, `""` for
+    /// none). An empty table gives the defaults: every interface.
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let s: NetdevSettings = settings::parse("netdev", table)?;
+        Ok(Self {
+            devices: settings::filter(s.device_include, s.device_exclude, Self::default().devices),
+        })
+    }
 }
 
 /// Reads `/proc/net/dev` and `/sys/class/net` under its roots.
@@ -216,9 +238,8 @@ mod tests {
         let dir = TempDir::new("netdev-e2e");
         dir.write("proc/net/dev", "");
         roots.proc = dir.path().join("proc");
-        let config = NetdevConfig {
-            devices: NameFilter::exclude("(dmz|int)").expect("compiles"),
-        };
+        let settings = toml::from_str(r#"device_exclude = "(dmz|int)""#).unwrap();
+        let config = NetdevConfig::from_table(&settings).unwrap();
         assert_matches_node_exporter(&mut NetdevCollector::with_config(roots, config), &|name| {
             name.starts_with("node_network_")
                 && !name.starts_with("node_network_receive_")
@@ -286,6 +307,49 @@ mod tests {
             NetdevCollector::new(empty.roots())
                 .collect(&mut Output::default())
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn device_settings_choose_the_interfaces() {
+        let dir = TempDir::new("netdev-settings");
+        let line = |name: &str| format!("{name}: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n");
+        let text: String = ["lo", "eth0", "eth1", "veth9"].map(line).concat();
+        dir.write("proc/net/dev", format!("Inter-|\n face |\n{text}"));
+        for name in ["lo", "eth0", "veth9"] {
+            std::fs::create_dir_all(dir.path().join("sys/class/net").join(name)).expect("mkdir");
+        }
+        let devices = |settings: &str| -> Vec<String> {
+            let mut collector =
+                crate::registry::configured("netdev", &dir.roots(), settings).expect("valid");
+            let mut out = Output::default();
+            collector.collect(&mut out).expect("collects");
+            assert_eq!(out.errors, Vec::<String>::new());
+            let counted =
+                crate::registry::label_values(&out, "node_network_receive_bytes_total", "device");
+            let up = crate::registry::label_values(&out, UP, "device");
+            [counted, up]
+                .concat()
+                .into_iter()
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(
+            devices("device_include = \"^(eth|veth)\"\ndevice_exclude = \"^veth\""),
+            ["eth0", "eth1", "eth0"]
+        );
+        assert_eq!(
+            devices("device_exclude = \"^lo$\""),
+            ["eth0", "eth1", "veth9", "eth0", "veth9"]
+        );
+        assert_eq!(
+            devices(""),
+            ["eth0", "eth1", "lo", "veth9", "eth0", "lo", "veth9"]
+        );
+        let config = NetdevConfig::from_table(&toml::Table::new()).unwrap();
+        assert_eq!(
+            format!("{config:?}"),
+            format!("{:?}", NetdevConfig::default())
         );
     }
 }

@@ -14,9 +14,11 @@
 
 use std::collections::HashSet;
 
+use serde::Deserialize;
 use sysward_platform::{NetStats, Roots};
 
 use crate::filter::{NameFilter, builtin_include, is_metric_name_part};
+use crate::settings::{self, Pattern};
 use crate::{CollectError, Collector, Kind, Output, Sample};
 
 /// The prefix of every metric this collector sends.
@@ -48,6 +50,25 @@ impl Default for NetstatConfig {
         Self {
             fields: builtin_include(DEFAULT_FIELDS),
         }
+    }
+}
+
+/// `[collectors.netstat]` in `agent.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetstatSettings {
+    fields: Option<Pattern>,
+}
+
+impl NetstatConfig {
+    /// The configuration a `[collectors.netstat]` table asks for, the agent's own keys
+    /// left out: `fields` (a regular expression on `<Protocol>_<Field>`, `".*"` or `""`
+    /// for all; default [`DEFAULT_FIELDS`]). An empty table gives the defaults.
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let s: NetstatSettings = settings::parse("netstat", table)?;
+        Ok(Self {
+            fields: settings::include_only(s.fields, Self::default().fields),
+        })
     }
 }
 
@@ -207,6 +228,34 @@ mod tests {
             NetstatCollector::new(dir.roots())
                 .collect(&mut Output::default())
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn the_fields_setting_chooses_the_fields() {
+        let run = |settings: &str| {
+            let mut collector =
+                crate::registry::configured("netstat", &fixture_roots(), settings).expect("valid");
+            let mut out = Output::default();
+            collector.collect(&mut out).expect("collects");
+            out
+        };
+        let out = run("fields = \"^Tcp_(InSegs|CurrEstab)$\"");
+        let mut names: Vec<&str> = out.samples.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["node_netstat_Tcp_CurrEstab", "node_netstat_Tcp_InSegs"]
+        );
+        assert!(run("fields = \"\"").samples.len() > 200);
+        assert_eq!(
+            run("").samples,
+            run(&format!("fields = '{DEFAULT_FIELDS}'")).samples
+        );
+        let config = NetstatConfig::from_table(&toml::Table::new()).unwrap();
+        assert_eq!(
+            format!("{config:?}"),
+            format!("{:?}", NetstatConfig::default())
         );
     }
 }

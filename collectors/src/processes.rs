@@ -21,8 +21,10 @@ use std::collections::hash_map::Entry;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use serde::Deserialize;
 use sysward_platform::{PidStat, ProcessScanner, Roots, USER_HZ, Users};
 
+use crate::settings::{self, Count};
 use crate::{CollectError, Collector, Kind, Output, Sample};
 
 /// Processes per state letter (gauge; label `state`).
@@ -50,6 +52,41 @@ pub struct ProcessesConfig {
 impl Default for ProcessesConfig {
     fn default() -> Self {
         Self { top_n: 10 }
+    }
+}
+
+/// The most `top` may be: each process listed is two series a cycle, and a typo such as
+/// `top = 10000` should not send every process of the host.
+pub const MAX_TOP: usize = 1000;
+
+/// `[collectors.processes]` in `agent.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessesSettings {
+    /// [`ProcessesConfig::top_n`], 0 to [`MAX_TOP`].
+    top: Option<Count>,
+}
+
+impl ProcessesConfig {
+    /// The configuration a `[collectors.processes]` table asks for, the agent's own keys
+    /// left out: `top` (default 10, at most [`MAX_TOP`]; 0 sends no top lists). An
+    /// empty table gives the defaults.
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let s: ProcessesSettings = settings::parse("processes", table)?;
+        let mut config = Self::default();
+        if let Some(Count(top)) = s.top {
+            config.top_n = usize::try_from(top)
+                .ok()
+                .filter(|top| *top <= MAX_TOP)
+                .ok_or_else(|| {
+                    settings::bad(
+                        "processes",
+                        "top",
+                        format!("expected at most {MAX_TOP}, got {top}"),
+                    )
+                })?;
+        }
+        Ok(config)
     }
 }
 
@@ -432,5 +469,50 @@ mod tests {
         let line = stat_line(1, &format!("a{}", "é".repeat(40)), 'S', 1, 1, 1);
         let stat = sysward_platform::linux::parse_pid_stat(&line).expect("parses");
         assert_eq!(Proc::new(&stat, 1).comm(), format!("a{}", "é".repeat(31)));
+    }
+
+    #[test]
+    fn top_from_the_settings_sets_the_length_of_both_lists() {
+        let dir = tree();
+        let mut collector = crate::registry::configured("processes", &dir.roots(), "top = 1")
+            .expect("valid settings");
+        let mut out = Output::default();
+        collector.collect(&mut out).expect("collects");
+        let listed = |metric| out.samples.iter().filter(|s| s.name == metric).count();
+        assert_eq!(listed(CPU_SECONDS), 1);
+        assert_eq!(listed(RESIDENT_BYTES), 1);
+        let mut collector = crate::registry::configured("processes", &dir.roots(), "top = 0")
+            .expect("valid settings");
+        let mut out = Output::default();
+        collector.collect(&mut out).expect("collects");
+        assert!(!out.samples.iter().any(|s| s.name.starts_with("sysward_")));
+        assert_eq!(value_of(&out, PIDS, &[]), Some(3.0));
+    }
+
+    #[test]
+    fn settings_give_the_defaults_when_empty_and_refuse_bad_values() {
+        let parse = |text: &str| ProcessesConfig::from_table(&toml::from_str(text).unwrap());
+        assert_eq!(parse("").unwrap().top_n, ProcessesConfig::default().top_n);
+        assert_eq!(parse("top = 20").unwrap().top_n, 20);
+        assert_eq!(parse("top = 1000").unwrap().top_n, MAX_TOP);
+        assert_eq!(
+            parse("top = 1001").unwrap_err(),
+            "bad setting `top` for collector processes: expected at most 1000, got 1001"
+        );
+        assert_eq!(
+            parse("top = \"ten\"").unwrap_err(),
+            "bad setting `top` for collector processes: invalid type: string \"ten\", \
+             expected a whole number, 0 or more"
+        );
+        assert_eq!(
+            parse("top = -1").unwrap_err(),
+            "bad setting `top` for collector processes: invalid value: integer `-1`, \
+             expected a whole number, 0 or more"
+        );
+        assert_eq!(
+            parse("topp = 20").unwrap_err(),
+            "unknown setting `topp` for collector processes \
+             (allowed: top, enabled, tier, interval, timeout)"
+        );
     }
 }

@@ -1,6 +1,6 @@
 use crate::{
     Collector, Roots, cpu, diskstats, filesystem, host, hwmon, load, memory, netdev, netstat,
-    processes, smart, sockstat, systemd, tcpstat, time,
+    processes, settings, smart, sockstat, systemd, tcpstat, time,
 };
 
 /// The agent's four interval tiers; each collector has a default one.
@@ -36,9 +36,22 @@ pub struct CollectorSpec {
     pub default_enabled: bool,
     /// Its tier when the config names none.
     pub default_tier: Tier,
-    /// Builds it for the given roots.
+    /// Builds it for the given roots with its defaults: the same as [`configure`] with an
+    /// empty table.
+    ///
+    /// [`configure`]: CollectorSpec::configure
     pub build: fn(&Roots) -> Box<dyn Collector>,
+    /// Builds it for the given roots with the settings of its `[collectors.NAME]` table
+    /// in `agent.toml`, the agent's own keys (`enabled`, `tier`, `interval`, `timeout`)
+    /// left out. An empty table gives the defaults. The error is one sentence naming
+    /// the key: ``unknown setting `topp` for collector processes (allowed: top, ...)``,
+    /// ``bad setting `top` for collector processes: ...``.
+    pub configure: Configure,
 }
+
+/// How a [`CollectorSpec`] builds its collector from the settings of its
+/// `[collectors.NAME]` table: see [`CollectorSpec::configure`].
+pub type Configure = fn(&Roots, &toml::Table) -> Result<Box<dyn Collector>, String>;
 
 /// Every collector the agent knows, in a plain table.
 pub static REGISTRY: &[CollectorSpec] = &[
@@ -47,78 +60,144 @@ pub static REGISTRY: &[CollectorSpec] = &[
         default_enabled: true,
         default_tier: Tier::Critical,
         build: |roots| Box::new(cpu::CpuCollector::new(roots.clone())),
+        configure: |roots, table| {
+            settings::none("cpu", table)?;
+            Ok(Box::new(cpu::CpuCollector::new(roots.clone())))
+        },
     },
     CollectorSpec {
         name: "load",
         default_enabled: true,
         default_tier: Tier::Critical,
         build: |roots| Box::new(load::LoadCollector::new(roots.clone())),
+        configure: |roots, table| {
+            settings::none("load", table)?;
+            Ok(Box::new(load::LoadCollector::new(roots.clone())))
+        },
     },
     CollectorSpec {
         name: "memory",
         default_enabled: true,
         default_tier: Tier::Critical,
         build: |roots| Box::new(memory::MemoryCollector::new(roots.clone())),
+        configure: |roots, table| {
+            Ok(Box::new(memory::MemoryCollector::with_config(
+                roots.clone(),
+                memory::MemoryConfig::from_table(table)?,
+            )))
+        },
     },
     CollectorSpec {
         name: "filesystem",
         default_enabled: true,
         default_tier: Tier::Standard,
         build: |roots| Box::new(filesystem::FilesystemCollector::new(roots.clone())),
+        configure: |roots, table| {
+            Ok(Box::new(filesystem::FilesystemCollector::with_config(
+                roots.clone(),
+                filesystem::FilesystemConfig::from_table(table)?,
+            )))
+        },
     },
     CollectorSpec {
         name: "diskstats",
         default_enabled: true,
         default_tier: Tier::Standard,
         build: |roots| Box::new(diskstats::DiskstatsCollector::new(roots.clone())),
+        configure: |roots, table| {
+            Ok(Box::new(diskstats::DiskstatsCollector::with_config(
+                roots.clone(),
+                diskstats::DiskstatsConfig::from_table(table)?,
+            )))
+        },
     },
     CollectorSpec {
         name: "netdev",
         default_enabled: true,
         default_tier: Tier::Standard,
         build: |roots| Box::new(netdev::NetdevCollector::new(roots.clone())),
+        configure: |roots, table| {
+            Ok(Box::new(netdev::NetdevCollector::with_config(
+                roots.clone(),
+                netdev::NetdevConfig::from_table(table)?,
+            )))
+        },
     },
     CollectorSpec {
         name: "netstat",
         default_enabled: true,
         default_tier: Tier::Standard,
         build: |roots| Box::new(netstat::NetstatCollector::new(roots.clone())),
+        configure: |roots, table| {
+            Ok(Box::new(netstat::NetstatCollector::with_config(
+                roots.clone(),
+                netstat::NetstatConfig::from_table(table)?,
+            )))
+        },
     },
     CollectorSpec {
         name: "sockstat",
         default_enabled: true,
         default_tier: Tier::Standard,
         build: |roots| Box::new(sockstat::SockstatCollector::new(roots.clone())),
+        configure: |roots, table| {
+            settings::none("sockstat", table)?;
+            Ok(Box::new(sockstat::SockstatCollector::new(roots.clone())))
+        },
     },
     CollectorSpec {
         name: "tcpstat",
         default_enabled: true,
         default_tier: Tier::Standard,
         build: |roots| Box::new(tcpstat::TcpstatCollector::new(roots.clone())),
+        configure: |roots, table| {
+            settings::none("tcpstat", table)?;
+            Ok(Box::new(tcpstat::TcpstatCollector::new(roots.clone())))
+        },
     },
     CollectorSpec {
         name: "processes",
         default_enabled: true,
         default_tier: Tier::Standard,
         build: |roots| Box::new(processes::ProcessesCollector::new(roots.clone())),
+        configure: |roots, table| {
+            Ok(Box::new(processes::ProcessesCollector::with_config(
+                roots.clone(),
+                processes::ProcessesConfig::from_table(table)?,
+            )))
+        },
     },
     CollectorSpec {
         name: "host",
         default_enabled: true,
         default_tier: Tier::Static,
         build: |roots| Box::new(host::HostCollector::new(roots.clone())),
+        configure: |roots, table| {
+            settings::none("host", table)?;
+            Ok(Box::new(host::HostCollector::new(roots.clone())))
+        },
     },
     CollectorSpec {
         name: "time",
         default_enabled: true,
         default_tier: Tier::Standard,
         build: |roots| Box::new(time::TimeCollector::new(roots.clone())),
+        configure: |roots, table| {
+            settings::none("time", table)?;
+            Ok(Box::new(time::TimeCollector::new(roots.clone())))
+        },
     },
     CollectorSpec {
         name: "hwmon",
         default_enabled: true,
         default_tier: Tier::Standard,
         build: |roots| Box::new(hwmon::HwmonCollector::new(roots.clone())),
+        configure: |roots, table| {
+            Ok(Box::new(hwmon::HwmonCollector::with_config(
+                roots.clone(),
+                hwmon::HwmonConfig::from_table(table)?,
+            )))
+        },
     },
     // On by default, unlike node_exporter's: failed units are alerts an operator expects
     // without asking, the calls are read-only and need no privilege, and on a host
@@ -128,11 +207,220 @@ pub static REGISTRY: &[CollectorSpec] = &[
         default_enabled: true,
         default_tier: Tier::Standard,
         build: |roots| Box::new(systemd::SystemdCollector::new(roots.clone())),
+        configure: |roots, table| {
+            Ok(Box::new(systemd::SystemdCollector::with_config(
+                roots.clone(),
+                systemd::SystemdConfig::from_table(table)?,
+            )))
+        },
     },
     CollectorSpec {
         name: "smart",
         default_enabled: true,
         default_tier: Tier::Intensive,
         build: |roots| Box::new(smart::SmartCollector::new(roots.clone())),
+        configure: |_roots, table| {
+            Ok(Box::new(smart::SmartCollector::with_config(
+                smart::SmartConfig::from_table(table)?,
+            )))
+        },
     },
 ];
+
+/// Builds the collector `name` from settings written as `agent.toml` has them, for the
+/// collectors' tests.
+#[cfg(test)]
+pub(crate) fn configured(
+    name: &str,
+    roots: &Roots,
+    settings: &str,
+) -> Result<Box<dyn Collector>, String> {
+    let spec = REGISTRY
+        .iter()
+        .find(|spec| spec.name == name)
+        .unwrap_or_else(|| panic!("no collector {name}"));
+    let table: toml::Table = toml::from_str(settings).expect("valid TOML");
+    (spec.configure)(roots, &table)
+}
+
+/// The distinct values of `label` on the samples of `metric`, sorted, for the
+/// collectors' tests.
+#[cfg(test)]
+pub(crate) fn label_values<'a>(out: &'a crate::Output, metric: &str, label: &str) -> Vec<&'a str> {
+    let mut values: Vec<&str> = out
+        .samples
+        .iter()
+        .filter(|s| s.name == metric)
+        .filter_map(|s| s.labels.iter().find(|(k, _)| k == label))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    values.sort_unstable();
+    values.dedup();
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::AGENT_KEYS;
+
+    /// Every collector's own keys, as the README's table lists them.
+    const KEYS: [(&str, &[&str]); 15] = [
+        ("cpu", &[]),
+        ("load", &[]),
+        ("memory", &["vmstat_fields"]),
+        (
+            "filesystem",
+            &[
+                "mount_points_include",
+                "mount_points_exclude",
+                "fs_types_include",
+                "fs_types_exclude",
+                "statvfs_timeout",
+            ],
+        ),
+        ("diskstats", &["device_include", "device_exclude"]),
+        ("netdev", &["device_include", "device_exclude"]),
+        ("netstat", &["fields"]),
+        ("sockstat", &[]),
+        ("tcpstat", &[]),
+        ("processes", &["top"]),
+        ("host", &[]),
+        ("time", &[]),
+        ("hwmon", &["chip_include", "chip_exclude"]),
+        ("systemd", &["include", "exclude", "restarts", "start_time"]),
+        (
+            "smart",
+            &[
+                "helper",
+                "device_include",
+                "device_exclude",
+                "command_timeout",
+                "run_budget",
+                "rescan_interval",
+            ],
+        ),
+    ];
+
+    /// Which keys of each collector are regular expressions.
+    const PATTERNS: [(&str, &[&str]); 7] = [
+        ("memory", &["vmstat_fields"]),
+        (
+            "filesystem",
+            &[
+                "mount_points_include",
+                "mount_points_exclude",
+                "fs_types_include",
+                "fs_types_exclude",
+            ],
+        ),
+        ("diskstats", &["device_include", "device_exclude"]),
+        ("netdev", &["device_include", "device_exclude"]),
+        ("netstat", &["fields"]),
+        ("hwmon", &["chip_include", "chip_exclude"]),
+        ("smart", &["device_include", "device_exclude"]),
+    ];
+
+    fn error(name: &str, settings: &str) -> String {
+        match configured(name, &Roots::default(), settings) {
+            Ok(_) => panic!("{name}: {settings} was accepted"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn an_empty_table_builds_what_build_builds() {
+        for spec in REGISTRY {
+            let collector = (spec.configure)(&Roots::default(), &toml::Table::new())
+                .unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+            assert_eq!(collector.name(), spec.name);
+            assert_eq!((spec.build)(&Roots::default()).name(), spec.name);
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_naming_every_key_allowed() {
+        let names: Vec<&str> = REGISTRY.iter().map(|spec| spec.name).collect();
+        let listed: Vec<&str> = KEYS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, listed);
+        for (name, keys) in KEYS {
+            let allowed: Vec<&str> = keys.iter().chain(&AGENT_KEYS).copied().collect();
+            assert_eq!(
+                error(name, "bogus = 1"),
+                format!(
+                    "unknown setting `bogus` for collector {name} (allowed: {})",
+                    allowed.join(", ")
+                )
+            );
+        }
+        assert_eq!(
+            error("processes", "topp = 20"),
+            "unknown setting `topp` for collector processes \
+             (allowed: top, enabled, tier, interval, timeout)"
+        );
+    }
+
+    #[test]
+    fn no_collector_takes_a_key_the_agent_reads_itself() {
+        for spec in REGISTRY {
+            for key in AGENT_KEYS {
+                let message = error(spec.name, &format!("{key} = \"1s\""));
+                assert!(
+                    message.starts_with(&format!("unknown setting `{key}`")),
+                    "{}: {message}",
+                    spec.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_regex_names_the_key_and_the_regex_error() {
+        for (name, keys) in PATTERNS {
+            for key in keys {
+                let message = error(name, &format!("{key} = \"(unclosed\""));
+                let start = format!(
+                    "bad setting `{key}` for collector {name}: invalid regular expression: \
+                     regex parse error"
+                );
+                assert!(message.starts_with(&start), "{message}");
+                assert!(message.contains("unclosed group"), "{message}");
+                let message = error(name, &format!("{key} = 3"));
+                assert_eq!(
+                    message,
+                    format!(
+                        "bad setting `{key}` for collector {name}: invalid type: integer `3`, \
+                         expected a regular expression in a string (\"\" for none)"
+                    )
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_example_of_the_readme_is_accepted() {
+        let examples = [
+            ("processes", "top = 20"),
+            (
+                "filesystem",
+                "mount_points_exclude = \"^/(dev|proc|sys|run)($|/)\"\n\
+                 fs_types_exclude = \"^(tmpfs|overlay)$\"\nstatvfs_timeout = \"3s\"",
+            ),
+            (
+                "systemd",
+                "include = [\"*.service\"]\nexclude = [\"*.scope\"]",
+            ),
+            ("smart", "helper = \"/usr/lib/sysward/sysward-smart\""),
+            ("diskstats", "device_include = \"^(sd|nvme)\""),
+            ("netdev", "device_exclude = \"^(veth|docker|br-)\""),
+            ("netstat", "fields = \".*\""),
+            ("memory", "vmstat_fields = \"^(pgpg|pswp|oom_kill)\""),
+            ("hwmon", "chip_exclude = \"^acpitz\""),
+        ];
+        for (name, settings) in examples {
+            let collector = configured(name, &Roots::default(), settings)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(collector.name(), name);
+        }
+    }
+}

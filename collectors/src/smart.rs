@@ -40,12 +40,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+use serde::Deserialize;
 use sysward_platform::smartctl::{
     self, DeviceArg, ExitStatus, Format, Request, RunError, RunOutput, Scan, SmartReading,
     WhenFailed,
 };
 
 use crate::filter::NameFilter;
+use crate::settings::{self, HumanDuration, Pattern};
 use crate::{CheckState, CollectError, Collector, Event, Kind, Output, Roots, Sample};
 
 /// Devices found by the last scan (gauge).
@@ -140,6 +142,57 @@ impl Default for SmartConfig {
             rescan_interval: Duration::from_secs(3600),
             max_output: 1 << 20,
         }
+    }
+}
+
+/// `[collectors.smart]` in `agent.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmartSettings {
+    helper: Option<PathBuf>,
+    device_include: Option<Pattern>,
+    device_exclude: Option<Pattern>,
+    command_timeout: Option<HumanDuration>,
+    run_budget: Option<HumanDuration>,
+    rescan_interval: Option<HumanDuration>,
+}
+
+impl SmartConfig {
+    /// The configuration a `[collectors.smart]` table asks for, the agent's own keys left
+    /// out: `helper` (an absolute path), `device_include` and `device_exclude` (regular
+    /// expressions on device paths such as `/dev/sda`, `""` for none),
+    /// `command_timeout`, `run_budget` and `rescan_interval` (durations; the budget
+    /// should stay below the collector's `timeout`). An empty table gives the defaults.
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        const NAME: &str = "smart";
+        let s: SmartSettings = settings::parse(NAME, table)?;
+        let default = Self::default();
+        if let Some(helper) = &s.helper
+            && !helper.is_absolute()
+        {
+            return Err(settings::bad(
+                NAME,
+                "helper",
+                format!("{:?} is not an absolute path", helper.display().to_string()),
+            ));
+        }
+        let command_timeout = settings::positive(
+            NAME,
+            "command_timeout",
+            s.command_timeout,
+            default.command_timeout,
+        )?;
+        let run_budget = settings::positive(NAME, "run_budget", s.run_budget, default.run_budget)?;
+        Ok(Self {
+            helper: s.helper.or(default.helper),
+            devices: settings::filter(s.device_include, s.device_exclude, default.devices),
+            command_timeout,
+            run_budget,
+            rescan_interval: s
+                .rescan_interval
+                .map_or(default.rescan_interval, |interval| interval.0),
+            max_output: default.max_output,
+        })
     }
 }
 
@@ -1237,11 +1290,12 @@ mod tests {
 
     #[test]
     fn scans_find_what_telegraf_finds() {
-        for (fixture, filter) in [
-            ("all", NameFilter::all()),
-            ("include", NameFilter::include("^/dev/sda$").unwrap()),
-            ("exclude", NameFilter::exclude("^/dev/nvme[01]$").unwrap()),
-            ("megaraid", NameFilter::all()),
+        // telegraf's `devices` and `excludes` options, as agent.toml writes them.
+        for (fixture, settings) in [
+            ("all", ""),
+            ("include", r#"device_include = "^/dev/sda$""#),
+            ("exclude", r#"device_exclude = "^/dev/nvme[01]$""#),
+            ("megaraid", ""),
         ] {
             let helper = FakeHelper::default();
             helper.version(SMARTCTL_7).reply(
@@ -1256,10 +1310,7 @@ mod tests {
                     Reply::Output(0, shared("devices/nvme/response.json"), vec![]),
                 );
             }
-            let config = SmartConfig {
-                devices: filter,
-                ..SmartConfig::default()
-            };
+            let config = SmartConfig::from_table(&toml::from_str(settings).unwrap()).unwrap();
             let out = collect(&mut collector(&helper, &Clock::new(), config));
             let expected: f64 = trimmed(shared(&format!("scan/{fixture}/expected.out")))
                 .parse()
@@ -1823,10 +1874,8 @@ mod tests {
             Reply::Output(0, text("devices/nvme/stdout.txt"), vec![]),
         );
         let clock = Clock::new();
-        let config = SmartConfig {
-            rescan_interval: Duration::from_secs(60),
-            ..SmartConfig::default()
-        };
+        let config =
+            SmartConfig::from_table(&toml::from_str(r#"rescan_interval = "1m""#).unwrap()).unwrap();
         let mut collector = collector(&helper, &clock, config);
         let out = collect(&mut collector);
         assert_eq!(
@@ -1894,12 +1943,9 @@ mod tests {
                 Reply::Output(0, shared("devices/usb/response.json"), vec![]),
             );
         }
-        let config = SmartConfig {
-            // Version and scan take 200 ms of it.
-            run_budget: Duration::from_millis(450),
-            command_timeout: Duration::from_secs(5),
-            ..SmartConfig::default()
-        };
+        // Version and scan take 200 ms of the budget.
+        let settings = "run_budget = \"450ms\"\ncommand_timeout = \"5s\"";
+        let config = SmartConfig::from_table(&toml::from_str(settings).unwrap()).unwrap();
         let mut collector = collector(&helper, &Clock::new(), config);
         let read = |asked: Vec<Vec<String>>| -> Vec<String> {
             asked
@@ -1953,5 +1999,99 @@ mod tests {
         );
         let configured = HelperRunner::new(Some(PathBuf::from("/opt/x/sysward-smart")), 1024);
         assert_eq!(configured.helper(), Path::new("/opt/x/sysward-smart"));
+    }
+
+    fn settings(text: &str) -> Result<SmartConfig, String> {
+        SmartConfig::from_table(&toml::from_str(text).expect("valid TOML"))
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let config = settings(
+            "helper = \"/opt/sysward/sysward-smart\"\n\
+             device_include = \"^/dev/sd\"\n\
+             device_exclude = \"^/dev/sdb$\"\n\
+             command_timeout = \"2s\"\n\
+             run_budget = \"20s\"\n\
+             rescan_interval = \"10m\"",
+        )
+        .unwrap();
+        assert_eq!(
+            config.helper,
+            Some(PathBuf::from("/opt/sysward/sysward-smart"))
+        );
+        assert!(config.devices.passes("/dev/sda"));
+        assert!(!config.devices.passes("/dev/sdb"));
+        assert!(!config.devices.passes("/dev/nvme0"));
+        assert_eq!(config.command_timeout, Duration::from_secs(2));
+        assert_eq!(config.run_budget, Duration::from_secs(20));
+        assert_eq!(config.rescan_interval, Duration::from_secs(600));
+        assert_eq!(
+            format!("{:?}", settings("").unwrap()),
+            format!("{:?}", SmartConfig::default())
+        );
+    }
+
+    #[test]
+    fn the_configured_helper_is_the_one_run() {
+        let mut collector = crate::registry::configured(
+            "smart",
+            &Roots::default(),
+            "helper = \"/nonexistent/sysward/sysward-smart\"",
+        )
+        .unwrap();
+        let mut out = Output::default();
+        collector.collect(&mut out).unwrap();
+        assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+        assert!(
+            out.errors[0].contains("cannot run the helper /nonexistent/sysward/sysward-smart"),
+            "{}",
+            out.errors[0]
+        );
+    }
+
+    #[test]
+    fn the_command_timeout_setting_cuts_a_slow_smartctl() {
+        let helper = FakeHelper {
+            delay: Duration::from_millis(300),
+            ..FakeHelper::default()
+        };
+        helper.version(SMARTCTL_7);
+        let config = settings("command_timeout = \"20ms\"").unwrap();
+        let started = Instant::now();
+        let out = collect(&mut collector(&helper, &Clock::new(), config));
+        assert!(started.elapsed() < Duration::from_millis(300));
+        assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+        assert!(
+            out.errors[0].starts_with("smartctl --version"),
+            "{}",
+            out.errors[0]
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        assert_eq!(
+            settings("helper = \"sysward-smart\"").unwrap_err(),
+            "bad setting `helper` for collector smart: \"sysward-smart\" is not an absolute path"
+        );
+        assert_eq!(
+            settings("run_budget = \"0s\"").unwrap_err(),
+            "bad setting `run_budget` for collector smart: must be more than 0 (e.g. \"5s\")"
+        );
+        assert_eq!(
+            settings("command_timeout = \"0ms\"").unwrap_err(),
+            "bad setting `command_timeout` for collector smart: must be more than 0 (e.g. \"5s\")"
+        );
+        assert_eq!(
+            settings("rescan_interval = \"soon\"").unwrap_err(),
+            "bad setting `rescan_interval` for collector smart: \"soon\" is not a duration \
+             (expected e.g. \"30s\", \"5m\")"
+        );
+        assert!(
+            settings("devices = \"sda\"")
+                .unwrap_err()
+                .starts_with("unknown setting `devices` for collector smart (allowed: helper, ")
+        );
     }
 }

@@ -106,6 +106,15 @@ impl Default for SystemdConfig {
     }
 }
 
+impl SystemdConfig {
+    /// The configuration a `[collectors.systemd]` table asks for, the agent's own keys
+    /// left out: `include`, `exclude` (lists of globs), `restarts`, `start_time`
+    /// (booleans). An empty table gives the defaults.
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        crate::settings::parse("systemd", table)
+    }
+}
+
 /// A unit as `ListUnits` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
@@ -1053,10 +1062,9 @@ mod tests {
             .build()
             .expect("client");
         let _server = serving.join().expect("server thread");
-        let config = SystemdConfig {
-            include: vec!["*.service".into(), "*.device".into()],
-            ..SystemdConfig::default()
-        };
+        // As agent.toml writes it.
+        let settings = toml::from_str(r#"include = ["*.service", "*.device"]"#).unwrap();
+        let config = SystemdConfig::from_table(&settings).unwrap();
         let mut collector = SystemdCollector::with_connection(Roots::default(), config, connection);
         let mut out = Output::default();
         collector.collect(&mut out).expect("collects");
@@ -1106,6 +1114,35 @@ mod tests {
             out.events[0].output.starts_with("job.service failed "),
             "{}",
             out.events[0].output
+        );
+    }
+
+    #[test]
+    fn settings_are_read_into_the_config() {
+        let parse = |text: &str| SystemdConfig::from_table(&toml::from_str(text).unwrap());
+        assert_eq!(parse(""), Ok(SystemdConfig::default()));
+        let all = "include = [\"*.service\"]\nexclude = [\"*.scope\"]\n\
+                   restarts = false\nstart_time = false";
+        assert_eq!(
+            parse(all),
+            Ok(SystemdConfig {
+                include: vec!["*.service".into()],
+                exclude: vec!["*.scope".into()],
+                restarts: false,
+                start_time: false,
+            })
+        );
+        // A key given replaces its default: no exclusion at all.
+        assert_eq!(parse("exclude = []").map(|c| c.exclude), Ok(vec![]));
+        assert_eq!(
+            parse("include = \"*.service\"").unwrap_err(),
+            "bad setting `include` for collector systemd: invalid type: string \"*.service\", \
+             expected a sequence"
+        );
+        assert_eq!(
+            parse("includes = []").unwrap_err(),
+            "unknown setting `includes` for collector systemd \
+             (allowed: include, exclude, restarts, start_time, enabled, tier, interval, timeout)"
         );
     }
 }

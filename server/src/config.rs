@@ -241,7 +241,7 @@ impl LimitsConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AdminConfig {
     /// A fixed admin bearer token. Without it the server makes one on first start and
@@ -255,6 +255,17 @@ pub(crate) struct AdminConfig {
 
 fn d_token_ttl() -> Duration {
     Duration::from_secs(24 * 3600)
+}
+
+// By hand, not derived: a derived default would make the TTL zero when `[admin]` is
+// absent, and every token expired at birth.
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            join_token_ttl: d_token_ttl(),
+        }
+    }
 }
 
 fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -335,6 +346,8 @@ mod tests {
     #[test]
     fn defaults_and_errors() {
         let c = ServerConfig::parse("", Path::new("s.toml")).unwrap();
+        // Regression: a derived Default made join tokens expire at birth without [admin].
+        assert_eq!(c.admin.join_token_ttl, Duration::from_secs(24 * 3600));
         assert_eq!(c.listen.address.port(), 8443);
         let err = ServerConfig::parse("[listen]\nbogus = 1\n", Path::new("s.toml")).unwrap_err();
         let msg = err.to_string();

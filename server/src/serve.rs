@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::Semaphore};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{
     api::{self, AppState},
@@ -50,8 +50,38 @@ pub(crate) fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let server = Server::start(&config).await?;
-        server.run_until(shutdown_signal()).await
+        // Under systemd (`Type=notify`): ready once the listener is bound, watchdog pings
+        // from the runtime, STOPPING=1 as soon as a shutdown starts.
+        notify(&[sd_notify::NotifyState::Ready]);
+        let watchdog = sd_notify::watchdog_enabled().map(|every| tokio::spawn(watchdog(every)));
+        let shutdown = async {
+            shutdown_signal().await;
+            notify(&[sd_notify::NotifyState::Stopping]);
+        };
+        let result = server.run_until(shutdown).await;
+        if let Some(task) = watchdog {
+            task.abort();
+        }
+        result
     })
+}
+
+/// Tells systemd how the server is doing; without systemd there is no socket and nothing is
+/// sent.
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(error) = sd_notify::notify(state) {
+        warn!(%error, "Cannot notify systemd.");
+    }
+}
+
+/// Pings systemd's watchdog at half its interval, as sd_watchdog_enabled(3) advises: a
+/// runtime that stops making progress stops the pings, and systemd restarts the server.
+async fn watchdog(every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every / 2);
+    loop {
+        tick.tick().await;
+        notify(&[sd_notify::NotifyState::Watchdog]);
+    }
 }
 
 /// A started server: bound and ready, not yet serving.

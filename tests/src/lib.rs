@@ -138,12 +138,18 @@ pub struct Server {
 impl Server {
     /// Starts a server in `root` with `extra` appended to its config, and waits until healthy.
     pub fn start(root: &Path, extra: &str) -> Self {
+        Self::start_with_storage(root, "", extra)
+    }
+
+    /// As [`Server::start`], with `storage` added to the `[storage]` table (which the
+    /// helper writes itself, so `extra` cannot open it again).
+    pub fn start_with_storage(root: &Path, storage: &str, extra: &str) -> Self {
         let port = free_port();
         let config = root.join("server.toml");
         fs::write(
             &config,
             format!(
-                "[listen]\naddress = \"127.0.0.1:{port}\"\n[storage]\ndata_dir = {:?}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n{extra}",
+                "[listen]\naddress = \"127.0.0.1:{port}\"\n[storage]\ndata_dir = {:?}\n{storage}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n{extra}",
                 root.join("server-data").display().to_string()
             ),
         )
@@ -391,6 +397,19 @@ impl Agent {
         let cert = fs::read_to_string(self.state_dir.join("agent.crt")).unwrap();
         let key = fs::read_to_string(self.state_dir.join("agent.key")).unwrap();
         client(&server.ca_pem(), Some((&cert, &key)))
+    }
+
+    /// Sends a signal to the running agent without waiting (SIGHUP: reload the config).
+    pub fn signal(&self, signal: Signal) {
+        let child = self.child.as_ref().expect("the agent is not running");
+        nix::sys::signal::kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    }
+
+    /// Whether the process is still running (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// SIGTERM and wait.

@@ -1,0 +1,49 @@
+//! The packages: `packaging/build.sh` builds both from the release binaries, and
+//! `packaging/test.sh` inspects them, then installs, upgrades, removes and purges the .deb
+//! files on this machine, asserting every step (see the scripts for what is checked).
+//!
+//! Installing needs root and dpkg. CI runs as root on Debian; elsewhere the test says it did
+//! not run, rather than passing in silence, and fails under `CI`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{path::Path, process::Command};
+
+fn run(what: &str, command: &mut Command) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Shown with --nocapture; on failure it is the panic message.
+    println!("{text}");
+    assert!(out.status.success(), "{what} failed:\n{text}");
+}
+
+#[test]
+fn packages_build_install_upgrade_remove_and_purge() {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    let dpkg = Command::new("dpkg").arg("--version").output().is_ok();
+    if !(root && dpkg) {
+        let why = "the package test installs packages: it needs root and dpkg";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("NOT RUN: {why}");
+        return;
+    }
+    // One at a time per machine: two runs would install and purge the same packages, and
+    // one's build would delete the packages the other is testing.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    run(
+        "packaging/build.sh and packaging/test.sh",
+        Command::new("flock")
+            .arg(std::env::temp_dir().join("sysward-packaging-test.lock"))
+            .args(["bash", "-c", "packaging/build.sh && packaging/test.sh"])
+            .current_dir(workspace),
+    );
+}
