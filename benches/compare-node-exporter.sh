@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs sysward-agent (shipping to a local sysward-server over mTLS) and Debian's
+# prometheus-node-exporter (scraped at the same interval) side by side for the same wall
+# time, and prints for each the CPU seconds per collection cycle and the peak RSS, and the
+# ratios. Both run every collector they enable by default.
+#
+#   benches/compare-node-exporter.sh [SECONDS] [INTERVAL_SECONDS]
+#
+# Needs: apt-get install prometheus-node-exporter curl. Builds the release binaries.
+set -euo pipefail
+duration=${1:-300}
+interval=${2:-5}
+cd "$(dirname "$0")/.."
+command -v prometheus-node-exporter >/dev/null || { echo "install prometheus-node-exporter first" >&2; exit 2; }
+cargo build --release --bins -q
+bin=${CARGO_TARGET_DIR:-target}/release
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sport=$(free_port); nport=$(free_port)
+cat > "$tmp/server.toml" <<TOML
+[listen]
+address = "127.0.0.1:$sport"
+[storage]
+data_dir = "$tmp/server"
+[admin]
+token = "bench"
+TOML
+"$bin/sysward-server" --config "$tmp/server.toml" serve 2>"$tmp/server.log" & pids+=($!)
+for _ in $(seq 100); do [ -f "$tmp/server/pki/ca.crt" ] && curl -sf --cacert "$tmp/server/pki/ca.crt" "https://127.0.0.1:$sport/api/health" >/dev/null && break; sleep 0.1; done
+cat > "$tmp/agent.toml" <<TOML
+[server]
+url = "https://127.0.0.1:$sport"
+[agent]
+state_dir = "$tmp/agent"
+[intervals]
+critical = "${interval}s"
+standard = "${interval}s"
+intensive = "${interval}s"
+TOML
+"$bin/sysward-agent" --config "$tmp/agent.toml" enroll "$("$bin/sysward-server" --config "$tmp/server.toml" token create)" >/dev/null
+"$bin/sysward-agent" --config "$tmp/agent.toml" run 2>"$tmp/agent.log" & apid=$!; pids+=($apid)
+prometheus-node-exporter --web.listen-address="127.0.0.1:$nport" 2>"$tmp/ne.log" & npid=$!; pids+=($npid)
+sleep 2
+
+# utime + stime of the whole process, exited threads included (the agent's blocking pool
+# lets idle threads go). Clock ticks are 10 ms, so run long enough that a tick is noise:
+# the default 300 s at 5 s is 60 cycles.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+hwm() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
+
+# Warm up one cycle of each, then measure from a common start.
+curl -sf "http://127.0.0.1:$nport/metrics" >/dev/null
+sleep "$interval"
+a0=$(cpu "$apid"); n0=$(cpu "$npid")
+cycles=0
+end=$((SECONDS + duration))
+while [ $SECONDS -lt $end ]; do
+  curl -sf "http://127.0.0.1:$nport/metrics" >/dev/null
+  cycles=$((cycles + 1))
+  sleep "$interval"
+done
+a1=$(cpu "$apid"); n1=$(cpu "$npid")
+ahwm=$(hwm "$apid"); nhwm=$(hwm "$npid")
+python3 - "$a0" "$a1" "$n0" "$n1" "$cycles" "$ahwm" "$nhwm" "$duration" "$interval" <<'PY'
+import sys
+a0, a1, n0, n1 = map(float, sys.argv[1:5])
+cycles, ahwm, nhwm = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+duration, interval = sys.argv[8], sys.argv[9]
+a = (a1 - a0) / cycles * 1000
+n = (n1 - n0) / cycles * 1000
+print(f"{cycles} cycles every {interval}s over {duration}s")
+print(f"{'':24}{'CPU ms/cycle':>14}{'peak RSS MiB':>14}")
+print(f"{'sysward-agent':24}{a:14.2f}{ahwm/1024:14.1f}")
+print(f"{'node_exporter':24}{n:14.2f}{nhwm/1024:14.1f}")
+print(f"ratio agent/node_exporter: CPU {a/n:.3f}, RSS {ahwm/nhwm:.3f}")
+PY
