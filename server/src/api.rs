@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::{
-    metrics::ServerMetrics,
+    metrics::{self, ProcessStats, ServerMetrics},
     pki::{Pki, agent_id_of},
     query::parse_selector,
     state::{AgentStatus, State, StateError, random_hex},
@@ -50,6 +50,7 @@ pub(crate) fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/series", get(series))
         .route("/api/v1/read", get(read_raw))
         .route("/api/v1/agents", get(agents))
+        .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(app)
 }
@@ -591,4 +592,26 @@ async fn agents(
     })
     .await??;
     Ok(Json(json!({ "status": "success", "data": data })))
+}
+
+/// `GET /metrics`: the server's own figures in Prometheus' text format. Admin only: series
+/// counts and sizes say more about a fleet than anonymous callers should learn.
+async fn metrics(
+    AxState(app): AxState<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_admin(&app, &headers).await?;
+    let app2 = app.clone();
+    // `stats` takes the store's memory lock, which a cut may hold for a moment.
+    let text =
+        blocking(move || metrics::render(&app2.metrics, &app2.store.stats(), ProcessStats::read()))
+            .await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
+        text,
+    )
+        .into_response())
 }

@@ -2,13 +2,19 @@
 //! so that they need neither a running server nor a network.
 
 use std::{
+    fs,
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
     process::ExitCode,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use rusqlite::{
+    Connection, OpenFlags,
+    backup::{Backup, StepResult},
+};
 use sysward_proto::{JoinToken, units};
 
 use crate::{
@@ -45,6 +51,12 @@ enum Command {
         #[command(subcommand)]
         command: AgentsCommand,
     },
+    /// Copies the databases (SQLite's online backup) and the PKI into DEST, while the
+    /// server runs. DEST then is a data directory that `serve` starts from.
+    Backup {
+        /// A new or empty directory.
+        dest: PathBuf,
+    },
     /// Starts a server and a local agent enrolled to it, in one directory, for a first look.
     Quickstart {
         /// Where the quickstart keeps its configs and data.
@@ -66,6 +78,9 @@ enum TokenCommand {
         /// The URL agents reach this server at (default: [listen] public_url, or derived).
         #[arg(long)]
         url: Option<String>,
+        /// Makes this many tokens, one per line (enrolling a fleet, load tests).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        count: u32,
     },
 }
 
@@ -93,14 +108,26 @@ pub(crate) fn run() -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig => println!("{}: ok", cli.config.display()),
         Command::Token {
-            command: TokenCommand::Create { ttl, url },
+            command: TokenCommand::Create { ttl, url, count },
         } => {
             let ttl = match ttl {
                 Some(t) => units::parse_duration(&t).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?,
                 None => config.admin.join_token_ttl,
             };
-            let token = create_token(&config, ttl, url)?;
-            println!("{}", token.encode());
+            for token in create_tokens(&config, ttl, url, count)? {
+                println!("{}", token.encode());
+            }
+        }
+        Command::Backup { dest } => {
+            let started = Instant::now();
+            let bytes = backup(&config.storage.data_dir, &dest)?;
+            println!(
+                "backed up {} to {} ({} bytes of databases) in {:.1} s",
+                config.storage.data_dir.display(),
+                dest.display(),
+                bytes,
+                started.elapsed().as_secs_f64()
+            );
         }
         Command::Agents { command } => {
             let state = open_state(&config)?;
@@ -162,15 +189,155 @@ pub(crate) fn create_token(
     ttl: Duration,
     url: Option<String>,
 ) -> anyhow::Result<JoinToken> {
+    create_tokens(config, ttl, url, 1)?
+        .pop()
+        .context("no token was made")
+}
+
+/// `count` tokens with one opening of the state database and the PKI: a fleet of a
+/// thousand hosts (or the load generator) should not pay a process start per token.
+fn create_tokens(
+    config: &ServerConfig,
+    ttl: Duration,
+    url: Option<String>,
+    count: u32,
+) -> anyhow::Result<Vec<JoinToken>> {
     let state = open_state(config)?;
     let pki = Pki::load_or_create(&config.storage.data_dir.join("pki"), &config.tls.san)?;
-    let (secret, expires_at) = state.create_join_token(ttl)?;
-    Ok(JoinToken {
-        url: url.unwrap_or_else(|| config.public_url()),
-        ca_sha256: pki.ca_pin(),
-        secret,
-        expires_at,
-    })
+    let url = url.unwrap_or_else(|| config.public_url());
+    let pin = pki.ca_pin();
+    (0..count)
+        .map(|_| {
+            let (secret, expires_at) = state.create_join_token(ttl)?;
+            Ok(JoinToken {
+                url: url.clone(),
+                ca_sha256: pin.clone(),
+                secret,
+                expires_at,
+            })
+        })
+        .collect()
+}
+
+/// The databases a backup copies, in this order: the store first, so that an agent
+/// enrolled while the backup runs is at worst known without data (it keeps sending),
+/// never data without its agent (which would then be refused until it enrolls again).
+const BACKUP_DATABASES: [&str; 2] = ["store.db", "state.db"];
+
+/// Copies `data_dir` into `dest` while a server may be writing: each database with
+/// SQLite's online backup API (a consistent snapshot; the server keeps ingesting), the
+/// PKI as files. Returns the bytes of databases written.
+fn backup(data_dir: &Path, dest: &Path) -> anyhow::Result<u64> {
+    for name in BACKUP_DATABASES {
+        let path = data_dir.join(name);
+        if !path.is_file() {
+            bail!(
+                "{} does not exist: is [storage] data_dir right?",
+                path.display()
+            );
+        }
+    }
+    if dest.exists() {
+        let mut entries =
+            fs::read_dir(dest).with_context(|| format!("cannot read {}", dest.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "{} is not empty; a backup goes into a new or empty directory",
+                dest.display()
+            );
+        }
+    } else {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dest)
+            .with_context(|| format!("cannot create {}", dest.display()))?;
+    }
+    // The PKI first: a backup without the CA keys could not serve the enrolled agents.
+    copy_pki(&data_dir.join("pki"), &dest.join("pki"))?;
+    let mut bytes = 0;
+    for name in BACKUP_DATABASES {
+        bytes += backup_database(&data_dir.join(name), &dest.join(name))
+            .with_context(|| format!("cannot back up {}", data_dir.join(name).display()))?;
+    }
+    sync_dir(dest)?;
+    Ok(bytes)
+}
+
+fn copy_pki(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(to)
+        .with_context(|| format!("cannot create {}", to.display()))?;
+    let entries = fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        fs::copy(entry.path(), &target)
+            .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+        // Private keys: 0600 whatever the umask, as the server writes them.
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o600))?;
+        fs::File::open(&target)?.sync_all()?;
+    }
+    sync_dir(to)
+}
+
+/// One database through the online backup API into `dest`, by way of a `.partial` file
+/// renamed once complete and checked, so that `dest` never names half a copy.
+fn backup_database(src: &Path, dest: &Path) -> anyhow::Result<u64> {
+    // Read-write without create: a WAL database needs its shared-memory file, and a
+    // missing source must not be created empty.
+    let from = Connection::open_with_flags(
+        src,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    from.busy_timeout(Duration::from_secs(10))?;
+    let mut partial = dest.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    if partial.exists() {
+        fs::remove_file(&partial)?;
+    }
+    {
+        let mut to = Connection::open(&partial)?;
+        {
+            let backup = Backup::new(&from, &mut to)?;
+            // All pages in one step: one read transaction, so the copy is one consistent
+            // snapshot. Copying a few pages at a time would start over after every write
+            // by the server (another connection), which under steady ingest is forever.
+            // In WAL mode the read transaction does not hold up the server's writes.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                match backup.step(-1)? {
+                    StepResult::Done => break,
+                    StepResult::More => {}
+                    _ if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    other => bail!("the database stayed busy for 60 s ({other:?})"),
+                }
+            }
+        }
+        let check: String = to.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            bail!("the copy fails SQLite's quick_check: {check}");
+        }
+    }
+    fs::set_permissions(&partial, fs::Permissions::from_mode(0o600))?;
+    let file = fs::File::open(&partial)?;
+    file.sync_all()?;
+    let bytes = file.metadata()?.len();
+    fs::rename(&partial, dest)?;
+    Ok(bytes)
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
 fn format_ms(ms: i64) -> String {
@@ -203,6 +370,39 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backup_copies_databases_and_pki_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        fs::create_dir(&data).unwrap();
+        Pki::load_or_create(&data.join("pki"), &[]).unwrap();
+        let state = State::open(&data.join("state.db")).unwrap();
+        state.create_join_token(Duration::from_secs(60)).unwrap();
+        let store = crate::store::TieredStore::open(
+            &data.join("store.db"),
+            crate::store::StoreConfig::default(),
+            std::sync::Arc::new(crate::store::SystemClock),
+        )
+        .unwrap();
+        let dest = dir.path().join("copy");
+        assert!(backup(&data, &dest).unwrap() > 0);
+        // Open while the source is open too, as during a live backup.
+        drop(store);
+        for name in ["store.db", "state.db", "pki/ca.key", "pki/agent-ca.key"] {
+            let mode = fs::metadata(dest.join(name)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        let tokens: i64 = Connection::open(dest.join("state.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM join_tokens", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tokens, 1);
+        let err = backup(&data, &dest).unwrap_err();
+        assert!(err.to_string().contains("not empty"), "{err:#}");
+        let err = backup(&dir.path().join("nothing"), &dir.path().join("c2")).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err:#}");
+    }
 
     #[test]
     fn formats_time() {

@@ -1,6 +1,16 @@
-//! The server's own counters, kept as atomics so that handlers never wait on them.
+//! The server's own counters, kept as atomics so that handlers never wait on them, and
+//! their rendering for `GET /metrics` in Prometheus' text format (version 0.0.4).
+//!
+//! Names follow the workspace's convention: base units, `_total` for counters,
+//! `sysward_server_` for what is ours, `process_` as every Prometheus client library
+//! names it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    fmt::Write,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use crate::store::{StoreStats, Tier};
 
 #[derive(Debug, Default)]
 pub(crate) struct Counter(AtomicU64);
@@ -25,4 +35,280 @@ pub(crate) struct ServerMetrics {
     pub(crate) batches_duplicate: Counter,
     pub(crate) batches_refused: Counter,
     pub(crate) samples_ingested: Counter,
+}
+
+/// The content type of [`render`]'s output.
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What the process uses, read from `/proc/self` (absent elsewhere).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ProcessStats {
+    pub(crate) resident_bytes: Option<u64>,
+    pub(crate) cpu_seconds: Option<f64>,
+}
+
+impl ProcessStats {
+    /// Reads the figures; whatever cannot be read is left out rather than made up.
+    pub(crate) fn read() -> Self {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        Self {
+            resident_bytes: parse_vm_rss(&status),
+            cpu_seconds: parse_cpu_ticks(&stat).map(|t| t as f64 / CLOCK_TICKS_PER_SECOND),
+        }
+    }
+}
+
+/// `USER_HZ`: 100 on every Linux architecture the server is built for; the kernel reports
+/// `/proc/*/stat` times in these units whatever its internal tick rate.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// `VmRSS:   1234 kB` → bytes.
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// utime + stime (fields 14 and 15) of `/proc/self/stat`. The command name (field 2) may
+/// hold spaces and parentheses, so fields are counted after its closing `)`.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// The whole `/metrics` page.
+pub(crate) fn render(server: &ServerMetrics, store: &StoreStats, process: ProcessStats) -> String {
+    let mut out = String::with_capacity(4096);
+    let o = &mut out;
+    family(
+        o,
+        "sysward_server_build_info",
+        "gauge",
+        "Always 1; the version is a label.",
+    );
+    let _ = writeln!(
+        o,
+        "sysward_server_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    sample(
+        o,
+        "sysward_server_batches_accepted_total",
+        "counter",
+        "Batches acked, repeats of stored batches included.",
+        server.batches_accepted.get(),
+    );
+    sample(
+        o,
+        "sysward_server_batches_duplicate_total",
+        "counter",
+        "Batches acked again without storing: their (agent, boot, seq) was stored before.",
+        server.batches_duplicate.get(),
+    );
+    sample(
+        o,
+        "sysward_server_batches_refused_total",
+        "counter",
+        "Batches refused for good with a 4xx (identity, limits, malformed); 429s excluded.",
+        server.batches_refused.get(),
+    );
+    sample(
+        o,
+        "sysward_server_series",
+        "gauge",
+        "Series in the store's index.",
+        store.series,
+    );
+    sample(
+        o,
+        "sysward_server_samples_ingested_total",
+        "counter",
+        "Samples stored in the raw tier since start.",
+        store.samples_ingested,
+    );
+    sample(
+        o,
+        "sysward_server_samples_late_total",
+        "counter",
+        "Samples older than the out-of-order window, merged into the rollups only.",
+        store.samples_late,
+    );
+    sample(
+        o,
+        "sysward_server_series_refused_total",
+        "counter",
+        "New series refused by the per-agent series limit.",
+        store.series_refused,
+    );
+    sample(
+        o,
+        "sysward_server_store_head_points",
+        "gauge",
+        "Points in the in-memory head, not yet cut into chunks.",
+        store.head_points,
+    );
+    family(
+        o,
+        "sysward_server_store_bytes",
+        "gauge",
+        "Bytes of compressed chunk and rollup data per tier.",
+    );
+    for tier in Tier::ALL {
+        let _ = writeln!(
+            o,
+            "sysward_server_store_bytes{{tier=\"{}\"}} {}",
+            tier.name(),
+            store.bytes[tier as usize]
+        );
+    }
+    sample(
+        o,
+        "sysward_server_store_file_bytes",
+        "gauge",
+        "Size of store.db and its write-ahead log on disk.",
+        store.file_bytes,
+    );
+    sample(
+        o,
+        "sysward_server_store_cuts_total",
+        "counter",
+        "Heads cut into chunks and rollups (compaction).",
+        store.cuts,
+    );
+    sample(
+        o,
+        "sysward_server_store_cut_seconds_total",
+        "counter",
+        "Time spent cutting heads.",
+        micros(store.cut_micros),
+    );
+    sample(
+        o,
+        "sysward_server_store_purges_total",
+        "counter",
+        "Retention purges run (with their incremental vacuum).",
+        store.purges,
+    );
+    sample(
+        o,
+        "sysward_server_store_last_purge_seconds",
+        "gauge",
+        "Duration of the last purge.",
+        micros(store.last_purge_micros),
+    );
+    sample(
+        o,
+        "sysward_server_store_commits_total",
+        "counter",
+        "Ingest transactions committed (one fsync each); concurrent batches share one.",
+        store.commits,
+    );
+    sample(
+        o,
+        "sysward_server_store_committed_batches_total",
+        "counter",
+        "Batches carried by those transactions.",
+        store.commit_batches,
+    );
+    if let Some(rss) = process.resident_bytes {
+        sample(
+            o,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size.",
+            rss,
+        );
+    }
+    if let Some(cpu) = process.cpu_seconds {
+        sample(
+            o,
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time.",
+            cpu,
+        );
+    }
+    out
+}
+
+fn micros(us: u64) -> f64 {
+    us as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_once_with_help_and_type() {
+        let m = ServerMetrics::default();
+        m.batches_accepted.add(3);
+        let stats = StoreStats {
+            series: 7,
+            bytes: [10, 20, 30, 40, 50],
+            cut_micros: 1_500_000,
+            ..StoreStats::default()
+        };
+        let process = ProcessStats {
+            resident_bytes: Some(4096),
+            cpu_seconds: Some(1.25),
+        };
+        let text = render(&m, &stats, process);
+        assert!(
+            text.contains("sysward_server_build_info{version=\""),
+            "{text}"
+        );
+        assert!(text.contains("\nsysward_server_batches_accepted_total 3\n"));
+        assert!(text.contains("\nsysward_server_series 7\n"));
+        assert!(text.contains("\nsysward_server_store_bytes{tier=\"1mo\"} 50\n"));
+        assert!(text.contains("\nsysward_server_store_cut_seconds_total 1.5\n"));
+        assert!(text.contains("\nprocess_cpu_seconds_total 1.25\n"));
+        // Every sample line belongs to a family declared just before, declared once.
+        let mut declared = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap();
+                assert!(!declared.contains(&name), "{name} declared twice");
+                declared.push(name);
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert_eq!(Some(&name), declared.last(), "{line}");
+                let value = line.rsplit(' ').next().unwrap();
+                assert!(value.parse::<f64>().is_ok(), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn reads_proc_formats() {
+        assert_eq!(
+            parse_vm_rss("Name:\tx\nVmRSS:\t  2048 kB\n"),
+            Some(2 * 1024 * 1024)
+        );
+        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+        let stat = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(300));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn live_process_figures_are_read() {
+        let p = ProcessStats::read();
+        assert!(p.resident_bytes.is_some_and(|b| b > 0));
+        assert!(p.cpu_seconds.is_some());
+    }
 }

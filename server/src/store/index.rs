@@ -93,6 +93,19 @@ pub(crate) fn identity_hash(name: &str, labels: &[(&str, &str)]) -> u64 {
     h.finish()
 }
 
+/// A second identity hash, independent of [`identity_hash`] (SipHash with fixed keys), for
+/// caches that compare hashes instead of labels (see `tiered.rs`'s `LayoutEntry`).
+pub(crate) fn check_hash(name: &str, labels: &[(&str, &str)]) -> u64 {
+    // `DefaultHasher::new()` always starts from the same keys: equal input, equal hash.
+    let mut h = std::hash::DefaultHasher::new();
+    name.hash(&mut h);
+    for (k, v) in labels {
+        k.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish()
+}
+
 impl Index {
     /// Number of series.
     pub(crate) fn len(&self) -> usize {

@@ -45,6 +45,10 @@ pub enum StoreError {
     /// A request the store cannot answer as asked.
     #[error("{0}")]
     Invalid(String),
+    /// The group commit that carried the batch failed (see `tiered.rs`); nothing of the
+    /// batch was stored.
+    #[error("store commit failed: {0}")]
+    Commit(String),
 }
 
 /// One batch as the store receives it: identity checked, server labels added.
@@ -484,6 +488,9 @@ pub struct StoreStats {
     pub head_points: u64,
     /// Bytes of chunk data per tier, in [`Tier::ALL`] order.
     pub bytes: [u64; 5],
+    /// Size of the database file and its write-ahead log on disk: what the tiers, the
+    /// index, the head log and free pages take together.
+    pub file_bytes: u64,
     /// Head cuts since start, and their total time.
     pub cuts: u64,
     /// Total time spent cutting heads, µs.
@@ -492,6 +499,10 @@ pub struct StoreStats {
     pub purges: u64,
     /// Time of the last purge (with its vacuum), µs.
     pub last_purge_micros: u64,
+    /// Ingest transactions committed since start (each one fsync).
+    pub commits: u64,
+    /// Batches those transactions carried (stored, duplicate or failed alone).
+    pub commit_batches: u64,
 }
 
 /// Storage as ingest, the API and (later) query and rules use it.

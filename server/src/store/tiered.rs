@@ -17,7 +17,7 @@
 //!
 //! 1. **Ingest** (one transaction, then the ack): the batch identity goes into `batches`
 //!    (a conflict means a duplicate: nothing else is written) and the points into one
-//!    `head_log` row. Points older than the out-of-order window behind their series'
+//!    `head_log` row. Concurrent ingests share that transaction (*group commit*, below). Points older than the out-of-order window behind their series'
 //!    newest point (or than raw retention) are flagged *late*: they will go to the rollups
 //!    only, never to the raw tier. Only after the commit are the points appended to the
 //!    in-memory heads, so memory never shows what a rollback undid.
@@ -44,15 +44,28 @@
 //! On start the index is rebuilt from `series` and the heads from `head_log`: an acked
 //! point is in exactly one of `head_log` and the chunks, whatever stopped the process.
 //!
+//! # Group commit
+//!
+//! A commit costs an fsync (milliseconds on real disks), so one commit per batch caps a
+//! server at a few hundred batches a second whatever its CPUs. An ingest therefore first
+//! does its CPU work without the writer lock (`prepare`: canonical labels,
+//! series lookup through a per-agent cache of the previous batch's layout), queues the
+//! result, and takes the writer lock. Whoever gets the lock with its batch still queued
+//! becomes the leader: it takes the queue (oldest first, bounded), writes every batch in
+//! its own savepoint of one transaction (a batch that fails rolls back alone), commits
+//! once, applies all of it to memory, and leaves each batch its answer. A thread that gets
+//! the lock and finds its answer returns it. So every ack still follows the commit that
+//! made its batch durable, and N batches waiting together cost one fsync.
+//!
 //! # Locks
 //!
-//! `writer` (the one write connection) serialises ingest and cuts; `mem` (index and
-//! heads) is held only for in-memory work. Readers copy the head under `mem`, *then* read
+//! `writer` (the one write connection) serialises group commits and cuts; `mem` (index and
+//! heads) is held only for in-memory work; `queue` and `layouts` only for a push or a pop. Readers copy the head under `mem`, *then* read
 //! chunks on their own connection (WAL snapshot), so a cut between the two can only
 //! duplicate points (merged away), never hide them.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap, VecDeque},
     path::Path,
     sync::{
         Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
@@ -69,7 +82,7 @@ use super::{
     BatchStats, Clock, IngestBatch, IngestOutcome, LabelMatcher, ReadRequest, Rollup, Selector,
     SeriesData, SeriesLabels, SeriesPoints, SeriesRead, Store, StoreConfig, StoreError, StoreStats,
     Tier, TierChoice, codec,
-    index::{Index, identity_hash},
+    index::{Index, check_hash, identity_hash},
     rollup::{decode_window, encode_window, merge_into},
 };
 
@@ -143,12 +156,26 @@ struct Head {
     late: Points,
     /// The newest timestamp ever seen since start (for the out-of-order window).
     max_ts: i64,
+    /// Whether its agent's [`AgentHead`] lists it: it holds points not yet cut.
+    listed: bool,
+}
+
+impl Head {
+    fn new() -> Self {
+        Self {
+            points: Vec::new(),
+            late: Vec::new(),
+            max_ts: i64::MIN,
+            listed: false,
+        }
+    }
 }
 
 /// What an agent holds in the head.
 #[derive(Debug)]
 struct AgentHead {
-    series: HashSet<u32>,
+    /// Its series with points in the head, each once.
+    series: Vec<u32>,
     /// Server time of the oldest append not yet cut.
     since_ms: i64,
     /// Longest head among its series.
@@ -158,19 +185,27 @@ struct AgentHead {
 #[derive(Debug, Default)]
 struct Mem {
     index: Index,
-    heads: HashMap<u32, Head>,
+    /// By series id. Ids are SQLite rowids, dense from 1, so a vector beats a hash map on
+    /// the ingest path's hottest line: one lookup per series per batch, under the lock.
+    heads: Vec<Head>,
     agents: HashMap<String, i64>,
     agent_heads: HashMap<i64, AgentHead>,
     head_points: u64,
 }
 
 impl Mem {
+    fn head(&self, id: u32) -> Option<&Head> {
+        self.heads.get(id as usize)
+    }
+
     fn append(&mut self, agent: i64, id: u32, points: &[(i64, f64)], late: bool, at: i64) {
-        let head = self.heads.entry(id).or_insert_with(|| Head {
-            points: Vec::new(),
-            late: Vec::new(),
-            max_ts: i64::MIN,
-        });
+        let i = id as usize;
+        if i >= self.heads.len() {
+            // Room for the ids to come, not one at a time.
+            let len = (i + 1).max(self.heads.len() * 5 / 4);
+            self.heads.resize_with(len, Head::new);
+        }
+        let head = &mut self.heads[i];
         if late {
             head.late.extend_from_slice(points);
         } else {
@@ -180,13 +215,17 @@ impl Mem {
             head.max_ts = head.max_ts.max(p.0);
         }
         let len = head.points.len() + head.late.len();
+        let newly_listed = !head.listed;
+        head.listed = true;
         self.head_points += points.len() as u64;
         let ah = self.agent_heads.entry(agent).or_insert_with(|| AgentHead {
-            series: HashSet::new(),
+            series: Vec::new(),
             since_ms: at,
             max_len: 0,
         });
-        ah.series.insert(id);
+        if newly_listed {
+            ah.series.push(id);
+        }
         ah.since_ms = ah.since_ms.min(at);
         ah.max_len = ah.max_len.max(len);
     }
@@ -205,6 +244,9 @@ struct Counters {
     last_purge_ms: AtomicI64,
     /// Newest sample timestamp received; `i64::MIN` before any.
     newest_ms: AtomicI64,
+    /// Group commits, and the batches they carried.
+    commits: AtomicU64,
+    commit_batches: AtomicU64,
 }
 
 /// The store. Cheap to share behind an `Arc`; see the module doc.
@@ -215,6 +257,10 @@ pub struct TieredStore {
     writer: Mutex<Connection>,
     mem: RwLock<Mem>,
     readers: Mutex<Vec<Connection>>,
+    /// Ingests waiting for a group commit.
+    queue: Mutex<VecDeque<Queued>>,
+    /// Per agent, the series of its last batch in order (see [`LayoutEntry`]).
+    layouts: Mutex<HashMap<String, Vec<LayoutEntry>>>,
     counters: Counters,
 }
 
@@ -321,21 +367,24 @@ fn sort_dedup(points: &mut Vec<(i64, f64)>) {
 }
 
 /// The labels of a batch series as stored: the agent's, with the server's `instance` and
-/// `agent_id` replacing any of the same name; sorted.
+/// `agent_id` replacing any of the same name; sorted. Written into `out` (cleared first),
+/// which the caller reuses from series to series.
 fn canonical_labels<'a>(
     labels: &'a BTreeMap<String, String>,
     instance: &'a str,
     agent_id: &'a str,
-) -> Vec<(&'a str, &'a str)> {
-    let mut out: Vec<(&str, &str)> = labels
-        .iter()
-        .filter(|(k, _)| k.as_str() != "instance" && k.as_str() != "agent_id")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    out: &mut Vec<(&'a str, &'a str)>,
+) {
+    out.clear();
+    out.extend(
+        labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "instance" && k.as_str() != "agent_id")
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
     out.push(("instance", instance));
     out.push(("agent_id", agent_id));
     out.sort_unstable();
-    out
 }
 
 /// Merges sorted points into every rollup tier still within retention. Returns the change
@@ -455,6 +504,8 @@ impl TieredStore {
             writer: Mutex::new(conn),
             mem: RwLock::new(Mem::default()),
             readers: Mutex::new(Vec::new()),
+            queue: Mutex::new(VecDeque::new()),
+            layouts: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         };
         store.load()?;
@@ -509,7 +560,7 @@ impl TieredStore {
         }
         let newest_chunk: Option<i64> =
             conn.query_row("SELECT max(max_ts) FROM raw_chunks", [], |r| r.get(0))?;
-        let newest_head = mem.heads.values().map(|h| h.max_ts).max();
+        let newest_head = mem.heads.iter().map(|h| h.max_ts).max();
         let newest = newest_chunk
             .into_iter()
             .chain(newest_head)
@@ -529,6 +580,17 @@ impl TieredStore {
             "Store opened."
         );
         Ok(())
+    }
+
+    /// The database and its WAL on disk now; a file that cannot be read counts as empty.
+    fn file_bytes(&self) -> u64 {
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        [self.path.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     /// The time retention counts back from: the newest sample, at most the clock's now.
@@ -577,7 +639,13 @@ impl TieredStore {
     /// dropped.
     pub fn start_maintenance(self: &Arc<Self>) -> std::thread::JoinHandle<()> {
         let weak: Weak<Self> = Arc::downgrade(self);
-        let interval = self.config.maintenance_interval;
+        // A head is due once `chunk_span` old; checking only every `maintenance_interval`
+        // would leave a short span (tests, small servers) waiting far past it.
+        let interval = self
+            .config
+            .maintenance_interval
+            .min(self.config.chunk_span / 4)
+            .max(Duration::from_millis(100));
         std::thread::spawn(move || {
             loop {
                 std::thread::sleep(interval);
@@ -642,7 +710,7 @@ impl TieredStore {
             ah.series
                 .iter()
                 .filter_map(|&id| {
-                    let head = mem.heads.get(&id)?;
+                    let head = mem.head(id)?;
                     if head.points.is_empty() && head.late.is_empty() {
                         return None;
                     }
@@ -713,10 +781,11 @@ impl TieredStore {
             if let Some(ah) = mem.agent_heads.remove(&agent) {
                 let mut freed = 0u64;
                 for id in ah.series {
-                    if let Some(h) = mem.heads.get_mut(&id) {
+                    if let Some(h) = mem.heads.get_mut(id as usize) {
                         freed += (h.points.len() + h.late.len()) as u64;
                         h.points = Vec::new();
                         h.late = Vec::new();
+                        h.listed = false;
                     }
                 }
                 mem.head_points = mem.head_points.saturating_sub(freed);
@@ -911,8 +980,7 @@ impl TieredStore {
                 let labels = mem.index.labels(id)?;
                 let kind = mem.index.entry(id)?.kind;
                 let (head, late) = mem
-                    .heads
-                    .get(&id)
+                    .head(id)
                     .map(|h| (h.points.clone(), h.late.clone()))
                     .unwrap_or_default();
                 Some(Selected {
@@ -985,32 +1053,369 @@ fn migrate_first_store(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl Store for TieredStore {
-    fn ingest(&self, batch: &IngestBatch<'_>) -> Result<IngestOutcome, StoreError> {
-        let mut conn = self.lock_writer();
+// ---------------------------------------------------------------------------------------
+// Group commit.
+
+/// Most batches one commit takes: a bound on the latency a batch can add to the others
+/// of its group.
+const MAX_GROUP_BATCHES: usize = 256;
+/// Most points one commit takes, for the same reason.
+const MAX_GROUP_POINTS: usize = 500_000;
+
+/// Labels as owned pairs, sorted by name.
+type OwnedLabels = Vec<(String, String)>;
+
+/// Per batch of a group: `Ok(None)` for a duplicate, `Ok(Some)` for what it stored, `Err`
+/// for a batch that failed alone.
+type GroupResults = Vec<Result<Option<Written>, StoreError>>;
+
+/// Where a batch's answer is left by the thread that committed it.
+#[derive(Default)]
+struct Slot(Mutex<Option<Result<IngestOutcome, StoreError>>>);
+
+impl Slot {
+    fn take(&self) -> Option<Result<IngestOutcome, StoreError>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn set(&self, result: Result<IngestOutcome, StoreError>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+    }
+}
+
+/// One series of an agent's previous batch, at its position in that batch.
+///
+/// An agent sends the same series in the same order batch after batch, so the series at
+/// position `i` is nearly always the one that was there last time: comparing two hashes
+/// of its identity with the cached ones replaces an index lookup (a handful of cache
+/// misses among a million series, the ingest path's largest cost). Both 64-bit hashes
+/// (FNV-1a and SipHash) must match, so a wrong hit needs a 128-bit collision between two
+/// series of the same agent; an entry is only made from a full comparison in the index,
+/// and series are never deleted, so an id once cached stays right.
+struct LayoutEntry {
+    key: (u64, u64),
+    /// `None` for a series the batch created: not known until its commit.
+    id: Option<u32>,
+}
+
+/// A batch waiting for a group commit.
+struct Queued {
+    batch: Prepared,
+    slot: Arc<Slot>,
+}
+
+/// A batch made ready outside the writer lock: labels made canonical, known series found.
+struct Prepared {
+    agent_id: String,
+    boot_id: String,
+    seq: i64,
+    /// Server time when it arrived.
+    received: i64,
+    /// Its newest sample.
+    newest: i64,
+    points: usize,
+    series: Vec<PreparedSeries>,
+    events: Vec<sysward_proto::Event>,
+}
+
+struct PreparedSeries {
+    /// The id when the index knew the series at preparation.
+    known: Option<u32>,
+    /// Identity hash, name, labels and kind, kept for a series to be created (and looked
+    /// up again at the commit: another batch may have created it meanwhile).
+    hash: u64,
+    new: Option<Created>,
+    points: Points,
+}
+
+/// What one batch of a group wrote, to reach memory once the group is committed.
+struct Written {
+    agent_id: String,
+    agent: i64,
+    created: Vec<(u64, Created)>,
+    appends: Vec<(u32, bool, Points)>,
+    received: i64,
+    newest: i64,
+    refused: u64,
+}
+
+/// What the batches of a group wrote so far, which later batches of the same group must
+/// see although memory does not show it yet.
+#[derive(Default)]
+struct GroupView {
+    agents: HashMap<String, i64>,
+    /// Series created in this group: hash → (id, name, labels).
+    created: HashMap<u64, Vec<(u32, String, OwnedLabels)>>,
+    created_per_agent: HashMap<i64, usize>,
+    max_ts: HashMap<u32, i64>,
+    newest: i64,
+}
+
+impl GroupView {
+    fn find(&self, hash: u64, name: &str, labels: &[(String, String)]) -> Option<u32> {
+        self.created
+            .get(&hash)?
+            .iter()
+            .find(|c| c.1 == name && c.2 == labels)
+            .map(|c| c.0)
+    }
+
+    fn absorb(&mut self, w: &Written) {
+        self.agents.insert(w.agent_id.clone(), w.agent);
+        for (hash, c) in &w.created {
+            self.created
+                .entry(*hash)
+                .or_default()
+                .push((c.id, c.name.clone(), c.labels.clone()));
+        }
+        *self.created_per_agent.entry(w.agent).or_default() += w.created.len();
+        for (id, _, points) in &w.appends {
+            if let Some(max) = points.iter().map(|p| p.0).max() {
+                let e = self.max_ts.entry(*id).or_insert(i64::MIN);
+                *e = (*e).max(max);
+            }
+        }
+        self.newest = self.newest.max(w.newest);
+    }
+}
+
+impl TieredStore {
+    fn lock_layouts(&self) -> MutexGuard<'_, HashMap<String, Vec<LayoutEntry>>> {
+        // A map of caches: a poisoned one is still consistent enough to use.
+        self.layouts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_queue(&self) -> MutexGuard<'_, VecDeque<Queued>> {
+        // Only pushes and pops happen under this lock: a poisoned one is still consistent.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The CPU work of an ingest that needs no write lock, so that concurrent ingests do
+    /// it in parallel while one of them commits.
+    fn prepare(&self, batch: &IngestBatch<'_>) -> Prepared {
         let received = self.clock.now_ms();
-        let batch_newest = batch
+        // Taken out of the map, so that a concurrent batch of the same agent simply finds
+        // none and looks its series up in the index.
+        let layout = self
+            .lock_layouts()
+            .remove(batch.agent_id)
+            .unwrap_or_default();
+        let mut next_layout = Vec::with_capacity(batch.series.len());
+        let mem = self.mem_read();
+        let mut newest = i64::MIN;
+        let mut points = 0;
+        let mut labels = Vec::new();
+        let series = batch
             .series
             .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.0))
-            .max()
-            .unwrap_or(i64::MIN);
-        let newest = self
-            .counters
-            .newest_ms
-            .load(Ordering::Relaxed)
-            .max(batch_newest);
-        let now = self.data_now(newest);
-        let tx = conn.transaction()?;
-        let seq = i64::try_from(batch.seq).unwrap_or(i64::MAX);
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO batches(agent_id, boot_id, seq, received_at) VALUES (?1, ?2, ?3, ?4)",
-            params![batch.agent_id, batch.boot_id, seq, received],
-        )?;
-        if inserted == 0 {
-            return Ok(IngestOutcome::Duplicate);
+            .filter(|s| !s.points.is_empty())
+            .enumerate()
+            .map(|(position, s)| {
+                canonical_labels(&s.labels, batch.instance, batch.agent_id, &mut labels);
+                let hash = identity_hash(&s.name, &labels);
+                let key = (hash, check_hash(&s.name, &labels));
+                let cached = layout
+                    .get(position)
+                    .filter(|e: &&LayoutEntry| e.key == key)
+                    .and_then(|e| e.id);
+                let known = cached.or_else(|| mem.index.find(hash, &s.name, &labels));
+                next_layout.push(LayoutEntry { key, id: known });
+                let new = known.is_none().then(|| Created {
+                    id: 0,
+                    name: s.name.clone(),
+                    labels: labels
+                        .iter()
+                        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                        .collect(),
+                    kind: s.kind,
+                });
+                for p in &s.points {
+                    newest = newest.max(p.0);
+                }
+                points += s.points.len();
+                PreparedSeries {
+                    known,
+                    hash,
+                    new,
+                    points: s.points.clone(),
+                }
+            })
+            .collect();
+        drop(mem);
+        self.lock_layouts()
+            .insert(batch.agent_id.to_string(), next_layout);
+        Prepared {
+            agent_id: batch.agent_id.to_string(),
+            boot_id: batch.boot_id.to_string(),
+            seq: i64::try_from(batch.seq).unwrap_or(i64::MAX),
+            received,
+            newest,
+            points,
+            series,
+            events: batch.events.to_vec(),
         }
-        let known_agent = self.mem_read().agents.get(batch.agent_id).copied();
+    }
+
+    /// The next group, oldest first, within the bounds.
+    fn take_group(&self) -> Vec<Queued> {
+        let mut queue = self.lock_queue();
+        let mut group = Vec::new();
+        let mut points = 0;
+        while let Some(next) = queue.front() {
+            if !group.is_empty()
+                && (group.len() >= MAX_GROUP_BATCHES
+                    || points + next.batch.points > MAX_GROUP_POINTS)
+            {
+                break;
+            }
+            points += next.batch.points;
+            if let Some(q) = queue.pop_front() {
+                group.push(q);
+            }
+        }
+        group
+    }
+
+    /// Writes a group in one transaction (each batch in a savepoint of its own, so that a
+    /// batch that fails fails alone), commits once, then updates memory and answers every
+    /// batch. Called with the writer lock held.
+    fn commit_group(&self, conn: &mut Connection, group: Vec<Queued>) {
+        let (batches, slots): (Vec<Prepared>, Vec<Arc<Slot>>) =
+            group.into_iter().map(|q| (q.batch, q.slot)).unzip();
+        let written = self.write_group(conn, batches);
+        let results: GroupResults = match written {
+            Ok(w) => w,
+            Err(error) => {
+                let message = error.to_string();
+                warn!(batches = slots.len(), %error, "Group commit failed.");
+                for slot in &slots {
+                    slot.set(Err(StoreError::Commit(message.clone())));
+                }
+                return;
+            }
+        };
+        // Memory follows only what is committed.
+        {
+            let mut mem = self.mem_write();
+            for w in results.iter().flatten().flatten() {
+                mem.agents.entry(w.agent_id.clone()).or_insert(w.agent);
+                for (_, c) in &w.created {
+                    let pairs: Vec<(&str, &str)> = c
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    mem.index.insert(c.id, &c.name, &pairs, c.kind, w.agent);
+                }
+                for (id, late, points) in &w.appends {
+                    mem.append(w.agent, *id, points, *late, w.received);
+                }
+            }
+        }
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .commit_batches
+            .fetch_add(slots.len() as u64, Ordering::Relaxed);
+        for (slot, result) in slots.iter().zip(results) {
+            let answer = result.map(|w| match w {
+                None => IngestOutcome::Duplicate,
+                Some(w) => {
+                    self.count_stored(&w);
+                    IngestOutcome::Stored
+                }
+            });
+            slot.set(answer);
+        }
+    }
+
+    fn count_stored(&self, w: &Written) {
+        let count = |late: bool| -> u64 {
+            w.appends
+                .iter()
+                .filter(|a| a.1 == late)
+                .map(|a| a.2.len() as u64)
+                .sum()
+        };
+        self.counters
+            .newest_ms
+            .fetch_max(w.newest, Ordering::Relaxed);
+        self.counters
+            .samples
+            .fetch_add(count(false), Ordering::Relaxed);
+        self.counters.late.fetch_add(count(true), Ordering::Relaxed);
+        if w.refused > 0 {
+            self.counters
+                .refused
+                .fetch_add(w.refused, Ordering::Relaxed);
+            warn!(
+                agent_id = w.agent_id,
+                refused = w.refused,
+                limit = self.config.max_series_per_agent,
+                "New series refused: the agent is at its series limit ([storage] max_series_per_agent)."
+            );
+        }
+    }
+
+    /// The transaction of a group: per batch `Ok(None)` for a duplicate, `Ok(Some)` for
+    /// what it stored, `Err` for a batch that failed alone; `Err` overall when the commit
+    /// itself failed.
+    fn write_group(
+        &self,
+        conn: &mut Connection,
+        group: Vec<Prepared>,
+    ) -> Result<GroupResults, StoreError> {
+        let mut tx = conn.transaction()?;
+        let mut view = GroupView {
+            newest: i64::MIN,
+            ..GroupView::default()
+        };
+        let mut out = Vec::with_capacity(group.len());
+        for batch in group {
+            let sp = tx.savepoint()?;
+            match self.write_batch(&sp, batch, &view) {
+                Ok(written) => {
+                    sp.commit()?;
+                    if let Some(w) = &written {
+                        view.absorb(w);
+                    }
+                    out.push(Ok(written));
+                }
+                // Dropping the savepoint rolls back this batch's writes only.
+                Err(error) => out.push(Err(error)),
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// One batch's rows: its identity (a conflict means a duplicate: nothing else is
+    /// written), new series, the head-log row and events.
+    fn write_batch(
+        &self,
+        tx: &Connection,
+        batch: Prepared,
+        view: &GroupView,
+    ) -> Result<Option<Written>, StoreError> {
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO batches(agent_id, boot_id, seq, received_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                batch.agent_id,
+                batch.boot_id,
+                batch.seq,
+                batch.received
+            ])?;
+        if inserted == 0 {
+            return Ok(None);
+        }
+        let mem = self.mem_read();
+        let known_agent = mem
+            .agents
+            .get(&batch.agent_id)
+            .or_else(|| view.agents.get(&batch.agent_id))
+            .copied();
         let agent = match known_agent {
             Some(a) => a,
             None => {
@@ -1025,133 +1430,144 @@ impl Store for TieredStore {
                 )?
             }
         };
+        let newest = self
+            .counters
+            .newest_ms
+            .load(Ordering::Relaxed)
+            .max(view.newest)
+            .max(batch.newest);
+        let now = self.data_now(newest);
         let ooo = i64::try_from(self.config.out_of_order_window.as_millis()).unwrap_or(i64::MAX);
         let raw_floor = now.saturating_sub(self.config.retention.ms(Tier::Raw));
+        let mut agent_series = mem.index.agent_series(agent)
+            + view.created_per_agent.get(&agent).copied().unwrap_or(0);
         let mut log = Vec::new();
         let mut appends: Vec<(u32, bool, Points)> = Vec::new();
-        // Series created by this batch: (id, name, labels, kind), looked up by hash too.
-        let mut created: Vec<Created> = Vec::new();
-        let mut created_by_hash: HashMap<u64, Vec<usize>> = HashMap::new();
+        let mut created: Vec<(u64, Created)> = Vec::new();
         let mut refused = 0u64;
-        {
-            let mem = self.mem_read();
-            let mut create = tx.prepare_cached(
-                "INSERT INTO series(agent, name, labels, kind) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            let agent_series = mem.index.agent_series(agent);
-            for s in batch.series {
-                if s.points.is_empty() {
-                    continue;
-                }
-                let labels = canonical_labels(&s.labels, batch.instance, batch.agent_id);
-                let hash = identity_hash(&s.name, &labels);
-                let found = mem.index.find(hash, &s.name, &labels).or_else(|| {
-                    created_by_hash.get(&hash).and_then(|idx| {
-                        idx.iter().map(|&i| &created[i]).find_map(|c| {
-                            let same = c.name == s.name
-                                && c.labels.len() == labels.len()
-                                && c.labels
-                                    .iter()
-                                    .zip(&labels)
-                                    .all(|(a, b)| a.0 == b.0 && a.1 == b.1);
-                            same.then_some(c.id)
-                        })
-                    })
-                });
-                let id = match found {
-                    Some(id) => id,
-                    None => {
-                        if agent_series + created.len() >= self.config.max_series_per_agent {
-                            refused += 1;
-                            continue;
-                        }
-                        let map: BTreeMap<&str, &str> = labels.iter().copied().collect();
-                        let json = serde_json::to_string(&map)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        create.execute(params![agent, s.name, json, kind_code(s.kind)])?;
-                        let id = u32::try_from(tx.last_insert_rowid())
-                            .map_err(|_| StoreError::Corrupt("series ids are exhausted".into()))?;
-                        created_by_hash.entry(hash).or_default().push(created.len());
-                        created.push(Created {
-                            id,
-                            name: s.name.clone(),
-                            labels: labels
+        let mut create = tx.prepare_cached(
+            "INSERT INTO series(agent, name, labels, kind) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for s in batch.series {
+            let id = match (&s.known, &s.new) {
+                (Some(id), _) => *id,
+                (None, None) => continue,
+                (None, Some(new)) => {
+                    let pairs: Vec<(&str, &str)> = new
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    let found = mem
+                        .index
+                        .find(s.hash, &new.name, &pairs)
+                        .or_else(|| view.find(s.hash, &new.name, &new.labels))
+                        .or_else(|| {
+                            created
                                 .iter()
-                                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-                                .collect(),
-                            kind: s.kind,
+                                .find(|(h, c)| {
+                                    *h == s.hash && c.name == new.name && c.labels == new.labels
+                                })
+                                .map(|(_, c)| c.id)
                         });
-                        id
+                    match found {
+                        Some(id) => id,
+                        None => {
+                            if agent_series >= self.config.max_series_per_agent {
+                                refused += 1;
+                                continue;
+                            }
+                            let map: BTreeMap<&str, &str> = pairs.iter().copied().collect();
+                            let json = serde_json::to_string(&map)
+                                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                            create.execute(params![agent, new.name, json, kind_code(new.kind)])?;
+                            let id = u32::try_from(tx.last_insert_rowid()).map_err(|_| {
+                                StoreError::Corrupt("series ids are exhausted".into())
+                            })?;
+                            agent_series += 1;
+                            created.push((
+                                s.hash,
+                                Created {
+                                    id,
+                                    name: new.name.clone(),
+                                    labels: new.labels.clone(),
+                                    kind: new.kind,
+                                },
+                            ));
+                            id
+                        }
                     }
-                };
-                let newest = s.points.iter().map(|p| p.0).max().unwrap_or(i64::MIN);
-                let series_max = mem.heads.get(&id).map_or(newest, |h| h.max_ts.max(newest));
-                let floor = series_max.saturating_sub(ooo).max(raw_floor);
-                let (raw, old): (Points, Points) = s.points.iter().partition(|p| p.0 >= floor);
-                for (late, points) in [(false, raw), (true, old)] {
-                    if !points.is_empty() {
-                        put_points(&mut log, id, late, &points);
-                        appends.push((id, late, points));
-                    }
+                }
+            };
+            let series_newest = s.points.iter().map(|p| p.0).max().unwrap_or(i64::MIN);
+            let series_max = mem
+                .head(id)
+                .map_or(i64::MIN, |h| h.max_ts)
+                .max(view.max_ts.get(&id).copied().unwrap_or(i64::MIN))
+                .max(series_newest);
+            let floor = series_max.saturating_sub(ooo).max(raw_floor);
+            // Nearly always every point is recent: no split, no copy.
+            if s.points.iter().all(|p| p.0 >= floor) {
+                put_points(&mut log, id, false, &s.points);
+                appends.push((id, false, s.points));
+                continue;
+            }
+            let (raw, old): (Points, Points) = s.points.iter().partition(|p| p.0 >= floor);
+            for (late, points) in [(false, raw), (true, old)] {
+                if !points.is_empty() {
+                    put_points(&mut log, id, late, &points);
+                    appends.push((id, late, points));
                 }
             }
         }
+        drop(mem);
         if !log.is_empty() {
-            tx.execute(
-                "INSERT INTO head_log(agent, at, data) VALUES (?1, ?2, ?3)",
-                params![agent, received, log],
-            )?;
+            tx.prepare_cached("INSERT INTO head_log(agent, at, data) VALUES (?1, ?2, ?3)")?
+                .execute(params![agent, batch.received, log])?;
         }
-        {
-            let mut event = tx.prepare_cached(
-                "INSERT INTO events(agent_id, name, state, output, ts) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for e in batch.events {
-                event.execute(params![batch.agent_id, e.name, e.state, e.output, e.ts])?;
+        let mut event = tx.prepare_cached(
+            "INSERT INTO events(agent_id, name, state, output, ts) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for e in &batch.events {
+            event.execute(params![batch.agent_id, e.name, e.state, e.output, e.ts])?;
+        }
+        Ok(Some(Written {
+            agent_id: batch.agent_id,
+            agent,
+            created,
+            appends,
+            received: batch.received,
+            newest: batch.newest,
+            refused,
+        }))
+    }
+}
+
+impl Store for TieredStore {
+    fn ingest(&self, batch: &IngestBatch<'_>) -> Result<IngestOutcome, StoreError> {
+        // Group commit (see the module doc): queue the prepared batch, then either find it
+        // committed by another thread's group once the writer is ours, or commit the queue.
+        let slot = Arc::new(Slot::default());
+        let prepared = self.prepare(batch);
+        self.lock_queue().push_back(Queued {
+            batch: prepared,
+            slot: slot.clone(),
+        });
+        loop {
+            let mut conn = self.lock_writer();
+            if let Some(result) = slot.take() {
+                return result;
             }
-        }
-        tx.commit()?;
-        // Memory follows only what is committed.
-        let count = |late: bool| -> u64 {
-            appends
-                .iter()
-                .filter(|a| a.1 == late)
-                .map(|a| a.2.len() as u64)
-                .sum()
-        };
-        let (stored, late_count) = (count(false), count(true));
-        {
-            let mut mem = self.mem_write();
-            mem.agents
-                .entry(batch.agent_id.to_string())
-                .or_insert(agent);
-            for c in &created {
-                let pairs: Vec<(&str, &str)> = c
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                mem.index.insert(c.id, &c.name, &pairs, c.kind, agent);
+            let group = self.take_group();
+            if group.is_empty() {
+                // Only a leader that panicked between taking the queue and answering could
+                // leave a batch neither queued nor answered; say so rather than wait.
+                return Err(StoreError::Commit(
+                    "the batch was lost by a failed group commit".into(),
+                ));
             }
-            for (id, late, points) in &appends {
-                mem.append(agent, *id, points, *late, received);
-            }
+            self.commit_group(&mut conn, group);
         }
-        self.counters
-            .newest_ms
-            .fetch_max(batch_newest, Ordering::Relaxed);
-        self.counters.samples.fetch_add(stored, Ordering::Relaxed);
-        self.counters.late.fetch_add(late_count, Ordering::Relaxed);
-        if refused > 0 {
-            self.counters.refused.fetch_add(refused, Ordering::Relaxed);
-            warn!(
-                agent_id = batch.agent_id,
-                refused,
-                limit = self.config.max_series_per_agent,
-                "New series refused: the agent is at its series limit ([storage] max_series_per_agent)."
-            );
-        }
-        Ok(IngestOutcome::Stored)
     }
 
     fn series(&self, selector: &Selector) -> Result<Vec<SeriesLabels>, StoreError> {
@@ -1304,10 +1720,13 @@ impl Store for TieredStore {
             bytes: std::array::from_fn(|t| {
                 u64::try_from(c.bytes[t].load(Ordering::Relaxed)).unwrap_or(0)
             }),
+            file_bytes: self.file_bytes(),
             cuts: c.cuts.load(Ordering::Relaxed),
             cut_micros: c.cut_micros.load(Ordering::Relaxed),
             purges: c.purges.load(Ordering::Relaxed),
             last_purge_micros: c.last_purge_micros.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            commit_batches: c.commit_batches.load(Ordering::Relaxed),
         }
     }
 }
@@ -1738,6 +2157,114 @@ mod tests {
             store.read_range(&sel, 0, i64::MAX).unwrap()[0].points.len(),
             2
         );
+    }
+
+    /// Many threads ingest at once, creating the same series and repeating seqs: batches
+    /// share commits, every point is stored once, every series exists once.
+    #[test]
+    fn concurrent_ingests_share_commits_and_store_everything_once() {
+        let f = Fixture::new(StoreConfig::default());
+        let threads = 16u64;
+        let per_thread = 30u64;
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let store = &f.store;
+                scope.spawn(move || {
+                    let boot = format!("boot-{t}");
+                    for seq in 1..=per_thread {
+                        let ts = T0 + (seq * threads + t) as i64 * 1000;
+                        let batch: Vec<Series> = (0..10)
+                            .map(|i| series(&format!("m{i}"), SeriesKind::Gauge, &[(ts, t as f64)]))
+                            .collect();
+                        let b = IngestBatch {
+                            agent_id: "ag",
+                            boot_id: &boot,
+                            seq,
+                            instance: "host",
+                            series: &batch,
+                            events: &[],
+                        };
+                        assert_eq!(store.ingest(&b).unwrap(), IngestOutcome::Stored);
+                        if seq % 10 == 0 {
+                            assert_eq!(store.ingest(&b).unwrap(), IngestOutcome::Duplicate);
+                        }
+                    }
+                });
+            }
+        });
+        let stats = f.store.stats();
+        assert_eq!(stats.series, 10);
+        assert_eq!(stats.samples_ingested, threads * per_thread * 10);
+        assert_eq!(
+            stats.commit_batches,
+            threads * (per_thread + per_thread / 10)
+        );
+        assert!(stats.commits < stats.commit_batches, "{stats:?}");
+        for i in 0..10 {
+            assert_eq!(f.raw(&format!("m{i}")).len() as u64, threads * per_thread);
+        }
+        let stats_of = |f: &Fixture| f.store.batch_stats("ag").unwrap();
+        assert!(
+            stats_of(&f)
+                .iter()
+                .all(|b| b.count == per_thread && b.max_seq == per_thread)
+        );
+        // What memory showed is what was committed.
+        let mut f = f;
+        f.reopen();
+        assert_eq!(f.store.stats().series, 10);
+        assert_eq!(f.raw("m3").len() as u64, threads * per_thread);
+        assert_eq!(f.count("series"), 10);
+    }
+
+    /// The per-agent layout cache: series that move, appear or vanish between batches, and
+    /// two agents with the same series, still land each point in its own series.
+    #[test]
+    fn reordered_and_changing_series_land_in_the_right_series() {
+        let mut f = Fixture::new(StoreConfig::default());
+        let batch = |names: &[&str], ts: i64| -> Vec<Series> {
+            names
+                .iter()
+                .map(|n| series(n, SeriesKind::Gauge, &[(ts, n.len() as f64 + ts as f64)]))
+                .collect()
+        };
+        let orders: [&[&str]; 5] = [
+            &["a", "bb", "ccc"],
+            &["a", "bb", "ccc"],
+            &["ccc", "a", "bb"],
+            &["a", "dddd", "bb", "ccc"],
+            &["bb", "ccc"],
+        ];
+        for (i, names) in orders.iter().enumerate() {
+            let ts = T0 + i as i64 * 1000;
+            f.ingest("ag", &batch(names, ts));
+            f.ingest("other", &batch(names, ts));
+        }
+        for name in ["a", "bb", "ccc", "dddd"] {
+            let got = f.store.read_range(
+                &Selector {
+                    name: name.into(),
+                    matchers: vec![],
+                },
+                0,
+                i64::MAX,
+            );
+            let got = got.unwrap();
+            assert_eq!(got.len(), 2, "{name}: one series per agent");
+            for s in got {
+                let want: Vec<(i64, f64)> = orders
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, names)| names.contains(&name))
+                    .map(|(i, _)| {
+                        let ts = T0 + i as i64 * 1000;
+                        (ts, name.len() as f64 + ts as f64)
+                    })
+                    .collect();
+                assert_eq!(s.points, want, "{name} of {}", s.series.labels["agent_id"]);
+            }
+        }
+        assert_eq!(f.store.stats().series, 8);
     }
 
     #[test]
