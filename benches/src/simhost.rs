@@ -5,8 +5,8 @@
 //! a few integer counters; each collector run stamps its samples with one time, with up
 //! to 600 ms of jitter per run, as the scheduler does.
 //!
-//! Included with `#[path]` by the binaries that need it (`tsdb_data`); the store bench
-//! keeps its own copy for now. Change both together, or move the bench to this file.
+//! Included with `#[path]` by the store bench and by `tsdb_data`, so that both measure the
+//! same data.
 
 #![allow(dead_code)]
 
