@@ -241,7 +241,9 @@ printf '[listen]\naddress = "127.0.0.1:%s"\npublic_url = "https://127.0.0.1:%s"\
 printf '[intervals]\ncritical = "1s"\nstandard = "2s"\n' >>/etc/sysward/agent.toml
 as_sysward() { setpriv --reuid=sysward --regid=sysward --init-groups -- "$@"; }
 logs=$(mktemp -d)
-as_sysward sysward-server serve >"$logs/server.log" 2>&1 &
+# setpriv directly, not through the function: `func &` forks a subshell, so $! would be
+# that shell and the daemon would outlive stop_daemons (holding the test's flock).
+setpriv --reuid=sysward --regid=sysward --init-groups -- sysward-server serve >"$logs/server.log" 2>&1 &
 server_pid=$!
 agent_pid=
 stop_daemons() {
@@ -259,7 +261,7 @@ enroll=$(sysward-agent enroll "$token" 2>&1) && ok "enroll as root" || fail "enr
 echo "$enroll"
 stat_is /var/lib/sysward-agent/agent.key sysward:sysward 600
 stat_is /var/lib/sysward-agent/identity.json sysward:sysward 600
-as_sysward sysward-agent run >"$logs/agent.log" 2>&1 &
+setpriv --reuid=sysward --regid=sysward --init-groups -- sysward-agent run >"$logs/agent.log" 2>&1 &
 agent_pid=$!
 seen=
 for _ in $(seq 150); do
