@@ -4,12 +4,26 @@
 # time, and prints for each the CPU seconds per collection cycle and the peak RSS, and the
 # ratios. Both run every collector they enable by default.
 #
-#   benches/compare-node-exporter.sh [SECONDS] [INTERVAL_SECONDS]
+#   benches/compare-node-exporter.sh [SECONDS] [INTERVAL_SECONDS] [equal|tiers]
+#
+# equal (the default): the agent runs every collector every INTERVAL, the same work as a
+# node_exporter scrape every INTERVAL. tiers: the agent runs its default tiers with the
+# critical tier (cpu, load, memory) every INTERVAL and the others at their defaults
+# (standard 60 s, intensive 300 s, static 1 h), which is what a package install does; a
+# "cycle" is then one INTERVAL, and CPU per hour is the figure to compare.
 #
 # Needs: apt-get install prometheus-node-exporter curl. Builds the release binaries.
 set -euo pipefail
 duration=${1:-300}
 interval=${2:-5}
+mode=${3:-equal}
+case $mode in
+  equal) tiers="critical = \"${interval}s\"
+standard = \"${interval}s\"
+intensive = \"${interval}s\"" ;;
+  tiers) tiers="critical = \"${interval}s\"" ;;
+  *) echo "mode must be equal or tiers" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 command -v prometheus-node-exporter >/dev/null || { echo "install prometheus-node-exporter first" >&2; exit 2; }
 cargo build --release --bins -q
@@ -37,9 +51,7 @@ url = "https://127.0.0.1:$sport"
 [agent]
 state_dir = "$tmp/agent"
 [intervals]
-critical = "${interval}s"
-standard = "${interval}s"
-intensive = "${interval}s"
+$tiers
 TOML
 "$bin/sysward-agent" --config "$tmp/agent.toml" enroll "$("$bin/sysward-server" --config "$tmp/server.toml" token create)" >/dev/null
 "$bin/sysward-agent" --config "$tmp/agent.toml" run 2>"$tmp/agent.log" & apid=$!; pids+=($apid)
@@ -65,16 +77,17 @@ while [ $SECONDS -lt $end ]; do
 done
 a1=$(cpu "$apid"); n1=$(cpu "$npid")
 ahwm=$(hwm "$apid"); nhwm=$(hwm "$npid")
-python3 - "$a0" "$a1" "$n0" "$n1" "$cycles" "$ahwm" "$nhwm" "$duration" "$interval" <<'PY'
+python3 - "$a0" "$a1" "$n0" "$n1" "$cycles" "$ahwm" "$nhwm" "$duration" "$interval" "$mode" <<'PY'
 import sys
 a0, a1, n0, n1 = map(float, sys.argv[1:5])
 cycles, ahwm, nhwm = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
-duration, interval = sys.argv[8], sys.argv[9]
+duration, interval, mode = sys.argv[8], sys.argv[9], sys.argv[10]
 a = (a1 - a0) / cycles * 1000
 n = (n1 - n0) / cycles * 1000
-print(f"{cycles} cycles every {interval}s over {duration}s")
-print(f"{'':24}{'CPU ms/cycle':>14}{'peak RSS MiB':>14}")
-print(f"{'sysward-agent':24}{a:14.2f}{ahwm/1024:14.1f}")
-print(f"{'node_exporter':24}{n:14.2f}{nhwm/1024:14.1f}")
+per_hour = 3600 / float(interval) / 1000
+print(f"{cycles} cycles every {interval}s over {duration}s, agent tiers: {mode}")
+print(f"{'':24}{'CPU ms/cycle':>14}{'CPU s/hour':>12}{'peak RSS MiB':>14}")
+print(f"{'sysward-agent':24}{a:14.2f}{a*per_hour:12.2f}{ahwm/1024:14.1f}")
+print(f"{'node_exporter':24}{n:14.2f}{n*per_hour:12.2f}{nhwm/1024:14.1f}")
 print(f"ratio agent/node_exporter: CPU {a/n:.3f}, RSS {ahwm/nhwm:.3f}")
 PY

@@ -2,7 +2,7 @@
 //! so the batcher waits a short moment after the first run of a tick for the others, then
 //! encodes one batch and hands it to the queue.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use sysward_collectors::Kind;
 use sysward_proto::{Batch, Event, HostInfo, Series, SeriesKind, VERSION, encode_batch};
@@ -45,31 +45,44 @@ impl Batcher {
                     Ok(None) | Err(_) => break,
                 }
             }
-            self.flush(runs);
+            self.flush(runs).await;
         }
     }
 
     /// Priority runs (the critical tier) and the rest become separate batches, so that the
     /// urgent one can overtake a backlog.
-    fn flush(&mut self, runs: Vec<RunOutput>) {
+    ///
+    /// Encoding (JSON, gzip) and the queue's push (a spool write and, by default, an
+    /// fsync) run on the blocking pool: the runtime has one thread, and a slow disk must
+    /// not stall the shipper and the schedule. Awaited before the next gather, so batches
+    /// reach the queue in seq order.
+    async fn flush(&mut self, runs: Vec<RunOutput>) {
         // Check results are urgent too: an alert waits on them.
         let (urgent, rest): (Vec<_>, Vec<_>) = runs
             .into_iter()
             .partition(|r| r.priority || !r.events.is_empty());
-        for (priority, group) in [(true, urgent), (false, rest)] {
-            if group.is_empty() {
-                continue;
+        let batches: Vec<(bool, Batch)> = [(true, urgent), (false, rest)]
+            .into_iter()
+            .filter(|(_, group)| !group.is_empty())
+            .map(|(priority, group)| (priority, self.build(group)))
+            .collect();
+        let queue = self.queue.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            for (priority, batch) in batches {
+                match encode_batch(&batch) {
+                    Ok(body) => queue.push(NewBatch {
+                        seq: batch.seq,
+                        priority,
+                        created_ms: batch.sent_at,
+                        body,
+                    }),
+                    Err(e) => error!(error = %e, seq = batch.seq, "Cannot encode batch; dropped."),
+                }
             }
-            let batch = self.build(group);
-            match encode_batch(&batch) {
-                Ok(body) => self.queue.push(NewBatch {
-                    seq: batch.seq,
-                    priority,
-                    created_ms: batch.sent_at,
-                    body,
-                }),
-                Err(e) => error!(error = %e, seq = batch.seq, "Cannot encode batch; dropped."),
-            }
+        })
+        .await;
+        if let Err(e) = stored {
+            error!(error = %e, "Encoding or queueing batches failed; they are lost.");
         }
     }
 
@@ -77,10 +90,11 @@ impl Batcher {
         let seq = self.next_seq;
         self.next_seq += 1;
         // Group by series identity so that a series read twice in one batch is one entry
-        // with two points.
-        let mut grouped: BTreeMap<(String, Vec<(String, String)>), Series> = BTreeMap::new();
+        // with two points: sorted, then equal neighbours merged. Sorting moves the
+        // strings rather than cloning them into a map's keys.
         let mut dropped = 0u64;
         let mut events = Vec::new();
+        let mut readings = Vec::new();
         for run in runs {
             events.extend(run.events.into_iter().map(|e| Event {
                 name: e.check,
@@ -92,26 +106,41 @@ impl Batcher {
                 attempt: e.attempt,
                 duration_ms: u64::try_from(e.duration.as_millis()).unwrap_or(u64::MAX),
             }));
-            for sample in run.samples {
+            for mut sample in run.samples {
                 if !sample.value.is_finite() {
                     // JSON has no NaN or infinity; such a reading carries no information.
                     dropped += 1;
                     continue;
                 }
-                let mut labels = sample.labels;
-                labels.sort();
-                let key = (sample.name, labels);
-                let entry = grouped.entry(key.clone()).or_insert_with(|| Series {
-                    name: key.0.clone(),
-                    labels: key.1.iter().cloned().collect(),
-                    kind: match sample.kind {
-                        Kind::Counter => SeriesKind::Counter,
-                        Kind::Gauge => SeriesKind::Gauge,
-                    },
-                    points: Vec::with_capacity(1),
-                });
-                entry.points.push((run.ts_ms, sample.value));
+                sample.labels.sort_unstable();
+                readings.push((run.ts_ms, sample));
             }
+        }
+        // Stable: two points of one series keep the order of their runs.
+        readings.sort_by(|(_, a), (_, b)| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        let mut series: Vec<Series> = Vec::new();
+        for (ts, sample) in readings {
+            if let Some(current) = series.last_mut() {
+                let same_labels = current.labels.len() == sample.labels.len()
+                    && current
+                        .labels
+                        .iter()
+                        .zip(&sample.labels)
+                        .all(|((k1, v1), (k2, v2))| k1 == k2 && v1 == v2);
+                if current.name == sample.name && same_labels {
+                    current.points.push((ts, sample.value));
+                    continue;
+                }
+            }
+            series.push(Series {
+                name: sample.name,
+                labels: sample.labels.into_iter().collect(),
+                kind: match sample.kind {
+                    Kind::Counter => SeriesKind::Counter,
+                    Kind::Gauge => SeriesKind::Gauge,
+                },
+                points: vec![(ts, sample.value)],
+            });
         }
         if dropped > 0 {
             self.metrics.samples_dropped_non_finite.add(dropped);
@@ -123,7 +152,7 @@ impl Batcher {
             boot_id: self.boot_id.clone(),
             seq,
             sent_at: now_ms(),
-            series: grouped.into_values().collect(),
+            series,
             events,
             host: Some(self.host.clone()),
         }

@@ -47,12 +47,22 @@ use crate::{
 /// How long a stopping agent keeps trying to deliver what it holds.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(5);
 
+/// How long an idle blocking-pool thread waits for work before it exits.
+const BLOCKING_THREAD_KEEP_ALIVE: Duration = Duration::from_secs(600);
+
 /// `path` is where `config` came from: SIGHUP reads it again.
 pub(crate) fn run(config: AgentConfig, path: &Path) -> anyhow::Result<()> {
     let identity = Identity::load(&config.agent.state_dir)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // Few threads allocate, and little: two arenas keep glibc from holding one per thread.
+    #[cfg(target_os = "linux")]
+    sysward_platform::linux::limit_malloc_arenas(2);
+    // One thread drives every task: the async side only waits on timers and sockets, and
+    // the work (collector runs, encoding, spool writes) goes to the blocking pool. Idle
+    // pool threads are kept for longer than the standard tier's interval, so that each
+    // tick reuses a thread rather than creating one (clone, stack, malloc arena).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(16)
+        .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
         .enable_all()
         .build()?;
     runtime.block_on(run_async(config, path.to_path_buf(), identity))

@@ -60,7 +60,15 @@ impl NetdevConfig {
 pub struct NetdevCollector {
     roots: Roots,
     config: NetdevConfig,
+    /// The last read of `class/net`, whose slow attributes the next read reuses.
+    class: Vec<sysward_platform::NetClassInterface>,
+    /// When the slow attributes were last read from the files.
+    full_read: Option<std::time::Instant>,
 }
+
+/// How often the interface attributes that change only by reconfiguration (alias,
+/// addresses, type, queue length) are read again from sysfs.
+const FULL_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl NetdevCollector {
     /// A collector reporting every interface.
@@ -70,7 +78,12 @@ impl NetdevCollector {
 
     /// A collector with the given configuration.
     pub fn with_config(roots: Roots, config: NetdevConfig) -> Self {
-        Self { roots, config }
+        Self {
+            roots,
+            config,
+            class: Vec::new(),
+            full_read: None,
+        }
     }
 }
 
@@ -81,7 +94,20 @@ impl Collector for NetdevCollector {
 
     fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
         let counters = sysward_platform::read_net_dev(&self.roots);
-        let class = sysward_platform::read_net_class(&self.roots);
+        let full = self
+            .full_read
+            .is_none_or(|at| at.elapsed() >= FULL_READ_EVERY);
+        let previous = if full { &[][..] } else { &self.class[..] };
+        let class = sysward_platform::read_net_class(&self.roots, previous);
+        match &class {
+            Ok(interfaces) => {
+                self.class.clone_from(interfaces);
+                if full {
+                    self.full_read = Some(std::time::Instant::now());
+                }
+            }
+            Err(_) => self.class.clear(),
+        }
         match (counters, class) {
             (Err(counters), Err(class)) => {
                 // Nothing at all to send: the run failed, and the second cause is kept.

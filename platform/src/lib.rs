@@ -54,8 +54,8 @@ macro_rules! readers {
             read_diskstats, read_dmi, read_hwmon, read_hypervisor_type, read_loadavg,
             read_machine_id, read_meminfo, read_mounts, read_net_class, read_net_dev, read_netstat,
             read_os_release, read_pid_uid, read_pressure, read_snmp6, read_sockstat, read_stat,
-            read_sysctl_u64, read_tcp_states, read_timex, read_uname, read_users, read_vmstat,
-            statvfs,
+            read_sysctl_u64, read_tcp_states, read_tcp_states_netlink, read_timex, read_uname,
+            read_users, read_vmstat, statvfs,
         };
     };
 }

@@ -80,7 +80,10 @@ pub fn read_net_dev(_roots: &Roots) -> Result<NetDev, Error> {
 }
 
 /// Not available here; see the Linux backend.
-pub fn read_net_class(_roots: &Roots) -> Result<Vec<NetClassInterface>, Error> {
+pub fn read_net_class(
+    _roots: &Roots,
+    _previous: &[NetClassInterface],
+) -> Result<Vec<NetClassInterface>, Error> {
     Err(Error::Unsupported)
 }
 
@@ -101,6 +104,11 @@ pub fn read_sockstat(_roots: &Roots, _file: &str) -> Result<Sockstat, Error> {
 
 /// Not available here; see the Linux backend.
 pub fn read_tcp_states(_roots: &Roots, _ipv6: bool, _states: &mut TcpStates) -> Result<(), Error> {
+    Err(Error::Unsupported)
+}
+
+/// Not available here; see the Linux backend.
+pub fn read_tcp_states_netlink(_states: &mut TcpStates) -> Result<(), Error> {
     Err(Error::Unsupported)
 }
 
@@ -221,11 +229,12 @@ mod tests {
             statvfs: fn(&Path) -> Result<FsUsage, Error>;
             read_diskstats: fn(&Roots) -> Result<DiskStats, Error>;
             read_net_dev: fn(&Roots) -> Result<NetDev, Error>;
-            read_net_class: fn(&Roots) -> Result<Vec<NetClassInterface>, Error>;
+            read_net_class: fn(&Roots, &[NetClassInterface]) -> Result<Vec<NetClassInterface>, Error>;
             read_netstat: fn(&Roots, &str) -> Result<NetStats, Error>;
             read_snmp6: fn(&Roots) -> Result<NetStats, Error>;
             read_sockstat: fn(&Roots, &str) -> Result<Sockstat, Error>;
             read_tcp_states: fn(&Roots, bool, &mut TcpStates) -> Result<(), Error>;
+            read_tcp_states_netlink: fn(&mut TcpStates) -> Result<(), Error>;
             read_pid_uid: fn(&Roots, u32) -> Result<Option<u32>, Error>;
             read_users: fn(&Roots) -> Result<Users, Error>;
             read_sysctl_u64: fn(&Roots, &str) -> Result<u64, Error>;

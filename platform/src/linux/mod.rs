@@ -15,12 +15,14 @@ mod diskstats;
 mod host;
 mod hwmon;
 mod loadavg;
+mod malloc;
 mod meminfo;
 mod mountinfo;
 mod netdev;
 mod netstat;
 mod pressure;
 mod process;
+mod sock_diag;
 mod sockstat;
 pub mod spawn;
 mod stat;
@@ -36,6 +38,7 @@ pub use host::{
 };
 pub use hwmon::{parse_hwmon_filename, read_hwmon};
 pub use loadavg::{parse_loadavg, read_loadavg};
+pub use malloc::limit_malloc_arenas;
 pub use meminfo::{parse_meminfo, read_meminfo};
 pub use mountinfo::{parse_mountinfo, read_mounts};
 pub use netdev::{parse_net_dev, read_net_class, read_net_dev};
@@ -45,6 +48,7 @@ pub use process::{
     CMDLINE_MAX, ProcessScanner, parse_cmdline, parse_passwd, parse_pid_stat, parse_status_uid,
     read_pid_cmdline, read_pid_uid, read_sysctl_u64, read_users,
 };
+pub use sock_diag::read_tcp_states_netlink;
 pub use sockstat::{parse_sockstat, read_sockstat};
 pub use stat::{parse_stat, read_stat};
 pub use statvfs::{StatvfsRunner, statvfs};

@@ -1,0 +1,19 @@
+//! Tuning of glibc's allocator for a small, long-running daemon.
+#![allow(unsafe_code)]
+
+/// Caps the number of malloc arenas. glibc gives each thread that allocates its own arena
+/// (up to eight per core), and each keeps its freed memory resident; a daemon that
+/// allocates little, from few threads at a time, loses nothing measurable with one or two
+/// and keeps a fraction of the resident memory. Call before starting threads. Does
+/// nothing with another C library.
+pub fn limit_malloc_arenas(max: i32) {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator tunable and touches no Rust-visible memory;
+    // M_ARENA_MAX with a positive value is a documented setting. A return of 0 means
+    // "not applied", which leaves glibc's default: harmless, so it is not checked.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, max.max(1));
+    }
+    #[cfg(not(target_env = "gnu"))]
+    let _ = max;
+}
