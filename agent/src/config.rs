@@ -331,6 +331,12 @@ pub(crate) struct AgentConfig {
     pub(crate) standard_interval: Duration,
 }
 
+/// The spool syncs at most this often by default, and only frames the server has not
+/// acked by then: with a reachable server, a steady agent does not sync at all, and a
+/// power cut can take at most the last second of unsent batches (the readings of that
+/// second would have been lost with the power anyway).
+const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Default deadline of a run: the interval, but never more than this.
 const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Short enough for tests that need hundreds of batches; no host needs faster.
@@ -530,7 +536,7 @@ impl AgentConfig {
             }
             BufferKind::Disk => {
                 let fsync = match &b.fsync {
-                    None => FsyncPolicy::EveryBatch,
+                    None => FsyncPolicy::Interval(DEFAULT_FSYNC_INTERVAL),
                     Some(v) if v.get_ref() == "every_batch" => FsyncPolicy::EveryBatch,
                     Some(v) => match units::parse_duration(v.get_ref()) {
                         Ok(d) if !d.is_zero() => FsyncPolicy::Interval(d),

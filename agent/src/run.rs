@@ -47,6 +47,11 @@ use crate::{
 /// How long a stopping agent keeps trying to deliver what it holds.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(5);
 
+/// Collectors that wait on another process (smartctl through the helper, systemd over
+/// D-Bus) for up to seconds: each runs on a blocking-pool thread of its own rather than
+/// on the lane the quick host collectors share.
+const OWN_THREAD: [&str; 2] = ["smart", "systemd"];
+
 /// How long an idle blocking-pool thread waits for work before it exits.
 const BLOCKING_THREAD_KEEP_ALIVE: Duration = Duration::from_secs(600);
 
@@ -121,12 +126,17 @@ async fn run_async(
             );
             if let FsyncPolicy::Interval(every) = spool_config.fsync {
                 let spool = spool.clone();
+                // Wakes only after a write, waits the interval, and syncs only if a frame
+                // written since is still unacked: an idle or well-connected agent costs
+                // no wakeups and no fsyncs here.
                 background.push(tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(every);
                     loop {
-                        tick.tick().await;
-                        let s = spool.clone();
-                        let _ = tokio::task::spawn_blocking(move || s.sync()).await;
+                        spool.written().await;
+                        tokio::time::sleep(every).await;
+                        if spool.needs_sync() {
+                            let s = spool.clone();
+                            let _ = tokio::task::spawn_blocking(move || s.sync()).await;
+                        }
                     }
                 }));
             }
@@ -140,6 +150,7 @@ async fn run_async(
     let (tx, rx) = mpsc::channel(256);
     let mut schedule = Schedule {
         host_id,
+        lane: scheduler::Lane::default(),
         metrics: metrics.clone(),
         tx,
         running: BTreeMap::new(),
@@ -247,6 +258,8 @@ struct RunningJob {
 /// started again on a reload; the batcher ends once it is dropped.
 struct Schedule {
     host_id: String,
+    /// The thread the quick host collectors share.
+    lane: scheduler::Lane,
     metrics: Arc<AgentMetrics>,
     tx: mpsc::Sender<RunOutput>,
     running: BTreeMap<&'static str, RunningJob>,
@@ -287,8 +300,13 @@ impl Schedule {
             } else {
                 info!(collector = name, interval = ?plan.interval, timeout = ?plan.timeout, "Collector scheduled.");
             }
-            let handle =
-                scheduler::spawn(job, &self.host_id, self.metrics.clone(), self.tx.clone());
+            let handle = scheduler::spawn(
+                job,
+                &self.host_id,
+                self.lane.clone(),
+                self.metrics.clone(),
+                self.tx.clone(),
+            );
             next.insert(
                 name,
                 RunningJob {
@@ -343,6 +361,7 @@ fn planned_jobs(
                 interval: plan.interval,
                 timeout: plan.timeout,
                 priority: plan.interval <= config.critical_interval,
+                shared: !OWN_THREAD.contains(&spec.name),
             },
             check: false,
         });
@@ -356,6 +375,7 @@ fn planned_jobs(
             interval: config.standard_interval,
             timeout: Duration::from_secs(5).min(config.standard_interval),
             priority: false,
+            shared: true,
         },
         check: false,
     });
@@ -377,6 +397,8 @@ fn planned_jobs(
                 interval,
                 timeout,
                 priority: true,
+                // Checks wait on processes and the network for seconds at a time.
+                shared: false,
             },
             check: true,
         });

@@ -18,7 +18,6 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use rand::Rng;
 use sysward_collectors::{Collector, Event, Output, Sample};
 use tokio::{sync::mpsc, task::JoinHandle, time::MissedTickBehavior};
 use tracing::{debug, warn};
@@ -41,6 +40,9 @@ pub(crate) struct Job {
     pub(crate) interval: Duration,
     pub(crate) timeout: Duration,
     pub(crate) priority: bool,
+    /// Runs on the shared [`Lane`] (quick host collectors) rather than a thread of the
+    /// blocking pool of its own (checks, and collectors that wait on other processes).
+    pub(crate) shared: bool,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -90,16 +92,168 @@ fn until_next_tick(interval: Duration, phase: Duration) -> Duration {
 pub(crate) fn spawn(
     job: Job,
     host_id: &str,
+    lane: Lane,
     metrics: Arc<AgentMetrics>,
     out: mpsc::Sender<RunOutput>,
 ) -> JoinHandle<()> {
     let phase = phase(host_id, job.interval);
-    tokio::spawn(run_job(job, phase, metrics, out))
+    let seed = phase_seed(host_id);
+    tokio::spawn(run_job(job, phase, seed, lane, metrics, out))
+}
+
+fn phase_seed(host_id: &str) -> u64 {
+    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+    host_id.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The jitter of one tick: the same for every job of one interval on one host, so that
+/// they still fire together (one wakeup, one hand-off to the lane, one batch), and
+/// different from tick to tick and host to host.
+fn tick_jitter(seed: u64, interval: Duration, max_jitter: Duration) -> Duration {
+    let max_ms = u64::try_from(max_jitter.as_millis()).unwrap_or(0);
+    if max_ms == 0 {
+        return Duration::ZERO;
+    }
+    let interval_ms = u64::try_from(interval.as_millis()).unwrap_or(1).max(1);
+    let tick = u64::try_from(now_ms()).unwrap_or(0) / interval_ms;
+    let mut hasher = Fnv(seed);
+    hasher.write(&tick.to_le_bytes());
+    Duration::from_millis(hasher.finish() % max_ms)
+}
+
+type Reply = Box<dyn FnOnce() + Send>;
+type Task = Box<dyn FnOnce() -> Reply + Send>;
+
+/// How long replies from the lane may wait to be handed over together.
+const REPLY_COALESCE: Duration = Duration::from_millis(20);
+/// How long an idle extra lane thread stays.
+const LANE_KEEP_ALIVE: Duration = Duration::from_secs(600);
+/// Lane threads at most: one, plus replacements for runs stuck past their deadline.
+const LANE_MAX_THREADS: usize = 8;
+
+/// One thread that runs the quick host collectors one after the other.
+///
+/// The collectors of one tier fire together; handing each to a thread of its own (and
+/// its result back) cost two context switches per collector per tick, more than most
+/// collectors' own work. Here the lane's thread wakes once per tick, runs what is
+/// queued, and hands the results back together.
+///
+/// A run that hangs (a `/proc` read stuck in the kernel) would hold up the queue: when a
+/// job's deadline passes while its run is still going, the job calls [`Lane::rescue`],
+/// which starts another thread for the queue. The stuck one finishes its run whenever
+/// the kernel lets it, then stays as a spare until idle for [`LANE_KEEP_ALIVE`].
+#[derive(Clone, Default)]
+pub(crate) struct Lane {
+    inner: Arc<LaneInner>,
+}
+
+#[derive(Default)]
+struct LaneInner {
+    state: Mutex<LaneState>,
+    work: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct LaneState {
+    queue: std::collections::VecDeque<Task>,
+    /// Replies of finished runs, handed over together (shared, so that a thread
+    /// started by `rescue` delivers those a stuck thread held).
+    held: Vec<Reply>,
+    held_since: Option<Instant>,
+    threads: usize,
+    idle: usize,
+}
+
+impl Lane {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LaneState> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `task`; its reply runs on the lane thread once the queue is empty (or
+    /// [`REPLY_COALESCE`] after the first reply held back).
+    fn submit(&self, task: Task) {
+        let mut state = self.lock();
+        state.queue.push_back(task);
+        if state.idle > 0 {
+            self.inner.work.notify_one();
+        } else if state.threads == 0 {
+            self.start_thread(&mut state);
+        }
+    }
+
+    /// Starts one more thread if every thread is busy and there is work waiting.
+    pub(crate) fn rescue(&self) {
+        let mut state = self.lock();
+        if state.idle == 0 && state.threads < LANE_MAX_THREADS {
+            warn!(
+                threads = state.threads + 1,
+                "A collector run is stuck; starting another collector thread."
+            );
+            self.start_thread(&mut state);
+        }
+    }
+
+    fn start_thread(&self, state: &mut LaneState) {
+        let lane = self.clone();
+        let started = std::thread::Builder::new()
+            .name("sysward-lane".into())
+            .spawn(move || lane.work());
+        match started {
+            Ok(_) => state.threads += 1,
+            Err(e) => warn!(error = %e, "Cannot start a collector thread."),
+        }
+    }
+
+    fn work(&self) {
+        let mut reply: Option<Reply> = None;
+        loop {
+            let (task, flush) = {
+                let mut state = self.lock();
+                if let Some(reply) = reply.take() {
+                    state.held.push(reply);
+                    state.held_since.get_or_insert_with(Instant::now);
+                }
+                loop {
+                    let due = state
+                        .held_since
+                        .is_some_and(|t| t.elapsed() >= REPLY_COALESCE);
+                    if !state.held.is_empty() && (state.queue.is_empty() || due) {
+                        state.held_since = None;
+                        break (None, std::mem::take(&mut state.held));
+                    }
+                    if let Some(task) = state.queue.pop_front() {
+                        break (Some(task), Vec::new());
+                    }
+                    state.idle += 1;
+                    let (next, timeout) = self
+                        .inner
+                        .work
+                        .wait_timeout(state, LANE_KEEP_ALIVE)
+                        .unwrap_or_else(|e| e.into_inner());
+                    state = next;
+                    state.idle -= 1;
+                    if timeout.timed_out() && state.queue.is_empty() && state.threads > 1 {
+                        state.threads -= 1;
+                        return;
+                    }
+                }
+            };
+            flush.into_iter().for_each(|reply| reply());
+            if let Some(task) = task {
+                // A panic is the task's own to report (its reply channel closes); the
+                // lane goes on.
+                reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).ok();
+            }
+        }
+    }
 }
 
 async fn run_job(
     job: Job,
     phase: Duration,
+    seed: u64,
+    lane: Lane,
     metrics: Arc<AgentMetrics>,
     out: mpsc::Sender<RunOutput>,
 ) {
@@ -109,6 +263,7 @@ async fn run_job(
         interval,
         timeout,
         priority,
+        shared,
     } = job;
     let collector = Arc::new(Mutex::new(collector));
     let running = Arc::new(AtomicBool::new(false));
@@ -126,8 +281,8 @@ async fn run_job(
     };
     loop {
         ticker.tick().await;
-        if !max_jitter.is_zero() {
-            let jitter = rand::rng().random_range(Duration::ZERO..max_jitter);
+        let jitter = tick_jitter(seed, interval, max_jitter);
+        if !jitter.is_zero() {
             tokio::time::sleep(jitter).await;
         }
         if running.load(Ordering::Acquire) {
@@ -137,10 +292,10 @@ async fn run_job(
         }
         running.store(true, Ordering::Release);
         let ts_ms = now_ms();
-        let task = {
+        let run = {
             let collector = collector.clone();
             let running = running.clone();
-            tokio::task::spawn_blocking(move || {
+            move || {
                 let started = Instant::now();
                 let mut output = Output::default();
                 let result = {
@@ -149,7 +304,21 @@ async fn run_job(
                 };
                 running.store(false, Ordering::Release);
                 (result, output, started.elapsed())
-            })
+            }
+        };
+        let task = if shared {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            lane.submit(Box::new(move || {
+                let ran = run();
+                Box::new(move || {
+                    let _ = tx.send(ran);
+                })
+            }));
+            Box::pin(async move { rx.await.map_err(|_| "the run panicked".to_string()) })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
+        } else {
+            let handle = tokio::task::spawn_blocking(run);
+            Box::pin(async move { handle.await.map_err(|e| e.to_string()) })
         };
         stats.runs.inc();
         match tokio::time::timeout(timeout, task).await {
@@ -189,6 +358,9 @@ async fn run_job(
                 warn!(collector = name, error = %join_error, "Collector panicked.");
             }
             Err(_) => {
+                if shared && running.load(Ordering::Acquire) {
+                    lane.rescue();
+                }
                 stats.timeouts.inc();
                 stats.last_success.set(0);
                 warn!(
@@ -240,8 +412,16 @@ mod tests {
             interval: Duration::from_millis(200),
             timeout: Duration::from_millis(100),
             priority: false,
+            shared: false,
         };
-        let handle = tokio::spawn(run_job(job, Duration::ZERO, metrics.clone(), tx));
+        let handle = tokio::spawn(run_job(
+            job,
+            Duration::ZERO,
+            0,
+            Lane::default(),
+            metrics.clone(),
+            tx,
+        ));
         let stats = metrics.collector("slow").unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while (stats.timeouts.get() < 1 || stats.skipped.get() < 2) && Instant::now() < deadline {
@@ -260,5 +440,78 @@ mod tests {
             rx.try_recv().is_err(),
             "an abandoned run's output must be dropped"
         );
+    }
+
+    struct Quick;
+    impl Collector for Quick {
+        fn name(&self) -> &'static str {
+            "quick"
+        }
+        fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
+            out.push(Sample::new("quick", Kind::Gauge, 1.0));
+            Ok(())
+        }
+    }
+
+    /// Collectors share the lane's thread; one stuck past its deadline must not hold up
+    /// the others for longer than that deadline: the lane starts another thread.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stuck_run_on_the_lane_does_not_hold_up_the_others() {
+        let metrics = Arc::new(AgentMetrics::new(["slow", "quick"]));
+        let lane = Lane::default();
+        let (tx, mut rx) = mpsc::channel(64);
+        let job = |name, collector: Box<dyn Collector>| Job {
+            name,
+            collector,
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(150),
+            priority: false,
+            shared: true,
+        };
+        let slow = tokio::spawn(run_job(
+            job("slow", Box::new(Slow(Duration::from_secs(3)))),
+            Duration::ZERO,
+            0,
+            lane.clone(),
+            metrics.clone(),
+            tx.clone(),
+        ));
+        // Let the slow one take the lane's only thread first.
+        let stats = metrics.collector("slow").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stats.runs.get() < 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let quick = tokio::spawn(run_job(
+            job("quick", Box::new(Quick)),
+            Duration::ZERO,
+            0,
+            lane.clone(),
+            metrics.clone(),
+            tx,
+        ));
+        // Well before the slow run's 3 s are over.
+        let quick_deadline = Instant::now() + Duration::from_millis(2000);
+        let mut quick_runs = 0;
+        while quick_runs < 3 {
+            match tokio::time::timeout_at(quick_deadline.into(), rx.recv()).await {
+                Ok(Some(run)) => {
+                    assert_eq!(
+                        run.samples[0].name, "quick",
+                        "the slow run's output is dropped"
+                    );
+                    quick_runs += 1;
+                }
+                _ => break,
+            }
+        }
+        slow.abort();
+        quick.abort();
+        assert_eq!(
+            quick_runs, 3,
+            "quick runs delivered while the slow one hung"
+        );
+        assert!(stats.timeouts.get() >= 1);
+        assert!(lane.lock().threads >= 2, "a second lane thread was started");
     }
 }

@@ -9,6 +9,7 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
+use anyhow::Context;
 use rand::Rng;
 use reqwest::{StatusCode, header};
 use sysward_proto::{AckResponse, ErrorResponse};
@@ -40,7 +41,8 @@ enum SendError {
 
 pub(crate) struct Shipper {
     pub(crate) client: reqwest::Client,
-    pub(crate) url: String,
+    /// Parsed once: reqwest would parse a string on every request.
+    pub(crate) url: reqwest::Url,
     pub(crate) queue: Arc<dyn BatchQueue>,
     pub(crate) metrics: Arc<AgentMetrics>,
     pub(crate) dead_letter_dir: PathBuf,
@@ -62,10 +64,11 @@ impl Shipper {
             .build()?;
         Ok(Self {
             client,
-            url: format!(
+            url: reqwest::Url::parse(&format!(
                 "{}/api/v1/ingest",
                 identity.server_url.trim_end_matches('/')
-            ),
+            ))
+            .with_context(|| format!("server URL {:?}", identity.server_url))?,
             queue,
             metrics,
             dead_letter_dir: identity.dir.join("dead-letter"),
@@ -154,7 +157,7 @@ impl Shipper {
     async fn send(&self, batch: &QueuedBatch) -> Result<(), SendError> {
         let resp = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::CONTENT_ENCODING, "gzip")
             .body(batch.body.as_ref().clone())

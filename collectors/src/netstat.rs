@@ -101,13 +101,7 @@ impl NetstatCollector {
     /// Sends the selected counters of one file; `sent` holds the names already sent
     /// this run, since a counter repeated (in one file or across two) would be a
     /// duplicate series.
-    fn push(
-        &mut self,
-        stats: &NetStats,
-        file: &str,
-        sent: &mut HashSet<String>,
-        out: &mut Output,
-    ) {
+    fn push(&mut self, stats: &NetStats, file: &str, sent: &mut HashSet<String>, out: &mut Output) {
         let path = self.roots.proc.join(file);
         for skipped in &stats.skipped {
             out.error(skipped.clone().in_file(&path).to_string());

@@ -59,8 +59,9 @@ use crate::{
 pub enum FsyncPolicy {
     /// `fdatasync` after every frame: nothing acknowledged by `push` is lost to power loss.
     EveryBatch,
-    /// At most this often: a power loss can take the frames of the last interval. A crash
-    /// of the agent alone loses nothing, since written data is in the kernel's cache.
+    /// At most this often, and only when a frame written since the last sync is not yet
+    /// acked: a power loss can take the unacked frames of the last interval. A crash of
+    /// the agent alone loses nothing, since written data is in the kernel's cache.
     Interval(Duration),
 }
 
@@ -123,6 +124,11 @@ struct Inner {
     next_id: u64,
     next_segment: u64,
     unsynced: bool,
+    /// Frames written since the last sync (`Interval` policy). A sync that finds all of
+    /// them acked has nothing to protect: the server holds them, so it skips the
+    /// `fdatasync`. With a reachable server that acks within the interval, a steady
+    /// agent never syncs at all.
+    unsynced_frames: Vec<u64>,
     last_backfill: Option<Instant>,
     write_failing: bool,
 }
@@ -131,6 +137,8 @@ struct Inner {
 pub struct Spool {
     inner: Mutex<Inner>,
     notify: Notify,
+    /// Signalled when a frame was written unsynced (`Interval` policy).
+    written: Notify,
     metrics: Arc<AgentMetrics>,
     _lock: Flock<File>,
 }
@@ -297,6 +305,7 @@ impl Spool {
             next_id: max_id + 1,
             next_segment: max_segment + 1,
             unsynced: false,
+            unsynced_frames: Vec::new(),
             last_backfill: None,
             write_failing: false,
         };
@@ -314,6 +323,7 @@ impl Spool {
         let spool = Self {
             inner: Mutex::new(inner),
             notify: Notify::new(),
+            written: Notify::new(),
             metrics,
             _lock: lock,
         };
@@ -357,6 +367,24 @@ impl Spool {
         let mut g = self.lock();
         g.sync();
     }
+
+    /// Whether a frame written since the last sync is still unacked: only then does
+    /// [`Spool::sync`] have work. Cheap (no I/O): the agent asks before waking a thread.
+    /// Frames acked meanwhile are forgotten here, so the list stays short.
+    pub fn needs_sync(&self) -> bool {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        inner
+            .unsynced_frames
+            .retain(|id| inner.frames.contains_key(id));
+        !inner.unsynced_frames.is_empty()
+    }
+
+    /// Resolves after the next frame written under the `Interval` policy (or at once if
+    /// one was written since the last wait).
+    pub fn written(&self) -> tokio::sync::futures::Notified<'_> {
+        self.written.notified()
+    }
 }
 
 fn rewrite_acks<'a>(path: &Path, acked: impl Iterator<Item = &'a u64>) -> anyhow::Result<File> {
@@ -387,10 +415,20 @@ fn rewrite_acks<'a>(path: &Path, acked: impl Iterator<Item = &'a u64>) -> anyhow
 impl Inner {
     fn sync(&mut self) {
         if self.unsynced {
-            if let Some(a) = &self.active {
-                let _ = a.file.sync_data();
+            // Acks alone need no sync: losing one to a power cut means the batch is sent
+            // again, and the server stores it once. (Before a segment goes, `retire`
+            // syncs the log itself.)
+            let unacked = self
+                .unsynced_frames
+                .iter()
+                .any(|id| self.frames.contains_key(id));
+            if unacked {
+                if let Some(a) = &self.active {
+                    let _ = a.file.sync_data();
+                }
+                let _ = self.acks.sync_data();
             }
-            let _ = self.acks.sync_data();
+            self.unsynced_frames.clear();
             self.unsynced = false;
         }
     }
@@ -550,6 +588,7 @@ impl Inner {
         let seg_id = active.id;
         if self.cfg.fsync != FsyncPolicy::EveryBatch {
             self.unsynced = true;
+            self.unsynced_frames.push(meta.id);
         }
         if let Some(seg) = self.segments.get_mut(&seg_id) {
             seg.bytes += size;
@@ -677,6 +716,10 @@ impl BatchQueue for Spool {
                 if g.write_failing {
                     info!("Spool writes work again.");
                     g.write_failing = false;
+                }
+                if g.unsynced {
+                    // notify_one keeps a permit: a write before the syncer waits counts.
+                    self.written.notify_one();
                 }
             }
             Err(e) => {
@@ -851,6 +894,29 @@ mod tests {
         // Ids keep growing across opens, so a new frame never shares an id with an old one.
         s.push(batch(99, now, false));
         assert!(next(&s).unwrap().id > 40);
+    }
+
+    #[test]
+    fn interval_sync_has_work_only_for_unacked_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.fsync = FsyncPolicy::Interval(Duration::from_secs(1));
+        let (s, _) = open(c);
+        let now = now_ms();
+        assert!(!s.needs_sync());
+        s.push(batch(1, now, false));
+        s.push(batch(2, now, false));
+        assert!(s.needs_sync());
+        let first = next(&s).unwrap();
+        s.ack(first.id);
+        // One of the two is still only in the page cache.
+        assert!(s.needs_sync());
+        s.sync();
+        assert!(!s.needs_sync());
+        s.push(batch(3, now, false));
+        assert_eq!(drain(&s), [2, 3]);
+        // Everything written since the sync reached the server: nothing to protect.
+        assert!(!s.needs_sync());
     }
 
     #[test]
