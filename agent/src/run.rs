@@ -170,6 +170,10 @@ async fn run_async(
         queue: queue.clone(),
         metrics: metrics.clone(),
         next_seq: 1,
+        push_inline: !matches!(
+            &config.buffer,
+            BufferPlan::Disk(spool) if spool.fsync == FsyncPolicy::EveryBatch
+        ),
     };
     let batcher_task = tokio::spawn(batcher.run(rx));
     let shipper = Shipper::new(

@@ -19,7 +19,7 @@ use std::{
 };
 
 use sysward_collectors::{Collector, Event, Output, Sample};
-use tokio::{sync::mpsc, task::JoinHandle, time::MissedTickBehavior};
+use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{debug, warn};
 
 use crate::metrics::AgentMetrics;
@@ -267,9 +267,7 @@ async fn run_job(
     } = job;
     let collector = Arc::new(Mutex::new(collector));
     let running = Arc::new(AtomicBool::new(false));
-    let start = tokio::time::Instant::now() + until_next_tick(interval, phase);
-    let mut ticker = tokio::time::interval_at(start, interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut next_tick = tokio::time::Instant::now() + until_next_tick(interval, phase);
     // Up to 2% of the interval, at most 1 s: enough to spread hosts that share a phase.
     let max_jitter = (interval / 50).min(Duration::from_secs(1));
     let Some(stats) = metrics.collector(name) else {
@@ -280,11 +278,14 @@ async fn run_job(
         return;
     };
     loop {
-        ticker.tick().await;
-        let jitter = tick_jitter(seed, interval, max_jitter);
-        if !jitter.is_zero() {
-            tokio::time::sleep(jitter).await;
+        // One timer per tick, the jitter included; ticks missed while a run went on are
+        // skipped, not made up for.
+        let now = tokio::time::Instant::now();
+        while next_tick < now {
+            next_tick += interval;
         }
+        let jitter = tick_jitter(seed, interval, max_jitter);
+        tokio::time::sleep_until(next_tick + jitter).await;
         if running.load(Ordering::Acquire) {
             stats.skipped.inc();
             debug!(collector = name, "Previous run still going; tick skipped.");
