@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use sysward_collectors::Kind;
-use sysward_proto::{Batch, Event, HostInfo, Series, SeriesKind, VERSION, encode_batch};
+use sysward_proto::{Batch, BatchEncoder, Event, HostInfo, Series, SeriesKind, VERSION};
 use tokio::sync::mpsc;
 use tracing::{error, warn};
 
@@ -29,6 +29,9 @@ pub(crate) struct Batcher {
     pub(crate) next_seq: u64,
     /// The queue's push never waits on the disk: push from the runtime's thread.
     pub(crate) push_inline: bool,
+    /// Kept across batches (see [`BatchEncoder`]); a mutex because a push off the
+    /// runtime's thread takes it along.
+    pub(crate) encoder: Arc<std::sync::Mutex<BatchEncoder>>,
 }
 
 impl Batcher {
@@ -78,9 +81,11 @@ impl Batcher {
             .map(|(priority, group)| (priority, self.build(group)))
             .collect();
         let queue = self.queue.clone();
+        let encoder = self.encoder.clone();
         let store = move || {
+            let mut encoder = encoder.lock().unwrap_or_else(|e| e.into_inner());
             for (priority, batch) in batches {
-                match encode_batch(&batch) {
+                match encoder.encode(&batch) {
                     Ok(body) => queue.push(NewBatch {
                         seq: batch.seq,
                         priority,
@@ -189,6 +194,7 @@ mod tests {
             metrics: metrics.clone(),
             next_seq: 1,
             push_inline: true,
+            encoder: Default::default(),
         };
         let run = |ts, v: f64| RunOutput {
             ts_ms: ts,

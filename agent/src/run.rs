@@ -174,6 +174,7 @@ async fn run_async(
             &config.buffer,
             BufferPlan::Disk(spool) if spool.fsync == FsyncPolicy::EveryBatch
         ),
+        encoder: Default::default(),
     };
     let batcher_task = tokio::spawn(batcher.run(rx));
     let shipper = Shipper::new(

@@ -15,5 +15,5 @@ pub mod units;
 
 pub use batch::{AckResponse, Batch, ErrorResponse, Event, HostInfo, Series, SeriesKind, VERSION};
 pub use enroll::{EnrollRequest, EnrollResponse, EnrollStatus};
-pub use limits::{DecodeError, Limits, decode_batch, encode_batch, inflate_limited};
+pub use limits::{BatchEncoder, DecodeError, Limits, decode_batch, encode_batch, inflate_limited};
 pub use token::{JoinToken, TokenError};
