@@ -4,30 +4,42 @@
 # time, and prints for each the CPU seconds per collection cycle and the peak RSS, and the
 # ratios. Both run every collector they enable by default.
 #
-#   benches/compare-node-exporter.sh [SECONDS] [INTERVAL_SECONDS] [equal|tiers]
+#   benches/compare-node-exporter.sh [SECONDS] [INTERVAL_SECONDS] [equal|same|tiers]
 #
-# equal (the default): the agent runs every collector every INTERVAL, the same work as a
-# node_exporter scrape every INTERVAL. tiers: the agent runs its default tiers with the
+# equal (the default): the agent runs its critical and standard tiers (every collector
+# node_exporter also has, plus processes and tcpstat, which node_exporter leaves off by
+# default) every INTERVAL, the same work as a node_exporter scrape every INTERVAL; SMART
+# (the intensive tier; node_exporter has none) stays at its 300 s. same: as equal, without
+# processes and tcpstat, so that both read the same files: node_exporter's default set. tiers: the agent runs its default tiers with the
 # critical tier (cpu, load, memory) every INTERVAL and the others at their defaults
 # (standard 60 s, intensive 300 s, static 1 h), which is what a package install does; a
 # "cycle" is then one INTERVAL, and CPU per hour is the figure to compare.
 #
-# Needs: apt-get install prometheus-node-exporter curl. Builds the release binaries.
+# Needs: apt-get install prometheus-node-exporter curl. Builds the binaries as packaged.
 set -euo pipefail
 duration=${1:-300}
 interval=${2:-5}
 mode=${3:-equal}
 case $mode in
   equal) tiers="critical = \"${interval}s\"
+standard = \"${interval}s\"" ;;
+  same) tiers="critical = \"${interval}s\"
 standard = \"${interval}s\"
-intensive = \"${interval}s\"" ;;
+[collectors.processes]
+enabled = false
+[collectors.tcpstat]
+enabled = false" ;;
   tiers) tiers="critical = \"${interval}s\"" ;;
-  *) echo "mode must be equal or tiers" >&2; exit 2 ;;
+  *) echo "mode must be equal, same or tiers" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
 command -v prometheus-node-exporter >/dev/null || { echo "install prometheus-node-exporter first" >&2; exit 2; }
-cargo build --release --bins -q
+# As packaged: the server with the release profile, the agent on its own with the agent
+# profile (see Cargo.toml).
+cargo build --release -q -p sysward-server
+cargo build --profile agent -q -p sysward-agent
 bin=${CARGO_TARGET_DIR:-target}/release
+agent=${CARGO_TARGET_DIR:-target}/agent/sysward-agent
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
@@ -53,8 +65,8 @@ state_dir = "$tmp/agent"
 [intervals]
 $tiers
 TOML
-"$bin/sysward-agent" --config "$tmp/agent.toml" enroll "$("$bin/sysward-server" --config "$tmp/server.toml" token create)" >/dev/null
-"$bin/sysward-agent" --config "$tmp/agent.toml" run 2>"$tmp/agent.log" & apid=$!; pids+=($apid)
+"$agent" --config "$tmp/agent.toml" enroll "$("$bin/sysward-server" --config "$tmp/server.toml" token create)" >/dev/null
+"$agent" --config "$tmp/agent.toml" run 2>"$tmp/agent.log" & apid=$!; pids+=($apid)
 prometheus-node-exporter --web.listen-address="127.0.0.1:$nport" 2>"$tmp/ne.log" & npid=$!; pids+=($npid)
 sleep 2
 

@@ -2,7 +2,8 @@
 # Builds the sysward-agent, sysward-server and sysward-smart packages into target/packages/:
 #
 #   packaging/build.sh             # cargo build --release, then the .deb and .rpm files
-#   packaging/build.sh --no-build  # package the binaries already in target/release
+#   packaging/build.sh --no-build  # package the binaries already built (target/release,
+#                                  # and target/agent for the agent)
 #
 # Both formats are made from one staged tree per package, so they hold the same files with
 # the same modes: the .deb with dpkg-deb (part of dpkg, on every Debian host), the .rpm
@@ -29,22 +30,31 @@ target=${CARGO_TARGET_DIR:-$root/target}
 out=$target/packages
 release=$target/release
 
+# Where each binary is built: the agent with the `agent` profile (see Cargo.toml), the
+# others with `release`.
+binary() {
+	case "$1" in
+	sysward-agent) echo "$target/agent/sysward-agent" ;;
+	*) echo "$release/$1" ;;
+	esac
+}
+
 if [ "$build" = 1 ]; then
-	# All binaries in one cargo run: their shared crates build once and the LTO links run
-	# side by side.
-	"${CARGO:-cargo}" build --release --locked -p sysward-agent -p sysward-server \
-		-p sysward-smart
+	# The agent on its own: built with the server, cargo would unify the server's features
+	# (HTTP/2, the hyper server) into the agent's crates, and it runs on every host.
+	"${CARGO:-cargo}" build --release --locked -p sysward-server -p sysward-smart
+	"${CARGO:-cargo}" build --profile agent --locked -p sysward-agent
 fi
 
 for bin in sysward-agent sysward-server sysward-smart; do
-	if [ ! -x "$release/$bin" ]; then
-		echo "$release/$bin is missing: run without --no-build" >&2
+	if [ ! -x "$(binary "$bin")" ]; then
+		echo "$(binary "$bin") is missing: run without --no-build" >&2
 		exit 1
 	fi
 done
 
 # "sysward-agent 0.1.0 (0123456789ab)": the version the binary itself reports.
-version=$("$release/sysward-agent" --version | awk '{print $2}')
+version=$("$(binary sysward-agent)" --version | awk '{print $2}')
 deb_version=$version-1
 deb_arch=$(dpkg --print-architecture)
 rpm_arch=$(uname -m)
@@ -101,7 +111,7 @@ stage() {
 	case "$pkg" in
 	sysward-agent | sysward-server)
 		install -d -m 0755 "$dir/usr/bin" "$dir/usr/lib/systemd/system" "$dir/etc/sysward"
-		install -m 0755 "$release/$pkg" "$dir/usr/bin/$pkg"
+		install -m 0755 "$(binary "$pkg")" "$dir/usr/bin/$pkg"
 		install -m 0644 "systemd/$pkg.service" "$dir/usr/lib/systemd/system/$pkg.service"
 		install -m 0644 "packaging/${pkg#sysward-}.toml" "$dir/etc/sysward/${pkg#sysward-}.toml"
 		;;
@@ -140,7 +150,8 @@ d
 build_deb() {
 	local pkg=$1 depends=$2 description=$3 dir=$out/stage/$1
 	local file=$out/${pkg}_${deb_version}_${deb_arch}.deb
-	local bin=$release/$pkg
+	local bin
+	bin=$(binary "$pkg")
 	[ "$pkg" = sysward-smart ] && bin=$dir/usr/lib/sysward/sysward-smart
 	install -d -m 0755 "$dir/DEBIAN"
 	maintainer_scripts "$pkg" "$dir"
