@@ -113,7 +113,9 @@ fn kill_9_loop_never_loses_or_doubles_a_batch() {
         "most runs sent something: {:?}",
         server.boots(&id)
     );
-    assert!(stored > 30);
+    // About two batches per run of 150..1350 ms (startup, one 250 ms gather per batch):
+    // enough for the kills to land at every point of the write and send path.
+    assert!(stored >= 15, "only {stored} batches stored");
     let verify = agent.cmd(&["spool", "verify"]);
     assert!(
         verify.status.success(),
