@@ -61,10 +61,11 @@ pub(crate) fn run(config: AgentConfig, path: &Path) -> anyhow::Result<()> {
     // Few threads allocate, and little: two arenas keep glibc from holding one per thread.
     #[cfg(target_os = "linux")]
     sysward_platform::linux::limit_malloc_arenas(2);
-    // One thread drives every task: the async side only waits on timers and sockets, and
-    // the work (collector runs, encoding, spool writes) goes to the blocking pool. Idle
-    // pool threads are kept for longer than the standard tier's interval, so that each
-    // tick reuses a thread rather than creating one (clone, stack, malloc arena).
+    // One thread drives every task: the async side waits on timers and sockets, encodes
+    // and queues batches (see the batcher for when the push goes elsewhere); collector
+    // runs go to the scheduler's lane thread, checks and slow collectors to the blocking
+    // pool. Idle pool threads are kept for longer than the standard tier's interval, so
+    // that a tick reuses a thread rather than creating one (clone, stack, malloc arena).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(16)
         .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
