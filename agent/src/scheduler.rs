@@ -54,14 +54,10 @@ pub(crate) fn now_ms() -> i64 {
 
 /// The host's phase within `interval`, stable for a host id.
 pub(crate) fn phase(host_id: &str, interval: Duration) -> Duration {
-    // FNV-1a by hand: std's `DefaultHasher` is not promised to stay the same across Rust
-    // versions, and the phase must survive upgrades.
-    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
-    host_id.hash(&mut hasher);
     let millis = u64::try_from(interval.as_millis())
         .unwrap_or(u64::MAX)
         .max(1);
-    Duration::from_millis(hasher.finish() % millis)
+    Duration::from_millis(phase_seed(host_id) % millis)
 }
 
 struct Fnv(u64);
@@ -101,7 +97,10 @@ pub(crate) fn spawn(
     tokio::spawn(run_job(job, phase, seed, lane, metrics, out))
 }
 
+/// A stable hash of the host id: the phase and the tick jitter derive from it.
 fn phase_seed(host_id: &str) -> u64 {
+    // FNV-1a by hand: std's `DefaultHasher` is not promised to stay the same across Rust
+    // versions, and the phase must survive upgrades.
     let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
     host_id.hash(&mut hasher);
     hasher.finish()
