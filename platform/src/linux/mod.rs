@@ -6,7 +6,7 @@
 //! `skipped` field, and fail as a whole only when the text holds nothing usable.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use crate::Error;
@@ -14,6 +14,7 @@ use crate::Error;
 mod diskstats;
 mod host;
 mod hwmon;
+mod kept_files;
 mod loadavg;
 mod malloc;
 mod meminfo;
@@ -55,18 +56,36 @@ pub use statvfs::{StatvfsRunner, statvfs};
 pub use tcp::{parse_tcp_states, read_tcp_states};
 pub use timex::read_timex;
 
-/// Reads a whole procfs file as text.
+/// Reads a whole procfs file as text, through a descriptor kept open from one call to
+/// the next (see [`kept_files`]). For files read again and again under the same path.
 fn read_text(path: &Path) -> Result<String, Error> {
+    let mut bytes = Vec::new();
+    kept_files::read_kept(path, kept_files::Extent::Whole, &mut bytes).map_err(|source| {
+        Error::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(into_text(bytes))
+}
+
+/// Reads a whole file as text and closes it: for paths read once or seldom, such as
+/// those of one process, which would only crowd the kept files.
+fn read_text_once(path: &Path) -> Result<String, Error> {
     let bytes = fs::read(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
+    Ok(into_text(bytes))
+}
+
+fn into_text(bytes: Vec<u8>) -> String {
     // procfs text is ASCII; a stray invalid byte should cost the one line it is on (the
     // parser skips it), not the whole file.
-    Ok(match String::from_utf8(bytes) {
+    match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
-    })
+    }
 }
 
 /// The size of a memory page in bytes, which `/proc` uses as a unit in places (RSS in
@@ -79,15 +98,14 @@ pub fn page_size() -> Option<u64> {
 }
 
 /// Reads a sysfs attribute: one `read` of at most a page, without the trailing line
-/// break.
+/// break, through a descriptor kept open (see [`kept_files`]).
 ///
 /// One read and no retry, as node_exporter does: some hwmon drivers answer `EAGAIN`
 /// for ever, and a read loop would spin on them. sysfs attributes never exceed a page.
 fn read_attr(path: &Path) -> io::Result<String> {
-    let mut file = fs::File::open(path)?;
-    let mut buf = [0u8; 4096];
-    let len = file.read(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf[..len]);
+    let mut buf = Vec::new();
+    kept_files::read_kept(path, kept_files::Extent::OnePage, &mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
     Ok(text.trim_end_matches('\n').to_owned())
 }
 

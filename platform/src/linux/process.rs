@@ -5,11 +5,13 @@
 //! chosen by the process and may hold spaces and parentheses, so the fields after it
 //! are found from the *last* `)`.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
-use super::{quote, read_text};
+use super::kept_files::{Extent, is_kernel_text, read_from_start};
+use super::{quote, read_text, read_text_once};
 use crate::{Error, ParseError, PidStat, Roots, ScanSummary, Users};
 
 /// The fields after `comm` that are read, by their 0-based index after the `)`.
@@ -112,7 +114,7 @@ fn exited(error: &io::Error) -> bool {
 /// `Ok(None)` when the process has exited meanwhile.
 pub fn read_pid_uid(roots: &Roots, pid: u32) -> Result<Option<u32>, Error> {
     let path = roots.proc.join(pid.to_string()).join("status");
-    match read_text(&path) {
+    match read_text_once(&path) {
         Ok(text) => parse_status_uid(&text)
             .map(Some)
             .map_err(|error| error.in_file(path)),
@@ -155,10 +157,27 @@ pub fn parse_cmdline(bytes: &[u8]) -> String {
 
 /// Walks `/proc/[pid]/stat` of every process, reusing its buffers from one scan to the
 /// next so that a scan allocates nothing per process.
+///
+/// Each process's `stat` stays open from one scan to the next while the process lives
+/// (procfs only; see `kept_files`): a scan then costs one `pread` per process instead of
+/// six system calls. At most half the open-files limit (and 8192) are kept; the rest
+/// are opened and closed each time. A pid whose process has exited fails its read
+/// (`ESRCH`) even when the pid has been given to a new process, whose `stat` is then
+/// opened afresh; descriptors of pids no longer listed are closed after each scan.
 #[derive(Debug, Default)]
 pub struct ProcessScanner {
     buf: Vec<u8>,
     path: PathBuf,
+    open: HashMap<u32, KeptStat>,
+    /// The number of scans so far, to find the descriptors a scan did not use.
+    scans: u64,
+    max_open: Option<usize>,
+}
+
+#[derive(Debug)]
+struct KeptStat {
+    file: fs::File,
+    scan: u64,
 }
 
 impl ProcessScanner {
@@ -180,6 +199,8 @@ impl ProcessScanner {
             path: roots.proc.clone(),
             source,
         })?;
+        self.scans += 1;
+        let max_open = *self.max_open.get_or_insert_with(max_kept_processes);
         let mut summary = ScanSummary::default();
         for entry in entries {
             let Ok(entry) = entry else { continue };
@@ -188,14 +209,15 @@ impl ProcessScanner {
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
                 continue;
             }
+            let Ok(pid) = name.parse::<u32>() else {
+                continue;
+            };
             self.path.clear();
             self.path.push(&roots.proc);
             self.path.push(name);
             self.path.push("stat");
-            self.buf.clear();
-            let read = fs::File::open(&self.path).and_then(|mut f| f.read_to_end(&mut self.buf));
-            match read {
-                Ok(_) => {}
+            match self.read_stat(pid, max_open) {
+                Ok(()) => {}
                 Err(error) if exited(&error) => {
                     summary.vanished += 1;
                     continue;
@@ -223,8 +245,46 @@ impl ProcessScanner {
                 Err(error) => summary.failed.push(error.in_file(&self.path)),
             }
         }
+        let scan = self.scans;
+        self.open.retain(|_, kept| kept.scan == scan);
         Ok(summary)
     }
+
+    /// Reads the `stat` at `self.path` of process `pid` into `self.buf`.
+    fn read_stat(&mut self, pid: u32, max_open: usize) -> io::Result<()> {
+        // `stat` is made in one piece (single_open), so a short read is its end.
+        if let Some(kept) = self.open.get_mut(&pid) {
+            if read_from_start(&kept.file, Extent::Whole, true, &mut self.buf).is_ok() {
+                kept.scan = self.scans;
+                return Ok(());
+            }
+            // Exited; the pid may belong to a new process by now: open it again.
+            self.open.remove(&pid);
+        }
+        let file = fs::File::open(&self.path)?;
+        let keep = self.open.len() < max_open && is_kernel_text(&file);
+        read_from_start(&file, Extent::Whole, keep, &mut self.buf)?;
+        if keep {
+            let scan = self.scans;
+            self.open.insert(pid, KeptStat { file, scan });
+        }
+        Ok(())
+    }
+
+    /// Whether the `stat` of `pid` is kept open.
+    #[cfg(test)]
+    fn keeps(&self, pid: u32) -> bool {
+        self.open.contains_key(&pid)
+    }
+}
+
+/// Half the soft limit of open files, at most 8192: the rest stays for the agent's
+/// other work (sockets, the spool, health checks' pipes).
+fn max_kept_processes() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    usize::try_from(soft / 2).unwrap_or(usize::MAX).min(8192)
 }
 
 /// Reads and parses the host's `etc/passwd` under `roots.rootfs`.
@@ -359,6 +419,45 @@ mod tests {
             summary.failed[0]
         );
         assert_eq!(read_pid_uid(&dir.roots(), 42).expect("exited"), None);
+    }
+
+    #[test]
+    fn live_processes_stay_open_and_exited_ones_are_closed() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id();
+        let roots = Roots::default();
+        let mut scanner = ProcessScanner::new();
+        let mut seen = 0;
+        for _ in 0..2 {
+            seen = 0;
+            scanner
+                .scan(&roots, |stat| {
+                    if stat.pid == pid {
+                        seen += 1;
+                    }
+                })
+                .expect("scans /proc");
+            assert_eq!(seen, 1, "the child is visited once per scan");
+            assert!(scanner.keeps(pid));
+        }
+        assert!(scanner.keeps(std::process::id()));
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        scanner
+            .scan(&roots, |stat| assert_ne!(stat.pid, pid, "reaped"))
+            .expect("scans /proc");
+        assert!(!scanner.keeps(pid));
+        assert!(seen == 1);
+    }
+
+    #[test]
+    fn fixture_files_are_not_kept_open() {
+        let mut scanner = ProcessScanner::new();
+        scanner.scan(&fixture_roots(), |_| {}).expect("scans");
+        assert!(!scanner.keeps(1), "regular files may be replaced: not kept");
     }
 
     #[test]

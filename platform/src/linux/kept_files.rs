@@ -1,0 +1,280 @@
+//! procfs and sysfs files kept open from one read to the next.
+//!
+//! The kernel writes a procfs or sysfs file's text anew whenever it is read from offset
+//! 0, so a file read every few seconds need not be opened, checked and closed each time:
+//! a `pread` at offset 0 gives the current text. For the agent's ~100 files per cycle
+//! that is two or one system calls each (a sysfs attribute is one read) instead of four
+//! or five (open with its path walk, `fstat`, read, read to see the end, close). Netdata's procfile reader works the same
+//! way. (A whole file still takes two reads, the second seeing the end: see
+//! [`read_from_start`].)
+//!
+//! Only files on procfs and sysfs are kept: a regular file (a test fixture,
+//! `/etc/os-release`) can be replaced by a rename, and a kept descriptor would go on
+//! reading the old one. A kept file that fails (its interface or process is gone: the
+//! kernel answers `ENODEV` or `ESRCH`) is closed and the path opened again once, so a
+//! new interface under an old name is read, not the vanished one.
+//!
+//! The files are kept per thread (the quick collectors share one), at most
+//! [`MAX_KEPT`], and closed after [`IDLE`] without a read, so that the paths of
+//! interfaces that come and go do not pile up.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::statfs::{PROC_SUPER_MAGIC, SYSFS_MAGIC, fstatfs};
+
+/// Files kept open per thread at most; further paths are opened and closed each time.
+pub(crate) const MAX_KEPT: usize = 512;
+/// A kept file not read for this long is closed (longer than any default tier's
+/// interval except the hourly static one, whose files are cheap to open once an hour).
+const IDLE: Duration = Duration::from_secs(15 * 60);
+/// How often the idle files are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// How much of a file to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Extent {
+    /// Everything, however long.
+    Whole,
+    /// One read of at most a page, as sysfs attributes are read: some hwmon drivers
+    /// answer `EAGAIN` for ever, and a read loop would spin on them.
+    OnePage,
+}
+
+struct Kept {
+    file: File,
+    used: Instant,
+    /// The length of the last text read, to size the next buffer in one go.
+    len: usize,
+}
+
+struct KeptFiles {
+    files: HashMap<PathBuf, Kept>,
+    swept: Instant,
+}
+
+thread_local! {
+    static KEPT: RefCell<KeptFiles> = RefCell::new(KeptFiles {
+        files: HashMap::new(),
+        swept: Instant::now(),
+    });
+}
+
+/// Reads `path` into `buf` (cleared first), through a kept descriptor when the file is
+/// on procfs or sysfs.
+pub(crate) fn read_kept(path: &Path, extent: Extent, buf: &mut Vec<u8>) -> io::Result<()> {
+    KEPT.with(|kept| kept.borrow_mut().read(path, extent, buf))
+}
+
+/// How many files this thread keeps open now.
+#[cfg(test)]
+pub(crate) fn kept_count() -> usize {
+    KEPT.with(|kept| kept.borrow().files.len())
+}
+
+/// Whether this thread keeps `path` open.
+#[cfg(test)]
+pub(crate) fn is_kept(path: &Path) -> bool {
+    KEPT.with(|kept| kept.borrow().files.contains_key(path))
+}
+
+impl KeptFiles {
+    fn read(&mut self, path: &Path, extent: Extent, buf: &mut Vec<u8>) -> io::Result<()> {
+        let now = Instant::now();
+        self.sweep(now);
+        if let Some(kept) = self.files.get_mut(path) {
+            reserve_for(buf, kept.len);
+            if read_from_start(&kept.file, extent, false, buf).is_ok() {
+                kept.used = now;
+                kept.len = buf.len();
+                return Ok(());
+            }
+            // Gone or replaced: open the path again below, once.
+            self.files.remove(path);
+        }
+        let file = File::open(path)?;
+        let keep = self.files.len() < MAX_KEPT && is_kernel_text(&file);
+        read_from_start(&file, extent, false, buf)?;
+        if keep {
+            let len = buf.len();
+            self.files.insert(
+                path.to_path_buf(),
+                Kept {
+                    file,
+                    used: now,
+                    len,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        if now.duration_since(self.swept) < SWEEP_EVERY {
+            return;
+        }
+        self.swept = now;
+        self.files
+            .retain(|_, kept| now.duration_since(kept.used) < IDLE);
+    }
+}
+
+/// Whether `file` is on procfs or sysfs, whose text the kernel makes at each read.
+pub(crate) fn is_kernel_text(file: &File) -> bool {
+    match fstatfs(file) {
+        Ok(stat) => {
+            let kind = stat.filesystem_type();
+            kind == PROC_SUPER_MAGIC || kind == SYSFS_MAGIC
+        }
+        Err(_) => false,
+    }
+}
+
+fn reserve_for(buf: &mut Vec<u8>, last_len: usize) {
+    // A little over the last length, so that a file that grew by a line still fits
+    // the buffer without growing it.
+    let want = last_len + last_len / 8 + 512;
+    buf.reserve(want.saturating_sub(buf.len()));
+}
+
+/// Reads `file` from offset 0 into `buf`.
+///
+/// `short_read_ends`: whether a read that fills less than the buffer marks the end. It
+/// does only for a file whose text the kernel makes in one piece (`single_open`, as
+/// `/proc/[pid]/stat`): a seq_file of many records (`/proc/diskstats`, `mountinfo`,
+/// `/proc/vmstat`) hands out at most its own buffer's worth (a page) per read, so
+/// there the end is the read that returns nothing.
+pub(crate) fn read_from_start(
+    file: &File,
+    extent: Extent,
+    short_read_ends: bool,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
+    buf.clear();
+    if extent == Extent::OnePage {
+        buf.resize(4096, 0);
+        let len = loop {
+            match file.read_at(buf, 0) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        buf.truncate(*len.as_ref().unwrap_or(&0));
+        return len.map(drop);
+    }
+    loop {
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(buf.len().max(4096));
+        }
+        let start = buf.len();
+        let room = buf.capacity() - start;
+        buf.resize(start + room, 0);
+        let read = file.read_at(&mut buf[start..], start as u64);
+        match read {
+            Ok(len) => {
+                buf.truncate(start + len);
+                if len == 0 || (short_read_ends && len < room) {
+                    return Ok(());
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
+            Err(error) => {
+                buf.truncate(start);
+                return Err(error);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linux::testing::TempDir;
+
+    #[test]
+    fn procfs_files_are_kept_and_read_anew() {
+        let path = Path::new("/proc/self/stat");
+        let mut buf = Vec::new();
+        read_kept(path, Extent::Whole, &mut buf).expect("reads");
+        assert!(is_kept(path));
+        // The thread's own stat moves with its CPU time; spin until it does, which it
+        // can only be seen to do if the kept descriptor gives fresh text.
+        let first = buf.clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            read_kept(path, Extent::Whole, &mut buf).expect("reads again");
+            if buf != first {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the text never changed");
+            std::hint::black_box((0..10_000u64).sum::<u64>());
+        }
+        assert!(buf.starts_with(format!("{} (", std::process::id()).as_bytes()));
+    }
+
+    #[test]
+    fn long_procfs_text_is_read_whole() {
+        // Longer than the first buffer: the short-read rule must not stop early.
+        let path = Path::new("/proc/self/smaps");
+        let mut kept = Vec::new();
+        read_kept(path, Extent::Whole, &mut kept).expect("reads");
+        let plain = std::fs::read(path).expect("reads");
+        assert!(kept.len() > 8192, "{}", kept.len());
+        let lines = |text: &[u8]| text.split(|&b| b == b'\n').count();
+        // The maps move a little between two reads (this very read allocates).
+        let (a, b) = (lines(&kept), lines(&plain));
+        assert!(a.abs_diff(b) * 10 < b, "{a} lines kept against {b}");
+        assert!(kept.ends_with(b"\n"));
+    }
+
+    #[test]
+    fn regular_files_are_not_kept() {
+        let dir = TempDir::new("kept-regular");
+        let path = dir.path().join("stat");
+        std::fs::write(&path, "one\n").expect("write");
+        let mut buf = Vec::new();
+        read_kept(&path, Extent::Whole, &mut buf).expect("reads");
+        assert_eq!(buf, b"one\n");
+        assert!(!is_kept(&path));
+        // Replaced by a rename, as packages replace files: the new text is read.
+        let next = dir.path().join("stat.new");
+        std::fs::write(&next, "two\n").expect("write");
+        std::fs::rename(&next, &path).expect("rename");
+        read_kept(&path, Extent::Whole, &mut buf).expect("reads");
+        assert_eq!(buf, b"two\n");
+    }
+
+    #[test]
+    fn a_kept_file_whose_process_is_gone_is_closed() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep");
+        let path = PathBuf::from(format!("/proc/{}/stat", child.id()));
+        let mut buf = Vec::new();
+        read_kept(&path, Extent::Whole, &mut buf).expect("reads");
+        assert!(is_kept(&path));
+        let before = kept_count();
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        let error = read_kept(&path, Extent::Whole, &mut buf).expect_err("the process is gone");
+        assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
+        assert!(!is_kept(&path));
+        assert_eq!(kept_count(), before - 1);
+    }
+
+    #[test]
+    fn one_page_reads_once() {
+        let path = Path::new("/proc/sys/kernel/pid_max");
+        let mut buf = Vec::new();
+        read_kept(path, Extent::OnePage, &mut buf).expect("reads");
+        let text = String::from_utf8(buf).expect("ascii");
+        assert!(text.trim().parse::<u64>().is_ok(), "{text:?}");
+        assert!(is_kept(path));
+    }
+}
