@@ -2,13 +2,22 @@
 //!
 //! A file system whose server is gone (NFS `hard` mounts, a FUSE daemon that hangs)
 //! blocks `statvfs` in the kernel, uninterruptibly and for as long as it takes. The
-//! call cannot be cancelled, so each one runs on a thread of its own and the caller
-//! waits only until its deadline. A path whose call has not returned is *hung*: it is
-//! not called again (which would pile up blocked threads) until the first call returns.
-//! So a hung mount costs one parked thread, however many cycles it stays hung.
+//! call cannot be cancelled, so the calls run on a thread other than the caller's, and
+//! the caller waits for each only until its deadline. A path whose call has not
+//! returned is *hung*: it is not called again (which would pile up blocked threads)
+//! until the first call returns. So a hung mount costs one parked thread, however many
+//! cycles it stays hung.
+//!
+//! While no call hangs, one long-lived worker thread makes the calls one after
+//! another: a thread per call and cycle was two of the agent's costliest system calls
+//! per cycle (clone with its stack mapping, then exit), for calls that take microseconds.
+//! When a call misses its deadline, the worker is left to it (it exits once the call
+//! returns), the paths still waiting are called each on a thread of its own, and the
+//! next cycle starts a new worker.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -50,9 +59,35 @@ pub fn statvfs(path: &Path) -> Result<FsUsage, Error> {
 /// Keep one for as long as the caller lives: it is what knows which paths are hung.
 #[derive(Debug, Default)]
 pub struct StatvfsRunner {
-    /// Paths with a call in flight. A call's thread removes its path when it returns,
-    /// whenever that is.
-    in_flight: Arc<Mutex<HashSet<PathBuf>>>,
+    /// Paths with a call in flight, and how many. A call's thread counts its path in
+    /// when the call starts and out when it returns, whenever that is.
+    in_flight: InFlight,
+    /// The thread that makes the calls while none hangs; `None` before the first call
+    /// and after one hung.
+    worker: Mutex<Option<Worker>>,
+}
+
+type InFlight = Arc<Mutex<HashMap<PathBuf, usize>>>;
+type Call = fn(&Path) -> Result<FsUsage, Error>;
+
+#[derive(Debug)]
+struct Worker {
+    jobs: mpsc::Sender<Job>,
+    /// Set when the runner stops waiting on this worker: it then exits after the call
+    /// it is in, leaving the jobs queued behind it.
+    retired: Arc<AtomicBool>,
+}
+
+struct Job {
+    index: usize,
+    path: PathBuf,
+    call: Call,
+    replies: mpsc::Sender<Reply>,
+}
+
+enum Reply {
+    Started(usize),
+    Done(usize, Result<FsUsage, Error>),
 }
 
 /// Stack for a thread that only calls `statvfs`: far below the 2 MiB default, since a
@@ -65,50 +100,147 @@ impl StatvfsRunner {
         Self::default()
     }
 
-    /// Calls `statvfs` on every path at once, each on its own thread, and waits until
-    /// all have answered or `timeout` has passed. Returns one outcome per path, in order.
+    /// Calls `statvfs` on every path and waits for each call until it has answered or
+    /// `timeout` has passed since it started. Returns one outcome per path, in order.
+    ///
+    /// While no call hangs this takes as long as the calls; a hung call costs `timeout`,
+    /// then the calls left run at once, so the whole takes at most twice `timeout`.
     pub fn stat_all(&self, paths: &[PathBuf], timeout: Duration) -> Vec<StatvfsOutcome> {
         self.run(paths, timeout, statvfs)
     }
 
     /// [`StatvfsRunner::stat_all`] with the blocking call given, so that tests can make
     /// one hang.
-    fn run(
+    fn run(&self, paths: &[PathBuf], timeout: Duration, call: Call) -> Vec<StatvfsOutcome> {
+        let mut outcomes: Vec<Option<StatvfsOutcome>> = paths.iter().map(|_| None).collect();
+        let mut pending = Vec::new();
+        {
+            let in_flight = self.lock();
+            for (index, path) in paths.iter().enumerate() {
+                if in_flight.contains_key(path) {
+                    outcomes[index] = Some(StatvfsOutcome::StillHung);
+                } else {
+                    pending.push(index);
+                }
+            }
+        }
+        let (replies, answers) = mpsc::channel();
+        let sent = self.send_to_worker(paths, &pending, call, &replies);
+        let mut hung = None;
+        if sent {
+            let mut started_at = Instant::now();
+            let mut current = None;
+            let mut waiting = pending.len();
+            while waiting > 0 {
+                let left = (started_at + timeout).saturating_duration_since(Instant::now());
+                match answers.recv_timeout(left) {
+                    Ok(Reply::Started(index)) => {
+                        current = Some(index);
+                        started_at = Instant::now();
+                    }
+                    Ok(Reply::Done(index, result)) => {
+                        outcomes[index] = Some(outcome(result));
+                        waiting -= 1;
+                        current = None;
+                        started_at = Instant::now();
+                    }
+                    Err(_) => {
+                        self.retire_worker();
+                        hung = current;
+                        break;
+                    }
+                }
+            }
+        }
+        let left: Vec<usize> = pending
+            .into_iter()
+            .filter(|&index| outcomes[index].is_none() && Some(index) != hung)
+            .collect();
+        if !left.is_empty() {
+            self.run_each_on_own_thread(paths, &left, timeout, call, &mut outcomes);
+        }
+        outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or(StatvfsOutcome::TimedOut))
+            .collect()
+    }
+
+    /// Queues a job per pending path on the worker, starting one if there is none.
+    /// `false` when no worker could take them (no thread could be started).
+    fn send_to_worker(
         &self,
         paths: &[PathBuf],
+        pending: &[usize],
+        call: Call,
+        replies: &mpsc::Sender<Reply>,
+    ) -> bool {
+        if pending.is_empty() {
+            return true;
+        }
+        let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+        if worker.is_none() {
+            *worker = Worker::start(Arc::clone(&self.in_flight));
+        }
+        let Some(current) = worker.as_ref() else {
+            return false;
+        };
+        for &index in pending {
+            let job = Job {
+                index,
+                path: paths[index].clone(),
+                call,
+                replies: replies.clone(),
+            };
+            if current.jobs.send(job).is_err() {
+                // The worker is gone (it cannot be, short of a panic in the call); the
+                // jobs already sent are answered or fall to threads of their own.
+                *worker = None;
+                return false;
+            }
+        }
+        true
+    }
+
+    fn retire_worker(&self) {
+        let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(worker) = worker.take() {
+            worker.retired.store(true, Ordering::Release);
+        }
+    }
+
+    /// Calls `statvfs` on each path of `indexes` at once, each on its own thread, and
+    /// waits until all have answered or `timeout` has passed.
+    fn run_each_on_own_thread(
+        &self,
+        paths: &[PathBuf],
+        indexes: &[usize],
         timeout: Duration,
-        call: fn(&Path) -> Result<FsUsage, Error>,
-    ) -> Vec<StatvfsOutcome> {
+        call: Call,
+        outcomes: &mut [Option<StatvfsOutcome>],
+    ) {
         let deadline = Instant::now() + timeout;
-        let mut outcomes: Vec<Option<StatvfsOutcome>> = paths.iter().map(|_| None).collect();
         let (sender, receiver) = mpsc::channel();
         let mut waiting = 0;
-        for (index, path) in paths.iter().enumerate() {
-            if !self.lock().insert(path.clone()) {
-                outcomes[index] = Some(StatvfsOutcome::StillHung);
-                continue;
-            }
+        for &index in indexes {
             let sender = sender.clone();
             let in_flight = Arc::clone(&self.in_flight);
-            let owned = path.clone();
+            let owned = paths[index].clone();
+            count_in(&in_flight, &owned);
             let spawned = std::thread::Builder::new()
                 .name("sysward-statvfs".into())
                 .stack_size(STACK_SIZE)
                 .spawn(move || {
                     let result = call(&owned);
-                    in_flight
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&owned);
+                    count_out(&in_flight, &owned);
                     // The caller may have stopped waiting; then nobody wants the answer.
                     let _ = sender.send((index, result));
                 });
             match spawned {
                 Ok(_) => waiting += 1,
                 Err(source) => {
-                    self.lock().remove(path);
+                    count_out(&self.in_flight, &paths[index]);
                     outcomes[index] = Some(StatvfsOutcome::Failed(Error::Read {
-                        path: path.clone(),
+                        path: paths[index].clone(),
                         source,
                     }));
                 }
@@ -120,26 +252,19 @@ impl StatvfsRunner {
             match receiver.recv_timeout(left) {
                 Ok((index, result)) => {
                     waiting -= 1;
-                    outcomes[index] = Some(match result {
-                        Ok(usage) => StatvfsOutcome::Usage(usage),
-                        Err(error) => StatvfsOutcome::Failed(error),
-                    });
+                    outcomes[index] = Some(outcome(result));
                 }
                 Err(_) => break,
             }
         }
-        outcomes
-            .into_iter()
-            .map(|outcome| outcome.unwrap_or(StatvfsOutcome::TimedOut))
-            .collect()
     }
 
     /// The paths whose calls have not returned yet.
     pub fn hung(&self) -> Vec<PathBuf> {
-        self.lock().iter().cloned().collect()
+        self.lock().keys().cloned().collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, usize>> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -149,13 +274,62 @@ impl StatvfsRunner {
     /// callers, which cannot hang a real file system.
     #[doc(hidden)]
     pub fn pretend_hung(&self, path: &Path) {
-        self.lock().insert(path.to_path_buf());
+        count_in(&self.in_flight, path);
     }
 
     /// Forgets that `path` is hung, as when its call finally returns.
     #[doc(hidden)]
     pub fn pretend_answered(&self, path: &Path) {
-        self.lock().remove(path);
+        count_out(&self.in_flight, path);
+    }
+}
+
+impl Worker {
+    /// Starts a worker thread; `None` if the system will not start one.
+    fn start(in_flight: InFlight) -> Option<Worker> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let retired = Arc::new(AtomicBool::new(false));
+        let retired_seen = Arc::clone(&retired);
+        std::thread::Builder::new()
+            .name("sysward-statvfs".into())
+            .stack_size(STACK_SIZE)
+            .spawn(move || {
+                for job in queue {
+                    if retired_seen.load(Ordering::Acquire) {
+                        return;
+                    }
+                    count_in(&in_flight, &job.path);
+                    let _ = job.replies.send(Reply::Started(job.index));
+                    let result = (job.call)(&job.path);
+                    count_out(&in_flight, &job.path);
+                    // The caller may have stopped waiting; then nobody wants the answer.
+                    let _ = job.replies.send(Reply::Done(job.index, result));
+                }
+            })
+            .ok()?;
+        Some(Worker { jobs, retired })
+    }
+}
+
+fn count_in(in_flight: &InFlight, path: &Path) {
+    let mut map = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+    *map.entry(path.to_path_buf()).or_insert(0) += 1;
+}
+
+fn count_out(in_flight: &InFlight, path: &Path) {
+    let mut map = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(count) = map.get_mut(path) {
+        *count -= 1;
+        if *count == 0 {
+            map.remove(path);
+        }
+    }
+}
+
+fn outcome(result: Result<FsUsage, Error>) -> StatvfsOutcome {
+    match result {
+        Ok(usage) => StatvfsOutcome::Usage(usage),
+        Err(error) => StatvfsOutcome::Failed(error),
     }
 }
 
@@ -263,6 +437,103 @@ mod tests {
         let outcomes = runner.run(&paths, Duration::from_secs(5), slow_statvfs);
         assert!(
             matches!(outcomes[0], StatvfsOutcome::Usage(_)),
+            "{outcomes:?}"
+        );
+    }
+
+    /// The threads `recording_statvfs` was called on, in order.
+    static CALLERS: Mutex<Vec<std::thread::ThreadId>> = Mutex::new(Vec::new());
+
+    fn recording_statvfs(path: &Path) -> Result<FsUsage, Error> {
+        CALLERS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(std::thread::current().id());
+        statvfs(path)
+    }
+
+    #[test]
+    fn calls_share_one_long_lived_thread() {
+        let runner = StatvfsRunner::new();
+        let paths = [
+            PathBuf::from("/"),
+            PathBuf::from("/proc"),
+            PathBuf::from("/sys"),
+        ];
+        for _ in 0..3 {
+            let outcomes = runner.run(&paths, Duration::from_secs(5), recording_statvfs);
+            assert!(
+                outcomes
+                    .iter()
+                    .all(|o| matches!(o, StatvfsOutcome::Usage(_))),
+                "{outcomes:?}"
+            );
+        }
+        let callers = CALLERS.lock().expect("lock").clone();
+        assert_eq!(callers.len(), 9);
+        assert!(callers.iter().all(|id| *id == callers[0]), "{callers:?}");
+        assert_ne!(callers[0], std::thread::current().id());
+        assert!(runner.hung().is_empty());
+    }
+
+    /// Blocks while `STUCK` is held.
+    static STUCK: Mutex<()> = Mutex::new(());
+
+    fn stuck_statvfs(path: &Path) -> Result<FsUsage, Error> {
+        if path == Path::new("/stuck") {
+            drop(STUCK.lock().unwrap_or_else(PoisonError::into_inner));
+            return Ok(FsUsage::default());
+        }
+        statvfs(path)
+    }
+
+    #[test]
+    fn paths_queued_behind_a_hung_call_are_still_answered() {
+        let runner = StatvfsRunner::new();
+        let paths = [
+            PathBuf::from("/"),
+            PathBuf::from("/stuck"),
+            PathBuf::from("/proc"),
+            PathBuf::from("/nonexistent/sysward"),
+        ];
+        let held = STUCK.lock().expect("lock");
+        let outcomes = runner.run(&paths, Duration::from_millis(300), stuck_statvfs);
+        assert!(
+            matches!(outcomes[0], StatvfsOutcome::Usage(_)),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[1], StatvfsOutcome::TimedOut),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[2], StatvfsOutcome::Usage(_)),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[3], StatvfsOutcome::Failed(_)),
+            "{outcomes:?}"
+        );
+        assert_eq!(runner.hung(), [PathBuf::from("/stuck")]);
+        // The next cycle skips the hung path and a new worker answers the rest.
+        let outcomes = runner.run(&paths, Duration::from_secs(5), stuck_statvfs);
+        assert!(
+            matches!(outcomes[1], StatvfsOutcome::StillHung),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[2], StatvfsOutcome::Usage(_)),
+            "{outcomes:?}"
+        );
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !runner.hung().is_empty() {
+            assert!(Instant::now() < deadline, "the hung call never returned");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let outcomes = runner.run(&paths, Duration::from_secs(5), stuck_statvfs);
+        assert!(
+            matches!(outcomes[1], StatvfsOutcome::Usage(_)),
             "{outcomes:?}"
         );
     }
