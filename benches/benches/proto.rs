@@ -3,7 +3,9 @@
 use std::{collections::BTreeMap, hint::black_box};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sysward_proto::{Batch, Limits, Series, SeriesKind, VERSION, decode_batch, encode_batch};
+use sysward_proto::{
+    Batch, BatchEncoder, Limits, Series, SeriesKind, VERSION, decode_batch, encode_batch,
+};
 
 /// One minute of a 16-CPU host at the critical tier: about what a batch carries.
 fn batch() -> Batch {
@@ -51,6 +53,11 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(batch.series.len() as u64));
     group.bench_function("encode_batch", |b| {
         b.iter(|| encode_batch(black_box(&batch)))
+    });
+    // As the agent encodes: one encoder kept across batches.
+    let mut encoder = BatchEncoder::new();
+    group.bench_function("encode_batch_reused_encoder", |b| {
+        b.iter(|| encoder.encode(black_box(&batch)))
     });
     group.bench_function("decode_batch", |b| {
         b.iter(|| decode_batch(black_box(&body), &Limits::default()))

@@ -90,12 +90,14 @@ impl Default for BatchEncoder {
 }
 
 impl BatchEncoder {
-    /// An encoder at the default compression level.
+    /// An encoder at deflate's fastest level. Measured on the bench's batch (22 KiB of
+    /// JSON): 36 µs against 86 µs at the default level, for 9 % more bytes; an agent
+    /// encodes every few seconds for ever, while the bytes are a few KiB per batch.
     pub fn new() -> Self {
         Self {
             json: Vec::new(),
             // Raw deflate: the gzip header and trailer are written here (RFC 1952).
-            deflate: flate2::Compress::new(Compression::default(), false),
+            deflate: flate2::Compress::new(Compression::fast(), false),
         }
     }
 
