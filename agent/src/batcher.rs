@@ -237,4 +237,90 @@ mod tests {
             ("CRITICAL", 9, 1500)
         );
     }
+
+    /// Records what is pushed; `waiting` batches stand for a backlog.
+    struct RecordingQueue {
+        waiting: usize,
+        pushed: std::sync::Mutex<Vec<NewBatch>>,
+        notify: tokio::sync::Notify,
+    }
+
+    impl BatchQueue for RecordingQueue {
+        fn push(&self, batch: NewBatch) {
+            self.pushed.lock().expect("lock").push(batch);
+        }
+        fn next(&self) -> crate::queue::Next {
+            crate::queue::Next::Empty
+        }
+        fn ack(&self, _id: u64) {}
+        fn len(&self) -> usize {
+            self.waiting
+        }
+        fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+            self.notify.notified()
+        }
+    }
+
+    /// The series names of each pushed batch, with its priority.
+    fn flushed(waiting: usize) -> Vec<(bool, Vec<String>)> {
+        let metrics = Arc::new(AgentMetrics::default());
+        let queue = Arc::new(RecordingQueue {
+            waiting,
+            pushed: Default::default(),
+            notify: Default::default(),
+        });
+        let mut b = Batcher {
+            agent_id: "ag".into(),
+            boot_id: "boot".into(),
+            host: HostInfo::default(),
+            queue: queue.clone(),
+            metrics,
+            next_seq: 1,
+            push_inline: true,
+            encoder: Default::default(),
+        };
+        let run = |name: &str, priority| RunOutput {
+            ts_ms: 1,
+            priority,
+            samples: vec![Sample::new(name, Kind::Gauge, 1.0)],
+            events: vec![],
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(b.flush(vec![run("node_load1", true), run("node_network_up", false)]));
+        let pushed = queue.pushed.lock().expect("lock").clone();
+        pushed
+            .iter()
+            .map(|new| {
+                let batch =
+                    sysward_proto::decode_batch(&new.body, &Default::default()).expect("decodes");
+                assert_eq!(batch.seq, new.seq);
+                let names = batch.series.into_iter().map(|s| s.name).collect();
+                (new.priority, names)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_batch_per_tick_when_nothing_waits() {
+        assert_eq!(
+            flushed(0),
+            [(
+                true,
+                vec!["node_load1".to_string(), "node_network_up".to_string()]
+            )]
+        );
+    }
+
+    #[test]
+    fn with_a_backlog_the_priority_runs_go_apart_and_first() {
+        assert_eq!(
+            flushed(3),
+            [
+                (true, vec!["node_load1".to_string()]),
+                (false, vec!["node_network_up".to_string()]),
+            ]
+        );
+    }
 }
