@@ -12,7 +12,8 @@
 //! `/etc/os-release`) can be replaced by a rename, and a kept descriptor would go on
 //! reading the old one. A kept file that fails (its interface or process is gone: the
 //! kernel answers `ENODEV` or `ESRCH`) is closed and the path opened again once, so a
-//! new interface under an old name is read, not the vanished one.
+//! new interface under an old name is read, not the vanished one. A file that refuses
+//! to answer for now (`speed` of a link that is down answers `EINVAL`) stays open.
 //!
 //! The files are kept per thread (the quick collectors share one), at most
 //! [`MAX_KEPT`], and closed after [`IDLE`] without a read, so that the paths of
@@ -89,18 +90,28 @@ impl KeptFiles {
         self.sweep(now);
         if let Some(kept) = self.files.get_mut(path) {
             reserve_for(buf, kept.len);
-            if read_from_start(&kept.file, extent, false, buf).is_ok() {
-                kept.used = now;
-                kept.len = buf.len();
-                return Ok(());
+            match read_from_start(&kept.file, extent, false, buf) {
+                Ok(()) => {
+                    kept.used = now;
+                    kept.len = buf.len();
+                    return Ok(());
+                }
+                // Gone (or replaced under the same path): open the path again, once.
+                Err(error) if gone(&error) => {
+                    self.files.remove(path);
+                }
+                // The attribute refuses to answer now (`EINVAL` from `speed` of a link
+                // that is down, `EAGAIN` from a hwmon driver): the file is still right.
+                Err(error) => {
+                    kept.used = now;
+                    return Err(error);
+                }
             }
-            // Gone or replaced: open the path again below, once.
-            self.files.remove(path);
         }
         let file = File::open(path)?;
         let keep = self.files.len() < MAX_KEPT && is_kernel_text(&file);
-        read_from_start(&file, extent, false, buf)?;
-        if keep {
+        let read = read_from_start(&file, extent, false, buf);
+        if keep && read.as_ref().err().is_none_or(|error| !gone(error)) {
             let len = buf.len();
             self.files.insert(
                 path.to_path_buf(),
@@ -111,7 +122,7 @@ impl KeptFiles {
                 },
             );
         }
-        Ok(())
+        read
     }
 
     fn sweep(&mut self, now: Instant) {
@@ -122,6 +133,15 @@ impl KeptFiles {
         self.files
             .retain(|_, kept| now.duration_since(kept.used) < IDLE);
     }
+}
+
+/// Whether a failed read means the file's object is gone: a removed device's sysfs
+/// attribute answers `ENODEV`, an exited process's files `ESRCH`.
+fn gone(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENODEV | libc::ESRCH | libc::ENOENT)
+    )
 }
 
 /// Whether `file` is on procfs or sysfs, whose text the kernel makes at each read.
@@ -266,6 +286,19 @@ mod tests {
         assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
         assert!(!is_kept(&path));
         assert_eq!(kept_count(), before - 1);
+    }
+
+    #[test]
+    fn a_file_that_refuses_to_answer_stays_open() {
+        // Loopback has no link speed: every read answers EINVAL, as for a link that is
+        // down.
+        let path = Path::new("/sys/class/net/lo/speed");
+        let mut buf = Vec::new();
+        for _ in 0..2 {
+            let error = read_kept(path, Extent::OnePage, &mut buf).expect_err("no speed");
+            assert_eq!(error.raw_os_error(), Some(libc::EINVAL), "{error}");
+            assert!(is_kept(path));
+        }
     }
 
     #[test]

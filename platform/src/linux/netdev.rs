@@ -103,11 +103,12 @@ pub fn read_net_class(
     let mut interfaces = Vec::new();
     for entry in entries {
         let Ok(entry) = entry else { continue };
-        // Interfaces are (links to) directories; `bonding_masters` is a file.
-        let path = entry.path();
-        if !path.is_dir() {
+        // Interfaces are links to directories; `bonding_masters` is a file. The type
+        // comes with the directory listing, without a stat per entry.
+        if entry.file_type().is_ok_and(|kind| kind.is_file()) {
             continue;
         }
+        let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         let int = |attr: &str| {
             read_attr(&path.join(attr))
