@@ -115,6 +115,7 @@ async fn run_async(
         .chain([SELF_COLLECTOR]);
     let metrics = Arc::new(AgentMetrics::new(names));
     let mut background = Vec::new();
+    let mut spool_to_sync = None;
     let queue: Arc<dyn BatchQueue> = match &config.buffer {
         BufferPlan::Memory { max_batches } => {
             Arc::new(MemoryQueue::new(*max_batches, metrics.clone()))
@@ -126,6 +127,7 @@ async fn run_async(
                 })?,
             );
             if let FsyncPolicy::Interval(every) = spool_config.fsync {
+                spool_to_sync = Some(spool.clone());
                 let spool = spool.clone();
                 // Wakes only after a write, waits the interval, and syncs only if a frame
                 // written since is still unacked: an idle or well-connected agent costs
@@ -228,6 +230,16 @@ async fn run_async(
     let _ = shipper_task.await;
     for task in background {
         task.abort();
+    }
+    // The interval syncer is gone: what it would have synced in the next second is
+    // synced now, so that a power cut right after a stop loses nothing.
+    if let Some(spool) = spool_to_sync.filter(|spool| spool.needs_sync()) {
+        if tokio::task::spawn_blocking(move || spool.sync())
+            .await
+            .is_ok()
+        {
+            info!("Unsent batches synced to disk before stopping.");
+        }
     }
     let left = queue.len();
     if left > 0 {

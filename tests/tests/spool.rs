@@ -24,6 +24,28 @@ fn setup(dir: &Path, buffer: &str) -> (Server, Agent, String) {
     (server, agent, id)
 }
 
+#[test]
+fn a_clean_stop_syncs_unsent_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    // An interval far longer than the test: only the stop can sync.
+    let (mut server, mut agent, id) = setup(dir.path(), "fsync = \"1h\"\n");
+    agent.start();
+    poll(Duration::from_secs(30), "first batches", || {
+        (!server.boots(&id).is_empty()).then_some(())
+    });
+    server.kill();
+    poll(Duration::from_secs(30), "batches spooled", || {
+        (agent.spool_status().1 >= 5).then_some(())
+    });
+    agent.stop();
+    let log = agent.log_text();
+    assert!(
+        log.contains("Unsent batches synced to disk before stopping."),
+        "{log}"
+    );
+    assert!(agent.spool_status().1 >= 5, "the batches stay spooled");
+}
+
 /// Every boot's batches are all stored, each once: seqs 1..=max with no gap.
 fn assert_complete(server: &Server, id: &str) -> u64 {
     let boots = server.boots(id);

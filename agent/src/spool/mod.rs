@@ -123,7 +123,6 @@ struct Inner {
     memory: BTreeMap<u64, (FrameMeta, Arc<Vec<u8>>)>,
     next_id: u64,
     next_segment: u64,
-    unsynced: bool,
     /// Frames written since the last sync (`Interval` policy). A sync that finds all of
     /// them acked has nothing to protect: the server holds them, so it skips the
     /// `fdatasync`. With a reachable server that acks within the interval, a steady
@@ -304,7 +303,6 @@ impl Spool {
             memory: BTreeMap::new(),
             next_id: max_id + 1,
             next_segment: max_segment + 1,
-            unsynced: false,
             unsynced_frames: Vec::new(),
             last_backfill: None,
             write_failing: false,
@@ -414,23 +412,20 @@ fn rewrite_acks<'a>(path: &Path, acked: impl Iterator<Item = &'a u64>) -> anyhow
 
 impl Inner {
     fn sync(&mut self) {
-        if self.unsynced {
-            // Acks alone need no sync: losing one to a power cut means the batch is sent
-            // again, and the server stores it once. (Before a segment goes, `retire`
-            // syncs the log itself.)
-            let unacked = self
-                .unsynced_frames
-                .iter()
-                .any(|id| self.frames.contains_key(id));
-            if unacked {
-                if let Some(a) = &self.active {
-                    let _ = a.file.sync_data();
-                }
-                let _ = self.acks.sync_data();
+        // Acks alone need no sync: losing one to a power cut means the batch is sent
+        // again, and the server stores it once. (Before a segment goes, `retire` syncs
+        // the log itself.)
+        let unacked = self
+            .unsynced_frames
+            .iter()
+            .any(|id| self.frames.contains_key(id));
+        if unacked {
+            if let Some(a) = &self.active {
+                let _ = a.file.sync_data();
             }
-            self.unsynced_frames.clear();
-            self.unsynced = false;
+            let _ = self.acks.sync_data();
         }
+        self.unsynced_frames.clear();
     }
 
     /// Removes a segment whose frames are all acked (or dropped).
@@ -587,7 +582,6 @@ impl Inner {
         active.len += size;
         let seg_id = active.id;
         if self.cfg.fsync != FsyncPolicy::EveryBatch {
-            self.unsynced = true;
             self.unsynced_frames.push(meta.id);
         }
         if let Some(seg) = self.segments.get_mut(&seg_id) {
@@ -717,7 +711,7 @@ impl BatchQueue for Spool {
                     info!("Spool writes work again.");
                     g.write_failing = false;
                 }
-                if g.unsynced {
+                if !g.unsynced_frames.is_empty() {
                     // notify_one keeps a permit: a write before the syncer waits counts.
                     self.written.notify_one();
                 }
@@ -791,7 +785,6 @@ impl BatchQueue for Spool {
             }
             g.ack_entries += 1;
             g.acked.insert(id, loc.segment);
-            g.unsynced = true;
             let retire = match g.segments.get_mut(&loc.segment) {
                 Some(seg) => {
                     seg.unacked = seg.unacked.saturating_sub(1);
