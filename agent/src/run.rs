@@ -233,13 +233,12 @@ async fn run_async(
     }
     // The interval syncer is gone: what it would have synced in the next second is
     // synced now, so that a power cut right after a stop loses nothing.
-    if let Some(spool) = spool_to_sync.filter(|spool| spool.needs_sync()) {
-        if tokio::task::spawn_blocking(move || spool.sync())
+    if let Some(spool) = spool_to_sync.filter(|spool| spool.needs_sync())
+        && tokio::task::spawn_blocking(move || spool.sync())
             .await
             .is_ok()
-        {
-            info!("Unsent batches synced to disk before stopping.");
-        }
+    {
+        info!("Unsent batches synced to disk before stopping.");
     }
     let left = queue.len();
     if left > 0 {
