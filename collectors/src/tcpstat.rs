@@ -111,6 +111,27 @@ mod tests {
     }
 
     #[test]
+    fn the_live_host_is_read_over_netlink() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        let mut collector = TcpstatCollector::new(Roots::default());
+        assert!(collector.use_netlink);
+        let mut out = Output::default();
+        collector.collect(&mut out).expect("collects");
+        // A fall back to the files would have said why.
+        assert_eq!(out.errors, Vec::<String>::new());
+        assert!(collector.use_netlink);
+        assert_eq!(out.samples.len(), 12);
+        let state = |s: &str| value_of(&out, CONNECTION_STATES, &[("state", s)]).unwrap_or(0.0);
+        assert!(state("listen") >= 1.0, "{:?}", out.samples);
+        // Both ends of the connection.
+        assert!(state("established") >= 2.0, "{:?}", out.samples);
+        drop((client, server));
+    }
+
+    #[test]
     fn without_ipv6_only_ipv4_is_counted() {
         let dir = TempDir::new("tcpstat-v4");
         dir.write("proc/net/tcp", TCP);
