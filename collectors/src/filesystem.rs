@@ -9,8 +9,8 @@
 //! under [`Roots::rootfs`] (where the host's root is bind-mounted) and labelled with its
 //! path on the host.
 //!
-//! `statvfs` on a mount whose server is gone blocks without end. Calls run on threads
-//! of their own with a deadline ([`StatvfsRunner`]); a mount that misses it is sent
+//! `statvfs` on a mount whose server is gone blocks without end. Calls run off the
+//! collector's thread with a deadline ([`StatvfsRunner`]); a mount that misses it is sent
 //! with `node_filesystem_device_error` 1 and is not called again until its hung call
 //! returns, so one dead NFS server never holds up a cycle nor piles up threads.
 

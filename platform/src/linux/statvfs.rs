@@ -11,9 +11,9 @@
 //! While no call hangs, one long-lived worker thread makes the calls one after
 //! another: a thread per call and cycle was two of the agent's costliest system calls
 //! per cycle (clone with its stack mapping, then exit), for calls that take microseconds.
-//! When a call misses its deadline, the worker is left to it (it exits once the call
-//! returns), the paths still waiting are called each on a thread of its own, and the
-//! next cycle starts a new worker.
+//! When a call takes more than half the deadline, the worker is left to it (it exits
+//! once the call returns), the paths still waiting are called each on a thread of its
+//! own, and the next cycle starts a new worker. The whole stays within the deadline.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -100,11 +100,13 @@ impl StatvfsRunner {
         Self::default()
     }
 
-    /// Calls `statvfs` on every path and waits for each call until it has answered or
-    /// `timeout` has passed since it started. Returns one outcome per path, in order.
+    /// Calls `statvfs` on every path and waits for the answers, at most about `timeout`
+    /// in all. Returns one outcome per path, in order.
     ///
-    /// While no call hangs this takes as long as the calls; a hung call costs `timeout`,
-    /// then the calls left run at once, so the whole takes at most twice `timeout`.
+    /// The calls run one after another on the worker while each answers within half of
+    /// `timeout`. One that does not is given up on: the paths after it are called at
+    /// once, each on a thread of its own, and everything still open is waited on until
+    /// that call's full `timeout` has passed (it may still answer in time).
     pub fn stat_all(&self, paths: &[PathBuf], timeout: Duration) -> Vec<StatvfsOutcome> {
         self.run(paths, timeout, statvfs)
     }
@@ -125,39 +127,44 @@ impl StatvfsRunner {
             }
         }
         let (replies, answers) = mpsc::channel();
-        let sent = self.send_to_worker(paths, &pending, call, &replies);
-        let mut hung = None;
-        if sent {
-            let mut started_at = Instant::now();
-            let mut current = None;
-            let mut waiting = pending.len();
-            while waiting > 0 {
-                let left = (started_at + timeout).saturating_duration_since(Instant::now());
-                match answers.recv_timeout(left) {
-                    Ok(Reply::Started(index)) => {
-                        current = Some(index);
-                        started_at = Instant::now();
-                    }
-                    Ok(Reply::Done(index, result)) => {
+        let mut waiting = pending.len();
+        // Set once a call is given up on: the end of the whole wait.
+        let mut deadline = None;
+        if !self.send_to_worker(paths, &pending, call, &replies) {
+            waiting -= self.spawn_each(paths, &pending, call, &replies, &mut outcomes);
+            deadline = Some(Instant::now() + timeout);
+        }
+        let mut started_at = Instant::now();
+        let mut current = None;
+        while waiting > 0 {
+            let until = deadline.unwrap_or(started_at + timeout / 2);
+            match answers.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(Reply::Started(index)) => {
+                    current = Some(index);
+                    started_at = Instant::now();
+                }
+                Ok(Reply::Done(index, result)) => {
+                    // A path can be answered twice: by a retired worker that had already
+                    // started it, and by its own thread.
+                    if outcomes[index].is_none() {
                         outcomes[index] = Some(outcome(result));
                         waiting -= 1;
-                        current = None;
-                        started_at = Instant::now();
                     }
-                    Err(_) => {
-                        self.retire_worker();
-                        hung = current;
-                        break;
-                    }
+                    current = None;
+                    started_at = Instant::now();
                 }
+                Err(_) if deadline.is_none() => {
+                    self.retire_worker();
+                    let left: Vec<usize> = pending
+                        .iter()
+                        .copied()
+                        .filter(|&index| outcomes[index].is_none() && Some(index) != current)
+                        .collect();
+                    waiting -= self.spawn_each(paths, &left, call, &replies, &mut outcomes);
+                    deadline = Some(started_at + timeout);
+                }
+                Err(_) => break,
             }
-        }
-        let left: Vec<usize> = pending
-            .into_iter()
-            .filter(|&index| outcomes[index].is_none() && Some(index) != hung)
-            .collect();
-        if !left.is_empty() {
-            self.run_each_on_own_thread(paths, &left, timeout, call, &mut outcomes);
         }
         outcomes
             .into_iter()
@@ -208,21 +215,20 @@ impl StatvfsRunner {
         }
     }
 
-    /// Calls `statvfs` on each path of `indexes` at once, each on its own thread, and
-    /// waits until all have answered or `timeout` has passed.
-    fn run_each_on_own_thread(
+    /// Calls `statvfs` on each path of `indexes` at once, each on its own thread, which
+    /// answers on `replies`. Returns how many could not be started (their outcome is
+    /// set: failed).
+    fn spawn_each(
         &self,
         paths: &[PathBuf],
         indexes: &[usize],
-        timeout: Duration,
         call: Call,
+        replies: &mpsc::Sender<Reply>,
         outcomes: &mut [Option<StatvfsOutcome>],
-    ) {
-        let deadline = Instant::now() + timeout;
-        let (sender, receiver) = mpsc::channel();
-        let mut waiting = 0;
+    ) -> usize {
+        let mut failed = 0;
         for &index in indexes {
-            let sender = sender.clone();
+            let replies = replies.clone();
             let in_flight = Arc::clone(&self.in_flight);
             let owned = paths[index].clone();
             count_in(&in_flight, &owned);
@@ -233,30 +239,18 @@ impl StatvfsRunner {
                     let result = call(&owned);
                     count_out(&in_flight, &owned);
                     // The caller may have stopped waiting; then nobody wants the answer.
-                    let _ = sender.send((index, result));
+                    let _ = replies.send(Reply::Done(index, result));
                 });
-            match spawned {
-                Ok(_) => waiting += 1,
-                Err(source) => {
-                    count_out(&self.in_flight, &paths[index]);
-                    outcomes[index] = Some(StatvfsOutcome::Failed(Error::Read {
-                        path: paths[index].clone(),
-                        source,
-                    }));
-                }
+            if let Err(source) = spawned {
+                count_out(&self.in_flight, &paths[index]);
+                outcomes[index] = Some(StatvfsOutcome::Failed(Error::Read {
+                    path: paths[index].clone(),
+                    source,
+                }));
+                failed += 1;
             }
         }
-        drop(sender);
-        while waiting > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match receiver.recv_timeout(left) {
-                Ok((index, result)) => {
-                    waiting -= 1;
-                    outcomes[index] = Some(outcome(result));
-                }
-                Err(_) => break,
-            }
-        }
+        failed
     }
 
     /// The paths whose calls have not returned yet.
