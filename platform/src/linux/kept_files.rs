@@ -16,7 +16,8 @@
 //! to answer for now (`speed` of a link that is down answers `EINVAL`) stays open.
 //!
 //! The files are kept per thread (the quick collectors share one), at most
-//! [`MAX_KEPT`], and closed after [`IDLE`] without a read, so that the paths of
+//! [`MAX_KEPT`] and an eighth of the open-files limit, and closed after [`IDLE`] without
+//! a read, so that the paths of
 //! interfaces that come and go do not pile up.
 
 use std::cell::RefCell;
@@ -29,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::statfs::{PROC_SUPER_MAGIC, SYSFS_MAGIC, fstatfs};
 
-/// Files kept open per thread at most; further paths are opened and closed each time.
-pub(crate) const MAX_KEPT: usize = 512;
+/// Files kept open per thread at most, and an eighth of the soft limit of open files;
+/// further paths are opened and closed each time.
+const MAX_KEPT: usize = 512;
 /// A kept file not read for this long is closed (longer than any default tier's
 /// interval except the hourly static one, whose files are cheap to open once an hour).
 const IDLE: Duration = Duration::from_secs(15 * 60);
@@ -57,13 +59,23 @@ struct Kept {
 struct KeptFiles {
     files: HashMap<PathBuf, Kept>,
     swept: Instant,
+    max: usize,
 }
 
 thread_local! {
     static KEPT: RefCell<KeptFiles> = RefCell::new(KeptFiles {
         files: HashMap::new(),
         swept: Instant::now(),
+        max: (open_files_limit() / 8).min(MAX_KEPT),
     });
+}
+
+/// The soft limit of open files (1024, the usual default, if it cannot be read).
+pub(crate) fn open_files_limit() -> usize {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ok()
+        .and_then(|(soft, _)| usize::try_from(soft).ok())
+        .unwrap_or(1024)
 }
 
 /// Reads `path` into `buf` (cleared first), through a kept descriptor when the file is
@@ -109,7 +121,7 @@ impl KeptFiles {
             }
         }
         let file = File::open(path)?;
-        let keep = self.files.len() < MAX_KEPT && is_kernel_text(&file);
+        let keep = self.files.len() < self.max && is_kernel_text(&file);
         let read = read_from_start(&file, extent, false, buf);
         if keep && read.as_ref().err().is_none_or(|error| !gone(error)) {
             let len = buf.len();

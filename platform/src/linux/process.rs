@@ -160,7 +160,7 @@ pub fn parse_cmdline(bytes: &[u8]) -> String {
 ///
 /// Each process's `stat` stays open from one scan to the next while the process lives
 /// (procfs only; see `kept_files`): a scan then costs one `pread` per process instead of
-/// six system calls. At most half the open-files limit (and 8192) are kept; the rest
+/// six system calls. At most a quarter of the open-files limit (and 8192) are kept; the rest
 /// are opened and closed each time. A pid whose process has exited fails its read
 /// (`ESRCH`) even when the pid has been given to a new process, whose `stat` is then
 /// opened afresh; descriptors of pids no longer listed are closed after each scan.
@@ -278,13 +278,11 @@ impl ProcessScanner {
     }
 }
 
-/// Half the soft limit of open files, at most 8192: the rest stays for the agent's
-/// other work (sockets, the spool, health checks' pipes).
+/// A quarter of the soft limit of open files, at most 8192: the kept host files take
+/// up to an eighth, and the rest stays for the agent's other work (sockets, the spool,
+/// health checks' pipes).
 fn max_kept_processes() -> usize {
-    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map(|(soft, _)| soft)
-        .unwrap_or(1024);
-    usize::try_from(soft / 2).unwrap_or(usize::MAX).min(8192)
+    (super::kept_files::open_files_limit() / 4).min(8192)
 }
 
 /// Reads and parses the host's `etc/passwd` under `roots.rootfs`.
