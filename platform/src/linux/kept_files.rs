@@ -3,22 +3,22 @@
 //! The kernel writes a procfs or sysfs file's text anew whenever it is read from offset
 //! 0, so a file read every few seconds need not be opened, checked and closed each time:
 //! a `pread` at offset 0 gives the current text. For the agent's ~100 files per cycle
-//! that is two or one system calls each (a sysfs attribute is one read) instead of four
-//! or five (open with its path walk, `fstat`, read, read to see the end, close). Netdata's procfile reader works the same
-//! way. (A whole file still takes two reads, the second seeing the end: see
-//! [`read_from_start`].)
+//! that is two system calls each, or one for a sysfs attribute, instead of four or five
+//! (open with its path walk, `fstat`, read, read to see the end, close). Netdata's
+//! procfile reader works the same way. (A whole file takes two reads, the second seeing
+//! the end: see [`read_from_start`].)
 //!
 //! Only files on procfs and sysfs are kept: a regular file (a test fixture,
 //! `/etc/os-release`) can be replaced by a rename, and a kept descriptor would go on
-//! reading the old one. A kept file that fails (its interface or process is gone: the
-//! kernel answers `ENODEV` or `ESRCH`) is closed and the path opened again once, so a
-//! new interface under an old name is read, not the vanished one. A file that refuses
-//! to answer for now (`speed` of a link that is down answers `EINVAL`) stays open.
+//! reading the old one. A kept file that fails because its object is gone (a removed
+//! interface's attribute answers `ENODEV`, an exited process's files `ESRCH`) is closed
+//! and the path opened again once, so a new interface under an old name is read, not
+//! the vanished one. A file that refuses to answer for now (`speed` of a link that is
+//! down answers `EINVAL`) stays open.
 //!
-//! The files are kept per thread (the quick collectors share one), at most
-//! [`MAX_KEPT`] and an eighth of the open-files limit, and closed after [`IDLE`] without
-//! a read, so that the paths of
-//! interfaces that come and go do not pile up.
+//! The files are kept per thread (the quick collectors share one), at most [`MAX_KEPT`]
+//! and an eighth of the open-files limit, and closed after [`IDLE`] without a read, so
+//! that the paths of interfaces that come and go do not pile up.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
