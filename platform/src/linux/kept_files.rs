@@ -5,8 +5,8 @@
 //! a `pread` at offset 0 gives the current text. For the agent's ~100 files per cycle
 //! that is two system calls each, or one for a sysfs attribute, instead of four or five
 //! (open with its path walk, `fstat`, read, read to see the end, close). Netdata's
-//! procfile reader works the same way. (A whole file takes two reads, the second seeing
-//! the end: see [`read_from_start`].)
+//! procfile reader works the same way. (A file of many records still takes a second read
+//! to see its end: see [`Extent`].)
 //!
 //! Only files on procfs and sysfs are kept: a regular file (a test fixture,
 //! `/etc/os-release`) can be replaced by a rename, and a kept descriptor would go on
@@ -16,13 +16,17 @@
 //! the vanished one. A file that refuses to answer for now (`speed` of a link that is
 //! down answers `EINVAL`) stays open.
 //!
-//! The files are kept per thread (the quick collectors share one), at most [`MAX_KEPT`]
-//! and an eighth of the open-files limit, and closed after [`IDLE`] without a read, so
-//! that the paths of interfaces that come and go do not pile up.
+//! [`KeptFiles`] is the mechanism, under any key; the process scanner keeps each
+//! process's `stat` by pid in one. The host files read through [`read_kept`] are kept
+//! per thread (the quick collectors share one), by path, at most [`MAX_KEPT`] and an
+//! eighth of the open-files limit, and closed after [`IDLE`] without a read, so that the
+//! paths of interfaces that come and go do not pile up.
 
+use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
+use std::hash::Hash;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -30,8 +34,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::statfs::{PROC_SUPER_MAGIC, SYSFS_MAGIC, fstatfs};
 
-/// Files kept open per thread at most, and an eighth of the soft limit of open files;
-/// further paths are opened and closed each time.
+/// Host files kept open per thread at most, and an eighth of the soft limit of open
+/// files; further paths are opened and closed each time.
 const MAX_KEPT: usize = 512;
 /// A kept file not read for this long is closed (longer than any default tier's
 /// interval except the hourly static one, whose files are cheap to open once an hour).
@@ -42,8 +46,13 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How much of a file to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Extent {
-    /// Everything, however long.
+    /// Everything, however long: read until a read returns nothing. A seq_file of many
+    /// records (`/proc/diskstats`, `mountinfo`, `/proc/vmstat`) hands out at most its
+    /// own buffer's worth (a page) per read, so a short read is not its end.
     Whole,
+    /// Text the kernel makes in one piece (`single_open`, as `/proc/[pid]/stat`): a
+    /// short read is its end, which saves the read that would return nothing.
+    OnePiece,
     /// One read of at most a page, as sysfs attributes are read: some hwmon drivers
     /// answer `EAGAIN` for ever, and a read loop would spin on them.
     OnePage,
@@ -56,53 +65,45 @@ struct Kept {
     len: usize,
 }
 
-struct KeptFiles {
-    files: HashMap<PathBuf, Kept>,
-    swept: Instant,
+/// Descriptors kept open under keys of the caller's choosing (a path, a pid).
+pub(crate) struct KeptFiles<K> {
+    files: HashMap<K, Kept>,
     max: usize,
 }
 
-thread_local! {
-    static KEPT: RefCell<KeptFiles> = RefCell::new(KeptFiles {
-        files: HashMap::new(),
-        swept: Instant::now(),
-        max: (open_files_limit() / 8).min(MAX_KEPT),
-    });
+impl<K> std::fmt::Debug for KeptFiles<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeptFiles({} of {})", self.files.len(), self.max)
+    }
 }
 
-/// The soft limit of open files (1024, the usual default, if it cannot be read).
-pub(crate) fn open_files_limit() -> usize {
-    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .ok()
-        .and_then(|(soft, _)| usize::try_from(soft).ok())
-        .unwrap_or(1024)
-}
+impl<K: Hash + Eq> KeptFiles<K> {
+    /// A set that keeps at most `max` files open.
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            files: HashMap::new(),
+            max,
+        }
+    }
 
-/// Reads `path` into `buf` (cleared first), through a kept descriptor when the file is
-/// on procfs or sysfs.
-pub(crate) fn read_kept(path: &Path, extent: Extent, buf: &mut Vec<u8>) -> io::Result<()> {
-    KEPT.with(|kept| kept.borrow_mut().read(path, extent, buf))
-}
-
-/// How many files this thread keeps open now.
-#[cfg(test)]
-pub(crate) fn kept_count() -> usize {
-    KEPT.with(|kept| kept.borrow().files.len())
-}
-
-/// Whether this thread keeps `path` open.
-#[cfg(test)]
-pub(crate) fn is_kept(path: &Path) -> bool {
-    KEPT.with(|kept| kept.borrow().files.contains_key(path))
-}
-
-impl KeptFiles {
-    fn read(&mut self, path: &Path, extent: Extent, buf: &mut Vec<u8>) -> io::Result<()> {
+    /// Reads `path` into `buf` (cleared first) through the descriptor kept under `key`,
+    /// opening it (and keeping it, if it is on procfs or sysfs and there is room) when
+    /// there is none or the kept one's object is gone.
+    pub(crate) fn read<Q>(
+        &mut self,
+        key: &Q,
+        path: &Path,
+        extent: Extent,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<()>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let now = Instant::now();
-        self.sweep(now);
-        if let Some(kept) = self.files.get_mut(path) {
+        if let Some(kept) = self.files.get_mut(key) {
             reserve_for(buf, kept.len);
-            match read_from_start(&kept.file, extent, false, buf) {
+            match read_from_start(&kept.file, extent, true, buf) {
                 Ok(()) => {
                     kept.used = now;
                     kept.len = buf.len();
@@ -110,7 +111,7 @@ impl KeptFiles {
                 }
                 // Gone (or replaced under the same path): open the path again, once.
                 Err(error) if gone(&error) => {
-                    self.files.remove(path);
+                    self.files.remove(key);
                 }
                 // The attribute refuses to answer now (`EINVAL` from `speed` of a link
                 // that is down, `EAGAIN` from a hwmon driver): the file is still right.
@@ -122,11 +123,11 @@ impl KeptFiles {
         }
         let file = File::open(path)?;
         let keep = self.files.len() < self.max && is_kernel_text(&file);
-        let read = read_from_start(&file, extent, false, buf);
+        let read = read_from_start(&file, extent, keep, buf);
         if keep && read.as_ref().err().is_none_or(|error| !gone(error)) {
             let len = buf.len();
             self.files.insert(
-                path.to_path_buf(),
+                key.to_owned(),
                 Kept {
                     file,
                     used: now,
@@ -137,14 +138,69 @@ impl KeptFiles {
         read
     }
 
-    fn sweep(&mut self, now: Instant) {
-        if now.duration_since(self.swept) < SWEEP_EVERY {
-            return;
-        }
-        self.swept = now;
-        self.files
-            .retain(|_, kept| now.duration_since(kept.used) < IDLE);
+    /// Closes the files not read since `since`.
+    pub(crate) fn close_unread_since(&mut self, since: Instant) {
+        self.files.retain(|_, kept| kept.used >= since);
     }
+
+    /// Whether a file is kept under `key`.
+    #[cfg(test)]
+    pub(crate) fn contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.files.contains_key(key)
+    }
+}
+
+/// The host files of this thread, by path.
+struct HostFiles {
+    files: KeptFiles<PathBuf>,
+    swept: Instant,
+}
+
+thread_local! {
+    static KEPT: RefCell<HostFiles> = RefCell::new(HostFiles {
+        files: KeptFiles::new((open_files_limit() / 8).min(MAX_KEPT)),
+        swept: Instant::now(),
+    });
+}
+
+/// The soft limit of open files (1024, the usual default, if it cannot be read).
+pub(crate) fn open_files_limit() -> usize {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ok()
+        .and_then(|(soft, _)| usize::try_from(soft).ok())
+        .unwrap_or(1024)
+}
+
+/// Reads `path` into `buf` (cleared first), through a descriptor this thread keeps
+/// when the file is on procfs or sysfs.
+pub(crate) fn read_kept(path: &Path, extent: Extent, buf: &mut Vec<u8>) -> io::Result<()> {
+    KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        let now = Instant::now();
+        if now.duration_since(kept.swept) >= SWEEP_EVERY {
+            kept.swept = now;
+            if let Some(since) = now.checked_sub(IDLE) {
+                kept.files.close_unread_since(since);
+            }
+        }
+        kept.files.read(path, path, extent, buf)
+    })
+}
+
+/// How many files this thread keeps open now.
+#[cfg(test)]
+pub(crate) fn kept_count() -> usize {
+    KEPT.with(|kept| kept.borrow().files.files.len())
+}
+
+/// Whether this thread keeps `path` open.
+#[cfg(test)]
+pub(crate) fn is_kept(path: &Path) -> bool {
+    KEPT.with(|kept| kept.borrow().files.contains(path))
 }
 
 /// Whether a failed read means the file's object is gone: a removed device's sysfs
@@ -157,7 +213,7 @@ fn gone(error: &io::Error) -> bool {
 }
 
 /// Whether `file` is on procfs or sysfs, whose text the kernel makes at each read.
-pub(crate) fn is_kernel_text(file: &File) -> bool {
+fn is_kernel_text(file: &File) -> bool {
     match fstatfs(file) {
         Ok(stat) => {
             let kind = stat.filesystem_type();
@@ -174,19 +230,15 @@ fn reserve_for(buf: &mut Vec<u8>, last_len: usize) {
     buf.reserve(want.saturating_sub(buf.len()));
 }
 
-/// Reads `file` from offset 0 into `buf`.
-///
-/// `short_read_ends`: whether a read that fills less than the buffer marks the end. It
-/// does only for a file whose text the kernel makes in one piece (`single_open`, as
-/// `/proc/[pid]/stat`): a seq_file of many records (`/proc/diskstats`, `mountinfo`,
-/// `/proc/vmstat`) hands out at most its own buffer's worth (a page) per read, so
-/// there the end is the read that returns nothing.
-pub(crate) fn read_from_start(
+/// Reads `file` from offset 0 into `buf`. `kernel_text`: whether the file is on procfs
+/// or sysfs, the only files [`Extent::OnePiece`] may end at a short read.
+fn read_from_start(
     file: &File,
     extent: Extent,
-    short_read_ends: bool,
+    kernel_text: bool,
     buf: &mut Vec<u8>,
 ) -> io::Result<()> {
+    let short_read_ends = kernel_text && extent == Extent::OnePiece;
     buf.clear();
     if extent == Extent::OnePage {
         buf.resize(4096, 0);

@@ -5,12 +5,11 @@
 //! chosen by the process and may hold spaces and parentheses, so the fields after it
 //! are found from the *last* `)`.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
-use super::kept_files::{Extent, is_kernel_text, read_from_start};
+use super::kept_files::{Extent, KeptFiles, open_files_limit};
 use super::{quote, read_text, read_text_once};
 use crate::{Error, ParseError, PidStat, Roots, ScanSummary, Users};
 
@@ -160,30 +159,33 @@ pub fn parse_cmdline(bytes: &[u8]) -> String {
 ///
 /// Each process's `stat` stays open from one scan to the next while the process lives
 /// (procfs only; see `kept_files`): a scan then costs one `pread` per process instead of
-/// six system calls. At most a quarter of the open-files limit (and 8192) are kept; the rest
-/// are opened and closed each time. A pid whose process has exited fails its read
+/// six system calls. Past the limit (see [`ProcessScanner::new`]) the rest are opened and
+/// closed each time. A pid whose process has exited fails its read
 /// (`ESRCH`) even when the pid has been given to a new process, whose `stat` is then
 /// opened afresh; descriptors of pids no longer listed are closed after each scan.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ProcessScanner {
     buf: Vec<u8>,
     path: PathBuf,
-    open: HashMap<u32, KeptStat>,
-    /// The number of scans so far, to find the descriptors a scan did not use.
-    scans: u64,
-    max_open: Option<usize>,
+    stats: KeptFiles<u32>,
 }
 
-#[derive(Debug)]
-struct KeptStat {
-    file: fs::File,
-    scan: u64,
+impl Default for ProcessScanner {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ProcessScanner {
-    /// A scanner with empty buffers.
+    /// A scanner with empty buffers. It keeps a quarter of the soft limit of open files
+    /// at most (and 8192): the kept host files take up to an eighth, and the rest stays
+    /// for the agent's other work (sockets, the spool, health checks' pipes).
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            buf: Vec::new(),
+            path: PathBuf::new(),
+            stats: KeptFiles::new((open_files_limit() / 4).min(8192)),
+        }
     }
 
     /// Calls `visit` with the `stat` of each process under `roots.proc`, in directory
@@ -199,8 +201,7 @@ impl ProcessScanner {
             path: roots.proc.clone(),
             source,
         })?;
-        self.scans += 1;
-        let max_open = *self.max_open.get_or_insert_with(max_kept_processes);
+        let started = std::time::Instant::now();
         let mut summary = ScanSummary::default();
         for entry in entries {
             let Ok(entry) = entry else { continue };
@@ -216,7 +217,11 @@ impl ProcessScanner {
             self.path.push(&roots.proc);
             self.path.push(name);
             self.path.push("stat");
-            match self.read_stat(pid, max_open) {
+            // `stat` is made in one piece: one read is enough.
+            match self
+                .stats
+                .read(&pid, &self.path, Extent::OnePiece, &mut self.buf)
+            {
                 Ok(()) => {}
                 Err(error) if exited(&error) => {
                     summary.vanished += 1;
@@ -245,44 +250,16 @@ impl ProcessScanner {
                 Err(error) => summary.failed.push(error.in_file(&self.path)),
             }
         }
-        let scan = self.scans;
-        self.open.retain(|_, kept| kept.scan == scan);
+        // Pids no longer listed: their processes have exited.
+        self.stats.close_unread_since(started);
         Ok(summary)
-    }
-
-    /// Reads the `stat` at `self.path` of process `pid` into `self.buf`.
-    fn read_stat(&mut self, pid: u32, max_open: usize) -> io::Result<()> {
-        // `stat` is made in one piece (single_open), so a short read is its end.
-        if let Some(kept) = self.open.get_mut(&pid) {
-            if read_from_start(&kept.file, Extent::Whole, true, &mut self.buf).is_ok() {
-                kept.scan = self.scans;
-                return Ok(());
-            }
-            // Exited; the pid may belong to a new process by now: open it again.
-            self.open.remove(&pid);
-        }
-        let file = fs::File::open(&self.path)?;
-        let keep = self.open.len() < max_open && is_kernel_text(&file);
-        read_from_start(&file, Extent::Whole, keep, &mut self.buf)?;
-        if keep {
-            let scan = self.scans;
-            self.open.insert(pid, KeptStat { file, scan });
-        }
-        Ok(())
     }
 
     /// Whether the `stat` of `pid` is kept open.
     #[cfg(test)]
     fn keeps(&self, pid: u32) -> bool {
-        self.open.contains_key(&pid)
+        self.stats.contains(&pid)
     }
-}
-
-/// A quarter of the soft limit of open files, at most 8192: the kept host files take
-/// up to an eighth, and the rest stays for the agent's other work (sockets, the spool,
-/// health checks' pipes).
-fn max_kept_processes() -> usize {
-    (super::kept_files::open_files_limit() / 4).min(8192)
 }
 
 /// Reads and parses the host's `etc/passwd` under `roots.rootfs`.
