@@ -232,15 +232,8 @@ impl StatvfsRunner {
             let in_flight = Arc::clone(&self.in_flight);
             let owned = paths[index].clone();
             count_in(&in_flight, &owned);
-            let spawned = std::thread::Builder::new()
-                .name("sysward-statvfs".into())
-                .stack_size(STACK_SIZE)
-                .spawn(move || {
-                    let result = call(&owned);
-                    count_out(&in_flight, &owned);
-                    // The caller may have stopped waiting; then nobody wants the answer.
-                    let _ = replies.send(Reply::Done(index, result));
-                });
+            let spawned =
+                statvfs_thread().spawn(move || answer(&in_flight, call, index, &owned, &replies));
             if let Err(source) = spawned {
                 count_out(&self.in_flight, &paths[index]);
                 outcomes[index] = Some(StatvfsOutcome::Failed(Error::Read {
@@ -284,9 +277,7 @@ impl Worker {
         let (jobs, queue) = mpsc::channel::<Job>();
         let retired = Arc::new(AtomicBool::new(false));
         let retired_seen = Arc::clone(&retired);
-        std::thread::Builder::new()
-            .name("sysward-statvfs".into())
-            .stack_size(STACK_SIZE)
+        statvfs_thread()
             .spawn(move || {
                 for job in queue {
                     if retired_seen.load(Ordering::Acquire) {
@@ -294,15 +285,33 @@ impl Worker {
                     }
                     count_in(&in_flight, &job.path);
                     let _ = job.replies.send(Reply::Started(job.index));
-                    let result = (job.call)(&job.path);
-                    count_out(&in_flight, &job.path);
-                    // The caller may have stopped waiting; then nobody wants the answer.
-                    let _ = job.replies.send(Reply::Done(job.index, result));
+                    answer(&in_flight, job.call, job.index, &job.path, &job.replies);
                 }
             })
             .ok()?;
         Some(Worker { jobs, retired })
     }
+}
+
+/// A thread that only calls `statvfs` (see [`STACK_SIZE`]).
+fn statvfs_thread() -> std::thread::Builder {
+    std::thread::Builder::new()
+        .name("sysward-statvfs".into())
+        .stack_size(STACK_SIZE)
+}
+
+/// Makes a call already counted in flight, counts it out and answers with its result.
+fn answer(
+    in_flight: &InFlight,
+    call: Call,
+    index: usize,
+    path: &Path,
+    replies: &mpsc::Sender<Reply>,
+) {
+    let result = call(path);
+    count_out(in_flight, path);
+    // The caller may have stopped waiting; then nobody wants the answer.
+    let _ = replies.send(Reply::Done(index, result));
 }
 
 fn count_in(in_flight: &InFlight, path: &Path) {
