@@ -183,19 +183,27 @@ mod tests {
     use super::*;
     use crate::queue::MemoryQueue;
 
-    #[test]
-    fn groups_points_and_drops_non_finite() {
-        let metrics = Arc::new(AgentMetrics::default());
-        let mut b = Batcher {
+    /// A batcher for agent "ag" that pushes inline to `queue`.
+    fn batcher(queue: Arc<dyn BatchQueue>, metrics: Arc<AgentMetrics>) -> Batcher {
+        Batcher {
             agent_id: "ag".into(),
             boot_id: "boot".into(),
             host: HostInfo::default(),
-            queue: Arc::new(MemoryQueue::new(4, metrics.clone())),
-            metrics: metrics.clone(),
+            queue,
+            metrics,
             next_seq: 1,
             push_inline: true,
             encoder: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn groups_points_and_drops_non_finite() {
+        let metrics = Arc::new(AgentMetrics::default());
+        let mut b = batcher(
+            Arc::new(MemoryQueue::new(4, metrics.clone())),
+            metrics.clone(),
+        );
         let run = |ts, v: f64| RunOutput {
             ts_ms: ts,
             priority: false,
@@ -269,16 +277,7 @@ mod tests {
             pushed: Default::default(),
             notify: Default::default(),
         });
-        let mut b = Batcher {
-            agent_id: "ag".into(),
-            boot_id: "boot".into(),
-            host: HostInfo::default(),
-            queue: queue.clone(),
-            metrics,
-            next_seq: 1,
-            push_inline: true,
-            encoder: Default::default(),
-        };
+        let mut b = batcher(queue.clone(), metrics);
         let run = |name: &str, priority| RunOutput {
             ts_ms: 1,
             priority,
