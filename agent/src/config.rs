@@ -365,7 +365,7 @@ impl AgentConfig {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             // toml's own message carries a source excerpt; keep its first line of prose.
             let message = e.message().to_string();
-            let key = key_in_message(&message);
+            let key = toml_error_key(&message, text, e.span());
             err(e.span(), key, message)
         })?;
         let url = raw
@@ -709,6 +709,28 @@ fn find_key_line(text: &str, dotted: &str) -> Option<std::ops::Range<usize>> {
     header
 }
 
+/// The key a toml error is about. A field error names it in backticks; a value error
+/// (`invalid type: integer `5`, expected ...`) names the value there instead, so the key
+/// comes from the text of the line the error points at.
+fn toml_error_key(
+    message: &str,
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> Option<String> {
+    if ["unknown field", "missing field", "duplicate key"]
+        .iter()
+        .any(|p| message.starts_with(p))
+    {
+        return key_in_message(message);
+    }
+    let start = span?.start;
+    let line_start = text.get(..start)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(line_start..)?.lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_string())
+}
+
 /// toml names the offending key in backticks (`unknown field `x``); pick it out.
 fn key_in_message(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
@@ -771,6 +793,18 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.line, Some(4), "{e}");
         assert!(e.message.contains("30 parsecs"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_not_the_value() {
+        let e = parse(&format!("{MINIMAL}[agent]\nstate_dir = 5\n")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("state_dir")),
+            "{e}"
+        );
+        let e = parse(&format!("{MINIMAL}[agent\n")).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), None), "{e}");
     }
 
     #[test]
