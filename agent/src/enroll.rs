@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use sysward_proto::{EnrollRequest, EnrollResponse, EnrollStatus, ErrorResponse, JoinToken};
 use tracing::info;
 
+use crate::https::{Endpoint, HttpsClient};
 use crate::identity::{
     CA_FILE, CERT_FILE, IDENTITY_FILE, IdentityFile, KEY_FILE, PENDING_FILE, create_private_dir,
     read, write_private,
@@ -84,10 +85,13 @@ pub(crate) async fn enroll(
             (key.serialize_pem(), csr)
         }
     };
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(pinned_tls(&target.ca_sha256)?)
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let client = HttpsClient::new(
+        Endpoint::parse(&target.url).map_err(anyhow::Error::msg)?,
+        pinned_tls(&target.ca_sha256)?,
+        Duration::from_secs(10),
+        Duration::from_secs(30),
+    )
+    .map_err(anyhow::Error::msg)?;
     let url = format!("{}/api/v1/enroll", target.url.trim_end_matches('/'));
     let mut request = EnrollRequest {
         secret: target.secret.clone(),
@@ -102,13 +106,16 @@ pub(crate) async fn enroll(
     let mut announced = false;
     loop {
         let resp = client
-            .post(&url)
-            .json_body(&request)?
-            .send()
+            .post(
+                "/api/v1/enroll",
+                "application/json",
+                None,
+                serde_json::to_vec(&request)?.into(),
+            )
             .await
             .with_context(|| format!("cannot reach {url}"))?;
-        let status = resp.status();
-        let body = resp.bytes().await?;
+        let status = resp.status;
+        let body = resp.body;
         if !status.is_success() {
             let reason = serde_json::from_slice::<ErrorResponse>(&body)
                 .map(|e| e.error)
@@ -158,19 +165,6 @@ pub(crate) async fn enroll(
                 tokio::time::sleep(Duration::from_secs(3)).await;
             }
         }
-    }
-}
-
-/// A small extension so that the body is our serde_json, without reqwest's `json` feature.
-trait JsonBody: Sized {
-    fn json_body<T: Serialize>(self, body: &T) -> anyhow::Result<Self>;
-}
-
-impl JsonBody for reqwest::RequestBuilder {
-    fn json_body<T: Serialize>(self, body: &T) -> anyhow::Result<Self> {
-        Ok(self
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::to_vec(body)?))
     }
 }
 

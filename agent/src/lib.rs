@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod enroll;
 mod exposition;
+mod https;
 mod identity;
 pub mod metrics;
 pub mod queue;

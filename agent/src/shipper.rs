@@ -10,13 +10,15 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use bytes::Bytes;
+use http::{StatusCode, header};
 use rand::Rng;
-use reqwest::{StatusCode, header};
 use sysward_proto::{AckResponse, ErrorResponse};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use crate::{
+    https::{Endpoint, HttpsClient},
     identity::{Identity, create_private_dir},
     metrics::AgentMetrics,
     queue::{BatchQueue, Next, QueuedBatch},
@@ -40,9 +42,7 @@ enum SendError {
 }
 
 pub(crate) struct Shipper {
-    pub(crate) client: reqwest::Client,
-    /// Parsed once: reqwest would parse a string on every request.
-    pub(crate) url: reqwest::Url,
+    pub(crate) client: HttpsClient,
     pub(crate) queue: Arc<dyn BatchQueue>,
     pub(crate) metrics: Arc<AgentMetrics>,
     pub(crate) dead_letter_dir: PathBuf,
@@ -57,18 +57,17 @@ impl Shipper {
         request_timeout: Duration,
         backoff_max: Duration,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(identity.tls_config()?)
-            .timeout(request_timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .build()?;
+        let endpoint = Endpoint::parse(&identity.server_url).map_err(anyhow::Error::msg)?;
+        let client = HttpsClient::new(
+            endpoint,
+            identity.tls_config()?,
+            Duration::from_secs(10),
+            request_timeout,
+        )
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("server URL {:?}", identity.server_url))?;
         Ok(Self {
             client,
-            url: reqwest::Url::parse(&format!(
-                "{}/api/v1/ingest",
-                identity.server_url.trim_end_matches('/')
-            ))
-            .with_context(|| format!("server URL {:?}", identity.server_url))?,
             queue,
             metrics,
             dead_letter_dir: identity.dir.join("dead-letter"),
@@ -157,27 +156,25 @@ impl Shipper {
     async fn send(&self, batch: &QueuedBatch) -> Result<(), SendError> {
         let resp = self
             .client
-            .post(self.url.clone())
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::CONTENT_ENCODING, "gzip")
-            .body(batch.body.as_ref().clone())
-            .send()
+            .post(
+                "/api/v1/ingest",
+                "application/json",
+                Some("gzip"),
+                Bytes::from_owner(SharedBody(batch.body.clone())),
+            )
             .await
             .map_err(|e| SendError::Retry {
                 after: None,
-                reason: format!("{e:#}"),
+                reason: e.to_string(),
             })?;
-        let status = resp.status();
+        let status = resp.status;
         let retry_after = resp
-            .headers()
+            .headers
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = resp.bytes().await.map_err(|e| SendError::Retry {
-            after: None,
-            reason: e.to_string(),
-        })?;
+        let body = resp.body;
         if status.is_success() {
             let ack: AckResponse = serde_json::from_slice(&body).map_err(|e| SendError::Retry {
                 after: None,
@@ -223,5 +220,14 @@ impl Shipper {
         if let Err(e) = result {
             error!(error = %e, "Cannot write dead-letter file; batch dropped.");
         }
+    }
+}
+
+/// A queued batch's body handed to the request without copying it.
+struct SharedBody(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
