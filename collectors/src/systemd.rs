@@ -45,8 +45,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use sysward_platform::Roots;
-use zbus::blocking::Connection;
-use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+use sysward_platform::linux::dbus::{Arg, BodyReader, DbusConnection, DbusError};
 
 use crate::{CheckState, CollectError, Collector, Event, Kind, Output, Sample};
 
@@ -78,6 +77,7 @@ const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
 const UNKNOWN_METHOD: &str = "org.freedesktop.DBus.Error.UnknownMethod";
+const SYSTEM_BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
 
 /// `[collectors.systemd]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -145,20 +145,9 @@ pub struct UnitDetails {
     pub state_change_us: Option<u64>,
 }
 
-/// `ListUnits`' row: name, description, load, active and sub state, followed unit,
+/// `ListUnits`' rows: name, description, load, active and sub state, followed unit,
 /// object path, job id, job type, job path.
-type UnitRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    OwnedObjectPath,
-    u32,
-    String,
-    OwnedObjectPath,
-);
+const UNIT_ROWS: &str = "a(ssssssouso)";
 
 /// Where the collector stands with the bus.
 enum Bus {
@@ -167,7 +156,7 @@ enum Bus {
     /// This host has no systemd: nothing more to do, nothing more to say.
     Off,
     /// Connected.
-    Connected(Connection),
+    Connected(DbusConnection),
 }
 
 /// Reads systemd units over D-Bus.
@@ -196,7 +185,11 @@ impl SystemdCollector {
     }
 
     /// A collector on an existing connection (a test's peer-to-peer one).
-    pub fn with_connection(roots: Roots, config: SystemdConfig, connection: Connection) -> Self {
+    pub fn with_connection(
+        roots: Roots,
+        config: SystemdConfig,
+        connection: DbusConnection,
+    ) -> Self {
         Self {
             bus: Bus::Connected(connection),
             ..Self::with_config(roots, config)
@@ -208,18 +201,21 @@ impl SystemdCollector {
         self.roots.rootfs.join("run/systemd/system")
     }
 
-    fn connect(&self) -> zbus::Result<Connection> {
-        let builder = if self.roots.rootfs == Path::new("/") {
-            zbus::blocking::connection::Builder::system()?
+    /// The system bus: `DBUS_SYSTEM_BUS_ADDRESS` when it names a socket path (as
+    /// `unix:path=...`), else `/run/dbus/system_bus_socket`; under the root file system
+    /// when that is not `/`.
+    fn connect(&self) -> Result<DbusConnection, DbusError> {
+        let socket = if self.roots.rootfs == Path::new("/") {
+            std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+                .ok()
+                .and_then(|a| socket_of_address(&a))
+                .unwrap_or_else(|| PathBuf::from(SYSTEM_BUS_SOCKET))
         } else {
-            let socket = self.roots.rootfs.join("run/dbus/system_bus_socket");
-            let address = format!(
-                "unix:path={}",
-                escape_address_value(&socket.to_string_lossy())
-            );
-            zbus::blocking::connection::Builder::address(address.as_str())?
+            self.roots
+                .rootfs
+                .join(SYSTEM_BUS_SOCKET.trim_start_matches('/'))
         };
-        builder.method_timeout(CALL_TIMEOUT).build()
+        DbusConnection::connect(&socket, CALL_TIMEOUT)
     }
 }
 
@@ -251,7 +247,7 @@ impl Collector for SystemdCollector {
                 }
             }
         }
-        let Bus::Connected(connection) = &self.bus else {
+        let Bus::Connected(connection) = &mut self.bus else {
             return Ok(());
         };
         let units = match list_units(connection, &self.config.include) {
@@ -264,10 +260,10 @@ impl Collector for SystemdCollector {
             }
         };
         let mut failures = Vec::new();
-        let mut note = |what: &str, e: zbus::Error| {
+        let mut note = |what: &str, e: DbusError| {
             // A unit that went away between the listing and the read, or a property an
             // older systemd lacks, answers with a D-Bus error: nothing to report.
-            if !matches!(e, zbus::Error::MethodError(..)) {
+            if !matches!(e, DbusError::Method { .. }) {
                 failures.push(format!("{what}: {e}"));
             }
         };
@@ -363,60 +359,114 @@ impl Collector for SystemdCollector {
 }
 
 /// Lists the units matching `include`.
-fn list_units(connection: &Connection, include: &[String]) -> zbus::Result<Vec<Unit>> {
-    let reply = connection.call_method(
-        Some(DESTINATION),
+fn list_units(connection: &mut DbusConnection, include: &[String]) -> Result<Vec<Unit>, DbusError> {
+    let reply = connection.call(
+        DESTINATION,
         MANAGER_PATH,
-        Some(MANAGER),
+        MANAGER,
         "ListUnitsByPatterns",
-        &(Vec::<String>::new(), include),
+        &[Arg::StrArray(&[]), Arg::StrArray(include)],
     );
-    let rows: Vec<UnitRow> = match reply {
-        Ok(reply) => reply.body().deserialize()?,
-        Err(zbus::Error::MethodError(name, _, _)) if name.as_str() == UNKNOWN_METHOD => {
+    match reply {
+        Ok(reply) => unit_rows(&reply),
+        Err(DbusError::Method { name, .. }) if name == UNKNOWN_METHOD => {
             // systemd before 230: every unit, filtered here.
-            let reply = connection.call_method(
-                Some(DESTINATION),
-                MANAGER_PATH,
-                Some(MANAGER),
-                "ListUnits",
-                &(),
-            )?;
-            let rows: Vec<UnitRow> = reply.body().deserialize()?;
-            rows.into_iter()
-                .filter(|row| include.is_empty() || include.iter().any(|p| glob_match(p, &row.0)))
-                .collect()
+            let reply = connection.call(DESTINATION, MANAGER_PATH, MANAGER, "ListUnits", &[])?;
+            let mut units = unit_rows(&reply)?;
+            units.retain(|u| include.is_empty() || include.iter().any(|p| glob_match(p, &u.name)));
+            Ok(units)
         }
-        Err(e) => return Err(e),
-    };
-    Ok(rows
-        .into_iter()
-        .map(|row| Unit {
-            name: row.0,
-            description: row.1,
-            load_state: row.2,
-            active_state: row.3,
-            sub_state: row.4,
-            path: row.6.to_string(),
-        })
-        .collect())
+        Err(e) => Err(e),
+    }
+}
+
+/// Decodes `ListUnits`' rows.
+fn unit_rows(reply: &sysward_platform::linux::dbus::Reply) -> Result<Vec<Unit>, DbusError> {
+    if reply.signature() != UNIT_ROWS {
+        return Err(DbusError::Protocol(format!(
+            "ListUnits answered {:?}, not {UNIT_ROWS:?}",
+            reply.signature()
+        )));
+    }
+    let mut r = reply.reader();
+    let end = r.array(8)?;
+    let mut units = Vec::new();
+    while r.position() < end {
+        r.align(8)?;
+        let mut text = || r.string().map(str::to_string);
+        let (name, description, load_state, active_state, sub_state) =
+            (text()?, text()?, text()?, text()?, text()?);
+        let _following = r.string()?;
+        let path = r.string()?.to_string();
+        let _job_id = r.u32()?;
+        let _job_type = r.string()?;
+        let _job_path = r.string()?;
+        units.push(Unit {
+            name,
+            description,
+            load_state,
+            active_state,
+            sub_state,
+            path,
+        });
+    }
+    Ok(units)
+}
+
+/// A property type read from a `Get` reply's variant.
+trait Property: Sized {
+    const TYPE: &'static str;
+    fn read(r: &mut BodyReader<'_>) -> Result<Self, DbusError>;
+}
+
+impl Property for String {
+    const TYPE: &'static str = "s";
+    fn read(r: &mut BodyReader<'_>) -> Result<Self, DbusError> {
+        r.string().map(str::to_string)
+    }
+}
+
+impl Property for u32 {
+    const TYPE: &'static str = "u";
+    fn read(r: &mut BodyReader<'_>) -> Result<Self, DbusError> {
+        r.u32()
+    }
+}
+
+impl Property for u64 {
+    const TYPE: &'static str = "t";
+    fn read(r: &mut BodyReader<'_>) -> Result<Self, DbusError> {
+        r.u64()
+    }
 }
 
 /// Reads one property.
-fn get<T>(connection: &Connection, path: &str, interface: &str, property: &str) -> zbus::Result<T>
-where
-    T: TryFrom<OwnedValue>,
-    <T as TryFrom<OwnedValue>>::Error: Into<zbus::Error>,
-{
-    let reply = connection.call_method(
-        Some(DESTINATION),
+fn get<T: Property>(
+    connection: &mut DbusConnection,
+    path: &str,
+    interface: &str,
+    property: &str,
+) -> Result<T, DbusError> {
+    let reply = connection.call(
+        DESTINATION,
         path,
-        Some(PROPERTIES),
+        PROPERTIES,
         "Get",
-        &(interface, property),
+        &[Arg::Str(interface), Arg::Str(property)],
     )?;
-    let value: OwnedValue = reply.body().deserialize()?;
-    T::try_from(value).map_err(Into::into)
+    let mut r = reply.reader();
+    let signature = if reply.signature() == "v" {
+        r.signature()?
+    } else {
+        reply.signature()
+    };
+    if signature != T::TYPE {
+        return Err(DbusError::Protocol(format!(
+            "{interface}.{property} is of type {signature:?}, not {:?}",
+            T::TYPE
+        )));
+    }
+    T::read(&mut r)
 }
 
 /// The samples of one run, from what was read.
@@ -571,17 +621,27 @@ fn version_number(version: &str) -> Option<f64> {
     rest[..end].parse().ok()
 }
 
-/// Escapes a D-Bus address value: bytes other than `[-0-9A-Za-z_/.\*]` as `%XX`.
-fn escape_address_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_/.\\*".contains(&b) {
-            out.push(char::from(b));
+/// The socket path of a `unix:path=...` D-Bus address (its first, when it lists several),
+/// `%XX` escapes decoded; `None` for other kinds of address.
+fn socket_of_address(address: &str) -> Option<PathBuf> {
+    let first = address.split(';').next()?;
+    let params = first.strip_prefix("unix:")?;
+    let value = params.split(',').find_map(|kv| kv.strip_prefix("path="))?;
+    let mut bytes = Vec::with_capacity(value.len());
+    let mut rest = value.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
         } else {
-            out.push_str(&format!("%{b:02x}"));
+            bytes.push(b);
+            rest = tail;
         }
     }
-    out
+    Some(PathBuf::from(
+        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes),
+    ))
 }
 
 /// Whether `name` matches the shell glob `pattern` (`*`, `?`, `[a-z]`, `[!a]`), as
@@ -658,6 +718,8 @@ fn class(p: &[char], c: char) -> Option<(bool, usize)> {
 #[cfg(test)]
 mod tests {
     use std::os::unix::net::UnixStream;
+
+    use zbus::zvariant::OwnedObjectPath;
 
     use super::*;
 
@@ -934,7 +996,12 @@ mod tests {
         assert_eq!(version_number("systemd 219"), Some(219.0));
         assert_eq!(version_number("v2 and 245.4-4ubuntu3"), Some(245.4));
         assert_eq!(version_number("none"), None);
-        assert_eq!(escape_address_value("/a b/c%"), "/a%20b/c%25");
+        assert_eq!(
+            socket_of_address("unix:path=/run/a%20b/bus%25,guid=1;tcp:host=x"),
+            Some(PathBuf::from("/run/a b/bus%"))
+        );
+        assert_eq!(socket_of_address("unix:abstract=/tmp/dbus"), None);
+        assert_eq!(socket_of_address("unix:path=/a%4"), None);
     }
 
     proptest::proptest! {
@@ -946,8 +1013,22 @@ mod tests {
         }
     }
 
-    /// A stand-in for systemd on a peer-to-peer D-Bus connection: the collector's real
-    /// calls and decoding, without a bus.
+    /// `ListUnits`' row as zbus marshals it.
+    type UnitRow = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        OwnedObjectPath,
+        u32,
+        String,
+        OwnedObjectPath,
+    );
+
+    /// A stand-in for systemd, served by zbus on a peer-to-peer D-Bus connection: the
+    /// collector's real calls and decoding, checked by another D-Bus implementation.
     mod fake {
         use super::*;
 
@@ -1056,11 +1137,7 @@ mod tests {
                 .and_then(|b| b.build())
                 .expect("fake systemd")
         });
-        let connection = zbus::blocking::connection::Builder::async_io_unix_stream(client)
-            .p2p()
-            .method_timeout(CALL_TIMEOUT)
-            .build()
-            .expect("client");
+        let connection = DbusConnection::on_stream(client, CALL_TIMEOUT).expect("client");
         let _server = serving.join().expect("server thread");
         // As agent.toml writes it.
         let settings = toml::from_str(r#"include = ["*.service", "*.device"]"#).unwrap();
@@ -1115,6 +1192,31 @@ mod tests {
             "{}",
             out.events[0].output
         );
+        // An object that is not there is a method error (a unit gone between listing and
+        // reading: not reported); a property of another type is a protocol error.
+        let Bus::Connected(connection) = &mut collector.bus else {
+            panic!("the collector let go of its connection");
+        };
+        match get::<u32>(
+            connection,
+            "/nowhere",
+            "org.freedesktop.systemd1.Service",
+            "NRestarts",
+        ) {
+            Err(DbusError::Method { name, .. }) => {
+                assert!(name.starts_with("org.freedesktop.DBus.Error."), "{name}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match get::<u64>(
+            connection,
+            "/u/web",
+            "org.freedesktop.systemd1.Service",
+            "NRestarts",
+        ) {
+            Err(DbusError::Protocol(m)) => assert!(m.contains(r#""u", not "t""#), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

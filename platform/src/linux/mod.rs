@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::Error;
 
+pub mod dbus;
 mod diskstats;
 mod host;
 mod hwmon;
