@@ -34,12 +34,11 @@ enabled = false" ;;
 esac
 cd "$(dirname "$0")/.."
 command -v prometheus-node-exporter >/dev/null || { echo "install prometheus-node-exporter first" >&2; exit 2; }
-# As packaged: the server with the release profile, the agent on its own with the agent
-# profile (see Cargo.toml).
+# As packaged: the server with the release profile, the agent as the .deb ships it
+# (scripts/build-agent).
 cargo build --release -q -p sysward-server
-cargo build --profile agent -q -p sysward-agent
 bin=${CARGO_TARGET_DIR:-target}/release
-agent=${CARGO_TARGET_DIR:-target}/agent/sysward-agent
+agent=$(scripts/build-agent -q)
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }

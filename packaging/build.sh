@@ -2,8 +2,8 @@
 # Builds the sysward-agent, sysward-server and sysward-smart packages into target/packages/:
 #
 #   packaging/build.sh             # cargo build --release, then the .deb and .rpm files
-#   packaging/build.sh --no-build  # package the binaries already built (target/release,
-#                                  # and target/agent for the agent)
+#   packaging/build.sh --no-build  # package the binaries already built (target/release;
+#                                  # the agent: see binary() below)
 #
 # Both formats are made from one staged tree per package, so they hold the same files with
 # the same modes: the .deb with dpkg-deb (part of dpkg, on every Debian host), the .rpm
@@ -31,22 +31,32 @@ out=$target/packages
 release=$target/release
 
 # Where each binary is built: the agent with the `agent` profile (see Cargo.toml), the
-# others with `release`.
+# others with `release`. The .deb's agent is linked statically with glibc (see
+# scripts/build-agent) and depends on the exact glibc release it was linked with. The
+# .rpm's agent links glibc dynamically: it is built here, on Debian, for hosts whose glibc
+# release cannot be pinned, and glibc's NSS modules on those hosts must be able to load.
+triple=$(rustc -vV | sed -n 's/^host: //p')
 binary() {
 	case "$1" in
-	sysward-agent) echo "$target/agent/sysward-agent" ;;
+	sysward-agent) echo "$target/$triple/agent/sysward-agent" ;;
+	sysward-agent-rpm) echo "$target/agent/sysward-agent" ;;
 	*) echo "$release/$1" ;;
 	esac
 }
+rpm=0
+command -v rpmbuild >/dev/null && rpm=1
 
 if [ "$build" = 1 ]; then
-	# The agent on its own: built with the server, cargo would unify the server's features
-	# (HTTP/2, the hyper server) into the agent's crates, and it runs on every host.
 	"${CARGO:-cargo}" build --release --locked -p sysward-server -p sysward-smart
-	"${CARGO:-cargo}" build --profile agent --locked -p sysward-agent
+	scripts/build-agent >/dev/null
+	if [ "$rpm" = 1 ]; then
+		"${CARGO:-cargo}" build --profile agent --locked -p sysward-agent
+	fi
 fi
 
-for bin in sysward-agent sysward-server sysward-smart; do
+needed=(sysward-agent sysward-server sysward-smart)
+[ "$rpm" = 1 ] && needed+=(sysward-agent-rpm)
+for bin in "${needed[@]}"; do
 	if [ ! -x "$(binary "$bin")" ]; then
 		echo "$(binary "$bin") is missing: run without --no-build" >&2
 		exit 1
@@ -72,6 +82,16 @@ mkdir -p "$out"
 # error, so that a new native dependency is noticed here rather than on a host.
 deb_depends() {
 	local bin=$1 deps=() lib glibc
+	if ! readelf -d "$bin" | grep -q '(NEEDED)'; then
+		# Linked statically with glibc: NSS modules that glibc loads at run time link the
+		# host's shared libc, which must be the release linked in (scripts/build-agent).
+		local upstream minor
+		upstream=$(glibc_version)
+		upstream=${upstream%%-*}
+		minor=${upstream#*.}
+		printf 'libc6 (>= %s), libc6 (<< %s.%s)' "$upstream" "${upstream%%.*}" "$((${minor%%.*} + 1))"
+		return
+	fi
 	for lib in $(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
 		case "$lib" in
 		libc.so.6 | libm.so.6 | libpthread.so.0 | libdl.so.2 | librt.so.1 | ld-linux*) ;;
@@ -88,6 +108,8 @@ deb_depends() {
 		printf ', %s' "$lib"
 	done
 }
+
+glibc_version() { dpkg-query -W -f='${Version}' libc6; }
 
 # stage PKG: the package's files under $out/stage/PKG, as they will be installed.
 stage() {
@@ -173,6 +195,10 @@ build_deb() {
 		Homepage: https://example.invalid/sysward
 		Description: $description
 	EOF
+	if ! readelf -d "$bin" | grep -q '(NEEDED)'; then
+		# Debian policy for a binary with a library linked in: name the source it came from.
+		sed -i "/^Depends:/a Built-Using: glibc (= $(glibc_version))" "$dir/DEBIAN/control"
+	fi
 	chmod 0644 "$dir/DEBIAN/control"
 	# --root-owner-group: every file root:root whoever builds; xz -9: the smallest.
 	dpkg-deb --root-owner-group -Zxz -z9 --build "$dir" "$file" >/dev/null
@@ -214,7 +240,8 @@ build_deb sysward-smart "sysward-agent (= $deb_version), smartmontools, libcap2-
  needs (CAP_SYS_RAWIO, CAP_SYS_ADMIN, CAP_DAC_OVERRIDE). Installs a drop-in for
  sysward-agent.service that lets the agent run it; removing this package makes
  the agent fully hardened again."
-if command -v rpmbuild >/dev/null; then
+if [ "$rpm" = 1 ]; then
+	install -m 0755 "$(binary sysward-agent-rpm)" "$out/stage/sysward-agent/usr/bin/sysward-agent"
 	build_rpm sysward-agent
 	build_rpm sysward-server
 	build_rpm sysward-smart

@@ -66,6 +66,8 @@ info=$(dpkg-deb -I "$agent_deb")
 echo "$info" | sed -n '/Package:/,$p'
 contains "agent control: name" "$info" "Package: sysward-agent"
 contains "agent control: depends on glibc" "$info" "Depends: libc6 (>= "
+contains "agent control: on the glibc release linked in" "$info" ", libc6 (<< "
+contains "agent control: names the glibc linked in" "$info" "Built-Using: glibc (= "
 contains "agent control: has the scripts" "$info" "postinst"
 contains "agent control: conffile" "$(dpkg-deb --ctrl-tarfile "$agent_deb" | tar -xO ./conffiles)" \
 	"/etc/sysward/agent.toml"
