@@ -13,7 +13,10 @@ mod limits;
 mod token;
 pub mod units;
 
-pub use batch::{AckResponse, Batch, ErrorResponse, Event, HostInfo, Series, SeriesKind, VERSION};
+pub use batch::{
+    AckResponse, Batch, ErrorResponse, Event, HostInfo, OutgoingBatch, OutgoingSeries, Series,
+    SeriesKind, VERSION,
+};
 pub use enroll::{EnrollRequest, EnrollResponse, EnrollStatus};
 pub use limits::{BatchEncoder, DecodeError, Limits, decode_batch, encode_batch, inflate_limited};
 pub use token::{JoinToken, TokenError};

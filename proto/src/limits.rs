@@ -75,13 +75,21 @@ pub fn encode_batch(batch: &Batch) -> io::Result<Vec<u8>> {
     BatchEncoder::new().encode(batch)
 }
 
-/// Encodes batches as [`encode_batch`] does, reusing its buffers and its deflate state
-/// (a few hundred KiB, which allocated afresh per batch meant fresh pages to fault in
-/// and zero each time, more than the compressing itself on a small batch).
+/// Encodes batches as [`encode_batch`] does, reusing its deflate state (a few hundred KiB,
+/// which allocated afresh per batch meant fresh pages to fault in and zero each time, more
+/// than the compressing itself on a small batch).
+///
+/// The JSON is not held whole: serde_json writes it into a [`CHUNK`] buffer that is
+/// deflated each time it fills. A batch's whole JSON text (tens to hundreds of KiB, kept
+/// between batches for its capacity) was the largest buffer of the agent's heap after the
+/// deflate state.
 pub struct BatchEncoder {
-    json: Vec<u8>,
+    chunk: Vec<u8>,
     deflate: flate2::Compress,
 }
+
+/// JSON text deflated at a time.
+const CHUNK: usize = 16 << 10;
 
 impl Default for BatchEncoder {
     fn default() -> Self {
@@ -95,46 +103,92 @@ impl BatchEncoder {
     /// encodes every few seconds for ever, while the bytes are a few KiB per batch.
     pub fn new() -> Self {
         Self {
-            json: Vec::new(),
+            chunk: Vec::with_capacity(CHUNK),
             // Raw deflate: the gzip header and trailer are written here (RFC 1952).
             deflate: flate2::Compress::new(Compression::fast(), false),
         }
     }
 
-    /// JSON, then gzip: the body of one ingest request.
-    pub fn encode(&mut self, batch: &Batch) -> io::Result<Vec<u8>> {
-        self.json.clear();
-        serde_json::to_writer(&mut self.json, batch).map_err(io::Error::other)?;
+    /// JSON, then gzip: the body of one ingest request ([`Batch`], or the
+    /// [`OutgoingBatch`](crate::OutgoingBatch) that writes the same JSON).
+    pub fn encode(&mut self, batch: &impl serde::Serialize) -> io::Result<Vec<u8>> {
         self.deflate.reset();
-        let mut out = Vec::with_capacity(self.json.len() / 4 + 64);
+        self.chunk.clear();
+        let mut out = Vec::with_capacity(4096);
         // ID1 ID2, CM = deflate, no flags, no mtime, no extra flags, OS unknown.
         out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-        let mut input = &self.json[..];
+        let mut sink = DeflateSink {
+            deflate: &mut self.deflate,
+            chunk: &mut self.chunk,
+            out,
+            crc: flate2::Crc::new(),
+        };
+        serde_json::to_writer(&mut sink, batch).map_err(io::Error::other)?;
+        sink.deflate_chunk(flate2::FlushCompress::Finish)?;
+        let crc = sink.crc;
+        let mut out = sink.out;
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        // ISIZE: the length modulo 2^32, as the format says.
+        out.extend_from_slice(&crc.amount().to_le_bytes());
+        Ok(out)
+    }
+}
+
+/// Where serde_json writes: gathers text into the chunk, deflating it when full.
+struct DeflateSink<'a> {
+    deflate: &'a mut flate2::Compress,
+    chunk: &'a mut Vec<u8>,
+    out: Vec<u8>,
+    crc: flate2::Crc,
+}
+
+impl DeflateSink<'_> {
+    /// Deflates the chunk into `out` (and with `Finish`, ends the stream).
+    fn deflate_chunk(&mut self, flush: flate2::FlushCompress) -> io::Result<()> {
+        let finish = flush == flate2::FlushCompress::Finish;
+        let mut input = &self.chunk[..];
+        let mut stalled = 0;
         loop {
-            if out.capacity() - out.len() < 1024 {
-                out.reserve(out.capacity().max(4096));
+            if self.out.capacity() - self.out.len() < 1024 {
+                self.out.reserve(self.out.capacity().max(4096));
             }
-            let before = self.deflate.total_in();
+            let (before_in, before_out) = (self.deflate.total_in(), self.deflate.total_out());
             let status = self
                 .deflate
-                .compress_vec(input, &mut out, flate2::FlushCompress::Finish)
+                .compress_vec(input, &mut self.out, flush)
                 .map_err(io::Error::other)?;
-            let used = usize::try_from(self.deflate.total_in() - before).unwrap_or(input.len());
+            let used = usize::try_from(self.deflate.total_in() - before_in).unwrap_or(input.len());
             input = &input[used.min(input.len())..];
-            if status == flate2::Status::StreamEnd {
+            // Never spin on the runtime's thread: deflate always progresses with 1 KiB free.
+            if used == 0 && self.deflate.total_out() == before_out {
+                stalled += 1;
+                if stalled > 3 {
+                    return Err(io::Error::other("deflate made no progress"));
+                }
+            }
+            // Without Finish, deflate may hold input back in its window: done once it
+            // has taken all of it. With Finish, done at the stream's end.
+            if (finish && status == flate2::Status::StreamEnd) || (!finish && input.is_empty()) {
                 break;
             }
         }
-        let mut crc = flate2::Crc::new();
-        crc.update(&self.json);
-        out.extend_from_slice(&crc.sum().to_le_bytes());
-        // ISIZE: the length modulo 2^32, as the format says.
-        out.extend_from_slice(&(self.json.len() as u32).to_le_bytes());
-        // A huge batch must not keep its buffer for ever.
-        if self.json.capacity() > 4 << 20 {
-            self.json = Vec::new();
+        self.chunk.clear();
+        Ok(())
+    }
+}
+
+impl io::Write for DeflateSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.crc.update(buf);
+        self.chunk.extend_from_slice(buf);
+        if self.chunk.len() >= CHUNK {
+            self.deflate_chunk(flate2::FlushCompress::None)?;
         }
-        Ok(out)
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -297,6 +351,39 @@ mod tests {
             let mut text = String::new();
             GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
             assert_eq!(text, serde_json::to_string(&b).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_batch_of_many_chunks_decodes_whole() {
+        let mut b = batch();
+        b.series = (0..3000)
+            .map(|i| Series {
+                name: format!("node_network_receive_bytes_total_{i}"),
+                labels: [("device".to_string(), format!("eth{i}"))].into(),
+                kind: SeriesKind::Counter,
+                points: vec![(1_700_000_000_000 + i, i as f64 * 1.5)],
+            })
+            .collect();
+        let text = serde_json::to_string(&b).unwrap();
+        assert!(
+            text.len() > 8 * CHUNK,
+            "{} bytes: the test needs many chunks",
+            text.len()
+        );
+        let mut encoder = BatchEncoder::new();
+        for _ in 0..2 {
+            let body = encoder.encode(&b).unwrap();
+            let mut inflated = String::new();
+            GzDecoder::new(&body[..])
+                .read_to_string(&mut inflated)
+                .unwrap();
+            assert_eq!(inflated, text);
+            let limits = Limits {
+                max_series: 10_000,
+                ..Limits::default()
+            };
+            assert_eq!(decode_batch(&body, &limits).unwrap(), b);
         }
     }
 
