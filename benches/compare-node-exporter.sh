@@ -98,7 +98,7 @@ n = (n1 - n0) / cycles * 1000
 per_hour = 3600 / float(interval) / 1000
 print(f"{cycles} cycles every {interval}s over {duration}s, agent tiers: {mode}")
 print(f"{'':24}{'CPU ms/cycle':>14}{'CPU s/hour':>12}{'peak RSS MiB':>14}")
-print(f"{'sysward-agent':24}{a:14.2f}{a*per_hour:12.2f}{ahwm/1024:14.1f}")
-print(f"{'node_exporter':24}{n:14.2f}{n*per_hour:12.2f}{nhwm/1024:14.1f}")
+print(f"{'sysward-agent':24}{a:14.2f}{a*per_hour:12.2f}{ahwm/1024:14.2f}")
+print(f"{'node_exporter':24}{n:14.2f}{n*per_hour:12.2f}{nhwm/1024:14.2f}")
 print(f"ratio agent/node_exporter: CPU {a/n:.3f}, RSS {ahwm/nhwm:.3f}")
 PY

@@ -5,7 +5,9 @@
 use std::{sync::Arc, time::Duration};
 
 use sysward_collectors::Kind;
-use sysward_proto::{Batch, BatchEncoder, Event, HostInfo, Series, SeriesKind, VERSION};
+use sysward_proto::{
+    BatchEncoder, Event, HostInfo, OutgoingBatch, OutgoingSeries, SeriesKind, VERSION,
+};
 use tokio::sync::mpsc;
 use tracing::{error, warn};
 
@@ -75,7 +77,7 @@ impl Batcher {
                 .partition(|r| r.priority || !r.events.is_empty());
             vec![(true, urgent), (false, rest)]
         };
-        let batches: Vec<(bool, Batch)> = groups
+        let batches: Vec<(bool, OutgoingBatch)> = groups
             .into_iter()
             .filter(|(_, group)| !group.is_empty())
             .map(|(priority, group)| (priority, self.build(group)))
@@ -101,9 +103,11 @@ impl Batcher {
         } else if let Err(e) = tokio::task::spawn_blocking(store).await {
             error!(error = %e, "Encoding or queueing batches failed; they are lost.");
         }
+        // The tick's samples, batch and JSON are freed by now.
+        sysward_platform::linux::release_free_memory();
     }
 
-    pub(crate) fn build(&mut self, runs: Vec<RunOutput>) -> Batch {
+    pub(crate) fn build(&mut self, runs: Vec<RunOutput>) -> OutgoingBatch {
         let seq = self.next_seq;
         self.next_seq += 1;
         // Group by series identity so that a series read twice in one batch is one entry
@@ -130,12 +134,20 @@ impl Batcher {
                     continue;
                 }
                 sample.labels.sort_unstable();
+                // One value per label name, the last in sort order, as a map would keep.
+                sample.labels.dedup_by(|later, kept| {
+                    let same = later.0 == kept.0;
+                    if same {
+                        std::mem::swap(&mut later.1, &mut kept.1);
+                    }
+                    same
+                });
                 readings.push((run.ts_ms, sample));
             }
         }
         // Stable: two points of one series keep the order of their runs.
         readings.sort_by(|(_, a), (_, b)| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
-        let mut series: Vec<Series> = Vec::new();
+        let mut series: Vec<OutgoingSeries> = Vec::new();
         for (ts, sample) in readings {
             if let Some(current) = series.last_mut() {
                 let same_labels = current.labels.len() == sample.labels.len()
@@ -149,9 +161,9 @@ impl Batcher {
                     continue;
                 }
             }
-            series.push(Series {
+            series.push(OutgoingSeries {
                 name: sample.name,
-                labels: sample.labels.into_iter().collect(),
+                labels: sample.labels,
                 kind: match sample.kind {
                     Kind::Counter => SeriesKind::Counter,
                     Kind::Gauge => SeriesKind::Gauge,
@@ -163,7 +175,7 @@ impl Batcher {
             self.metrics.samples_dropped_non_finite.add(dropped);
             warn!(dropped, "Samples with NaN or infinite values dropped.");
         }
-        Batch {
+        OutgoingBatch {
             v: VERSION,
             agent_id: self.agent_id.clone(),
             boot_id: self.boot_id.clone(),
@@ -198,6 +210,41 @@ mod tests {
     }
 
     #[test]
+    fn a_label_named_twice_keeps_one_value_and_the_body_decodes() {
+        let metrics = Arc::new(AgentMetrics::default());
+        let mut b = batcher(
+            Arc::new(MemoryQueue::new(4, metrics.clone())),
+            metrics.clone(),
+        );
+        let run = RunOutput {
+            ts_ms: 1,
+            priority: false,
+            samples: vec![
+                Sample::new("up", Kind::Gauge, 1.0)
+                    .label("job", "b")
+                    .label("job", "a")
+                    .label("x", "1"),
+            ],
+            events: vec![],
+        };
+        let batch = b.build(vec![run]);
+        assert_eq!(
+            batch.series[0].labels,
+            [("job".into(), "b".into()), ("x".into(), "1".into())]
+        );
+        let body = BatchEncoder::new().encode(&batch).expect("encodes");
+        let decoded = sysward_proto::decode_batch(&body, &Default::default()).expect("decodes");
+        assert_eq!(
+            decoded.series[0].labels,
+            [
+                ("job".to_string(), "b".to_string()),
+                ("x".into(), "1".into())
+            ]
+            .into()
+        );
+    }
+
+    #[test]
     fn groups_points_and_drops_non_finite() {
         let metrics = Arc::new(AgentMetrics::default());
         let mut b = batcher(
@@ -219,6 +266,10 @@ mod tests {
         assert_eq!(batch.seq, 1);
         assert_eq!(batch.series.len(), 1);
         assert_eq!(batch.series[0].points, vec![(1, 0.5), (2, 0.7)]);
+        assert_eq!(
+            batch.series[0].labels,
+            [("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
         assert_eq!(metrics.samples_dropped_non_finite.get(), 2);
         assert_eq!(b.build(vec![]).seq, 2);
         let check = RunOutput {

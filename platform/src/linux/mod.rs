@@ -40,7 +40,7 @@ pub use host::{
 };
 pub use hwmon::{parse_hwmon_filename, read_hwmon};
 pub use loadavg::{parse_loadavg, read_loadavg};
-pub use malloc::limit_malloc_arenas;
+pub use malloc::{limit_malloc_arenas, release_free_memory};
 pub use meminfo::{parse_meminfo, read_meminfo};
 pub use mountinfo::{parse_mountinfo, read_mounts};
 pub use netdev::{parse_net_dev, read_net_class, read_net_dev};
