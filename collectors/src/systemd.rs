@@ -322,6 +322,10 @@ impl Collector for SystemdCollector {
         }
         let system_state = get::<String>(connection, MANAGER_PATH, MANAGER, "SystemState");
         let version = get::<String>(connection, MANAGER_PATH, MANAGER, "Version");
+        if connection.is_broken() {
+            // A call timed out or read garbage part-way: connect afresh next run.
+            self.bus = Bus::Disconnected;
+        }
 
         unit_samples(&units, &selected, &details, self.config.start_time, out);
         match system_state {

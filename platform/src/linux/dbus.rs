@@ -75,6 +75,9 @@ pub enum Arg<'a> {
 pub struct DbusConnection {
     stream: UnixStream,
     serial: u32,
+    /// A read or write failed part-way (a timeout, say) or a message could not be read:
+    /// where the next message starts is unknown, so the connection is not used again.
+    broken: bool,
 }
 
 impl DbusConnection {
@@ -119,11 +122,40 @@ impl DbusConnection {
         stream
             .write_all(b"BEGIN\r\n")
             .map_err(io("cannot authenticate to D-Bus"))?;
-        Ok(Self { stream, serial: 0 })
+        Ok(Self {
+            stream,
+            serial: 0,
+            broken: false,
+        })
+    }
+
+    /// Whether an earlier call failed part-way through the stream; connect afresh.
+    pub fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// Calls a method and waits for its reply (other messages meanwhile are dropped).
+    /// After an I/O or protocol error the connection is broken for good
+    /// ([`Self::is_broken`]); an error reply from the peer leaves it usable.
     pub fn call(
+        &mut self,
+        destination: &str,
+        path: &str,
+        interface: &str,
+        member: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Reply, DbusError> {
+        if self.broken {
+            return Err(protocol("the connection broke on an earlier call"));
+        }
+        let result = self.exchange(destination, path, interface, member, args);
+        if matches!(result, Err(DbusError::Io { .. } | DbusError::Protocol(_))) {
+            self.broken = true;
+        }
+        result
+    }
+
+    fn exchange(
         &mut self,
         destination: &str,
         path: &str,
@@ -556,6 +588,34 @@ mod tests {
         let mut r = reply.reader();
         assert_eq!(r.string().ok(), Some("hi"));
         assert_eq!(r.u64().ok(), Some(9));
+    }
+
+    #[test]
+    fn a_reply_cut_off_breaks_the_connection_for_good() {
+        let (client, mut peer) = UnixStream::pair().expect("socket pair");
+        let serving = std::thread::spawn(move || {
+            let auth = read_line(&mut peer).expect("auth line");
+            assert!(auth.starts_with("\0AUTH EXTERNAL "), "{auth:?}");
+            peer.write_all(b"OK 0123456789abcdef\r\n").expect("ok");
+            assert_eq!(read_line(&mut peer).expect("begin"), "BEGIN");
+            read_message(&mut peer)
+                .map_err(|_| "call")
+                .expect("the call");
+            // The first 10 of 16 header bytes, then silence: the peer stays connected.
+            peer.write_all(b"l\x02\x00\x01\x00\x00\x00\x00\x01\x00")
+                .expect("part");
+            peer
+        });
+        let mut connection =
+            DbusConnection::on_stream(client, Duration::from_millis(200)).expect("auth");
+        let call = |c: &mut DbusConnection| c.call("d", "/p", "i.f", "M", &[]);
+        assert!(matches!(call(&mut connection), Err(DbusError::Io { .. })));
+        assert!(connection.is_broken());
+        match call(&mut connection) {
+            Err(DbusError::Protocol(m)) => assert!(m.contains("earlier call"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        drop(serving.join().expect("peer"));
     }
 
     #[test]
