@@ -82,7 +82,7 @@ mkdir -p "$out"
 # error, so that a new native dependency is noticed here rather than on a host.
 deb_depends() {
 	local bin=$1 deps=() lib glibc
-	if ! readelf -d "$bin" | grep -q '(NEEDED)'; then
+	if is_static "$bin"; then
 		# Linked statically with glibc: NSS modules that glibc loads at run time link the
 		# host's shared libc, which must be the release linked in (scripts/build-agent).
 		local upstream minor
@@ -110,6 +110,10 @@ deb_depends() {
 }
 
 glibc_version() { dpkg-query -W -f='${Version}' libc6; }
+
+# Whether BIN needs no shared library. (Not `readelf | grep -q`: under pipefail, grep
+# leaving early can make readelf's SIGPIPE fail the pipeline.)
+is_static() { [ -z "$(readelf -d "$1" | sed -n '/(NEEDED)/p')" ]; }
 
 # stage PKG: the package's files under $out/stage/PKG, as they will be installed.
 stage() {
@@ -195,7 +199,7 @@ build_deb() {
 		Homepage: https://example.invalid/sysward
 		Description: $description
 	EOF
-	if ! readelf -d "$bin" | grep -q '(NEEDED)'; then
+	if is_static "$bin"; then
 		# Debian policy for a binary with a library linked in: name the source it came from.
 		sed -i "/^Depends:/a Built-Using: glibc (= $(glibc_version))" "$dir/DEBIAN/control"
 	fi

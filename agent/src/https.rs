@@ -286,29 +286,37 @@ mod tests {
 
     #[test]
     fn server_urls_as_operators_write_them() {
-        let ok = |authority: &str, host: &str, port: u16, prefix: &str| {
-            Ok((authority.into(), host.into(), port, prefix.into()))
-        };
-        assert_eq!(
-            parts("https://mon.example:8443"),
-            ok("mon.example:8443", "mon.example", 8443, "")
-        );
-        assert_eq!(
-            parts("https://mon.example/"),
-            ok("mon.example:443", "mon.example", 443, "")
-        );
-        assert_eq!(
-            parts("https://10.0.0.5:8443/sysward/"),
-            ok("10.0.0.5:8443", "10.0.0.5", 8443, "/sysward")
-        );
-        assert_eq!(
-            parts("https://[::1]:8443"),
-            ok("[::1]:8443", "::1", 8443, "")
-        );
-        assert_eq!(
-            parts("https://[fe80::1]"),
-            ok("[fe80::1]:443", "fe80::1", 443, "")
-        );
+        for (url, authority, host, port, prefix) in [
+            (
+                "https://mon.example:8443",
+                "mon.example:8443",
+                "mon.example",
+                8443,
+                "",
+            ),
+            (
+                "https://mon.example/",
+                "mon.example:443",
+                "mon.example",
+                443,
+                "",
+            ),
+            (
+                "https://10.0.0.5:8443/sysward/",
+                "10.0.0.5:8443",
+                "10.0.0.5",
+                8443,
+                "/sysward",
+            ),
+            ("https://[::1]:8443", "[::1]:8443", "::1", 8443, ""),
+            ("https://[fe80::1]", "[fe80::1]:443", "fe80::1", 443, ""),
+        ] {
+            assert_eq!(
+                parts(url),
+                Ok((authority.into(), host.into(), port, prefix.into())),
+                "{url}"
+            );
+        }
     }
 
     #[test]
