@@ -148,28 +148,6 @@ impl HttpsClient {
         content_encoding: Option<&'static str>,
         body: Bytes,
     ) -> Result<Response, HttpsError> {
-        let timeout = self.request_timeout;
-        tokio::time::timeout(
-            timeout,
-            self.exchange(path, content_type, content_encoding, body),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(HttpsError::Timeout {
-                authority: self.endpoint.authority.clone(),
-                after: timeout,
-            })
-        })
-    }
-
-    async fn exchange(
-        &self,
-        path: &str,
-        content_type: &'static str,
-        content_encoding: Option<&'static str>,
-        body: Bytes,
-    ) -> Result<Response, HttpsError> {
-        let mut kept = self.connection.lock().await;
         let request = || {
             let mut builder = Request::post(format!("{}{path}", self.endpoint.prefix))
                 .header(header::HOST, self.host_header.clone())
@@ -181,6 +159,23 @@ impl HttpsClient {
                 .body(Full::new(body.clone()))
                 .map_err(|e| self.http_error(e))
         };
+        let timeout = self.request_timeout;
+        tokio::time::timeout(timeout, self.exchange(request))
+            .await
+            .unwrap_or_else(|_| {
+                Err(HttpsError::Timeout {
+                    authority: self.endpoint.authority.clone(),
+                    after: timeout,
+                })
+            })
+    }
+
+    /// Sends the request `request` makes, made a second time if it has to go again.
+    async fn exchange(
+        &self,
+        request: impl Fn() -> Result<Request<Full<Bytes>>, HttpsError>,
+    ) -> Result<Response, HttpsError> {
+        let mut kept = self.connection.lock().await;
         // A kept connection the server has closed in the meantime (its idle timeout, a
         // restart) fails without the request having been handled: the request goes once
         // more on a new connection. Both requests the agent makes are safe to repeat: a

@@ -148,34 +148,28 @@ impl DbusConnection {
         if self.broken {
             return Err(protocol("the connection broke on an earlier call"));
         }
-        let result = self.exchange(destination, path, interface, member, args);
+        self.serial = self.serial.wrapping_add(1).max(1);
+        let message = method_call(self.serial, destination, path, interface, member, args);
+        let result = self.exchange(&message, &format!("{interface}.{member}"));
         if matches!(result, Err(DbusError::Io { .. } | DbusError::Protocol(_))) {
             self.broken = true;
         }
         result
     }
 
-    fn exchange(
-        &mut self,
-        destination: &str,
-        path: &str,
-        interface: &str,
-        member: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Reply, DbusError> {
-        self.serial = self.serial.wrapping_add(1).max(1);
+    /// Sends a method call (serial `self.serial`) and reads until its reply.
+    fn exchange(&mut self, call: &[u8], method: &str) -> Result<Reply, DbusError> {
         let serial = self.serial;
-        let message = method_call(serial, destination, path, interface, member, args);
         self.stream
-            .write_all(&message)
+            .write_all(call)
             .map_err(|source| DbusError::Io {
-                what: format!("cannot send {interface}.{member}"),
+                what: format!("cannot send {method}"),
                 source,
             })?;
         loop {
             let message = read_message(&mut self.stream).map_err(|e| match e {
                 ReadError::Io(source) => DbusError::Io {
-                    what: format!("no reply to {interface}.{member}"),
+                    what: format!("no reply to {method}"),
                     source,
                 },
                 ReadError::Protocol(p) => protocol(p),
@@ -187,7 +181,8 @@ impl DbusConnection {
             let reply = Reply {
                 big_endian: header.big_endian,
                 signature: header.signature,
-                body: message[header.body_start..].to_vec(),
+                message,
+                body_start: header.body_start,
             };
             return match header.kind {
                 METHOD_RETURN => Ok(reply),
@@ -217,7 +212,10 @@ impl DbusConnection {
 pub struct Reply {
     big_endian: bool,
     signature: String,
-    body: Vec<u8>,
+    /// The whole message, kept rather than copying out its body (a `ListUnits` reply
+    /// can be megabytes).
+    message: Vec<u8>,
+    body_start: usize,
 }
 
 impl Reply {
@@ -229,7 +227,7 @@ impl Reply {
     /// Reads the body from its start.
     pub fn reader(&self) -> BodyReader<'_> {
         BodyReader {
-            buf: &self.body,
+            buf: self.message.get(self.body_start..).unwrap_or_default(),
             pos: 0,
             big_endian: self.big_endian,
         }
@@ -568,7 +566,8 @@ mod tests {
         let body = Reply {
             big_endian: false,
             signature: header.signature,
-            body: m[header.body_start..].to_vec(),
+            body_start: header.body_start,
+            message: m.clone(),
         };
         let mut r = body.reader();
         assert_eq!(r.string().ok(), Some("a"));
@@ -583,7 +582,8 @@ mod tests {
         let reply = Reply {
             big_endian: true,
             signature: "st".into(),
-            body: body.to_vec(),
+            message: body.to_vec(),
+            body_start: 0,
         };
         let mut r = reply.reader();
         assert_eq!(r.string().ok(), Some("hi"));
@@ -623,7 +623,8 @@ mod tests {
         let reply = Reply {
             big_endian: false,
             signature: "s".into(),
-            body: vec![200, 0, 0, 0, b'x'],
+            message: vec![200, 0, 0, 0, b'x'],
+            body_start: 0,
         };
         assert!(reply.reader().string().is_err());
         let mut fixed = *b"l\x02\x00\x01\xff\xff\xff\x7f\x01\x00\x00\x00\x00\x00\x00\x00";
@@ -637,7 +638,7 @@ mod tests {
         fn headers_and_bodies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = message_length(&bytes);
             let _ = parse_header(&bytes);
-            let reply = Reply { big_endian: false, signature: String::new(), body: bytes };
+            let reply = Reply { big_endian: false, signature: String::new(), message: bytes, body_start: 0};
             let mut r = reply.reader();
             let _ = r.array(8);
             let _ = r.string();
