@@ -149,17 +149,12 @@ impl Batcher {
         readings.sort_by(|(_, a), (_, b)| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
         let mut series: Vec<OutgoingSeries> = Vec::new();
         for (ts, sample) in readings {
-            if let Some(current) = series.last_mut() {
-                let same_labels = current.labels.len() == sample.labels.len()
-                    && current
-                        .labels
-                        .iter()
-                        .zip(&sample.labels)
-                        .all(|((k1, v1), (k2, v2))| k1 == k2 && v1 == v2);
-                if current.name == sample.name && same_labels {
-                    current.points.push((ts, sample.value));
-                    continue;
-                }
+            if let Some(current) = series.last_mut()
+                && current.name == sample.name
+                && current.labels == sample.labels
+            {
+                current.points.push((ts, sample.value));
+                continue;
             }
             series.push(OutgoingSeries {
                 name: sample.name,

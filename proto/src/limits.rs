@@ -384,6 +384,12 @@ mod tests {
                 ..Limits::default()
             };
             assert_eq!(decode_batch(&body, &limits).unwrap(), b);
+            // The text went through in chunks: the encoder never held it whole.
+            assert!(
+                encoder.chunk.capacity() <= 2 * CHUNK,
+                "{} bytes kept",
+                encoder.chunk.capacity()
+            );
         }
     }
 
