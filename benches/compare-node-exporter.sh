@@ -72,7 +72,8 @@ sleep 2
 # utime + stime of the whole process, exited threads included (the agent's blocking pool
 # lets idle threads go). Clock ticks are 10 ms, so run long enough that a tick is noise:
 # the default 300 s at 5 s is 60 cycles.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+# Printed as "user,system" so that the kernel's share (producing /proc text) shows.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print $14 / hz "," $15 / hz }' "/proc/$1/stat"; }
 hwm() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
 
 # Warm up one cycle of each, then measure from a common start.
@@ -90,15 +91,21 @@ a1=$(cpu "$apid"); n1=$(cpu "$npid")
 ahwm=$(hwm "$apid"); nhwm=$(hwm "$npid")
 python3 - "$a0" "$a1" "$n0" "$n1" "$cycles" "$ahwm" "$nhwm" "$duration" "$interval" "$mode" <<'PY'
 import sys
-a0, a1, n0, n1 = map(float, sys.argv[1:5])
+def split(s):
+    user, system = map(float, s.split(","))
+    return user, system
+(au0, as0), (au1, as1), (nu0, ns0), (nu1, ns1) = map(split, sys.argv[1:5])
+a0, a1, n0, n1 = au0 + as0, au1 + as1, nu0 + ns0, nu1 + ns1
 cycles, ahwm, nhwm = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 duration, interval, mode = sys.argv[8], sys.argv[9], sys.argv[10]
 a = (a1 - a0) / cycles * 1000
 n = (n1 - n0) / cycles * 1000
 per_hour = 3600 / float(interval) / 1000
 print(f"{cycles} cycles every {interval}s over {duration}s, agent tiers: {mode}")
-print(f"{'':24}{'CPU ms/cycle':>14}{'CPU s/hour':>12}{'peak RSS MiB':>14}")
-print(f"{'sysward-agent':24}{a:14.2f}{a*per_hour:12.2f}{ahwm/1024:14.2f}")
-print(f"{'node_exporter':24}{n:14.2f}{n*per_hour:12.2f}{nhwm/1024:14.2f}")
+au = (au1 - au0) / cycles * 1000
+nu = (nu1 - nu0) / cycles * 1000
+print(f"{'':24}{'CPU ms/cycle':>14}{'user':>8}{'system':>8}{'CPU s/hour':>12}{'peak RSS MiB':>14}")
+print(f"{'sysward-agent':24}{a:14.2f}{au:8.2f}{a-au:8.2f}{a*per_hour:12.2f}{ahwm/1024:14.2f}")
+print(f"{'node_exporter':24}{n:14.2f}{nu:8.2f}{n-nu:8.2f}{n*per_hour:12.2f}{nhwm/1024:14.2f}")
 print(f"ratio agent/node_exporter: CPU {a/n:.3f}, RSS {ahwm/nhwm:.3f}")
 PY

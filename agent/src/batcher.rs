@@ -15,6 +15,7 @@ use crate::{
     metrics::AgentMetrics,
     queue::{BatchQueue, NewBatch},
     scheduler::{RunOutput, now_ms},
+    series_table::{SeriesTable, identity_hash},
 };
 
 /// How long to wait for the other collectors of a tick.
@@ -34,6 +35,8 @@ pub(crate) struct Batcher {
     /// Kept across batches (see [`BatchEncoder`]); a mutex because a push off the
     /// runtime's thread takes it along.
     pub(crate) encoder: Arc<std::sync::Mutex<BatchEncoder>>,
+    /// Kept between batches: its table is allocated once.
+    pub(crate) series_table: SeriesTable,
 }
 
 impl Batcher {
@@ -110,12 +113,13 @@ impl Batcher {
     pub(crate) fn build(&mut self, runs: Vec<RunOutput>) -> OutgoingBatch {
         let seq = self.next_seq;
         self.next_seq += 1;
-        // Group by series identity so that a series read twice in one batch is one entry
-        // with two points: sorted, then equal neighbours merged. Sorting moves the
-        // strings rather than cloning them into a map's keys.
+        // A series read twice in one batch (two ticks gathered together, a backlog) is
+        // one entry with its points in run order.
         let mut dropped = 0u64;
         let mut events = Vec::new();
-        let mut readings = Vec::new();
+        let samples = runs.iter().map(|r| r.samples.len()).sum();
+        let mut series: Vec<OutgoingSeries> = Vec::with_capacity(samples);
+        self.series_table.reset(samples);
         for run in runs {
             events.extend(run.events.into_iter().map(|e| Event {
                 name: e.check,
@@ -133,38 +137,38 @@ impl Batcher {
                     dropped += 1;
                     continue;
                 }
-                sample.labels.sort_unstable();
-                // One value per label name, the last in sort order, as a map would keep.
-                sample.labels.dedup_by(|later, kept| {
-                    let same = later.0 == kept.0;
-                    if same {
-                        std::mem::swap(&mut later.1, &mut kept.1);
-                    }
-                    same
+                if sample.labels.len() > 1 {
+                    sample.labels.sort_unstable();
+                    // One value per label name, the last in sort order, as a map would
+                    // keep.
+                    sample.labels.dedup_by(|later, kept| {
+                        let same = later.0 == kept.0;
+                        if same {
+                            std::mem::swap(&mut later.1, &mut kept.1);
+                        }
+                        same
+                    });
+                }
+                let hash = identity_hash(
+                    &sample.name,
+                    sample.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                );
+                let found = self.series_table.find_or_insert(hash, |i| {
+                    series[i].name == sample.name && series[i].labels == sample.labels
                 });
-                readings.push((run.ts_ms, sample));
+                match found {
+                    Some(i) => series[i].points.push((run.ts_ms, sample.value)),
+                    None => series.push(OutgoingSeries {
+                        name: sample.name,
+                        labels: sample.labels,
+                        kind: match sample.kind {
+                            Kind::Counter => SeriesKind::Counter,
+                            Kind::Gauge => SeriesKind::Gauge,
+                        },
+                        points: vec![(run.ts_ms, sample.value)],
+                    }),
+                }
             }
-        }
-        // Stable: two points of one series keep the order of their runs.
-        readings.sort_by(|(_, a), (_, b)| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
-        let mut series: Vec<OutgoingSeries> = Vec::new();
-        for (ts, sample) in readings {
-            if let Some(current) = series.last_mut()
-                && current.name == sample.name
-                && current.labels == sample.labels
-            {
-                current.points.push((ts, sample.value));
-                continue;
-            }
-            series.push(OutgoingSeries {
-                name: sample.name,
-                labels: sample.labels,
-                kind: match sample.kind {
-                    Kind::Counter => SeriesKind::Counter,
-                    Kind::Gauge => SeriesKind::Gauge,
-                },
-                points: vec![(ts, sample.value)],
-            });
         }
         if dropped > 0 {
             self.metrics.samples_dropped_non_finite.add(dropped);
@@ -201,6 +205,7 @@ mod tests {
             next_seq: 1,
             push_inline: true,
             encoder: Default::default(),
+            series_table: Default::default(),
         }
     }
 
@@ -289,6 +294,71 @@ mod tests {
                 batch.events[0].duration_ms
             ),
             ("CRITICAL", 9, 1500)
+        );
+    }
+
+    #[test]
+    fn series_keep_their_first_order_and_gather_their_points_across_runs() {
+        let metrics = Arc::new(AgentMetrics::default());
+        let mut b = batcher(
+            Arc::new(MemoryQueue::new(4, metrics.clone())),
+            metrics.clone(),
+        );
+        let cpu = |n: &str, v| {
+            Sample::new("node_cpu_seconds_total", Kind::Counter, v)
+                .label("mode", "idle")
+                .label("cpu", n)
+        };
+        let runs = vec![
+            RunOutput {
+                ts_ms: 1,
+                priority: false,
+                samples: vec![
+                    cpu("1", 10.0),
+                    Sample::new("node_load1", Kind::Gauge, 0.5),
+                    cpu("0", 20.0),
+                ],
+                events: vec![],
+            },
+            RunOutput {
+                ts_ms: 2,
+                priority: false,
+                // The same series in another order, labels given the other way round.
+                samples: vec![
+                    Sample::new("node_cpu_seconds_total", Kind::Counter, 21.0)
+                        .label("cpu", "0")
+                        .label("mode", "idle"),
+                    cpu("1", 11.0),
+                    Sample::new("node_load5", Kind::Gauge, 0.25),
+                ],
+                events: vec![],
+            },
+        ];
+        let batch = b.build(runs);
+        let got: Vec<_> = batch
+            .series
+            .iter()
+            .map(|s| {
+                let labels: Vec<&str> = s.labels.iter().map(|(_, v)| v.as_str()).collect();
+                (s.name.as_str(), labels, s.points.as_slice())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "node_cpu_seconds_total",
+                    vec!["1", "idle"],
+                    &[(1, 10.0), (2, 11.0)][..]
+                ),
+                ("node_load1", vec![], &[(1, 0.5)][..]),
+                (
+                    "node_cpu_seconds_total",
+                    vec!["0", "idle"],
+                    &[(1, 20.0), (2, 21.0)][..]
+                ),
+                ("node_load5", vec![], &[(2, 0.25)][..]),
+            ]
         );
     }
 

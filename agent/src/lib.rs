@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod queue;
 mod run;
 mod scheduler;
+mod series_table;
 mod shipper;
 pub mod spool;
 

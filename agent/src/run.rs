@@ -178,6 +178,7 @@ async fn run_async(
             BufferPlan::Disk(spool) if spool.fsync == FsyncPolicy::EveryBatch
         ),
         encoder: Default::default(),
+        series_table: Default::default(),
     };
     let batcher_task = tokio::spawn(batcher.run(rx));
     let shipper = Shipper::new(
