@@ -179,6 +179,7 @@ async fn run_async(
         ),
         encoder: Default::default(),
         series_table: Default::default(),
+        released_at: None,
     };
     let batcher_task = tokio::spawn(batcher.run(rx));
     let shipper = Shipper::new(

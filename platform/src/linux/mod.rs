@@ -104,10 +104,33 @@ pub fn page_size() -> Option<u64> {
 /// One read and no retry, as node_exporter does: some hwmon drivers answer `EAGAIN`
 /// for ever, and a read loop would spin on them. sysfs attributes never exceed a page.
 fn read_attr(path: &Path) -> io::Result<String> {
-    let mut buf = Vec::new();
-    kept_files::read_kept(path, kept_files::Extent::OnePage, &mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
-    Ok(text.trim_end_matches('\n').to_owned())
+    with_attr(path, str::to_owned)
+}
+
+/// Reads a sysfs attribute as [`read_attr`] does and hands its text to `f`, through a
+/// buffer the thread keeps: a network interface alone has a dozen attributes read per
+/// cycle, most of them parsed to a number at once.
+fn with_attr<T>(path: &Path, f: impl FnOnce(&str) -> T) -> io::Result<T> {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|buf| {
+        // A reentrant call (none today) would find the buffer taken: it gets its own.
+        let mut own = Vec::new();
+        let mut kept = buf.try_borrow_mut();
+        let buf = match kept.as_deref_mut() {
+            Ok(buf) => buf,
+            Err(_) => &mut own,
+        };
+        kept_files::read_kept(path, kept_files::Extent::OnePage, buf)?;
+        let text = String::from_utf8_lossy(buf);
+        Ok(f(text.trim_end_matches('\n')))
+    })
+}
+
+/// A sysfs attribute read by [`with_attr`] as an integer (see [`parse_sysfs_int`]).
+fn read_attr_int(path: &Path) -> Option<i64> {
+    with_attr(path, parse_sysfs_int).ok().flatten()
 }
 
 /// A sysfs integer: decimal, or hexadecimal with `0x` (as `flags` and `dev_id` are

@@ -6,9 +6,8 @@
 //! counter can be so long that no space follows the colon.
 
 use std::fs;
-use std::io;
 
-use super::{parse_sysfs_int, quote, read_attr, read_text};
+use super::{quote, read_attr, read_attr_int, read_text};
 use crate::{Error, NetClassInterface, NetDev, NetDevInterface, ParseError, Roots};
 
 /// Reads and parses `net/dev` under `roots.proc`.
@@ -108,14 +107,14 @@ pub fn read_net_class(
         if entry.file_type().is_ok_and(|kind| kind.is_file()) {
             continue;
         }
-        let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let int = |attr: &str| {
-            read_attr(&path.join(attr))
-                .ok()
-                .and_then(|t| parse_sysfs_int(&t))
+        // One path, its last part swapped per attribute, rather than a join each.
+        let mut path = entry.path();
+        path.push("ifindex");
+        let mut int = |attr: &str| {
+            path.set_file_name(attr);
+            read_attr_int(&path)
         };
-        let text = |attr: &str| read_attr(&path.join(attr)).ok();
         let ifindex = int("ifindex");
         let known = previous
             .iter()
@@ -134,9 +133,6 @@ pub fn read_net_class(
                 netdev_group: int("netdev_group"),
                 tx_queue_len: int("tx_queue_len"),
                 protocol_type: int("type"),
-                address: text("address"),
-                broadcast: text("broadcast"),
-                ifalias: text("ifalias"),
                 name,
                 ..NetClassInterface::default()
             },
@@ -150,11 +146,31 @@ pub fn read_net_class(
         interface.flags = int("flags");
         interface.mtu = int("mtu");
         interface.speed = int("speed");
+        let mut text = |attr: &str| {
+            path.set_file_name(attr);
+            read_attr(&path).ok()
+        };
+        if known.is_none() {
+            interface.address = text("address");
+            interface.broadcast = text("broadcast");
+            interface.ifalias = text("ifalias");
+        }
         interface.duplex = text("duplex");
         interface.operstate = text("operstate");
-        // Gone by now: whatever was read may be half of an interface that no longer
-        // exists (or a new one under the same name).
-        if matches!(fs::metadata(&path), Err(e) if e.kind() == io::ErrorKind::NotFound) {
+        // Gone by now, or replaced by another under the same name: whatever was read
+        // may be half of an interface that no longer exists. Its kept `ifindex` answers
+        // `ENODEV` once the interface is gone, which is cheaper to ask than a walk of
+        // the path, which is still walked for an interface without a readable
+        // `ifindex`.
+        path.set_file_name("ifindex");
+        let gone = match ifindex {
+            Some(ifindex) => read_attr_int(&path) != Some(ifindex),
+            None => {
+                path.pop();
+                matches!(fs::metadata(&path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+            }
+        };
+        if gone {
             continue;
         }
         interfaces.push(interface);
