@@ -94,7 +94,7 @@ impl Batcher {
         let store = move || {
             let mut encoder = encoder.lock().unwrap_or_else(|e| e.into_inner());
             for (priority, batch) in batches {
-                match encoder.encode(&batch) {
+                match encoder.encode_outgoing(&batch) {
                     Ok(body) => queue.push(NewBatch {
                         seq: batch.seq,
                         priority,

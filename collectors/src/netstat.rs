@@ -12,7 +12,7 @@
 //! current values (`Tcp_CurrEstab`, `Ip_Forwarding`, the RTO limits ...) gauges, under
 //! node_exporter's names (no `_total`) so that its dashboards work unchanged.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde::Deserialize;
 use sysward_platform::{NetStats, Roots};
@@ -77,10 +77,43 @@ impl NetstatConfig {
 pub struct NetstatCollector {
     roots: Roots,
     config: NetstatConfig,
-    /// Whether `<Protocol>_<Field>` passes the filter, remembered: the files list the
-    /// same few hundred fields every cycle, and a regular expression per field per cycle
-    /// was a tenth of this collector's time.
-    passes: HashMap<String, bool>,
+    /// What each counter of the three files became last run, in file order. The files
+    /// list the same few hundred counters in the same order every run, so a counter
+    /// whose name matches the one at its place last time costs a comparison; only a
+    /// changed layout (a new kernel field) runs the filter, the name checks and the
+    /// search for duplicates again. Naming, filtering and hashing every counter every
+    /// run was most of this collector's time.
+    layout: Vec<Choice>,
+}
+
+/// What one `<Protocol>_<Field>` counter becomes.
+#[derive(Debug)]
+struct Choice {
+    /// `<Protocol>_<Field>`.
+    key: String,
+    verdict: Verdict,
+    /// Sent already from an earlier place: it would be a duplicate series.
+    duplicate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    /// Left out by the filter.
+    Skip,
+    /// Sent under this name.
+    Send(String, Kind),
+    /// Chosen, but it makes no valid metric name.
+    Invalid,
+}
+
+impl Choice {
+    fn is(&self, protocol: &str, field: &str) -> bool {
+        let key = self.key.as_bytes();
+        key.len() == protocol.len() + 1 + field.len()
+            && key.starts_with(protocol.as_bytes())
+            && key[protocol.len()] == b'_'
+            && key.ends_with(field.as_bytes())
+    }
 }
 
 impl NetstatCollector {
@@ -94,52 +127,88 @@ impl NetstatCollector {
         Self {
             roots,
             config,
-            passes: HashMap::new(),
+            layout: Vec::new(),
         }
     }
 
-    /// Sends the selected counters of one file; `sent` holds the names already sent
-    /// this run, since a counter repeated (in one file or across two) would be a
-    /// duplicate series.
-    fn push(&mut self, stats: &NetStats, file: &str, sent: &mut HashSet<String>, out: &mut Output) {
-        let path = self.roots.proc.join(file);
-        for skipped in &stats.skipped {
-            out.error(skipped.clone().in_file(&path).to_string());
-        }
-        for stat in &stats.values {
-            let key = format!("{}_{}", stat.protocol, stat.field);
-            let passes = match self.passes.get(&key) {
-                Some(passes) => *passes,
-                None => {
-                    let passes = self.config.fields.passes(&key);
-                    // Bounded by the kernel's field names; a cap in case a file ever
-                    // grows names without end.
-                    if self.passes.len() < 4096 {
-                        self.passes.insert(key.clone(), passes);
-                    }
-                    passes
-                }
-            };
-            if !passes {
-                continue;
-            }
-            if !is_metric_name_part(&key) {
-                out.error(format!(
-                    "{}: {key:?} makes no valid metric name; skipped",
-                    path.display()
-                ));
-                continue;
-            }
+    /// The verdict on a counter new at its place, duplicates aside (see
+    /// [`Self::mark_duplicates`]).
+    fn choose(&self, key: String) -> Choice {
+        let verdict = if !self.config.fields.passes(&key) {
+            Verdict::Skip
+        } else if !is_metric_name_part(&key) {
+            Verdict::Invalid
+        } else {
             let kind = if GAUGES.contains(&key.as_str()) {
                 Kind::Gauge
             } else {
                 Kind::Counter
             };
-            if !sent.insert(key.clone()) {
-                out.error(format!("{}: {key} a second time; skipped", path.display()));
-                continue;
+            Verdict::Send(format!("{PREFIX}{key}"), kind)
+        };
+        Choice {
+            key,
+            verdict,
+            duplicate: false,
+        }
+    }
+
+    /// A counter repeated (in one file or across two) would be a duplicate series: the
+    /// first place sends it, later ones are marked.
+    fn mark_duplicates(&mut self) {
+        let mut sent = HashSet::new();
+        for choice in &mut self.layout {
+            choice.duplicate =
+                matches!(&choice.verdict, Verdict::Send(name, _) if !sent.insert(name.as_str()));
+        }
+    }
+
+    /// Checks one file's counters against the layout from place `at` on, choosing
+    /// afresh from the first that differs; returns the place after its last counter and
+    /// whether the layout changed.
+    fn follow_layout(&mut self, stats: &NetStats, mut at: usize) -> (usize, bool) {
+        let mut changed = false;
+        for stat in &stats.values {
+            if self
+                .layout
+                .get(at)
+                .is_none_or(|choice| !choice.is(&stat.protocol, &stat.field))
+            {
+                let choice = self.choose(format!("{}_{}", stat.protocol, stat.field));
+                self.layout.truncate(at);
+                self.layout.push(choice);
+                changed = true;
             }
-            out.push(Sample::new(format!("{PREFIX}{key}"), kind, stat.value));
+            at += 1;
+        }
+        (at, changed)
+    }
+
+    /// Emits the samples of one file's counters, whose places start at `from`.
+    fn emit(&self, stats: &NetStats, file: &str, from: usize, out: &mut Output) {
+        for skipped in &stats.skipped {
+            out.error(
+                skipped
+                    .clone()
+                    .in_file(self.roots.proc.join(file))
+                    .to_string(),
+            );
+        }
+        for (stat, choice) in stats.values.iter().zip(&self.layout[from..]) {
+            match &choice.verdict {
+                Verdict::Skip => {}
+                Verdict::Send(..) if choice.duplicate => out.error(format!(
+                    "{}: {} a second time; skipped",
+                    self.roots.proc.join(file).display(),
+                    choice.key
+                )),
+                Verdict::Send(name, kind) => out.push(Sample::new(name.clone(), *kind, stat.value)),
+                Verdict::Invalid => out.error(format!(
+                    "{}: {:?} makes no valid metric name; skipped",
+                    self.roots.proc.join(file).display(),
+                    choice.key
+                )),
+            }
         }
     }
 }
@@ -151,18 +220,39 @@ impl Collector for NetstatCollector {
 
     fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
         let mut failures = Vec::new();
-        let mut sent = HashSet::new();
+        let mut read = Vec::new();
         for file in [NetStats::SNMP_FILE, NetStats::NETSTAT_FILE] {
             match sysward_platform::read_netstat(&self.roots, file) {
-                Ok(stats) => self.push(&stats, file, &mut sent, out),
+                Ok(stats) => read.push((file, stats)),
                 Err(error) => failures.push(error),
             }
         }
         match sysward_platform::read_snmp6(&self.roots) {
-            Ok(stats) => self.push(&stats, NetStats::SNMP6_FILE, &mut sent, out),
+            Ok(stats) => read.push((NetStats::SNMP6_FILE, stats)),
             // IPv6 disabled: nothing to report and nothing wrong.
             Err(error) if error.is_not_found() => {}
             Err(error) => failures.push(error),
+        }
+        // First the layout, whole, so that duplicates across files are known before
+        // anything is sent.
+        let mut at = 0;
+        let mut changed = false;
+        let mut starts = Vec::with_capacity(read.len());
+        for (_, stats) in &read {
+            starts.push(at);
+            let (next, file_changed) = self.follow_layout(stats, at);
+            at = next;
+            changed |= file_changed;
+        }
+        if at != self.layout.len() {
+            self.layout.truncate(at);
+            changed = true;
+        }
+        if changed {
+            self.mark_duplicates();
+        }
+        for ((file, stats), from) in read.iter().zip(starts) {
+            self.emit(stats, file, from, out);
         }
         if out.samples.is_empty() && !failures.is_empty() {
             // Not one file could be read: the whole run failed.
@@ -239,6 +329,49 @@ mod tests {
         assert_eq!(out.samples.len(), 1);
         assert_eq!(out.errors.len(), 1, "{:#?}", out.errors);
         assert!(out.errors[0].contains("second time"), "{}", out.errors[0]);
+    }
+
+    #[test]
+    fn a_collector_that_remembers_the_layout_sends_what_a_new_one_sends() {
+        let dir = TempDir::new("netstat-layouts");
+        let all = || NetstatConfig {
+            fields: NameFilter::all(),
+        };
+        let mut kept = NetstatCollector::with_config(dir.roots(), all());
+        // A field added, one gone, a duplicate appearing and going, a file vanishing.
+        let layouts: [(&str, Option<&str>); 5] = [
+            (
+                "Udp: InErrors NoPorts\nUdp: 3 4\n",
+                Some("TcpExt: A B\nTcpExt: 1 2\n"),
+            ),
+            (
+                "Udp: InErrors X NoPorts\nUdp: 3 9 4\n",
+                Some("TcpExt: A B\nTcpExt: 1 2\n"),
+            ),
+            ("Udp: NoPorts\nUdp: 5\n", Some("Udp: NoPorts A\nUdp: 6 7\n")),
+            ("Udp: NoPorts\nUdp: 5\n", None),
+            (
+                "Udp: InErrors NoPorts\nUdp: 3 4\n",
+                Some("TcpExt: A B\nTcpExt: 1 2\n"),
+            ),
+        ];
+        for (snmp, netstat) in layouts {
+            dir.write("proc/net/snmp", snmp);
+            match netstat {
+                Some(text) => dir.write("proc/net/netstat", text),
+                None => {
+                    let _ = std::fs::remove_file(dir.roots().proc.join("net/netstat"));
+                }
+            }
+            let mut remembered = Output::default();
+            kept.collect(&mut remembered).expect("collects");
+            let mut fresh = Output::default();
+            NetstatCollector::with_config(dir.roots(), all())
+                .collect(&mut fresh)
+                .expect("collects");
+            assert_eq!(remembered.samples, fresh.samples, "{snmp:?} {netstat:?}");
+            assert_eq!(remembered.errors, fresh.errors, "{snmp:?} {netstat:?}");
+        }
     }
 
     #[test]

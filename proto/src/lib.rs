@@ -10,6 +10,7 @@
 mod batch;
 mod enroll;
 mod limits;
+mod outgoing_json;
 mod token;
 pub mod units;
 
