@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod filter;
+mod layout;
 mod psi;
 mod sample;
 mod settings;

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use sysward_platform::{MemInfo, MemInfoField, Roots, VmStat};
 
 use crate::filter::{NameFilter, builtin_include, is_metric_name_part};
+use crate::layout::Layout;
 use crate::settings::{self, Pattern};
 use crate::{CollectError, Collector, Kind, Output, Sample, psi};
 
@@ -76,6 +77,30 @@ impl MemoryConfig {
 pub struct MemoryCollector {
     roots: Roots,
     config: MemoryConfig,
+    /// What each `/proc/vmstat` field became, by place (see [`Layout`]).
+    vmstat: Layout<String, Field>,
+    /// What each `/proc/meminfo` field (name, and whether in kB) became, by place.
+    meminfo: Layout<(String, bool), Field>,
+}
+
+/// What one field of a file becomes.
+#[derive(Debug)]
+enum Field {
+    /// Left out by the filter.
+    Skip,
+    /// Sent under this name, unless an earlier field gives the same name.
+    Send { name: String, duplicate: bool },
+    /// Chosen, but it makes no valid metric name.
+    Invalid,
+}
+
+impl Field {
+    fn send(name: String) -> Self {
+        Field::Send {
+            name,
+            duplicate: false,
+        }
+    }
 }
 
 impl MemoryCollector {
@@ -86,10 +111,15 @@ impl MemoryCollector {
 
     /// A collector with the given configuration.
     pub fn with_config(roots: Roots, config: MemoryConfig) -> Self {
-        Self { roots, config }
+        Self {
+            roots,
+            config,
+            vmstat: Layout::default(),
+            meminfo: Layout::default(),
+        }
     }
 
-    fn push_vmstat(&self, out: &mut Output) {
+    fn push_vmstat(&mut self, out: &mut Output) {
         let path = self.roots.proc.join(VmStat::FILE);
         let stat = match sysward_platform::read_vmstat(&self.roots) {
             Ok(stat) => stat,
@@ -101,23 +131,34 @@ impl MemoryCollector {
         for skipped in &stat.skipped {
             out.error(skipped.clone().in_file(&path).to_string());
         }
+        let filter = &self.config.vmstat_fields;
+        self.vmstat.start();
         for (name, value) in &stat.fields {
-            if !self.config.vmstat_fields.passes(name) {
-                continue;
-            }
-            if !is_metric_name_part(name) {
-                out.error(format!(
+            let field = self.vmstat.next(
+                |key| key == name,
+                || {
+                    let field = if !filter.passes(name) {
+                        Field::Skip
+                    } else if !is_metric_name_part(name) {
+                        Field::Invalid
+                    } else {
+                        Field::send(format!("{VMSTAT_PREFIX}{name}"))
+                    };
+                    (name.clone(), field)
+                },
+            );
+            match field {
+                Field::Skip => {}
+                Field::Send { name, .. } => {
+                    out.push(Sample::new(name.clone(), Kind::Counter, *value as f64))
+                }
+                Field::Invalid => out.error(format!(
                     "{}: {name:?} makes no valid metric name; skipped",
                     path.display()
-                ));
-                continue;
+                )),
             }
-            out.push(Sample::new(
-                format!("{VMSTAT_PREFIX}{name}"),
-                Kind::Counter,
-                *value as f64,
-            ));
         }
+        self.vmstat.finish();
     }
 }
 
@@ -149,34 +190,53 @@ impl Collector for MemoryCollector {
         for skipped in &info.skipped {
             out.error(skipped.clone().in_file(&path).to_string());
         }
-        let mut sent = HashSet::new();
+        self.meminfo.start();
         for field in &info.fields {
-            let Some(name) = metric_name(field) else {
-                out.error(format!(
+            self.meminfo.next(
+                |(name, in_kb)| *name == field.name && *in_kb == field.in_kb,
+                || {
+                    let verdict = metric_name(field).map_or(Field::Invalid, Field::send);
+                    ((field.name.clone(), field.in_kb), verdict)
+                },
+            );
+        }
+        if self.meminfo.finish() {
+            // Two kernel names can map to one metric (`A(b)` and `A_b`); the second
+            // would be a duplicate series.
+            let mut sent = HashSet::new();
+            for verdict in self.meminfo.verdicts() {
+                if let Field::Send { name, duplicate } = verdict {
+                    *duplicate = !sent.insert(name.clone());
+                }
+            }
+        }
+        for (field, verdict) in info.fields.iter().zip(self.meminfo.verdicts()) {
+            match verdict {
+                Field::Skip => {}
+                Field::Invalid => out.error(format!(
                     "{}: field {:?} makes no valid metric name; skipped",
                     path.display(),
                     field.name
-                ));
-                continue;
-            };
-            // Two kernel names can map to one metric (`A(b)` and `A_b`); the second
-            // would be a duplicate series.
-            if !sent.insert(name.clone()) {
-                out.error(format!(
+                )),
+                Field::Send {
+                    name,
+                    duplicate: true,
+                } => out.error(format!(
                     "{}: field {:?} gives {name} a second time; skipped",
                     path.display(),
                     field.name
-                ));
-                continue;
+                )),
+                Field::Send { name, .. } => {
+                    // In f64 rather than `MemInfoField::bytes`, which gives up on u64
+                    // overflow; a sample is an f64 anyway.
+                    let value = if field.in_kb {
+                        field.value as f64 * 1024.0
+                    } else {
+                        field.value as f64
+                    };
+                    out.push(Sample::new(name.clone(), Kind::Gauge, value));
+                }
             }
-            // In f64 rather than `MemInfoField::bytes`, which gives up on u64 overflow;
-            // a sample is an f64 anyway.
-            let value = if field.in_kb {
-                field.value as f64 * 1024.0
-            } else {
-                field.value as f64
-            };
-            out.push(Sample::new(name, Kind::Gauge, value));
         }
         Ok(())
     }
@@ -293,6 +353,41 @@ mod tests {
             );
             assert!(out.errors[2].contains("Weird-Name"), "{}", out.errors[2]);
             assert!(out.errors[3].contains("second time"), "{}", out.errors[3]);
+        }
+
+        #[test]
+        fn a_collector_that_remembers_the_layouts_sends_what_a_new_one_sends() {
+            let dir = TempDir::new("memory-layouts");
+            let mut kept = MemoryCollector::new(dir.roots());
+            // Fields added and gone, a duplicate coming and going, a unit changing.
+            let layouts = [
+                (
+                    "MemTotal: 2 kB\nActive(anon): 1 kB\n",
+                    "pgfault 5\nnr_free_pages 3\n",
+                ),
+                (
+                    "MemTotal: 2 kB\nActive_anon: 9 kB\nActive(anon): 1 kB\n",
+                    "nr_free_pages 3\npgfault 6\n",
+                ),
+                (
+                    "MemTotal: 2 kB\nActive(anon): 1 kB\nActive_anon: 9 kB\n",
+                    "pgfault 6\npgmajfault 1\n",
+                ),
+                ("MemTotal: 2\nActive(anon): 1 kB\n", "pgfault 7\n"),
+                ("Bad-Name: 1 kB\nMemTotal: 2 kB\n", ""),
+            ];
+            for (meminfo, vmstat) in layouts {
+                dir.write("proc/meminfo", meminfo);
+                dir.write("proc/vmstat", vmstat);
+                let mut remembered = Output::default();
+                kept.collect(&mut remembered).expect("collects");
+                let mut fresh = Output::default();
+                MemoryCollector::new(dir.roots())
+                    .collect(&mut fresh)
+                    .expect("collects");
+                assert_eq!(remembered.samples, fresh.samples, "{meminfo:?} {vmstat:?}");
+                assert_eq!(remembered.errors, fresh.errors, "{meminfo:?} {vmstat:?}");
+            }
         }
 
         #[test]
