@@ -79,6 +79,8 @@ pub struct MemoryCollector {
     config: MemoryConfig,
     /// What each `/proc/vmstat` field became, by place (see [`Layout`]).
     vmstat: Layout<String, Field>,
+    /// The last `/proc/vmstat` reading, refilled in place each run.
+    vmstat_reading: VmStat,
     /// What each `/proc/meminfo` field (name, and whether in kB) became, by place.
     meminfo: Layout<(String, bool), Field>,
 }
@@ -115,19 +117,18 @@ impl MemoryCollector {
             roots,
             config,
             vmstat: Layout::default(),
+            vmstat_reading: VmStat::default(),
             meminfo: Layout::default(),
         }
     }
 
     fn push_vmstat(&mut self, out: &mut Output) {
         let path = self.roots.proc.join(VmStat::FILE);
-        let stat = match sysward_platform::read_vmstat(&self.roots) {
-            Ok(stat) => stat,
-            Err(error) => {
-                out.error(error.to_string());
-                return;
-            }
-        };
+        let stat = &mut self.vmstat_reading;
+        if let Err(error) = sysward_platform::read_vmstat(&self.roots, stat) {
+            out.error(error.to_string());
+            return;
+        }
         for skipped in &stat.skipped {
             out.error(skipped.clone().in_file(&path).to_string());
         }

@@ -84,6 +84,8 @@ pub struct NetstatCollector {
     /// search for duplicates again. Naming, filtering and hashing every counter every
     /// run was most of this collector's time.
     layout: Vec<Choice>,
+    /// The last readings of `snmp`, `netstat` and `snmp6`, refilled in place each run.
+    readings: [NetStats; 3],
 }
 
 /// What one `<Protocol>_<Field>` counter becomes.
@@ -128,6 +130,7 @@ impl NetstatCollector {
             roots,
             config,
             layout: Vec::new(),
+            readings: Default::default(),
         }
     }
 
@@ -220,15 +223,20 @@ impl Collector for NetstatCollector {
 
     fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
         let mut failures = Vec::new();
-        let mut read = Vec::new();
-        for file in [NetStats::SNMP_FILE, NetStats::NETSTAT_FILE] {
-            match sysward_platform::read_netstat(&self.roots, file) {
-                Ok(stats) => read.push((file, stats)),
+        let mut readings = std::mem::take(&mut self.readings);
+        let [snmp, netstat, snmp6] = &mut readings;
+        let mut read = Vec::with_capacity(3);
+        for (file, stats) in [
+            (NetStats::SNMP_FILE, snmp),
+            (NetStats::NETSTAT_FILE, netstat),
+        ] {
+            match sysward_platform::read_netstat(&self.roots, file, stats) {
+                Ok(()) => read.push((file, &*stats)),
                 Err(error) => failures.push(error),
             }
         }
-        match sysward_platform::read_snmp6(&self.roots) {
-            Ok(stats) => read.push((NetStats::SNMP6_FILE, stats)),
+        match sysward_platform::read_snmp6(&self.roots, snmp6) {
+            Ok(()) => read.push((NetStats::SNMP6_FILE, &*snmp6)),
             // IPv6 disabled: nothing to report and nothing wrong.
             Err(error) if error.is_not_found() => {}
             Err(error) => failures.push(error),
@@ -254,6 +262,7 @@ impl Collector for NetstatCollector {
         for ((file, stats), from) in read.iter().zip(starts) {
             self.emit(stats, file, from, out);
         }
+        self.readings = readings;
         if out.samples.is_empty() && !failures.is_empty() {
             // Not one file could be read: the whole run failed.
             let first = failures.remove(0);

@@ -88,12 +88,12 @@ pub fn read_net_class(
 }
 
 /// Not available here; see the Linux backend.
-pub fn read_netstat(_roots: &Roots, _file: &str) -> Result<NetStats, Error> {
+pub fn read_netstat(_roots: &Roots, _file: &str, _stats: &mut NetStats) -> Result<(), Error> {
     Err(Error::Unsupported)
 }
 
 /// Not available here; see the Linux backend.
-pub fn read_snmp6(_roots: &Roots) -> Result<NetStats, Error> {
+pub fn read_snmp6(_roots: &Roots, _stats: &mut NetStats) -> Result<(), Error> {
     Err(Error::Unsupported)
 }
 
@@ -198,7 +198,7 @@ pub fn read_pressure(_roots: &Roots, _resource: &str) -> Result<Pressure, Error>
 }
 
 /// Not available here; see the Linux backend.
-pub fn read_vmstat(_roots: &Roots) -> Result<VmStat, Error> {
+pub fn read_vmstat(_roots: &Roots, _stat: &mut VmStat) -> Result<(), Error> {
     Err(Error::Unsupported)
 }
 
@@ -230,8 +230,8 @@ mod tests {
             read_diskstats: fn(&Roots) -> Result<DiskStats, Error>;
             read_net_dev: fn(&Roots) -> Result<NetDev, Error>;
             read_net_class: fn(&Roots, &[NetClassInterface]) -> Result<Vec<NetClassInterface>, Error>;
-            read_netstat: fn(&Roots, &str) -> Result<NetStats, Error>;
-            read_snmp6: fn(&Roots) -> Result<NetStats, Error>;
+            read_netstat: fn(&Roots, &str, &mut NetStats) -> Result<(), Error>;
+            read_snmp6: fn(&Roots, &mut NetStats) -> Result<(), Error>;
             read_sockstat: fn(&Roots, &str) -> Result<Sockstat, Error>;
             read_tcp_states: fn(&Roots, bool, &mut TcpStates) -> Result<(), Error>;
             read_tcp_states_netlink: fn(&mut TcpStates) -> Result<(), Error>;
@@ -248,7 +248,7 @@ mod tests {
             read_clocksources: fn(&Roots) -> Result<Vec<Clocksource>, Error>;
             read_timex: fn() -> Result<Timex, Error>;
             read_pressure: fn(&Roots, &str) -> Result<Pressure, Error>;
-            read_vmstat: fn(&Roots) -> Result<VmStat, Error>;
+            read_vmstat: fn(&Roots, &mut VmStat) -> Result<(), Error>;
             read_hwmon: fn(&Roots) -> Result<Vec<HwmonChip>, Error>;
         }
         let roots = Roots::default();

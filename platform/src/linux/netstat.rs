@@ -7,18 +7,63 @@
 use super::{quote, read_text};
 use crate::{Error, NetStat, NetStats, ParseError, Roots};
 
-/// Reads and parses one of `net/snmp` and `net/netstat` under `roots.proc`.
-pub fn read_netstat(roots: &Roots, file: &str) -> Result<NetStats, Error> {
+/// Reads and parses one of `net/snmp` and `net/netstat` under `roots.proc` into `stats`,
+/// whose strings are reused: read every few seconds, the files' few hundred names would
+/// otherwise be as many allocations each time.
+pub fn read_netstat(roots: &Roots, file: &str, stats: &mut NetStats) -> Result<(), Error> {
     let path = roots.proc.join(file);
     let text = read_text(&path)?;
-    Ok(parse_netstat(&text))
+    parse_netstat_into(&text, stats);
+    Ok(())
 }
 
-/// Reads and parses `net/snmp6` under `roots.proc`.
-pub fn read_snmp6(roots: &Roots) -> Result<NetStats, Error> {
+/// Reads and parses `net/snmp6` under `roots.proc` into `stats`, as [`read_netstat`].
+pub fn read_snmp6(roots: &Roots, stats: &mut NetStats) -> Result<(), Error> {
     let path = roots.proc.join(NetStats::SNMP6_FILE);
     let text = read_text(&path)?;
-    Ok(parse_snmp6(&text))
+    parse_snmp6_into(&text, stats);
+    Ok(())
+}
+
+/// Fills `stats` with new values, reusing the strings of the entries it held.
+struct Refill<'a> {
+    stats: &'a mut NetStats,
+    used: usize,
+}
+
+impl<'a> Refill<'a> {
+    fn new(stats: &'a mut NetStats) -> Self {
+        stats.skipped.clear();
+        Self { stats, used: 0 }
+    }
+
+    fn put(&mut self, protocol: &str, field: &str, value: f64) {
+        match self.stats.values.get_mut(self.used) {
+            Some(stat) => {
+                stat.protocol.clear();
+                stat.protocol.push_str(protocol);
+                stat.field.clear();
+                stat.field.push_str(field);
+                stat.value = value;
+            }
+            None => self.stats.values.push(NetStat {
+                protocol: protocol.to_owned(),
+                field: field.to_owned(),
+                value,
+            }),
+        }
+        self.used += 1;
+    }
+
+    fn skip(&mut self, error: ParseError) {
+        self.stats.skipped.push(error);
+    }
+}
+
+impl Drop for Refill<'_> {
+    fn drop(&mut self) {
+        self.stats.values.truncate(self.used);
+    }
 }
 
 /// A counter's value: an integer, signed for the few that can be negative.
@@ -36,28 +81,31 @@ fn value(field: &str) -> Option<f64> {
 /// integer) is listed in [`NetStats::skipped`] as a whole, at its value line.
 pub fn parse_netstat(text: &str) -> NetStats {
     let mut stats = NetStats::default();
+    parse_netstat_into(text, &mut stats);
+    stats
+}
+
+fn parse_netstat_into(text: &str, stats: &mut NetStats) {
+    let mut into = Refill::new(stats);
     let mut lines = text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim_ascii().is_empty());
     while let Some((names_index, names)) = lines.next() {
         let Some((values_index, values)) = lines.next() else {
-            stats.skipped.push(ParseError::new(
+            into.skip(ParseError::new(
                 names_index + 1,
                 format!("header {} has no line of values after it", quote(names)),
             ));
             break;
         };
-        if let Err(message) = parse_pair(names, values, &mut stats.values) {
-            stats
-                .skipped
-                .push(ParseError::new(values_index + 1, message));
+        if let Err(message) = parse_pair(names, values, &mut into) {
+            into.skip(ParseError::new(values_index + 1, message));
         }
     }
-    stats
 }
 
-fn parse_pair(names: &str, values: &str, into: &mut Vec<NetStat>) -> Result<(), String> {
+fn parse_pair(names: &str, values: &str, into: &mut Refill<'_>) -> Result<(), String> {
     let (protocol, names) = names
         .split_once(':')
         .ok_or_else(|| format!("no `Proto:` in {}", quote(names)))?;
@@ -71,35 +119,32 @@ fn parse_pair(names: &str, values: &str, into: &mut Vec<NetStat>) -> Result<(), 
             quote(value_protocol)
         ));
     }
-    let names: Vec<&str> = names.split_ascii_whitespace().collect();
-    let values: Vec<&str> = values.split_ascii_whitespace().collect();
-    if names.len() != values.len() {
+    let names_count = names.split_ascii_whitespace().count();
+    let values_count = values.split_ascii_whitespace().count();
+    if names_count != values_count {
         return Err(format!(
             "{} has {} names but {} values",
             quote(protocol),
-            names.len(),
-            values.len()
+            names_count,
+            values_count
         ));
     }
-    let parsed = names
-        .iter()
-        .zip(&values)
-        .map(|(name, text)| {
-            let value = value(text).ok_or_else(|| {
-                format!(
-                    "{protocol} {} value {} is not an integer",
-                    quote(name),
-                    quote(text)
-                )
-            })?;
-            Ok(NetStat {
-                protocol: protocol.to_owned(),
-                field: (*name).to_owned(),
-                value,
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    into.extend(parsed);
+    // All or nothing: a pair with one bad value is skipped whole.
+    let pairs = || {
+        names
+            .split_ascii_whitespace()
+            .zip(values.split_ascii_whitespace())
+    };
+    if let Some((name, text)) = pairs().find(|(_, text)| value(text).is_none()) {
+        return Err(format!(
+            "{protocol} {} value {} is not an integer",
+            quote(name),
+            quote(text)
+        ));
+    }
+    for (name, text) in pairs() {
+        into.put(protocol, name, value(text).unwrap_or_default());
+    }
     Ok(())
 }
 
@@ -107,6 +152,12 @@ fn parse_pair(names: &str, values: &str, into: &mut Vec<NetStat>) -> Result<(), 
 /// [`NetStats::skipped`].
 pub fn parse_snmp6(text: &str) -> NetStats {
     let mut stats = NetStats::default();
+    parse_snmp6_into(text, &mut stats);
+    stats
+}
+
+fn parse_snmp6_into(text: &str, stats: &mut NetStats) {
+    let mut into = Refill::new(stats);
     for (index, line) in text.lines().enumerate() {
         let mut fields = line.split_ascii_whitespace();
         let Some(key) = fields.next() else { continue };
@@ -138,18 +189,13 @@ pub fn parse_snmp6(text: &str) -> NetStats {
                     quote(extra)
                 ));
             }
-            Ok(NetStat {
-                protocol: protocol.to_owned(),
-                field: field.to_owned(),
-                value,
-            })
+            Ok((protocol, field, value))
         })();
         match parsed {
-            Ok(stat) => stats.values.push(stat),
-            Err(message) => stats.skipped.push(ParseError::new(index + 1, message)),
+            Ok((protocol, field, value)) => into.put(protocol, field, value),
+            Err(message) => into.skip(ParseError::new(index + 1, message)),
         }
     }
-    stats
 }
 
 #[cfg(test)]
@@ -217,13 +263,34 @@ Ip6InOctets                     \t460
     #[test]
     fn reads_the_node_exporter_fixture_tree() {
         let roots = fixture_roots();
+        let mut stats = NetStats::default();
         for file in [NetStats::SNMP_FILE, NetStats::NETSTAT_FILE] {
-            let stats = read_netstat(&roots, file).expect("reads");
+            read_netstat(&roots, file, &mut stats).expect("reads");
             assert_eq!(stats.skipped, [], "{file}");
         }
-        let stats = read_snmp6(&roots).expect("reads");
+        read_snmp6(&roots, &mut stats).expect("reads");
         assert_eq!(stats.skipped, []);
         assert_eq!(get(&stats, "Ip6", "InOctets"), Some(460.0));
+    }
+
+    proptest! {
+        /// A reading refilled in place, whatever it held, is what a fresh parse gives.
+        #[test]
+        fn a_refilled_reading_equals_a_fresh_one(
+            first in mutated(SNMP),
+            second in mutated(SNMP),
+            first6 in mutated(SNMP6),
+            second6 in mutated(SNMP6),
+        ) {
+            let mut stats = parse_netstat(&first);
+            parse_netstat_into(&second, &mut stats);
+            prop_assert_eq!(&stats, &parse_netstat(&second));
+            let mut stats = parse_snmp6(&first6);
+            parse_snmp6_into(&second6, &mut stats);
+            prop_assert_eq!(&stats, &parse_snmp6(&second6));
+            parse_netstat_into(&first, &mut stats);
+            prop_assert_eq!(&stats, &parse_netstat(&first));
+        }
     }
 
     proptest! {
