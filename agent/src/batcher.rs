@@ -165,7 +165,7 @@ impl Batcher {
                 }
                 let hash = identity_hash(
                     &sample.name,
-                    sample.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    sample.labels.iter().map(|(k, v)| (k.as_ref(), v.as_str())),
                 );
                 let found = self.series_table.find_or_insert(hash, |i| {
                     series[i].name == sample.name && series[i].labels == sample.labels
@@ -355,7 +355,7 @@ mod tests {
             .iter()
             .map(|s| {
                 let labels: Vec<&str> = s.labels.iter().map(|(_, v)| v.as_str()).collect();
-                (s.name.as_str(), labels, s.points.as_slice())
+                (s.name.as_ref(), labels, s.points.as_slice())
             })
             .collect();
         assert_eq!(
@@ -409,7 +409,7 @@ mod tests {
             notify: Default::default(),
         });
         let mut b = batcher(queue.clone(), metrics);
-        let run = |name: &str, priority| RunOutput {
+        let run = |name: &'static str, priority| RunOutput {
             ts_ms: 1,
             priority,
             samples: vec![Sample::new(name, Kind::Gauge, 1.0)],

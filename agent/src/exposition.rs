@@ -12,7 +12,7 @@ pub(crate) fn render(samples: &[Sample]) -> String {
     let mut out = String::new();
     let mut last_name: Option<&str> = None;
     for s in sorted {
-        if last_name != Some(s.name.as_str()) {
+        if last_name != Some(s.name.as_ref()) {
             let kind = match s.kind {
                 Kind::Counter => "counter",
                 Kind::Gauge => "gauge",

@@ -100,7 +100,7 @@ impl Collector for SelfCollector {
     fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
         let m = &self.metrics;
         for (name, s) in &m.collectors {
-            let c = |metric: &str, v: &Counter| {
+            let c = |metric: &'static str, v: &Counter| {
                 Sample::new(metric, Kind::Counter, v.get() as f64).label("collector", *name)
             };
             out.push(c("sysward_agent_collector_runs_total", &s.runs));
@@ -128,7 +128,8 @@ impl Collector for SelfCollector {
                 .label("collector", *name),
             );
         }
-        let counter = |name: &str, v: &Counter| Sample::new(name, Kind::Counter, v.get() as f64);
+        let counter =
+            |name: &'static str, v: &Counter| Sample::new(name, Kind::Counter, v.get() as f64);
         out.push(counter("sysward_agent_batches_sent_total", &m.batches_sent));
         out.push(counter(
             "sysward_agent_batches_failed_total",
@@ -160,7 +161,7 @@ impl Collector for SelfCollector {
             Kind::Gauge,
             m.batches_queued.get() as f64,
         ));
-        let gauge = |name: &str, v: f64| Sample::new(name, Kind::Gauge, v);
+        let gauge = |name: &'static str, v: f64| Sample::new(name, Kind::Gauge, v);
         out.push(gauge(
             "sysward_agent_spool_bytes",
             m.spool_bytes.get() as f64,

@@ -197,7 +197,7 @@ fn selected<'a>(mounts: &'a [Mount], config: &FilesystemConfig) -> Vec<&'a Mount
     kept
 }
 
-fn sample(name: &str, mount: &Mount, value: f64) -> Sample {
+fn sample(name: &'static str, mount: &Mount, value: f64) -> Sample {
     Sample::new(name, Kind::Gauge, value)
         .label("device", mount.device.as_str())
         .label("fstype", mount.fstype.as_str())

@@ -199,7 +199,7 @@ fn push_chip(chip: &HwmonChip, label: &str, out: &mut Output) {
 
 /// One sensor's series: node_exporter's `updateHwmon`, case for case.
 fn push_sensor(chip: &str, sensor: &str, properties: &BTreeMap<String, String>, out: &mut Output) {
-    let gauge = |name: &str, value: f64| {
+    let gauge = |name: &'static str, value: f64| {
         Sample::new(name, Kind::Gauge, value)
             .label("chip", chip)
             .label("sensor", sensor)

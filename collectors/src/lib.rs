@@ -69,7 +69,7 @@ mod testing;
 
 pub use filter::NameFilter;
 pub use registry::{CollectorSpec, Configure, REGISTRY, Tier};
-pub use sample::{CheckState, Event, Kind, Output, Sample};
+pub use sample::{CheckState, Event, Kind, Name, Output, Sample};
 pub use sysward_platform::Roots;
 
 /// Why a whole collector run failed.

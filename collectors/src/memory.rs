@@ -423,7 +423,7 @@ mod tests {
                 out.samples
                     .iter()
                     .filter(|s| s.name.starts_with(VMSTAT_PREFIX))
-                    .map(|s| s.name.clone())
+                    .map(|s| s.name.to_string())
                     .collect()
             };
             assert_eq!(

@@ -403,7 +403,7 @@ mod tests {
             out
         };
         let out = run("fields = \"^Tcp_(InSegs|CurrEstab)$\"");
-        let mut names: Vec<&str> = out.samples.iter().map(|s| s.name.as_str()).collect();
+        let mut names: Vec<&str> = out.samples.iter().map(|s| s.name.as_ref()).collect();
         names.sort_unstable();
         assert_eq!(
             names,

@@ -15,8 +15,8 @@ use crate::{Kind, Output, Sample};
 pub(crate) fn push_pressure(
     roots: &Roots,
     resource: &str,
-    some: Option<&str>,
-    full: Option<&str>,
+    some: Option<&'static str>,
+    full: Option<&'static str>,
     out: &mut Output,
 ) {
     let pressure = match sysward_platform::read_pressure(roots, resource) {

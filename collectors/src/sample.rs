@@ -7,13 +7,17 @@ pub enum Kind {
     Gauge,
 }
 
+/// A metric or label name: most are fixed strings in the code, and a `&'static str`
+/// costs no allocation per sample; names made at run time (a meminfo field's) are owned.
+pub type Name = std::borrow::Cow<'static, str>;
+
 /// One value of one series, as read in one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     /// Metric name, node_exporter's where it has one.
-    pub name: String,
+    pub name: Name,
     /// Label pairs, in the order the collector gives them.
-    pub labels: Vec<(String, String)>,
+    pub labels: Vec<(Name, String)>,
     /// Counter or gauge.
     pub kind: Kind,
     /// The value, in base units.
@@ -22,7 +26,7 @@ pub struct Sample {
 
 impl Sample {
     /// A sample without labels.
-    pub fn new(name: impl Into<String>, kind: Kind, value: f64) -> Self {
+    pub fn new(name: impl Into<Name>, kind: Kind, value: f64) -> Self {
         Self {
             name: name.into(),
             labels: Vec::new(),
@@ -33,7 +37,7 @@ impl Sample {
 
     /// Adds one label.
     #[must_use]
-    pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn label(mut self, name: impl Into<Name>, value: impl Into<String>) -> Self {
         self.labels.push((name.into(), value.into()));
         self
     }

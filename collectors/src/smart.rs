@@ -785,10 +785,12 @@ fn nvme_warning_text(warning: u64) -> String {
 /// The samples of one reading of one device: everything except this run's exit status,
 /// standby flag and age.
 pub fn reading_samples(label: &str, interface: &str, reading: &SmartReading) -> Vec<Sample> {
-    let gauge =
-        |name: &str, value: f64| Sample::new(name, Kind::Gauge, value).label("device", label);
-    let counter =
-        |name: &str, value: f64| Sample::new(name, Kind::Counter, value).label("device", label);
+    let gauge = |name: &'static str, value: f64| {
+        Sample::new(name, Kind::Gauge, value).label("device", label)
+    };
+    let counter = |name: &'static str, value: f64| {
+        Sample::new(name, Kind::Counter, value).label("device", label)
+    };
     let text = |value: &Option<String>| value.clone().unwrap_or_default();
     let mut samples = vec![
         gauge(DEVICE_INFO, 1.0)

@@ -856,9 +856,9 @@ mod tests {
         assert_eq!(
             nginx.labels,
             [
-                ("name".to_string(), "nginx.service".to_string()),
-                ("state".to_string(), "active".to_string()),
-                ("type".to_string(), "notify".to_string())
+                (crate::Name::from("name"), "nginx.service".to_string()),
+                (crate::Name::from("state"), "active".to_string()),
+                (crate::Name::from("type"), "notify".to_string())
             ]
         );
         assert!(find(&out, UNIT_STATE, &[("name", "home.mount"), ("type", "nfs")]).is_some());

@@ -346,10 +346,10 @@ pub(crate) fn close(ours: f64, theirs: f64) -> bool {
 pub(crate) fn families_of(out: &Output) -> BTreeMap<String, Family> {
     let mut families: BTreeMap<String, Family> = BTreeMap::new();
     for sample in &out.samples {
-        let mut labels = sample.labels.clone();
+        let mut labels = owned_labels(sample);
         labels.sort();
         let family = families
-            .entry(sample.name.clone())
+            .entry(sample.name.to_string())
             .or_insert_with(|| (sample.kind, BTreeMap::new()));
         assert_eq!(family.0, sample.kind, "two kinds for {}", sample.name);
         let again = family.1.insert(labels.clone(), sample.value);
@@ -437,14 +437,23 @@ pub(crate) fn assert_matches_node_exporter(
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
+/// A sample's labels as owned strings, for maps keyed by them.
+pub(crate) fn owned_labels(sample: &crate::Sample) -> Vec<(String, String)> {
+    sample
+        .labels
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.clone()))
+        .collect()
+}
+
 /// Kinds and values of one run, by series, for tests that look up single samples.
 pub(crate) fn by_series(out: &Output) -> HashMap<Series, f64> {
     out.samples
         .iter()
         .map(|s| {
-            let mut labels = s.labels.clone();
+            let mut labels = owned_labels(s);
             labels.sort();
-            ((s.name.clone(), labels), s.value)
+            ((s.name.to_string(), labels), s.value)
         })
         .collect()
 }
@@ -770,7 +779,7 @@ mod node_exporter_e2e {
                 }
             }
             for sample in &out.samples {
-                owner.entry(sample.name.clone()).or_insert(spec.name);
+                owner.entry(sample.name.to_string()).or_insert(spec.name);
             }
             all.samples.extend(out.samples);
         }

@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -83,11 +84,13 @@ pub struct OutgoingBatch {
 /// A series of an [`OutgoingBatch`]: a [`Series`] once decoded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutgoingSeries {
-    /// Metric name.
-    pub name: String,
+    /// Metric name: borrowed when it is a fixed string of the agent's code, which most
+    /// are, so that a series costs no allocation for it.
+    pub name: Cow<'static, str>,
     /// Label pairs sorted by name, each name once; written as a JSON object, as a map.
+    /// The names are borrowed as the metric name is.
     #[serde(serialize_with = "pairs_as_map")]
-    pub labels: Vec<(String, String)>,
+    pub labels: Vec<(Cow<'static, str>, String)>,
     /// Counter or gauge.
     pub kind: SeriesKind,
     /// `[unix_ms, value]` pairs, finite values.
@@ -95,7 +98,7 @@ pub struct OutgoingSeries {
 }
 
 fn pairs_as_map<S: serde::Serializer>(
-    pairs: &[(String, String)],
+    pairs: &[(Cow<'static, str>, String)],
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     serializer.collect_map(pairs.iter().map(|(k, v)| (k, v)))
@@ -168,8 +171,8 @@ mod tests {
             proptest::collection::vec((any::<i64>(), -1e300f64..1e300), 1..3),
         )
             .prop_map(|(name, labels, counter, points)| OutgoingSeries {
-                name,
-                labels: labels.into_iter().collect(),
+                name: name.into(),
+                labels: labels.into_iter().map(|(k, v)| (k.into(), v)).collect(),
                 kind: if counter {
                     SeriesKind::Counter
                 } else {
@@ -205,8 +208,8 @@ mod tests {
                     .series
                     .iter()
                     .map(|s| Series {
-                        name: s.name.clone(),
-                        labels: s.labels.iter().cloned().collect(),
+                        name: s.name.to_string(),
+                        labels: s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
                         kind: s.kind,
                         points: s.points.clone(),
                     })

@@ -455,7 +455,7 @@ mod tests {
     fn the_hand_written_encoding_inflates_to_serde_jsons_text() {
         let series = (0..3000)
             .map(|i| crate::OutgoingSeries {
-                name: format!("node_network_receive_bytes_total_{i}"),
+                name: format!("node_network_receive_bytes_total_{i}").into(),
                 labels: vec![("device".into(), format!("eth\"{i}"))],
                 kind: SeriesKind::Counter,
                 points: vec![(1_700_000_000_000 + i, i as f64 * 1.5), (i, -0.25)],

@@ -111,8 +111,8 @@ mod tests {
             points in proptest::collection::vec((any::<i64>(), any::<f64>()), 0..4),
         ) {
             let series = OutgoingSeries {
-                name,
-                labels,
+                name: name.into(),
+                labels: labels.into_iter().map(|(k, v)| (k.into(), v)).collect(),
                 kind: if counter { SeriesKind::Counter } else { SeriesKind::Gauge },
                 points,
             };

@@ -529,7 +529,7 @@ impl Probe for HttpProbe {
             Err(Failure::Setup(e)) => ProbeResult::new(CheckState::Unknown, e),
         };
         let mut samples = Vec::new();
-        let mut gauge = |name: &str, v: Option<f64>| {
+        let mut gauge = |name: &'static str, v: Option<f64>| {
             if let Some(v) = v {
                 samples.push(Sample::new(name, Kind::Gauge, v));
             }

@@ -494,7 +494,7 @@ mod imp {
 
     fn samples_from_perfdata(item: &PerfDatum, out: &mut Vec<Sample>) {
         let scale = item.scale().unwrap_or(1.0);
-        let mut push = |name: &str, v: f64| {
+        let mut push = |name: &'static str, v: f64| {
             out.push(Sample::new(name, Kind::Gauge, v * scale).label("label", item.label.as_str()));
         };
         if let Some(v) = item.value {
@@ -550,7 +550,7 @@ mod imp {
                 } else {
                     name
                 };
-                sample.labels.push((name, value));
+                sample.labels.push((name.into(), value));
             }
             out.push(sample);
         }
@@ -793,8 +793,8 @@ mod imp {
             assert_eq!(
                 jobs.labels,
                 [
-                    ("queue".to_string(), "a".to_string()),
-                    ("exported_check".to_string(), "x".to_string())
+                    (crate::Name::from("queue"), "a".to_string()),
+                    (crate::Name::from("exported_check"), "x".to_string())
                 ]
             );
             assert!(!r.samples.iter().any(|s| s.name == "sysward_check_status"));
@@ -936,7 +936,7 @@ mod tests {
                 .iter()
                 .find(|s| s.name == PERFDATA && s.labels.contains(&("label".into(), "t".into())))
                 .expect("t");
-            assert_eq!(t.labels[0], ("check".to_string(), "t".to_string()));
+            assert_eq!(t.labels[0], (crate::Name::from("check"), "t".to_string()));
             assert_eq!(t.value, 0.005);
             assert!(
                 samples
@@ -1170,8 +1170,8 @@ mod tests {
         assert_eq!(
             backups.labels,
             [
-                ("check".to_string(), "t".to_string()),
-                ("target".to_string(), "nas".to_string())
+                (crate::Name::from("check"), "t".to_string()),
+                (crate::Name::from("target"), "nas".to_string())
             ]
         );
     }
