@@ -9,7 +9,7 @@ use sysward_proto::{
     BatchEncoder, Event, HostInfo, OutgoingBatch, OutgoingSeries, SeriesKind, VERSION,
 };
 use tokio::sync::mpsc;
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use crate::{
     metrics::AgentMetrics,
@@ -41,6 +41,8 @@ pub(crate) struct Batcher {
     pub(crate) series_table: SeriesTable,
     /// When free memory last went back to the kernel.
     pub(crate) released_at: Option<std::time::Instant>,
+    /// Whether the start-up code's pages were released (once).
+    pub(crate) code_released: bool,
 }
 
 impl Batcher {
@@ -119,6 +121,13 @@ impl Batcher {
             .released_at
             .is_none_or(|at| now.duration_since(at) >= RELEASE_EVERY)
         {
+            // Once, a minute in: start-up's code (config, certificates, the first TLS
+            // handshake) has run by then and is not needed again.
+            if self.released_at.is_some() && !self.code_released {
+                self.code_released = true;
+                let bytes = sysward_platform::linux::release_code_pages();
+                debug!(bytes, "Start-up code pages released.");
+            }
             self.released_at = Some(now);
             sysward_platform::linux::release_free_memory();
         }
@@ -221,6 +230,7 @@ mod tests {
             encoder: Default::default(),
             series_table: Default::default(),
             released_at: None,
+            code_released: false,
         }
     }
 

@@ -31,7 +31,7 @@ use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
 };
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{
     batcher::Batcher,
@@ -180,6 +180,7 @@ async fn run_async(
         encoder: Default::default(),
         series_table: Default::default(),
         released_at: None,
+        code_released: false,
     };
     let batcher_task = tokio::spawn(batcher.run(rx));
     let shipper = Shipper::new(
@@ -198,6 +199,11 @@ async fn run_async(
         server = identity.server_url,
         "Agent running."
     );
+    // Start-up is done (config, certificates, collectors, regular expressions): its code
+    // need not stay resident, and the peak is lower if it goes before the first ticks
+    // and the first TLS handshake add theirs.
+    let released = sysward_platform::linux::release_code_pages();
+    debug!(bytes = released, "Start-up code pages released.");
     notify(&[NotifyState::Ready]);
     if let Some(every) = sd_notify::watchdog_enabled() {
         background.push(tokio::spawn(watchdog(every)));

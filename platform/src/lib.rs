@@ -16,10 +16,11 @@
 //!
 //! Besides text, the crate owns the system calls the collectors need: `statvfs` run on
 //! threads with a deadline ([`StatvfsRunner`], so that a hung NFS mount never blocks a
-//! caller), `adjtimex`, `uname` and `sysconf` through nix. Its `unsafe` is in four
+//! caller), `adjtimex`, `uname` and `sysconf` through nix. Its `unsafe` is in five
 //! modules, each use with the reason it is sound: the `adjtimex` call (`linux::timex`),
 //! process spawning and `wait4` (`linux::spawn`), glibc's allocator tunables
-//! (`linux::malloc`), and `pread` into a buffer's spare capacity (`linux::kept_files`).
+//! (`linux::malloc`), `pread` into a buffer's spare capacity (`linux::kept_files`), and
+//! releasing the executable's unmodified code pages (`linux::code_pages`).
 //!
 //! [`smartctl`] holds what the SMART collector and its privileged helper share: the
 //! helper's requests and their fixed smartctl command lines, running the helper with a

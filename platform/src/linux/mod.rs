@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::Error;
 
+mod code_pages;
 pub mod dbus;
 mod diskstats;
 mod host;
@@ -33,6 +34,7 @@ mod tcp;
 mod timex;
 pub mod trust;
 
+pub use code_pages::release_code_pages;
 pub use diskstats::{parse_diskstats, read_diskstats};
 pub use host::{
     parse_cpuinfo, parse_os_release, read_clocksources, read_cpuinfo, read_dmi,
