@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use sysward_collectors::Kind;
 use sysward_proto::{
-    BatchEncoder, Event, HostInfo, OutgoingBatch, OutgoingSeries, SeriesKind, VERSION,
+    BatchEncoder, Event, HostInfo, OutgoingBatch, OutgoingSeries, Points, SeriesKind, VERSION,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, error, warn};
@@ -188,7 +188,7 @@ impl Batcher {
                             Kind::Counter => SeriesKind::Counter,
                             Kind::Gauge => SeriesKind::Gauge,
                         },
-                        points: vec![(run.ts_ms, sample.value)],
+                        points: Points::new((run.ts_ms, sample.value)),
                     }),
                 }
             }
@@ -290,7 +290,7 @@ mod tests {
         let batch = b.build(vec![run(1, 0.5), run(2, 0.7)]);
         assert_eq!(batch.seq, 1);
         assert_eq!(batch.series.len(), 1);
-        assert_eq!(batch.series[0].points, vec![(1, 0.5), (2, 0.7)]);
+        assert_eq!(batch.series[0].points.to_vec(), [(1, 0.5), (2, 0.7)]);
         assert_eq!(
             batch.series[0].labels,
             [("a".into(), "1".into()), ("b".into(), "2".into())]
@@ -365,7 +365,7 @@ mod tests {
             .iter()
             .map(|s| {
                 let labels: Vec<&str> = s.labels.iter().map(|(_, v)| v.as_str()).collect();
-                (s.name.as_ref(), labels, s.points.as_slice())
+                (s.name.as_ref(), labels, s.points.to_vec())
             })
             .collect();
         assert_eq!(
@@ -374,15 +374,15 @@ mod tests {
                 (
                     "node_cpu_seconds_total",
                     vec!["1", "idle"],
-                    &[(1, 10.0), (2, 11.0)][..]
+                    vec![(1, 10.0), (2, 11.0)]
                 ),
-                ("node_load1", vec![], &[(1, 0.5)][..]),
+                ("node_load1", vec![], vec![(1, 0.5)]),
                 (
                     "node_cpu_seconds_total",
                     vec!["0", "idle"],
-                    &[(1, 20.0), (2, 21.0)][..]
+                    vec![(1, 20.0), (2, 21.0)]
                 ),
-                ("node_load5", vec![], &[(2, 0.25)][..]),
+                ("node_load5", vec![], vec![(2, 0.25)]),
             ]
         );
     }

@@ -94,7 +94,57 @@ pub struct OutgoingSeries {
     /// Counter or gauge.
     pub kind: SeriesKind,
     /// `[unix_ms, value]` pairs, finite values.
-    pub points: Vec<(i64, f64)>,
+    pub points: Points,
+}
+
+/// The points of an [`OutgoingSeries`]: at least one, the first kept inline. A tick
+/// reads each series once, so nearly every series has one point, and a `Vec` would be
+/// one allocation per series per batch for it. Written as a JSON array, as a `Vec`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Points {
+    first: (i64, f64),
+    rest: Vec<(i64, f64)>,
+}
+
+impl Points {
+    /// One point.
+    pub fn new(point: (i64, f64)) -> Self {
+        Self {
+            first: point,
+            rest: Vec::new(),
+        }
+    }
+
+    /// Appends a point.
+    pub fn push(&mut self, point: (i64, f64)) {
+        self.rest.push(point);
+    }
+
+    /// The points in order.
+    pub fn iter(&self) -> impl Iterator<Item = &(i64, f64)> {
+        std::iter::once(&self.first).chain(&self.rest)
+    }
+
+    /// How many there are (at least one).
+    pub fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    /// Never: there is always a point. (For the `len` convention.)
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The points in order, as a `Vec`.
+    pub fn to_vec(&self) -> Vec<(i64, f64)> {
+        self.iter().copied().collect()
+    }
+}
+
+impl Serialize for Points {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
 }
 
 fn pairs_as_map<S: serde::Serializer>(
@@ -158,10 +208,19 @@ pub struct ErrorResponse {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// The points of a non-empty list.
+    pub(crate) fn points_of(list: &[(i64, f64)]) -> Points {
+        let mut points = Points::new(list[0]);
+        for point in &list[1..] {
+            points.push(*point);
+        }
+        points
+    }
 
     fn series() -> impl Strategy<Value = OutgoingSeries> {
         (
@@ -170,15 +229,15 @@ mod tests {
             any::<bool>(),
             proptest::collection::vec((any::<i64>(), -1e300f64..1e300), 1..3),
         )
-            .prop_map(|(name, labels, counter, points)| OutgoingSeries {
+            .prop_map(|(name, labels, counter, list)| OutgoingSeries {
                 name: name.into(),
                 labels: labels.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+                points: points_of(&list),
                 kind: if counter {
                     SeriesKind::Counter
                 } else {
                     SeriesKind::Gauge
                 },
-                points,
             })
     }
 
@@ -211,7 +270,7 @@ mod tests {
                         name: s.name.to_string(),
                         labels: s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
                         kind: s.kind,
-                        points: s.points.clone(),
+                        points: s.points.to_vec(),
                     })
                     .collect(),
                 events: vec![],

@@ -15,8 +15,8 @@ mod token;
 pub mod units;
 
 pub use batch::{
-    AckResponse, Batch, ErrorResponse, Event, HostInfo, OutgoingBatch, OutgoingSeries, Series,
-    SeriesKind, VERSION,
+    AckResponse, Batch, ErrorResponse, Event, HostInfo, OutgoingBatch, OutgoingSeries, Points,
+    Series, SeriesKind, VERSION,
 };
 pub use enroll::{EnrollRequest, EnrollResponse, EnrollStatus};
 pub use limits::{BatchEncoder, DecodeError, Limits, decode_batch, encode_batch, inflate_limited};

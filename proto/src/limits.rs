@@ -458,7 +458,10 @@ mod tests {
                 name: format!("node_network_receive_bytes_total_{i}").into(),
                 labels: vec![("device".into(), format!("eth\"{i}"))],
                 kind: SeriesKind::Counter,
-                points: vec![(1_700_000_000_000 + i, i as f64 * 1.5), (i, -0.25)],
+                points: crate::batch::tests::points_of(&[
+                    (1_700_000_000_000 + i, i as f64 * 1.5),
+                    (i, -0.25),
+                ]),
             })
             .collect();
         let outgoing = OutgoingBatch {

@@ -108,13 +108,13 @@ mod tests {
             name in "[\\x00-\\x7f]{0,12}",
             labels in proptest::collection::vec(("\\PC{0,6}", "[\\x00-\\x20\"\\\\a-zé]{0,8}"), 0..4),
             counter in any::<bool>(),
-            points in proptest::collection::vec((any::<i64>(), any::<f64>()), 0..4),
+            points in proptest::collection::vec((any::<i64>(), any::<f64>()), 1..4),
         ) {
             let series = OutgoingSeries {
                 name: name.into(),
                 labels: labels.into_iter().map(|(k, v)| (k.into(), v)).collect(),
                 kind: if counter { SeriesKind::Counter } else { SeriesKind::Gauge },
-                points,
+                points: crate::batch::tests::points_of(&points),
             };
             prop_assert_eq!(written(&series), serde_json::to_string(&series).unwrap());
         }
@@ -126,7 +126,7 @@ mod tests {
             name: "m\"\\\u{1}\u{7f}".into(),
             labels: vec![("a\nb".into(), "\t\r\u{8}\u{c}é".into())],
             kind: SeriesKind::Gauge,
-            points: vec![
+            points: crate::batch::tests::points_of(&[
                 (i64::MIN, 0.0),
                 (0, -0.0),
                 (1, 5e-324),
@@ -135,7 +135,7 @@ mod tests {
                 (4, 0.1),
                 (5, 3.0),
                 (6, f64::NAN),
-            ],
+            ]),
         };
         assert_eq!(written(&series), serde_json::to_string(&series).unwrap());
     }
