@@ -60,9 +60,14 @@ impl<K, V> Layout<K, V> {
         self.changed
     }
 
-    /// The verdicts, in place order.
-    pub(crate) fn verdicts(&mut self) -> impl Iterator<Item = &mut V> {
-        self.entries.iter_mut().map(|(_, v)| v)
+    /// The keys and verdicts, in place order.
+    pub(crate) fn entries(&self) -> std::slice::Iter<'_, (K, V)> {
+        self.entries.iter()
+    }
+
+    /// The keys and verdicts, in place order, to amend the verdicts.
+    pub(crate) fn entries_mut(&mut self) -> std::slice::IterMut<'_, (K, V)> {
+        self.entries.iter_mut()
     }
 }
 
@@ -97,7 +102,7 @@ mod tests {
                 prop_assert_eq!(changed, *keys != previous);
                 let common = keys.iter().zip(&previous).take_while(|(a, b)| a == b).count();
                 prop_assert_eq!(chosen, keys.len() - common);
-                let all: Vec<String> = layout.verdicts().map(|v| v.clone()).collect();
+                let all: Vec<String> = layout.entries().map(|(_, v)| v.clone()).collect();
                 prop_assert_eq!(all, keys.iter().map(|k| k.to_uppercase()).collect::<Vec<_>>());
                 previous = keys.clone();
             }

@@ -205,13 +205,13 @@ impl Collector for MemoryCollector {
             // Two kernel names can map to one metric (`A(b)` and `A_b`); the second
             // would be a duplicate series.
             let mut sent = HashSet::new();
-            for verdict in self.meminfo.verdicts() {
+            for (_, verdict) in self.meminfo.entries_mut() {
                 if let Field::Send { name, duplicate } = verdict {
                     *duplicate = !sent.insert(name.clone());
                 }
             }
         }
-        for (field, verdict) in info.fields.iter().zip(self.meminfo.verdicts()) {
+        for (field, (_, verdict)) in info.fields.iter().zip(self.meminfo.entries()) {
             match verdict {
                 Field::Skip => {}
                 Field::Invalid => out.error(format!(

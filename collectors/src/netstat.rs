@@ -18,6 +18,7 @@ use serde::Deserialize;
 use sysward_platform::{NetStats, Roots};
 
 use crate::filter::{NameFilter, builtin_include, is_metric_name_part};
+use crate::layout::Layout;
 use crate::settings::{self, Pattern};
 use crate::{CollectError, Collector, Kind, Output, Sample};
 
@@ -77,28 +78,23 @@ impl NetstatConfig {
 pub struct NetstatCollector {
     roots: Roots,
     config: NetstatConfig,
-    /// What each counter of the three files became last run, in file order. The files
-    /// list the same few hundred counters in the same order every run, so a counter
-    /// whose name matches the one at its place last time costs a comparison; only a
-    /// changed layout (a new kernel field) runs the filter, the name checks and the
-    /// search for duplicates again. Naming, filtering and hashing every counter every
-    /// run was most of this collector's time.
-    layout: Vec<Choice>,
+    /// What each `<Protocol>_<Field>` counter of the three files, one after the other,
+    /// became last run (see [`Layout`]): filtering, naming and hashing every counter
+    /// every run was most of this collector's time.
+    layout: Layout<String, Choice>,
     /// The last readings of `snmp`, `netstat` and `snmp6`, refilled in place each run.
     readings: [NetStats; 3],
 }
 
-/// What one `<Protocol>_<Field>` counter becomes.
+/// What one counter becomes.
 #[derive(Debug)]
 struct Choice {
-    /// `<Protocol>_<Field>`.
-    key: String,
     verdict: Verdict,
     /// Sent already from an earlier place: it would be a duplicate series.
     duplicate: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 enum Verdict {
     /// Left out by the filter.
     Skip,
@@ -108,13 +104,32 @@ enum Verdict {
     Invalid,
 }
 
-impl Choice {
-    fn is(&self, protocol: &str, field: &str) -> bool {
-        let key = self.key.as_bytes();
-        key.len() == protocol.len() + 1 + field.len()
-            && key.starts_with(protocol.as_bytes())
-            && key[protocol.len()] == b'_'
-            && key.ends_with(field.as_bytes())
+/// Whether `key` is `<protocol>_<field>`, without writing the latter out.
+fn is_key(key: &str, protocol: &str, field: &str) -> bool {
+    let key = key.as_bytes();
+    key.len() == protocol.len() + 1 + field.len()
+        && key.starts_with(protocol.as_bytes())
+        && key[protocol.len()] == b'_'
+        && key.ends_with(field.as_bytes())
+}
+
+/// The verdict on a counter new at its place, duplicates aside.
+fn choose(config: &NetstatConfig, key: &str) -> Choice {
+    let verdict = if !config.fields.passes(key) {
+        Verdict::Skip
+    } else if !is_metric_name_part(key) {
+        Verdict::Invalid
+    } else {
+        let kind = if GAUGES.contains(&key) {
+            Kind::Gauge
+        } else {
+            Kind::Counter
+        };
+        Verdict::Send(format!("{PREFIX}{key}"), kind)
+    };
+    Choice {
+        verdict,
+        duplicate: false,
     }
 }
 
@@ -129,89 +144,8 @@ impl NetstatCollector {
         Self {
             roots,
             config,
-            layout: Vec::new(),
+            layout: Layout::default(),
             readings: Default::default(),
-        }
-    }
-
-    /// The verdict on a counter new at its place, duplicates aside (see
-    /// [`Self::mark_duplicates`]).
-    fn choose(&self, key: String) -> Choice {
-        let verdict = if !self.config.fields.passes(&key) {
-            Verdict::Skip
-        } else if !is_metric_name_part(&key) {
-            Verdict::Invalid
-        } else {
-            let kind = if GAUGES.contains(&key.as_str()) {
-                Kind::Gauge
-            } else {
-                Kind::Counter
-            };
-            Verdict::Send(format!("{PREFIX}{key}"), kind)
-        };
-        Choice {
-            key,
-            verdict,
-            duplicate: false,
-        }
-    }
-
-    /// A counter repeated (in one file or across two) would be a duplicate series: the
-    /// first place sends it, later ones are marked.
-    fn mark_duplicates(&mut self) {
-        let mut sent = HashSet::new();
-        for choice in &mut self.layout {
-            choice.duplicate =
-                matches!(&choice.verdict, Verdict::Send(name, _) if !sent.insert(name.as_str()));
-        }
-    }
-
-    /// Checks one file's counters against the layout from place `at` on, choosing
-    /// afresh from the first that differs; returns the place after its last counter and
-    /// whether the layout changed.
-    fn follow_layout(&mut self, stats: &NetStats, mut at: usize) -> (usize, bool) {
-        let mut changed = false;
-        for stat in &stats.values {
-            if self
-                .layout
-                .get(at)
-                .is_none_or(|choice| !choice.is(&stat.protocol, &stat.field))
-            {
-                let choice = self.choose(format!("{}_{}", stat.protocol, stat.field));
-                self.layout.truncate(at);
-                self.layout.push(choice);
-                changed = true;
-            }
-            at += 1;
-        }
-        (at, changed)
-    }
-
-    /// Emits the samples of one file's counters, whose places start at `from`.
-    fn emit(&self, stats: &NetStats, file: &str, from: usize, out: &mut Output) {
-        for skipped in &stats.skipped {
-            out.error(
-                skipped
-                    .clone()
-                    .in_file(self.roots.proc.join(file))
-                    .to_string(),
-            );
-        }
-        for (stat, choice) in stats.values.iter().zip(&self.layout[from..]) {
-            match &choice.verdict {
-                Verdict::Skip => {}
-                Verdict::Send(..) if choice.duplicate => out.error(format!(
-                    "{}: {} a second time; skipped",
-                    self.roots.proc.join(file).display(),
-                    choice.key
-                )),
-                Verdict::Send(name, kind) => out.push(Sample::new(name.clone(), *kind, stat.value)),
-                Verdict::Invalid => out.error(format!(
-                    "{}: {:?} makes no valid metric name; skipped",
-                    self.roots.proc.join(file).display(),
-                    choice.key
-                )),
-            }
         }
     }
 }
@@ -241,26 +175,51 @@ impl Collector for NetstatCollector {
             Err(error) if error.is_not_found() => {}
             Err(error) => failures.push(error),
         }
-        // First the layout, whole, so that duplicates across files are known before
-        // anything is sent.
-        let mut at = 0;
-        let mut changed = false;
-        let mut starts = Vec::with_capacity(read.len());
+        // First the layout of all three, so that a counter repeated (in one file or
+        // across two) is known before anything is sent: the first place sends it.
+        self.layout.start();
+        let config = &self.config;
         for (_, stats) in &read {
-            starts.push(at);
-            let (next, file_changed) = self.follow_layout(stats, at);
-            at = next;
-            changed |= file_changed;
+            for stat in &stats.values {
+                self.layout.next(
+                    |key| is_key(key, &stat.protocol, &stat.field),
+                    || {
+                        let key = format!("{}_{}", stat.protocol, stat.field);
+                        let choice = choose(config, &key);
+                        (key, choice)
+                    },
+                );
+            }
         }
-        if at != self.layout.len() {
-            self.layout.truncate(at);
-            changed = true;
+        if self.layout.finish() {
+            let mut sent = HashSet::new();
+            for (_, choice) in self.layout.entries_mut() {
+                choice.duplicate = matches!(
+                    &choice.verdict, Verdict::Send(name, _) if !sent.insert(name.clone())
+                );
+            }
         }
-        if changed {
-            self.mark_duplicates();
-        }
-        for ((file, stats), from) in read.iter().zip(starts) {
-            self.emit(stats, file, from, out);
+        let mut places = self.layout.entries();
+        for (file, stats) in &read {
+            let path = self.roots.proc.join(file);
+            for skipped in &stats.skipped {
+                out.error(skipped.clone().in_file(&path).to_string());
+            }
+            for (stat, (key, choice)) in stats.values.iter().zip(places.by_ref()) {
+                match &choice.verdict {
+                    Verdict::Skip => {}
+                    Verdict::Send(..) if choice.duplicate => {
+                        out.error(format!("{}: {key} a second time; skipped", path.display()))
+                    }
+                    Verdict::Send(name, kind) => {
+                        out.push(Sample::new(name.clone(), *kind, stat.value))
+                    }
+                    Verdict::Invalid => out.error(format!(
+                        "{}: {key:?} makes no valid metric name; skipped",
+                        path.display()
+                    )),
+                }
+            }
         }
         self.readings = readings;
         if out.samples.is_empty() && !failures.is_empty() {
