@@ -15,58 +15,21 @@ duration=${3:-120}
 interval=${4:-1}
 mode=${5:-same}
 case $mode in
-  equal) tiers="critical = \"${interval}s\"
-standard = \"${interval}s\"" ;;
-  same) tiers="critical = \"${interval}s\"
-standard = \"${interval}s\"
-[collectors.processes]
-enabled = false
-[collectors.tcpstat]
-enabled = false" ;;
+  equal | same) ;;
   *) echo "mode must be equal or same" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
+. benches/agent-bench.sh
+tiers=$(agent_tiers "$mode" "$interval")
 cargo build --release -q -p sysward-server
-bin=${CARGO_TARGET_DIR:-target}/release
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$tmp/server.toml" <<TOML
-[listen]
-address = "127.0.0.1:$port"
-[storage]
-data_dir = "$tmp/server"
-[admin]
-token = "bench"
-TOML
-"$bin/sysward-server" --config "$tmp/server.toml" serve 2>"$tmp/server.log" & pids+=($!)
-for _ in $(seq 100); do [ -f "$tmp/server/pki/ca.crt" ] && curl -sf --cacert "$tmp/server/pki/ca.crt" "https://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.1; done
-start() {
-  local name=$1 agent=$2
-  cat > "$tmp/$name.toml" <<TOML
-[server]
-url = "https://127.0.0.1:$port"
-[agent]
-state_dir = "$tmp/$name"
-hostname = "$name"
-[intervals]
-$tiers
-TOML
-  "$agent" --config "$tmp/$name.toml" enroll "$("$bin/sysward-server" --config "$tmp/server.toml" token create)" >/dev/null
-  "$agent" --config "$tmp/$name.toml" run 2>"$tmp/$name.log" &
-}
-start base "$base"; bpid=$!; pids+=($bpid)
-start new "$new"; npid=$!; pids+=($npid)
+start_server
+start_agent base "$base" "$tiers"; bpid=$agent_pid
+start_agent new "$new" "$tiers"; npid=$agent_pid
 sleep $((interval * 3))
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print $14 / hz "," $15 / hz }' "/proc/$1/stat"; }
-hwm() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
-b0=$(cpu "$bpid"); n0=$(cpu "$npid")
+b0=$(cpu_of "$bpid"); n0=$(cpu_of "$npid")
 sleep "$duration"
-b1=$(cpu "$bpid"); n1=$(cpu "$npid")
-python3 - "$b0" "$b1" "$n0" "$n1" "$(hwm "$bpid")" "$(hwm "$npid")" "$duration" "$interval" <<'PY'
+b1=$(cpu_of "$bpid"); n1=$(cpu_of "$npid")
+python3 - "$b0" "$b1" "$n0" "$n1" "$(hwm_of "$bpid")" "$(hwm_of "$npid")" "$duration" "$interval" <<'PY'
 import sys
 def split(s):
     return tuple(map(float, s.split(",")))

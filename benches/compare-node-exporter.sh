@@ -20,66 +20,28 @@ set -euo pipefail
 duration=${1:-300}
 interval=${2:-5}
 mode=${3:-equal}
-case $mode in
-  equal) tiers="critical = \"${interval}s\"
-standard = \"${interval}s\"" ;;
-  same) tiers="critical = \"${interval}s\"
-standard = \"${interval}s\"
-[collectors.processes]
-enabled = false
-[collectors.tcpstat]
-enabled = false" ;;
-  tiers) tiers="critical = \"${interval}s\"" ;;
-  *) echo "mode must be equal, same or tiers" >&2; exit 2 ;;
-esac
 cd "$(dirname "$0")/.."
+. benches/agent-bench.sh
+tiers=$(agent_tiers "$mode" "$interval")
 command -v prometheus-node-exporter >/dev/null || { echo "install prometheus-node-exporter first" >&2; exit 2; }
 # As packaged: the server with the release profile, the agent as the .deb ships it
 # (scripts/build-agent).
 cargo build --release -q -p sysward-server
-bin=${CARGO_TARGET_DIR:-target}/release
 agent=$(scripts/build-agent -q)
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-sport=$(free_port); nport=$(free_port)
-cat > "$tmp/server.toml" <<TOML
-[listen]
-address = "127.0.0.1:$sport"
-[storage]
-data_dir = "$tmp/server"
-[admin]
-token = "bench"
-TOML
-"$bin/sysward-server" --config "$tmp/server.toml" serve 2>"$tmp/server.log" & pids+=($!)
-for _ in $(seq 100); do [ -f "$tmp/server/pki/ca.crt" ] && curl -sf --cacert "$tmp/server/pki/ca.crt" "https://127.0.0.1:$sport/api/health" >/dev/null && break; sleep 0.1; done
-cat > "$tmp/agent.toml" <<TOML
-[server]
-url = "https://127.0.0.1:$sport"
-[agent]
-state_dir = "$tmp/agent"
-[intervals]
-$tiers
-TOML
-"$agent" --config "$tmp/agent.toml" enroll "$("$bin/sysward-server" --config "$tmp/server.toml" token create)" >/dev/null
-"$agent" --config "$tmp/agent.toml" run 2>"$tmp/agent.log" & apid=$!; pids+=($apid)
-prometheus-node-exporter --web.listen-address="127.0.0.1:$nport" 2>"$tmp/ne.log" & npid=$!; pids+=($npid)
+start_server
+start_agent agent "$agent" "$tiers"; apid=$agent_pid
+nport=$(free_port)
+prometheus-node-exporter --web.listen-address="127.0.0.1:$nport" 2>"$bench_tmp/ne.log" & npid=$!; bench_pids+=($npid)
 sleep 2
 
-# utime + stime of the whole process, exited threads included (the agent's blocking pool
-# lets idle threads go). Clock ticks are 10 ms, so run long enough that a tick is noise:
-# the default 300 s at 5 s is 60 cycles.
-# Printed as "user,system" so that the kernel's share (producing /proc text) shows.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print $14 / hz "," $15 / hz }' "/proc/$1/stat"; }
-hwm() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
+# Clock ticks are 10 ms, so run long enough that a tick is noise: the default 300 s at
+# 5 s is 60 cycles. CPU is printed as user and system time, so that the kernel's share
+# (making the /proc and /sys text) shows.
 
 # Warm up one cycle of each, then measure from a common start.
 curl -sf "http://127.0.0.1:$nport/metrics" >/dev/null
 sleep "$interval"
-a0=$(cpu "$apid"); n0=$(cpu "$npid")
+a0=$(cpu_of "$apid"); n0=$(cpu_of "$npid")
 cycles=0
 end=$((SECONDS + duration))
 while [ $SECONDS -lt $end ]; do
@@ -87,8 +49,8 @@ while [ $SECONDS -lt $end ]; do
   cycles=$((cycles + 1))
   sleep "$interval"
 done
-a1=$(cpu "$apid"); n1=$(cpu "$npid")
-ahwm=$(hwm "$apid"); nhwm=$(hwm "$npid")
+a1=$(cpu_of "$apid"); n1=$(cpu_of "$npid")
+ahwm=$(hwm_of "$apid"); nhwm=$(hwm_of "$npid")
 python3 - "$a0" "$a1" "$n0" "$n1" "$cycles" "$ahwm" "$nhwm" "$duration" "$interval" "$mode" <<'PY'
 import sys
 def split(s):
