@@ -9,7 +9,7 @@ use sysward_proto::{
     BatchEncoder, Event, HostInfo, OutgoingBatch, OutgoingSeries, Points, SeriesKind, VERSION,
 };
 use tokio::sync::mpsc;
-use tracing::{debug, error, warn};
+use tracing::{error, warn};
 
 use crate::{
     metrics::AgentMetrics,
@@ -20,8 +20,6 @@ use crate::{
 
 /// How long to wait for the other collectors of a tick.
 const GATHER: Duration = Duration::from_millis(250);
-/// How often the allocator's free pages go back to the kernel.
-const RELEASE_EVERY: Duration = Duration::from_secs(60);
 /// A batch this large goes out without waiting for more.
 const MAX_SAMPLES: usize = 20_000;
 
@@ -39,10 +37,6 @@ pub(crate) struct Batcher {
     pub(crate) encoder: Arc<std::sync::Mutex<BatchEncoder>>,
     /// Kept between batches: its table is allocated once.
     pub(crate) series_table: SeriesTable,
-    /// When free memory last went back to the kernel.
-    pub(crate) released_at: Option<std::time::Instant>,
-    /// Whether the start-up code's pages were released (once).
-    pub(crate) code_released: bool,
 }
 
 impl Batcher {
@@ -111,25 +105,6 @@ impl Batcher {
             store();
         } else if let Err(e) = tokio::task::spawn_blocking(store).await {
             error!(error = %e, "Encoding or queueing batches failed; they are lost.");
-        }
-        // The tick's samples, batch and JSON are freed by now. Not after every tick:
-        // each release makes the next tick fault its pages in again, which cost a sixth
-        // of the agent's CPU at a 1 s tick; the heap's creep between two releases is
-        // tens of kB.
-        let now = std::time::Instant::now();
-        if self
-            .released_at
-            .is_none_or(|at| now.duration_since(at) >= RELEASE_EVERY)
-        {
-            // Once, a minute in: start-up's code (config, certificates, the first TLS
-            // handshake) has run by then and is not needed again.
-            if self.released_at.is_some() && !self.code_released {
-                self.code_released = true;
-                let bytes = sysward_platform::linux::release_code_pages();
-                debug!(bytes, "Start-up code pages released.");
-            }
-            self.released_at = Some(now);
-            sysward_platform::linux::release_free_memory();
         }
     }
 
@@ -229,18 +204,19 @@ mod tests {
             push_inline: true,
             encoder: Default::default(),
             series_table: Default::default(),
-            released_at: None,
-            code_released: false,
         }
+    }
+
+    /// A batcher over a memory queue, and its metrics.
+    fn memory_batcher() -> (Batcher, Arc<AgentMetrics>) {
+        let metrics = Arc::new(AgentMetrics::default());
+        let queue = Arc::new(MemoryQueue::new(4, metrics.clone()));
+        (batcher(queue, metrics.clone()), metrics)
     }
 
     #[test]
     fn a_label_named_twice_keeps_one_value_and_the_body_decodes() {
-        let metrics = Arc::new(AgentMetrics::default());
-        let mut b = batcher(
-            Arc::new(MemoryQueue::new(4, metrics.clone())),
-            metrics.clone(),
-        );
+        let (mut b, _) = memory_batcher();
         let run = RunOutput {
             ts_ms: 1,
             priority: false,
@@ -257,7 +233,9 @@ mod tests {
             batch.series[0].labels,
             [("job".into(), "b".into()), ("x".into(), "1".into())]
         );
-        let body = BatchEncoder::new().encode(&batch).expect("encodes");
+        let body = BatchEncoder::new()
+            .encode_outgoing(&batch)
+            .expect("encodes");
         let decoded = sysward_proto::decode_batch(&body, &Default::default()).expect("decodes");
         assert_eq!(
             decoded.series[0].labels,
@@ -271,11 +249,7 @@ mod tests {
 
     #[test]
     fn groups_points_and_drops_non_finite() {
-        let metrics = Arc::new(AgentMetrics::default());
-        let mut b = batcher(
-            Arc::new(MemoryQueue::new(4, metrics.clone())),
-            metrics.clone(),
-        );
+        let (mut b, metrics) = memory_batcher();
         let run = |ts, v: f64| RunOutput {
             ts_ms: ts,
             priority: false,
@@ -324,11 +298,7 @@ mod tests {
 
     #[test]
     fn series_keep_their_first_order_and_gather_their_points_across_runs() {
-        let metrics = Arc::new(AgentMetrics::default());
-        let mut b = batcher(
-            Arc::new(MemoryQueue::new(4, metrics.clone())),
-            metrics.clone(),
-        );
+        let (mut b, _) = memory_batcher();
         let cpu = |n: &str, v| {
             Sample::new("node_cpu_seconds_total", Kind::Counter, v)
                 .label("mode", "idle")
