@@ -7,6 +7,10 @@
 //! the answer per place: a field whose key matches the key at its place last run costs a
 //! comparison, and the first that differs is chosen afresh, along with every later one.
 
+use std::collections::HashSet;
+
+use crate::Kind;
+
 /// The verdicts on a file's fields, by place, kept from run to run.
 #[derive(Debug)]
 pub(crate) struct Layout<K, V> {
@@ -64,10 +68,48 @@ impl<K, V> Layout<K, V> {
     pub(crate) fn entries(&self) -> std::slice::Iter<'_, (K, V)> {
         self.entries.iter()
     }
+}
 
-    /// The keys and verdicts, in place order, to amend the verdicts.
-    pub(crate) fn entries_mut(&mut self) -> std::slice::IterMut<'_, (K, V)> {
-        self.entries.iter_mut()
+/// What one field of a file becomes: the verdict the collectors keep per place.
+#[derive(Debug)]
+pub(crate) enum Field {
+    /// Left out by the filter.
+    Skip,
+    /// Sent under this name, unless an earlier place sends the same name
+    /// ([`Layout::mark_duplicates`]): that would be a duplicate series.
+    Send {
+        name: String,
+        kind: Kind,
+        duplicate: bool,
+    },
+    /// Chosen, but it makes no valid metric name.
+    Invalid,
+}
+
+impl Field {
+    /// Sent under `name`, as a `kind`.
+    pub(crate) fn send(name: String, kind: Kind) -> Self {
+        Field::Send {
+            name,
+            kind,
+            duplicate: false,
+        }
+    }
+}
+
+impl<K> Layout<K, Field> {
+    /// Marks each place whose name an earlier place sends already. For after
+    /// [`Layout::finish`] tells of a change; the marks stand while the layout does.
+    pub(crate) fn mark_duplicates(&mut self) {
+        let mut sent = HashSet::new();
+        for (_, field) in &mut self.entries {
+            if let Field::Send {
+                name, duplicate, ..
+            } = field
+            {
+                *duplicate = !sent.insert(name.clone());
+            }
+        }
     }
 }
 

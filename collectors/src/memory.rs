@@ -10,13 +10,11 @@
 //! `untyped`, here they are counters), and the memory and I/O pressure totals of
 //! `/proc/pressure` where the kernel has them.
 
-use std::collections::HashSet;
-
 use serde::Deserialize;
 use sysward_platform::{MemInfo, MemInfoField, Roots, VmStat};
 
 use crate::filter::{NameFilter, builtin_include, is_metric_name_part};
-use crate::layout::Layout;
+use crate::layout::{Field, Layout};
 use crate::settings::{self, Pattern};
 use crate::{CollectError, Collector, Kind, Output, Sample, psi};
 
@@ -85,26 +83,6 @@ pub struct MemoryCollector {
     meminfo: Layout<(String, bool), Field>,
 }
 
-/// What one field of a file becomes.
-#[derive(Debug)]
-enum Field {
-    /// Left out by the filter.
-    Skip,
-    /// Sent under this name, unless an earlier field gives the same name.
-    Send { name: String, duplicate: bool },
-    /// Chosen, but it makes no valid metric name.
-    Invalid,
-}
-
-impl Field {
-    fn send(name: String) -> Self {
-        Field::Send {
-            name,
-            duplicate: false,
-        }
-    }
-}
-
 impl MemoryCollector {
     /// A collector with node_exporter's default vmstat fields.
     pub fn new(roots: Roots) -> Self {
@@ -143,15 +121,15 @@ impl MemoryCollector {
                     } else if !is_metric_name_part(name) {
                         Field::Invalid
                     } else {
-                        Field::send(format!("{VMSTAT_PREFIX}{name}"))
+                        Field::send(format!("{VMSTAT_PREFIX}{name}"), Kind::Counter)
                     };
                     (name.clone(), field)
                 },
             );
             match field {
                 Field::Skip => {}
-                Field::Send { name, .. } => {
-                    out.push(Sample::new(name.clone(), Kind::Counter, *value as f64))
+                Field::Send { name, kind, .. } => {
+                    out.push(Sample::new(name.clone(), *kind, *value as f64))
                 }
                 Field::Invalid => out.error(format!(
                     "{}: {name:?} makes no valid metric name; skipped",
@@ -196,20 +174,15 @@ impl Collector for MemoryCollector {
             self.meminfo.next(
                 |(name, in_kb)| *name == field.name && *in_kb == field.in_kb,
                 || {
-                    let verdict = metric_name(field).map_or(Field::Invalid, Field::send);
+                    let verdict = metric_name(field)
+                        .map_or(Field::Invalid, |name| Field::send(name, Kind::Gauge));
                     ((field.name.clone(), field.in_kb), verdict)
                 },
             );
         }
         if self.meminfo.finish() {
-            // Two kernel names can map to one metric (`A(b)` and `A_b`); the second
-            // would be a duplicate series.
-            let mut sent = HashSet::new();
-            for (_, verdict) in self.meminfo.entries_mut() {
-                if let Field::Send { name, duplicate } = verdict {
-                    *duplicate = !sent.insert(name.clone());
-                }
-            }
+            // Two kernel names can map to one metric (`A(b)` and `A_b`).
+            self.meminfo.mark_duplicates();
         }
         for (field, (_, verdict)) in info.fields.iter().zip(self.meminfo.entries()) {
             match verdict {
@@ -222,12 +195,13 @@ impl Collector for MemoryCollector {
                 Field::Send {
                     name,
                     duplicate: true,
+                    ..
                 } => out.error(format!(
                     "{}: field {:?} gives {name} a second time; skipped",
                     path.display(),
                     field.name
                 )),
-                Field::Send { name, .. } => {
+                Field::Send { name, kind, .. } => {
                     // In f64 rather than `MemInfoField::bytes`, which gives up on u64
                     // overflow; a sample is an f64 anyway.
                     let value = if field.in_kb {
@@ -235,7 +209,7 @@ impl Collector for MemoryCollector {
                     } else {
                         field.value as f64
                     };
-                    out.push(Sample::new(name.clone(), Kind::Gauge, value));
+                    out.push(Sample::new(name.clone(), *kind, value));
                 }
             }
         }

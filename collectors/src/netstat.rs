@@ -12,13 +12,11 @@
 //! current values (`Tcp_CurrEstab`, `Ip_Forwarding`, the RTO limits ...) gauges, under
 //! node_exporter's names (no `_total`) so that its dashboards work unchanged.
 
-use std::collections::HashSet;
-
 use serde::Deserialize;
 use sysward_platform::{NetStats, Roots};
 
 use crate::filter::{NameFilter, builtin_include, is_metric_name_part};
-use crate::layout::Layout;
+use crate::layout::{Field, Layout};
 use crate::settings::{self, Pattern};
 use crate::{CollectError, Collector, Kind, Output, Sample};
 
@@ -81,27 +79,9 @@ pub struct NetstatCollector {
     /// What each `<Protocol>_<Field>` counter of the three files, one after the other,
     /// became last run (see [`Layout`]): filtering, naming and hashing every counter
     /// every run was most of this collector's time.
-    layout: Layout<String, Choice>,
+    layout: Layout<String, Field>,
     /// The last readings of `snmp`, `netstat` and `snmp6`, refilled in place each run.
     readings: [NetStats; 3],
-}
-
-/// What one counter becomes.
-#[derive(Debug)]
-struct Choice {
-    verdict: Verdict,
-    /// Sent already from an earlier place: it would be a duplicate series.
-    duplicate: bool,
-}
-
-#[derive(Debug)]
-enum Verdict {
-    /// Left out by the filter.
-    Skip,
-    /// Sent under this name.
-    Send(String, Kind),
-    /// Chosen, but it makes no valid metric name.
-    Invalid,
 }
 
 /// Whether `key` is `<protocol>_<field>`, without writing the latter out.
@@ -114,22 +94,18 @@ fn is_key(key: &str, protocol: &str, field: &str) -> bool {
 }
 
 /// The verdict on a counter new at its place, duplicates aside.
-fn choose(config: &NetstatConfig, key: &str) -> Choice {
-    let verdict = if !config.fields.passes(key) {
-        Verdict::Skip
+fn choose(config: &NetstatConfig, key: &str) -> Field {
+    if !config.fields.passes(key) {
+        Field::Skip
     } else if !is_metric_name_part(key) {
-        Verdict::Invalid
+        Field::Invalid
     } else {
         let kind = if GAUGES.contains(&key) {
             Kind::Gauge
         } else {
             Kind::Counter
         };
-        Verdict::Send(format!("{PREFIX}{key}"), kind)
-    };
-    Choice {
-        verdict,
-        duplicate: false,
+        Field::send(format!("{PREFIX}{key}"), kind)
     }
 }
 
@@ -192,12 +168,7 @@ impl Collector for NetstatCollector {
             }
         }
         if self.layout.finish() {
-            let mut sent = HashSet::new();
-            for (_, choice) in self.layout.entries_mut() {
-                choice.duplicate = matches!(
-                    &choice.verdict, Verdict::Send(name, _) if !sent.insert(name.clone())
-                );
-            }
+            self.layout.mark_duplicates();
         }
         let mut places = self.layout.entries();
         for (file, stats) in &read {
@@ -205,16 +176,16 @@ impl Collector for NetstatCollector {
             for skipped in &stats.skipped {
                 out.error(skipped.clone().in_file(&path).to_string());
             }
-            for (stat, (key, choice)) in stats.values.iter().zip(places.by_ref()) {
-                match &choice.verdict {
-                    Verdict::Skip => {}
-                    Verdict::Send(..) if choice.duplicate => {
-                        out.error(format!("{}: {key} a second time; skipped", path.display()))
-                    }
-                    Verdict::Send(name, kind) => {
+            for (stat, (key, field)) in stats.values.iter().zip(places.by_ref()) {
+                match field {
+                    Field::Skip => {}
+                    Field::Send {
+                        duplicate: true, ..
+                    } => out.error(format!("{}: {key} a second time; skipped", path.display())),
+                    Field::Send { name, kind, .. } => {
                         out.push(Sample::new(name.clone(), *kind, stat.value))
                     }
-                    Verdict::Invalid => out.error(format!(
+                    Field::Invalid => out.error(format!(
                         "{}: {key:?} makes no valid metric name; skipped",
                         path.display()
                     )),
