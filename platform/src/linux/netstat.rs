@@ -129,21 +129,22 @@ fn parse_pair(names: &str, values: &str, into: &mut Refill<'_>) -> Result<(), St
             values_count
         ));
     }
-    // All or nothing: a pair with one bad value is skipped whole.
-    let pairs = || {
-        names
-            .split_ascii_whitespace()
-            .zip(values.split_ascii_whitespace())
-    };
-    if let Some((name, text)) = pairs().find(|(_, text)| value(text).is_none()) {
-        return Err(format!(
-            "{protocol} {} value {} is not an integer",
-            quote(name),
-            quote(text)
-        ));
-    }
-    for (name, text) in pairs() {
-        into.put(protocol, name, value(text).unwrap_or_default());
+    // All or nothing: a pair with one bad value is skipped whole, its counters put so
+    // far taken back.
+    let start = into.used;
+    for (name, text) in names
+        .split_ascii_whitespace()
+        .zip(values.split_ascii_whitespace())
+    {
+        let Some(value) = value(text) else {
+            into.used = start;
+            return Err(format!(
+                "{protocol} {} value {} is not an integer",
+                quote(name),
+                quote(text)
+            ));
+        };
+        into.put(protocol, name, value);
     }
     Ok(())
 }
@@ -246,6 +247,19 @@ Ip6InOctets                     \t460
         assert_eq!(stats.values.len(), 1);
         let lines: Vec<_> = stats.skipped.iter().map(|e| e.line).collect();
         assert_eq!(lines, [2, 4, 6, 9]);
+    }
+
+    #[test]
+    fn a_bad_value_after_good_ones_takes_its_whole_pair_back() {
+        let text = "Y: A B C\nY: 1 2 z\nTcp: A\nTcp: 3\n";
+        let mut stats = parse_netstat("Y: A B C\nY: 7 8 9\n");
+        parse_netstat_into(text, &mut stats);
+        for fresh in [parse_netstat(text), stats] {
+            assert_eq!(get(&fresh, "Y", "A"), None);
+            assert_eq!(get(&fresh, "Tcp", "A"), Some(3.0));
+            assert_eq!(fresh.values.len(), 1);
+            assert_eq!(fresh.skipped.len(), 1);
+        }
     }
 
     #[test]
