@@ -184,6 +184,9 @@ mod tests {
     use super::*;
     use crate::linux::testing::{TempDir, any_line, mutated};
     use proptest::prelude::*;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
     const FIXTURE: &str = "\
 Inter-|   Receive                                                |  Transmit
@@ -265,6 +268,168 @@ tun0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16
         let third = read_net_class(&dir.roots(), &second).expect("reads");
         assert_eq!(third[0].ifalias.as_deref(), Some("renamed"));
         assert_eq!(read_net_class(&dir.roots(), &[]).expect("reads"), third);
+    }
+
+    /// Removes its network namespace's sysfs mount when the test ends, passed or not, and
+    /// tells the thread that adds and deletes interfaces to stop.
+    struct Churn {
+        stop: Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Drop for Churn {
+        fn drop(&mut self) {
+            self.stop.store(true, Relaxed);
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Runs `ip ARGS` in the calling thread's network namespace (a child inherits it).
+    fn ip(args: &[&str]) -> Result<(), String> {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run ip {args:?}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    /// Starts a thread that moves into a network namespace of its own, mounts that
+    /// namespace's sysfs on `sys`, and then adds and deletes a real interface until told
+    /// to stop. Returns once the mount is in place, or why it could not be.
+    fn churn_interfaces(
+        sys: PathBuf,
+        seen: Arc<AtomicUsize>,
+        missed: Arc<AtomicUsize>,
+    ) -> Result<Churn, String> {
+        use nix::mount::{MntFlags, MsFlags, mount, umount2};
+        use nix::sched::{CloneFlags, unshare};
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            // Namespaces are per thread: only this one (and the `ip` it starts) moves.
+            // A sysfs mounted from here shows this namespace's interfaces, wherever it
+            // is read from.
+            let setup = unshare(CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))
+                .and_then(|()| {
+                    mount(
+                        Some("sysfs"),
+                        &sys,
+                        Some("sysfs"),
+                        MsFlags::empty(),
+                        None::<&str>,
+                    )
+                    .map_err(|e| format!("mount sysfs on {}: {e}", sys.display()))
+                })
+                .and_then(|()| ip(&["link", "add", "swtest0", "type", "ifb"]))
+                .and_then(|()| ip(&["link", "del", "swtest0"]));
+            let failed = setup.is_err();
+            let _ = ready_tx.send(setup);
+            // Each step waits (polling, bounded by the reader's deadline through `stop`)
+            // until the reader has seen its effect, so that the interface is there about
+            // half the time and every deletion falls while the reader is busy.
+            let wait_for = |count: &AtomicUsize, from: usize| {
+                while count.load(Relaxed) == from && !stopping.load(Relaxed) {
+                    std::thread::yield_now();
+                }
+            };
+            while !failed && !stopping.load(Relaxed) {
+                let (seen_before, missed_before) = (seen.load(Relaxed), missed.load(Relaxed));
+                if ip(&["link", "add", "swtest0", "type", "ifb"]).is_err() {
+                    break;
+                }
+                wait_for(&seen, seen_before);
+                if ip(&["link", "del", "swtest0"]).is_err() {
+                    break;
+                }
+                wait_for(&missed, missed_before);
+            }
+            let _ = umount2(&sys, MntFlags::MNT_DETACH);
+        });
+        let churn = Churn {
+            stop,
+            thread: Some(thread),
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(churn),
+            Ok(Err(why)) => Err(why),
+            Err(_) => Err("the interface thread ended before it was ready".into()),
+        }
+    }
+
+    /// The kernel's own churn: an `ifb` interface is added and deleted over and over in
+    /// a namespace of the test's, while this thread reads `class/net` through kept
+    /// files. Most deletions land inside a read (a read is about all this thread does),
+    /// so attributes answer `ENODEV` halfway through an interface; such an interface must
+    /// be left out, never sent with half its values missing.
+    #[test]
+    fn an_interface_removed_while_read_is_left_out_whole() {
+        let dir = TempDir::new("netclass-churn");
+        let sys = dir.path().join("sys");
+        std::fs::create_dir_all(&sys).expect("mkdir");
+        let (seen, missed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let churn = match churn_interfaces(sys, seen.clone(), missed.clone()) {
+            Ok(churn) => churn,
+            Err(why) => {
+                let why = format!(
+                    "this test adds interfaces in a network namespace of its own, which \
+                     needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN) and iproute2: {why}"
+                );
+                assert!(std::env::var_os("CI").is_none(), "{why}");
+                eprintln!("NOT RUN: {why}");
+                return;
+            }
+        };
+        let roots = dir.roots();
+        let mut reads = 0;
+        let mut previous = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let enough = || seen.load(Relaxed) >= 300 && missed.load(Relaxed) >= 300;
+        while !enough() && std::time::Instant::now() < deadline {
+            let interfaces = read_net_class(&roots, &previous).expect("class/net lists");
+            reads += 1;
+            assert!(
+                interfaces.iter().any(|i| i.name == "lo" && i.mtu.is_some()),
+                "the namespace's own loopback is read every time: {interfaces:?}"
+            );
+            match interfaces.iter().find(|i| i.name == "swtest0") {
+                Some(i) => {
+                    seen.fetch_add(1, Relaxed);
+                    // Every interface has these, up or down; a missing one is an
+                    // attribute read after the interface went.
+                    assert!(
+                        i.ifindex.is_some()
+                            && i.mtu.is_some()
+                            && i.flags.is_some()
+                            && i.operstate.is_some()
+                            && i.tx_queue_len.is_some(),
+                        "half an interface reported after {reads} reads: {i:?}"
+                    );
+                }
+                None => {
+                    missed.fetch_add(1, Relaxed);
+                }
+            }
+            previous = interfaces;
+        }
+        drop(churn);
+        let (seen, missed) = (seen.load(Relaxed), missed.load(Relaxed));
+        eprintln!("swtest0 present in {seen} and absent from {missed} of {reads} reads");
+        assert!(
+            enough(),
+            "the interface came and went too seldom to test anything: present in {seen} \
+             and absent from {missed} of {reads} reads"
+        );
     }
 
     #[test]
