@@ -112,8 +112,8 @@ impl MemoryCollector {
         }
         let filter = &self.config.vmstat_fields;
         self.vmstat.start();
-        for (name, value) in &stat.fields {
-            let field = self.vmstat.next(
+        for (name, _) in &stat.fields {
+            self.vmstat.next(
                 |key| key == name,
                 || {
                     let field = if !filter.passes(name) {
@@ -126,8 +126,21 @@ impl MemoryCollector {
                     (name.clone(), field)
                 },
             );
+        }
+        if self.vmstat.finish() {
+            // The kernel prints each field once; a file that repeats one would make two
+            // samples of one series in a batch.
+            self.vmstat.mark_duplicates();
+        }
+        for ((name, value), (_, field)) in stat.fields.iter().zip(self.vmstat.entries()) {
             match field {
                 Field::Skip => {}
+                Field::Send {
+                    duplicate: true, ..
+                } => out.error(format!(
+                    "{}: field {name:?} appears a second time; skipped",
+                    path.display()
+                )),
                 Field::Send { name, kind, .. } => {
                     out.push(Sample::new(name.clone(), *kind, *value as f64))
                 }
@@ -137,7 +150,6 @@ impl MemoryCollector {
                 )),
             }
         }
-        self.vmstat.finish();
     }
 }
 
@@ -306,7 +318,10 @@ mod tests {
                 "MemTotal: 2 kB\nBroken 5 kB\nWeird-Name: 3\nActive(anon): 1 kB\nActive_anon: 9 kB\n",
             );
             // No pressure directory: a kernel without PSI, which is no error.
-            dir.write("proc/vmstat", "nr_free_pages 3\npgfault 5\npgmajfault x\n");
+            dir.write(
+                "proc/vmstat",
+                "nr_free_pages 3\npgfault 5\npgmajfault x\npgfault 6\n",
+            );
             let mut out = Output::default();
             MemoryCollector::new(dir.roots())
                 .collect(&mut out)
@@ -319,15 +334,21 @@ mod tests {
                     Sample::new("node_memory_Active_anon_bytes", Kind::Gauge, 1024.0),
                 ]
             );
-            assert_eq!(out.errors.len(), 4, "{:#?}", out.errors);
+            assert_eq!(out.errors.len(), 5, "{:#?}", out.errors);
             assert!(out.errors[0].contains("vmstat line 3"), "{}", out.errors[0]);
+            // The first pgfault is sent, the second is not.
             assert!(
-                out.errors[1].contains("meminfo line 2"),
+                out.errors[1].contains("\"pgfault\" appears a second time"),
                 "{}",
                 out.errors[1]
             );
-            assert!(out.errors[2].contains("Weird-Name"), "{}", out.errors[2]);
-            assert!(out.errors[3].contains("second time"), "{}", out.errors[3]);
+            assert!(
+                out.errors[2].contains("meminfo line 2"),
+                "{}",
+                out.errors[2]
+            );
+            assert!(out.errors[3].contains("Weird-Name"), "{}", out.errors[3]);
+            assert!(out.errors[4].contains("second time"), "{}", out.errors[4]);
         }
 
         #[test]
@@ -346,7 +367,7 @@ mod tests {
                 ),
                 (
                     "MemTotal: 2 kB\nActive(anon): 1 kB\nActive_anon: 9 kB\n",
-                    "pgfault 6\npgmajfault 1\n",
+                    "pgfault 6\npgmajfault 1\npgfault 8\n",
                 ),
                 ("MemTotal: 2\nActive(anon): 1 kB\n", "pgfault 7\n"),
                 ("Bad-Name: 1 kB\nMemTotal: 2 kB\n", ""),
