@@ -14,11 +14,13 @@ use tracing::{error, warn};
 use crate::{
     metrics::AgentMetrics,
     queue::{BatchQueue, NewBatch},
-    scheduler::{RunOutput, now_ms},
+    scheduler::{InFlight, RunOutput, now_ms},
     series_table::{SeriesTable, identity_hash},
 };
 
-/// How long to wait for the other collectors of a tick.
+/// How long to wait for the other collectors of a tick, at most: the wait ends as soon
+/// as no run is out (see [`InFlight`]), which with the lane's one hand-over per tick is
+/// at the first run.
 const GATHER: Duration = Duration::from_millis(250);
 /// A batch this large goes out without waiting for more.
 const MAX_SAMPLES: usize = 20_000;
@@ -37,6 +39,8 @@ pub(crate) struct Batcher {
     pub(crate) encoder: Arc<std::sync::Mutex<BatchEncoder>>,
     /// Kept between batches: its table is allocated once.
     pub(crate) series_table: SeriesTable,
+    /// The scheduler's count of runs not yet handed over.
+    pub(crate) in_flight: InFlight,
 }
 
 impl Batcher {
@@ -47,6 +51,17 @@ impl Batcher {
             let mut samples = runs[0].samples.len();
             let deadline = tokio::time::Instant::now() + GATHER;
             while samples < MAX_SAMPLES {
+                if self.in_flight.none() {
+                    // Every run started so far is in the channel (a run's count drops
+                    // after its send): take what is there without waiting.
+                    while samples < MAX_SAMPLES
+                        && let Ok(run) = rx.try_recv()
+                    {
+                        samples += run.samples.len();
+                        runs.push(run);
+                    }
+                    break;
+                }
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(run)) => {
                         samples += run.samples.len();
@@ -204,6 +219,7 @@ mod tests {
             push_inline: true,
             encoder: Default::default(),
             series_table: Default::default(),
+            in_flight: Default::default(),
         }
     }
 
@@ -432,5 +448,62 @@ mod tests {
                 (false, vec!["node_network_up".to_string()]),
             ]
         );
+    }
+
+    /// A tick's batch goes out once no run is out, without waiting the gather window;
+    /// while one is out it waits for it, and no longer than the window. Time is tokio's
+    /// paused clock, so the waits are exact and the test does not sleep.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_tick_goes_out_when_no_run_is_out_or_after_the_gather_window() {
+        let run = |name: &'static str| RunOutput {
+            ts_ms: 1,
+            priority: false,
+            samples: vec![Sample::new(name, Kind::Gauge, 1.0)],
+            events: vec![],
+        };
+        // How long after `start` the queue first holds `n` batches.
+        async fn pushed(
+            queue: &Arc<dyn BatchQueue>,
+            n: usize,
+            start: tokio::time::Instant,
+        ) -> Duration {
+            while queue.len() < n {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            start.elapsed()
+        }
+        let (b, _) = memory_batcher();
+        let queue = b.queue.clone();
+        let in_flight = b.in_flight.clone();
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(b.run(rx));
+
+        // Nothing else out: at once.
+        let start = tokio::time::Instant::now();
+        tx.send(run("a")).await.expect("batcher runs");
+        // (The poll's first step is 1 ms of the paused clock.)
+        let took = pushed(&queue, 1, start).await;
+        assert!(took <= Duration::from_millis(1), "{took:?}");
+
+        // Another run out, handed over 30 ms later: both go together then.
+        let start = tokio::time::Instant::now();
+        let out = in_flight.start();
+        tx.send(run("b")).await.expect("batcher runs");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        tx.send(run("c")).await.expect("batcher runs");
+        drop(out);
+        let took = pushed(&queue, 2, start).await;
+        assert!(
+            took >= Duration::from_millis(30) && took < GATHER,
+            "{took:?}"
+        );
+
+        // A run out that never hands over: the window's end.
+        let start = tokio::time::Instant::now();
+        let _stuck = in_flight.start();
+        tx.send(run("d")).await.expect("batcher runs");
+        let took = pushed(&queue, 3, start).await;
+        assert!(took >= GATHER && took < GATHER * 2, "{took:?}");
+        assert_eq!(queue.len(), 3, "b and c went as one batch");
     }
 }

@@ -129,16 +129,31 @@ async fn run_async(
             if let FsyncPolicy::Interval(every) = spool_config.fsync {
                 spool_to_sync = Some(spool.clone());
                 let spool = spool.clone();
-                // Wakes only after a write, waits the interval, and syncs only if a frame
-                // written since is still unacked: an idle or well-connected agent costs
-                // no wakeups and no fsyncs here.
+                // Wakes only after a write, and syncs only if a frame written since is
+                // still unacked when the interval is over. The wait ends early once the
+                // server has acked every such frame, which for a connected agent is
+                // milliseconds after the write: its timer is dropped before it fires, so
+                // a well-connected agent costs no wakeups and no fsyncs here.
                 background.push(tokio::spawn(async move {
                     loop {
                         spool.written().await;
-                        tokio::time::sleep(every).await;
-                        if spool.needs_sync() {
-                            let s = spool.clone();
-                            let _ = tokio::task::spawn_blocking(move || s.sync()).await;
+                        let interval_over = tokio::time::sleep(every);
+                        tokio::pin!(interval_over);
+                        loop {
+                            tokio::select! {
+                                () = &mut interval_over => {
+                                    if spool.needs_sync() {
+                                        let s = spool.clone();
+                                        let _ = tokio::task::spawn_blocking(move || s.sync()).await;
+                                    }
+                                    break;
+                                }
+                                () = spool.acked() => {
+                                    if !spool.needs_sync() {
+                                        break;
+                                    }
+                                }
+                            }
                         }
                     }
                 }));
@@ -154,6 +169,7 @@ async fn run_async(
     let mut schedule = Schedule {
         host_id,
         lane: scheduler::Lane::default(),
+        in_flight: scheduler::InFlight::default(),
         metrics: metrics.clone(),
         tx,
         running: BTreeMap::new(),
@@ -179,6 +195,7 @@ async fn run_async(
         ),
         encoder: Default::default(),
         series_table: Default::default(),
+        in_flight: schedule.in_flight.clone(),
     };
     let batcher_task = tokio::spawn(batcher.run(rx));
     let shipper = Shipper::new(
@@ -280,6 +297,8 @@ struct Schedule {
     host_id: String,
     /// The thread the quick host collectors share.
     lane: scheduler::Lane,
+    /// Runs started and not yet handed to the batcher.
+    in_flight: scheduler::InFlight,
     metrics: Arc<AgentMetrics>,
     tx: mpsc::Sender<RunOutput>,
     running: BTreeMap<&'static str, RunningJob>,
@@ -324,6 +343,7 @@ impl Schedule {
                 job,
                 &self.host_id,
                 self.lane.clone(),
+                self.in_flight.clone(),
                 self.metrics.clone(),
                 self.tx.clone(),
             );

@@ -13,7 +13,7 @@ use std::{
     hash::{Hash, Hasher},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -89,12 +89,13 @@ pub(crate) fn spawn(
     job: Job,
     host_id: &str,
     lane: Lane,
+    in_flight: InFlight,
     metrics: Arc<AgentMetrics>,
     out: mpsc::Sender<RunOutput>,
 ) -> JoinHandle<()> {
     let phase = phase(host_id, job.interval);
     let seed = phase_seed(host_id);
-    tokio::spawn(run_job(job, phase, seed, lane, metrics, out))
+    tokio::spawn(run_job(job, phase, seed, lane, in_flight, metrics, out))
 }
 
 /// A stable hash of the host id: the phase and the tick jitter derive from it.
@@ -119,6 +120,34 @@ fn tick_jitter(seed: u64, interval: Duration, max_jitter: Duration) -> Duration 
     let mut hasher = Fnv(seed);
     hasher.write(&tick.to_le_bytes());
     Duration::from_millis(hasher.finish() % max_ms)
+}
+
+/// How many runs have started and not yet handed their output to the batcher (or been
+/// abandoned): when none is out, the batcher has every run of the tick and sends at
+/// once instead of waiting out its gather window.
+#[derive(Clone, Default)]
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Counts a run out until the guard drops: after its output is in the batcher's
+    /// channel, or when the run is abandoned (or its job stopped) without one.
+    pub(crate) fn start(&self) -> InFlightRun {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        InFlightRun(self.0.clone())
+    }
+
+    /// No run is out.
+    pub(crate) fn none(&self) -> bool {
+        self.0.load(Ordering::Acquire) == 0
+    }
+}
+
+pub(crate) struct InFlightRun(Arc<AtomicUsize>);
+
+impl Drop for InFlightRun {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 type Reply = Box<dyn FnOnce() + Send>;
@@ -151,6 +180,10 @@ pub(crate) struct Lane {
 struct LaneInner {
     state: Mutex<LaneState>,
     work: std::sync::Condvar,
+    /// Replies go back to the runtime as one message per hand-over, run there by a task
+    /// of the lane's. Sent one by one from the lane's thread, each reply woke the
+    /// runtime's thread on its own: most of the agent's wakeups per tick.
+    replies: std::sync::OnceLock<Option<mpsc::UnboundedSender<Vec<Reply>>>>,
 }
 
 #[derive(Default)]
@@ -172,6 +205,17 @@ impl Lane {
     /// Queues `task`; its reply runs on the lane thread once the queue is empty (or
     /// [`REPLY_COALESCE`] after the first reply held back).
     fn submit(&self, task: Task) {
+        self.inner.replies.get_or_init(|| {
+            // Outside a runtime (no caller does that) the lane's thread runs the replies.
+            let runtime = tokio::runtime::Handle::try_current().ok()?;
+            let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Reply>>();
+            runtime.spawn(async move {
+                while let Some(replies) = rx.recv().await {
+                    replies.into_iter().for_each(|reply| reply());
+                }
+            });
+            Some(tx)
+        });
         let mut state = self.lock();
         state.queue.push_back(task);
         if state.idle > 0 {
@@ -201,6 +245,21 @@ impl Lane {
         match started {
             Ok(_) => state.threads += 1,
             Err(e) => warn!(error = %e, "Cannot start a collector thread."),
+        }
+    }
+
+    /// Hands `replies` to the runtime in one message (one wakeup), or runs them here
+    /// when the lane has no runtime. A runtime that is gone drops them, and with them the
+    /// senders its jobs no longer wait on.
+    fn hand_back(&self, replies: Vec<Reply>) {
+        if replies.is_empty() {
+            return;
+        }
+        match self.inner.replies.get() {
+            Some(Some(runtime)) => {
+                let _ = runtime.send(replies);
+            }
+            _ => replies.into_iter().for_each(|reply| reply()),
         }
     }
 
@@ -238,7 +297,7 @@ impl Lane {
                     }
                 }
             };
-            flush.into_iter().for_each(|reply| reply());
+            self.hand_back(flush);
             if let Some(task) = task {
                 // A panic is the task's own to report (its reply channel closes); the
                 // lane goes on.
@@ -253,6 +312,7 @@ async fn run_job(
     phase: Duration,
     seed: u64,
     lane: Lane,
+    in_flight: InFlight,
     metrics: Arc<AgentMetrics>,
     out: mpsc::Sender<RunOutput>,
 ) {
@@ -291,6 +351,7 @@ async fn run_job(
             continue;
         }
         running.store(true, Ordering::Release);
+        let _out = in_flight.start();
         let ts_ms = now_ms();
         let run = {
             let collector = collector.clone();
@@ -419,6 +480,7 @@ mod tests {
             Duration::ZERO,
             0,
             Lane::default(),
+            InFlight::default(),
             metrics.clone(),
             tx,
         ));
@@ -473,6 +535,7 @@ mod tests {
             Duration::ZERO,
             0,
             lane.clone(),
+            InFlight::default(),
             metrics.clone(),
             tx.clone(),
         ));
@@ -487,6 +550,7 @@ mod tests {
             Duration::ZERO,
             0,
             lane.clone(),
+            InFlight::default(),
             metrics.clone(),
             tx,
         ));

@@ -138,6 +138,8 @@ pub struct Spool {
     notify: Notify,
     /// Signalled when a frame was written unsynced (`Interval` policy).
     written: Notify,
+    /// Signalled when the server acked a frame (`Interval` policy's early end).
+    acked: Notify,
     metrics: Arc<AgentMetrics>,
     _lock: Flock<File>,
 }
@@ -322,6 +324,7 @@ impl Spool {
             inner: Mutex::new(inner),
             notify: Notify::new(),
             written: Notify::new(),
+            acked: Notify::new(),
             metrics,
             _lock: lock,
         };
@@ -382,6 +385,12 @@ impl Spool {
     /// one was written since the last wait).
     pub fn written(&self) -> tokio::sync::futures::Notified<'_> {
         self.written.notified()
+    }
+
+    /// Resolves after the next ack of a frame (or at once if one came since the last
+    /// wait): the syncer then asks [`Spool::needs_sync`] whether its wait can end early.
+    pub fn acked(&self) -> tokio::sync::futures::Notified<'_> {
+        self.acked.notified()
     }
 }
 
@@ -795,6 +804,7 @@ impl BatchQueue for Spool {
             if retire {
                 g.retire(loc.segment);
             }
+            self.acked.notify_one();
         }
         self.update_gauges(&g);
     }
