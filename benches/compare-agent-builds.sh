@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs two builds of sysward-agent side by side, shipping to one local sysward-server over
 # mTLS with the same configuration, and prints each one's CPU per cycle (user and system)
-# and peak RSS. For measuring a change to the agent on a machine whose speed moves from
+# and peak RSS, in two rounds with the start order swapped. For measuring a change to the agent on a machine whose speed moves from
 # hour to hour: both builds see the same hour.
 #
 #   benches/compare-agent-builds.sh BASE_AGENT NEW_AGENT [SECONDS] [INTERVAL] [equal|same]
@@ -23,23 +23,38 @@ cd "$(dirname "$0")/.."
 tiers=$(agent_tiers "$mode" "$interval")
 cargo build --release -q -p sysward-server
 start_server
-start_agent base "$base" "$tiers"; bpid=$agent_pid
-start_agent new "$new" "$tiers"; npid=$agent_pid
-sleep $((interval * 3))
-b0=$(cpu_of "$bpid"); n0=$(cpu_of "$npid")
-sleep "$duration"
-b1=$(cpu_of "$bpid"); n1=$(cpu_of "$npid")
-python3 - "$b0" "$b1" "$n0" "$n1" "$(hwm_of "$bpid")" "$(hwm_of "$npid")" "$duration" "$interval" <<'PY'
-import sys
-def split(s):
-    return tuple(map(float, s.split(",")))
-(bu0, bs0), (bu1, bs1), (nu0, ns0), (nu1, ns1) = map(split, sys.argv[1:5])
-bh, nh, duration, interval = int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8])
-cycles = duration / interval
-rows = [("base", bu1 - bu0, bs1 - bs0, bh), ("new", nu1 - nu0, ns1 - ns0, nh)]
-print(f"{cycles:.0f} cycles every {interval:g}s")
+# Two agents on one host share its phase, so they tick at the same instant and the one
+# started second measured 1.4-1.5 times the CPU of the other whichever build it was. So
+# the time is split into two rounds with the start order swapped, and the ratio printed
+# is the geometric mean of the two rounds' ratios.
+round() { # FIRST_NAME FIRST_BIN SECOND_NAME SECOND_BIN SECONDS -> "name,user,system,hwm" x2
+  local p1 p2 a0 a1 b0 b1
+  start_agent "$1" "$2" "$tiers"; p1=$agent_pid
+  start_agent "$3" "$4" "$tiers"; p2=$agent_pid
+  sleep $((interval * 3))
+  a0=$(cpu_of "$p1"); b0=$(cpu_of "$p2")
+  sleep "$5"
+  a1=$(cpu_of "$p1"); b1=$(cpu_of "$p2")
+  echo "$1,$a0,$a1,$(hwm_of "$p1") $3,$b0,$b1,$(hwm_of "$p2")"
+  kill "$p1" "$p2"; wait "$p1" "$p2" 2>/dev/null || true
+}
+half=$((duration / 2))
+r1=$(round base1 "$base" new1 "$new" "$half")
+r2=$(round new2 "$new" base2 "$base" "$half")
+python3 - "$half" "$interval" $r1 $r2 <<'PY'
+import sys, math
+half, interval = float(sys.argv[1]), float(sys.argv[2])
+cycles = half / interval
+m = {}
+for arg in sys.argv[3:]:
+    name, u0, s0, u1, s1, hwm = arg.split(",")
+    m[name] = ((float(u1) - float(u0)) / cycles * 1000, (float(s1) - float(s0)) / cycles * 1000, int(hwm))
+print(f"two rounds of {cycles:.0f} cycles every {interval:g}s, start order swapped")
 print(f"{'':8}{'CPU ms/cycle':>14}{'user':>8}{'system':>8}{'peak RSS MiB':>14}")
-for name, u, s, h in rows:
-    print(f"{name:8}{(u + s) / cycles * 1000:14.3f}{u / cycles * 1000:8.3f}{s / cycles * 1000:8.3f}{h / 1024:14.2f}")
-print(f"new/base CPU: {(rows[1][1] + rows[1][2]) / (rows[0][1] + rows[0][2]):.3f}")
+for name in ["base1", "new1", "new2", "base2"]:
+    u, s, h = m[name]
+    print(f"{name:8}{u + s:14.3f}{u:8.3f}{s:8.3f}{h / 1024:14.2f}")
+cpu = lambda n: m[n][0] + m[n][1]
+r1, r2 = cpu("new1") / cpu("base1"), cpu("new2") / cpu("base2")
+print(f"new/base CPU: {r1:.3f} started second, {r2:.3f} started first, geometric mean {math.sqrt(r1 * r2):.3f}")
 PY
