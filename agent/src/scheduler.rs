@@ -202,8 +202,8 @@ impl Lane {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `task`; its reply runs on the lane thread once the queue is empty (or
-    /// [`REPLY_COALESCE`] after the first reply held back).
+    /// Queues `task`; its reply goes back to the runtime with the others held once the
+    /// queue is empty (or [`REPLY_COALESCE`] after the first reply held back).
     fn submit(&self, task: Task) {
         self.inner.replies.get_or_init(|| {
             // Outside a runtime (no caller does that) the lane's thread runs the replies.
