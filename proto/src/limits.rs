@@ -432,23 +432,29 @@ mod tests {
         let mut encoder = BatchEncoder::new();
         for _ in 0..2 {
             let body = encoder.encode(&b).unwrap();
-            let mut inflated = String::new();
-            GzDecoder::new(&body[..])
-                .read_to_string(&mut inflated)
-                .unwrap();
+            let (inflated, decoded) = inflate_and_decode(&encoder, &body);
             assert_eq!(inflated, text);
-            let limits = Limits {
-                max_series: 10_000,
-                ..Limits::default()
-            };
-            assert_eq!(decode_batch(&body, &limits).unwrap(), b);
-            // The text went through in chunks: the encoder never held it whole.
-            assert!(
-                encoder.chunk.capacity() <= 2 * CHUNK,
-                "{} bytes kept",
-                encoder.chunk.capacity()
-            );
+            assert_eq!(decoded, b);
         }
+    }
+
+    /// The text a many-chunk `body` inflates to and the batch it decodes as (with room
+    /// for its 3,000 series), after checking that the text went through in chunks: the
+    /// encoder never held it whole.
+    fn inflate_and_decode(encoder: &BatchEncoder, body: &[u8]) -> (String, Batch) {
+        let mut inflated = String::new();
+        GzDecoder::new(body).read_to_string(&mut inflated).unwrap();
+        let limits = Limits {
+            max_series: 10_000,
+            ..Limits::default()
+        };
+        let decoded = decode_batch(body, &limits).unwrap();
+        assert!(
+            encoder.chunk.capacity() <= 2 * CHUNK,
+            "{} bytes kept",
+            encoder.chunk.capacity()
+        );
+        (inflated, decoded)
     }
 
     #[test]
@@ -499,23 +505,10 @@ mod tests {
                 outgoing.host = None;
             }
             let body = encoder.encode_outgoing(&outgoing).unwrap();
-            let mut inflated = String::new();
-            GzDecoder::new(&body[..])
-                .read_to_string(&mut inflated)
-                .unwrap();
+            let (inflated, decoded) = inflate_and_decode(&encoder, &body);
             assert_eq!(inflated, serde_json::to_string(&outgoing).unwrap());
-            let limits = Limits {
-                max_series: 10_000,
-                ..Limits::default()
-            };
-            let decoded = decode_batch(&body, &limits).unwrap();
             assert_eq!(decoded.series.len(), 3000);
             assert_eq!(decoded.host.is_some(), host);
-            assert!(
-                encoder.chunk.capacity() <= 2 * CHUNK,
-                "{} bytes kept",
-                encoder.chunk.capacity()
-            );
         }
     }
 
