@@ -51,24 +51,19 @@ impl Batcher {
             let mut samples = runs[0].samples.len();
             let deadline = tokio::time::Instant::now() + GATHER;
             while samples < MAX_SAMPLES {
-                if self.in_flight.none() {
+                let next = if self.in_flight.none() {
                     // Every run started so far is in the channel (a run's count drops
                     // after its send): take what is there without waiting.
-                    while samples < MAX_SAMPLES
-                        && let Ok(run) = rx.try_recv()
-                    {
-                        samples += run.samples.len();
-                        runs.push(run);
-                    }
-                    break;
-                }
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(run)) => {
-                        samples += run.samples.len();
-                        runs.push(run);
-                    }
-                    Ok(None) | Err(_) => break,
-                }
+                    rx.try_recv().ok()
+                } else {
+                    tokio::time::timeout_at(deadline, rx.recv())
+                        .await
+                        .ok()
+                        .flatten()
+                };
+                let Some(run) = next else { break };
+                samples += run.samples.len();
+                runs.push(run);
             }
             self.flush(runs).await;
         }

@@ -137,22 +137,15 @@ async fn run_async(
                 background.push(tokio::spawn(async move {
                     loop {
                         spool.written().await;
-                        let interval_over = tokio::time::sleep(every);
-                        tokio::pin!(interval_over);
-                        loop {
-                            tokio::select! {
-                                () = &mut interval_over => {
-                                    if spool.needs_sync() {
-                                        let s = spool.clone();
-                                        let _ = tokio::task::spawn_blocking(move || s.sync()).await;
-                                    }
-                                    break;
-                                }
-                                () = spool.acked() => {
-                                    if !spool.needs_sync() {
-                                        break;
-                                    }
-                                }
+                        let interval_over = tokio::time::Instant::now() + every;
+                        while spool.needs_sync() {
+                            if tokio::time::timeout_at(interval_over, spool.acked())
+                                .await
+                                .is_err()
+                            {
+                                let s = spool.clone();
+                                let _ = tokio::task::spawn_blocking(move || s.sync()).await;
+                                break;
                             }
                         }
                     }
@@ -168,7 +161,7 @@ async fn run_async(
     let (tx, rx) = mpsc::channel(256);
     let mut schedule = Schedule {
         host_id,
-        lane: scheduler::Lane::default(),
+        lane: scheduler::Lane::new(),
         in_flight: scheduler::InFlight::default(),
         metrics: metrics.clone(),
         tx,

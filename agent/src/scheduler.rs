@@ -171,19 +171,18 @@ const LANE_MAX_THREADS: usize = 8;
 /// job's deadline passes while its run is still going, the job calls [`Lane::rescue`],
 /// which starts another thread for the queue. The stuck one finishes its run whenever
 /// the kernel lets it, then stays as a spare until idle for [`LANE_KEEP_ALIVE`].
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Lane {
     inner: Arc<LaneInner>,
 }
 
-#[derive(Default)]
 struct LaneInner {
     state: Mutex<LaneState>,
     work: std::sync::Condvar,
     /// Replies go back to the runtime as one message per hand-over, run there by a task
     /// of the lane's. Sent one by one from the lane's thread, each reply woke the
     /// runtime's thread on its own: most of the agent's wakeups per tick.
-    replies: std::sync::OnceLock<Option<mpsc::UnboundedSender<Vec<Reply>>>>,
+    replies: mpsc::UnboundedSender<Vec<Reply>>,
 }
 
 #[derive(Default)]
@@ -198,6 +197,24 @@ struct LaneState {
 }
 
 impl Lane {
+    /// A lane without a thread yet (the first task starts one), whose replies a task on
+    /// the current runtime runs.
+    pub(crate) fn new() -> Self {
+        let (replies, mut handed_back) = mpsc::unbounded_channel::<Vec<Reply>>();
+        tokio::spawn(async move {
+            while let Some(replies) = handed_back.recv().await {
+                replies.into_iter().for_each(|reply| reply());
+            }
+        });
+        Self {
+            inner: Arc::new(LaneInner {
+                state: Mutex::default(),
+                work: std::sync::Condvar::new(),
+                replies,
+            }),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, LaneState> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -205,17 +222,6 @@ impl Lane {
     /// Queues `task`; its reply goes back to the runtime with the others held once the
     /// queue is empty (or [`REPLY_COALESCE`] after the first reply held back).
     fn submit(&self, task: Task) {
-        self.inner.replies.get_or_init(|| {
-            // Outside a runtime (no caller does that) the lane's thread runs the replies.
-            let runtime = tokio::runtime::Handle::try_current().ok()?;
-            let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Reply>>();
-            runtime.spawn(async move {
-                while let Some(replies) = rx.recv().await {
-                    replies.into_iter().for_each(|reply| reply());
-                }
-            });
-            Some(tx)
-        });
         let mut state = self.lock();
         state.queue.push_back(task);
         if state.idle > 0 {
@@ -248,18 +254,11 @@ impl Lane {
         }
     }
 
-    /// Hands `replies` to the runtime in one message (one wakeup), or runs them here
-    /// when the lane has no runtime. A runtime that is gone drops them, and with them the
-    /// senders its jobs no longer wait on.
+    /// Hands `replies` to the runtime in one message (one wakeup). A runtime that is
+    /// gone drops them, and with them the senders its jobs no longer wait on.
     fn hand_back(&self, replies: Vec<Reply>) {
-        if replies.is_empty() {
-            return;
-        }
-        match self.inner.replies.get() {
-            Some(Some(runtime)) => {
-                let _ = runtime.send(replies);
-            }
-            _ => replies.into_iter().for_each(|reply| reply()),
+        if !replies.is_empty() {
+            let _ = self.inner.replies.send(replies);
         }
     }
 
@@ -479,7 +478,7 @@ mod tests {
             job,
             Duration::ZERO,
             0,
-            Lane::default(),
+            Lane::new(),
             InFlight::default(),
             metrics.clone(),
             tx,
@@ -520,7 +519,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_stuck_run_on_the_lane_does_not_hold_up_the_others() {
         let metrics = Arc::new(AgentMetrics::new(["slow", "quick"]));
-        let lane = Lane::default();
+        let lane = Lane::new();
         let (tx, mut rx) = mpsc::channel(64);
         let job = |name, collector: Box<dyn Collector>| Job {
             name,
