@@ -423,12 +423,7 @@ mod tests {
                 points: vec![(1_700_000_000_000 + i, i as f64 * 1.5)],
             })
             .collect();
-        let text = serde_json::to_string(&b).unwrap();
-        assert!(
-            text.len() > 8 * CHUNK,
-            "{} bytes: the test needs many chunks",
-            text.len()
-        );
+        let text = many_chunk_json(&b);
         let mut encoder = BatchEncoder::new();
         for _ in 0..2 {
             let body = encoder.encode(&b).unwrap();
@@ -436,6 +431,17 @@ mod tests {
             assert_eq!(inflated, text);
             assert_eq!(decoded, b);
         }
+    }
+
+    /// `batch`'s JSON by serde_json, checked to span many of the encoder's chunks.
+    fn many_chunk_json(batch: &impl serde::Serialize) -> String {
+        let text = serde_json::to_string(batch).unwrap();
+        assert!(
+            text.len() > 8 * CHUNK,
+            "{} bytes: the test needs many chunks",
+            text.len()
+        );
+        text
     }
 
     /// The text a many-chunk `body` inflates to and the batch it decodes as (with room
@@ -492,12 +498,7 @@ mod tests {
                 ..Default::default()
             }),
         };
-        let text = serde_json::to_string(&outgoing).unwrap();
-        assert!(
-            text.len() > 8 * CHUNK,
-            "{} bytes: the test needs many chunks",
-            text.len()
-        );
+        many_chunk_json(&outgoing);
         let mut encoder = BatchEncoder::new();
         for host in [true, false] {
             let mut outgoing = outgoing.clone();
