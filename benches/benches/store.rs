@@ -194,7 +194,7 @@ fn bench(c: &mut Criterion) {
         file as f64 / stored as f64,
     );
     let day = |matchers: Vec<LabelMatcher>| ReadRequest {
-        matchers,
+        selectors: vec![matchers],
         start: T0,
         end: T0 + 2880 * STEP,
         tier: TierChoice::Exact(Tier::Raw),

@@ -94,7 +94,7 @@ enum AgentsCommand {
     Revoke { id: String },
 }
 
-pub(crate) fn run() -> anyhow::Result<ExitCode> {
+pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     if let Command::Quickstart { dir, port } = &cli.command {
         crate::serve::init_logging();
@@ -177,14 +177,14 @@ fn load_config(path: &Path) -> anyhow::Result<ServerConfig> {
     ServerConfig::load(path)
 }
 
-pub(crate) fn open_state(config: &ServerConfig) -> anyhow::Result<State> {
+pub fn open_state(config: &ServerConfig) -> anyhow::Result<State> {
     let dir = &config.storage.data_dir;
     crate::serve::create_private_dir(dir)?;
     let path = dir.join("state.db");
     State::open(&path).with_context(|| format!("cannot open {}", path.display()))
 }
 
-pub(crate) fn create_token(
+pub fn create_token(
     config: &ServerConfig,
     ttl: Duration,
     url: Option<String>,

@@ -15,30 +15,30 @@ use crate::store::{Retention, StoreConfig};
 /// The server's whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ServerConfig {
+pub struct ServerConfig {
     #[serde(default)]
-    pub(crate) listen: ListenConfig,
+    pub listen: ListenConfig,
     #[serde(default)]
-    pub(crate) tls: TlsConfig,
+    pub tls: TlsConfig,
     #[serde(default)]
-    pub(crate) storage: StorageConfig,
+    pub storage: StorageConfig,
     #[serde(default)]
-    pub(crate) limits: LimitsConfig,
+    pub limits: LimitsConfig,
     #[serde(default)]
-    pub(crate) admin: AdminConfig,
+    pub admin: AdminConfig,
     #[serde(default)]
-    pub(crate) retention: RetentionConfig,
+    pub retention: RetentionConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ListenConfig {
+pub struct ListenConfig {
     /// Address and port of the HTTPS API.
     #[serde(default = "default_listen")]
-    pub(crate) address: SocketAddr,
+    pub address: SocketAddr,
     /// The URL agents reach this server at; goes into join tokens.
     #[serde(default)]
-    pub(crate) public_url: Option<String>,
+    pub public_url: Option<String>,
 }
 
 impl Default for ListenConfig {
@@ -56,29 +56,29 @@ fn default_listen() -> SocketAddr {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct TlsConfig {
+pub struct TlsConfig {
     /// Extra names and addresses for the generated server certificate, besides localhost,
     /// 127.0.0.1, ::1 and the host name.
     #[serde(default)]
-    pub(crate) san: Vec<String>,
+    pub san: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct StorageConfig {
+pub struct StorageConfig {
     /// Holds the PKI, the state database and the store.
     #[serde(default = "default_data_dir")]
-    pub(crate) data_dir: PathBuf,
+    pub data_dir: PathBuf,
     /// Series one agent may have; new series past it are dropped, counted and logged.
     #[serde(default = "d_max_series_per_agent")]
-    pub(crate) max_series_per_agent: usize,
+    pub max_series_per_agent: usize,
     /// Points this far behind their series' newest point still enter the raw tier; older
     /// ones go to the rollups only.
     #[serde(default = "d_ooo_window", deserialize_with = "duration")]
-    pub(crate) out_of_order_window: Duration,
+    pub out_of_order_window: Duration,
     /// An agent's recent points are compressed into chunks once the oldest is this old.
     #[serde(default = "d_chunk_span", deserialize_with = "duration")]
-    pub(crate) chunk_span: Duration,
+    pub chunk_span: Duration,
 }
 
 impl Default for StorageConfig {
@@ -105,22 +105,22 @@ fn d_chunk_span() -> Duration {
 /// `[retention]`: how long each tier keeps data.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RetentionConfig {
+pub struct RetentionConfig {
     /// Samples as received.
     #[serde(default = "d_keep_raw", deserialize_with = "duration")]
-    pub(crate) raw: Duration,
+    pub raw: Duration,
     /// 5-minute rollups.
     #[serde(rename = "5m", default = "d_keep_5m", deserialize_with = "duration")]
-    pub(crate) m5: Duration,
+    pub m5: Duration,
     /// Hourly rollups.
     #[serde(rename = "1h", default = "d_keep_1h", deserialize_with = "duration")]
-    pub(crate) h1: Duration,
+    pub h1: Duration,
     /// Daily rollups.
     #[serde(rename = "1d", default = "d_keep_1d", deserialize_with = "duration")]
-    pub(crate) d1: Duration,
+    pub d1: Duration,
     /// Monthly rollups.
     #[serde(rename = "1mo", default = "d_keep_1mo", deserialize_with = "duration")]
-    pub(crate) mo1: Duration,
+    pub mo1: Duration,
 }
 
 fn d_keep_raw() -> Duration {
@@ -153,7 +153,7 @@ impl Default for RetentionConfig {
 
 impl ServerConfig {
     /// The store's settings from `[storage]` and `[retention]`.
-    pub(crate) fn store_config(&self) -> StoreConfig {
+    pub fn store_config(&self) -> StoreConfig {
         let r = &self.retention;
         StoreConfig {
             retention: Retention {
@@ -173,22 +173,22 @@ fn default_data_dir() -> PathBuf {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct LimitsConfig {
+pub struct LimitsConfig {
     #[serde(default = "d_compressed", deserialize_with = "size")]
-    pub(crate) max_body: u64,
+    pub max_body: u64,
     #[serde(default = "d_decompressed", deserialize_with = "size")]
-    pub(crate) max_decompressed_body: u64,
+    pub max_decompressed_body: u64,
     #[serde(default = "d_series")]
-    pub(crate) max_series_per_batch: usize,
+    pub max_series_per_batch: usize,
     #[serde(default = "d_points")]
-    pub(crate) max_points_per_batch: usize,
+    pub max_points_per_batch: usize,
     #[serde(default = "d_labels")]
-    pub(crate) max_labels_per_series: usize,
+    pub max_labels_per_series: usize,
     #[serde(default = "d_label_len")]
-    pub(crate) max_label_length: usize,
+    pub max_label_length: usize,
     /// Ingest requests handled at once; past this the server answers 429 with Retry-After.
     #[serde(default = "d_concurrent")]
-    pub(crate) max_concurrent_ingests: usize,
+    pub max_concurrent_ingests: usize,
 }
 
 fn d_compressed() -> u64 {
@@ -228,7 +228,7 @@ impl Default for LimitsConfig {
 }
 
 impl LimitsConfig {
-    pub(crate) fn to_limits(&self) -> Limits {
+    pub fn to_limits(&self) -> Limits {
         Limits {
             max_compressed_bytes: usize::try_from(self.max_body).unwrap_or(usize::MAX),
             max_decompressed_bytes: usize::try_from(self.max_decompressed_body)
@@ -243,14 +243,14 @@ impl LimitsConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct AdminConfig {
+pub struct AdminConfig {
     /// A fixed admin bearer token. Without it the server makes one on first start and
     /// prints it once.
     #[serde(default)]
-    pub(crate) token: Option<String>,
+    pub token: Option<String>,
     /// Default lifetime of join tokens made by `token create`.
     #[serde(default = "d_token_ttl", deserialize_with = "duration")]
-    pub(crate) join_token_ttl: Duration,
+    pub join_token_ttl: Duration,
 }
 
 fn d_token_ttl() -> Duration {
@@ -280,13 +280,13 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 impl ServerConfig {
     /// Reads and validates a config file.
-    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         Self::parse(&text, path)
     }
 
-    pub(crate) fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
         let config: ServerConfig = toml::from_str(text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
         let r = &config.retention;
@@ -320,7 +320,7 @@ impl ServerConfig {
     }
 
     /// The URL that goes into join tokens.
-    pub(crate) fn public_url(&self) -> String {
+    pub fn public_url(&self) -> String {
         if let Some(url) = &self.listen.public_url {
             return url.trim_end_matches('/').to_string();
         }

@@ -1,6 +1,19 @@
-//! Sysward server internals shared by the `sysward-server` binary and the benchmarks.
+//! Sysward's server as a library: the `sysward-server` binary is a thin `main` over
+//! [`cli::run`], and tests and benchmarks drive the same modules.
 //!
-//! Today that is the [`store`]: the tiered, compressed sample store behind the
-//! [`store::Store`] trait. Everything else of the server lives in the binary.
+//! Modules depend downward only: [`cli`] and [`serve`] wire everything; [`api`] holds the
+//! HTTP handlers (ingest, admin, reads); [`store`] keeps samples and events; [`state`] keeps
+//! identities (agents, join and admin tokens); [`pki`] and [`tls`] make and check the
+//! certificates; [`metrics`] renders the server's own figures.
 
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod pki;
+pub mod quickstart;
+pub mod selector;
+pub mod serve;
+pub mod state;
 pub mod store;
+pub mod tls;

@@ -13,43 +13,43 @@ use std::{
 use crate::store::{StoreStats, Tier};
 
 #[derive(Debug, Default)]
-pub(crate) struct Counter(AtomicU64);
+pub struct Counter(AtomicU64);
 
 impl Counter {
-    pub(crate) fn inc(&self) {
+    pub fn inc(&self) {
         self.add(1);
     }
 
-    pub(crate) fn add(&self, n: u64) {
+    pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn get(&self) -> u64 {
+    pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct ServerMetrics {
-    pub(crate) batches_accepted: Counter,
-    pub(crate) batches_duplicate: Counter,
-    pub(crate) batches_refused: Counter,
-    pub(crate) samples_ingested: Counter,
+pub struct ServerMetrics {
+    pub batches_accepted: Counter,
+    pub batches_duplicate: Counter,
+    pub batches_refused: Counter,
+    pub samples_ingested: Counter,
 }
 
 /// The content type of [`render`]'s output.
-pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What the process uses, read from `/proc/self` (absent elsewhere).
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct ProcessStats {
-    pub(crate) resident_bytes: Option<u64>,
-    pub(crate) cpu_seconds: Option<f64>,
+pub struct ProcessStats {
+    pub resident_bytes: Option<u64>,
+    pub cpu_seconds: Option<f64>,
 }
 
 impl ProcessStats {
     /// Reads the figures; whatever cannot be read is left out rather than made up.
-    pub(crate) fn read() -> Self {
+    pub fn read() -> Self {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
         Self {
@@ -91,7 +91,7 @@ fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
 }
 
 /// The whole `/metrics` page.
-pub(crate) fn render(server: &ServerMetrics, store: &StoreStats, process: ProcessStats) -> String {
+pub fn render(server: &ServerMetrics, store: &StoreStats, process: ProcessStats) -> String {
     let mut out = String::with_capacity(4096);
     let o = &mut out;
     family(

@@ -27,12 +27,12 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
 /// The loaded PKI: what the TLS listener and enrollment need.
-pub(crate) struct Pki {
-    pub(crate) ca_pem: String,
-    pub(crate) ca_der: Vec<u8>,
-    pub(crate) agent_ca_der: Vec<u8>,
-    pub(crate) server_chain_pem: String,
-    pub(crate) server_key_pem: String,
+pub struct Pki {
+    pub ca_pem: String,
+    pub ca_der: Vec<u8>,
+    pub agent_ca_der: Vec<u8>,
+    pub server_chain_pem: String,
+    pub server_key_pem: String,
     agent_issuer: Issuer<'static, KeyPair>,
 }
 
@@ -42,7 +42,7 @@ const AGENT_CERT_DAYS: i64 = 2 * 365;
 
 impl Pki {
     /// Loads the PKI from `dir`, creating whatever is missing.
-    pub(crate) fn load_or_create(dir: &Path, extra_sans: &[String]) -> anyhow::Result<Self> {
+    pub fn load_or_create(dir: &Path, extra_sans: &[String]) -> anyhow::Result<Self> {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let (ca_pem, ca_key) = ensure_ca(dir, "ca", "Sysward server CA")?;
         let (agent_ca_pem, agent_ca_key) = ensure_ca(dir, "agent-ca", "Sysward agent CA")?;
@@ -77,12 +77,12 @@ impl Pki {
     }
 
     /// Lower-case hex SHA-256 of the server CA certificate: the pin in join tokens.
-    pub(crate) fn ca_pin(&self) -> String {
+    pub fn ca_pin(&self) -> String {
         hex::encode(Sha256::digest(&self.ca_der))
     }
 
     /// Signs an agent's CSR. The subject is replaced by the agent id, whatever the CSR asked.
-    pub(crate) fn sign_agent_csr(&self, csr_pem: &str, agent_id: &str) -> anyhow::Result<String> {
+    pub fn sign_agent_csr(&self, csr_pem: &str, agent_id: &str) -> anyhow::Result<String> {
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .context("the certificate request is not a valid PKCS#10 PEM")?;
         let mut params = CertificateParams::default();
@@ -99,7 +99,7 @@ impl Pki {
 }
 
 /// The agent id in a client certificate (its common name).
-pub(crate) fn agent_id_of(cert_der: &[u8]) -> Option<String> {
+pub fn agent_id_of(cert_der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
     let cn = cert.subject().iter_common_name().next()?;
     cn.as_str().ok().map(str::to_owned)
@@ -172,7 +172,7 @@ fn read(path: &Path) -> anyhow::Result<String> {
     fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-pub(crate) fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
+pub fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
     let mut reader = pem.as_bytes();
     match rustls_pemfile::certs(&mut reader).next() {
         Some(Ok(der)) => Ok(der.to_vec()),
@@ -182,7 +182,7 @@ pub(crate) fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
 
 /// Writes a file readable by its owner only, via a temporary file and a rename so that a
 /// crash never leaves half a key.
-pub(crate) fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let tmp: PathBuf = path.with_extension("tmp");
     let mut f = OpenOptions::new()
         .write(true)
@@ -198,7 +198,7 @@ pub(crate) fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 }
 
 /// This host's name, or `localhost` when it has none.
-pub(crate) fn hostname() -> String {
+pub fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()

@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 
 use crate::{cli::create_token, config::ServerConfig, serve::Server, state::random_hex};
 
-pub(crate) fn run(dir: &Path, port: u16) -> anyhow::Result<ExitCode> {
+pub fn run(dir: &Path, port: u16) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -22,7 +22,7 @@ use crate::{
     tls,
 };
 
-pub(crate) fn init_logging() {
+pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // A second init (tests, quickstart) is harmless; ignore it.
@@ -33,7 +33,7 @@ pub(crate) fn init_logging() {
         .try_init();
 }
 
-pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     if !dir.exists() {
         fs::DirBuilder::new()
             .recursive(true)
@@ -44,7 +44,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
+pub fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -85,15 +85,15 @@ async fn watchdog(every: std::time::Duration) {
 }
 
 /// A started server: bound and ready, not yet serving.
-pub(crate) struct Server {
+pub struct Server {
     listener: TcpListener,
     tls: rustls::ServerConfig,
     app: Arc<AppState>,
-    pub(crate) addr: SocketAddr,
+    pub addr: SocketAddr,
 }
 
 impl Server {
-    pub(crate) async fn start(config: &ServerConfig) -> anyhow::Result<Self> {
+    pub async fn start(config: &ServerConfig) -> anyhow::Result<Self> {
         let dir = &config.storage.data_dir;
         create_private_dir(dir)?;
         let pki = Pki::load_or_create(&dir.join("pki"), &config.tls.san)?;
@@ -141,7 +141,7 @@ impl Server {
         })
     }
 
-    pub(crate) async fn run_until(
+    pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
@@ -160,7 +160,7 @@ impl Server {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 /// Why the state database failed or refused.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StateError {
+pub enum StateError {
     #[error("state database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("unknown join token")]
@@ -31,7 +31,7 @@ pub(crate) enum StateError {
 
 /// Where an agent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AgentStatus {
+pub enum AgentStatus {
     Pending,
     Approved,
     Revoked,
@@ -58,21 +58,21 @@ impl AgentStatus {
 
 /// One row of `agents list`.
 #[derive(Debug, Clone)]
-pub(crate) struct AgentRow {
-    pub(crate) id: String,
-    pub(crate) hostname: String,
-    pub(crate) status: AgentStatus,
-    pub(crate) last_seen_ms: Option<i64>,
-    pub(crate) csr_pem: Option<String>,
+pub struct AgentRow {
+    pub id: String,
+    pub hostname: String,
+    pub status: AgentStatus,
+    pub last_seen_ms: Option<i64>,
+    pub csr_pem: Option<String>,
 }
 
 impl AgentRow {
-    pub(crate) fn status_str(&self) -> &'static str {
+    pub fn status_str(&self) -> &'static str {
         self.status.as_str()
     }
 }
 
-pub(crate) struct State {
+pub struct State {
     conn: Mutex<Connection>,
     /// Per agent, when it was last seen and what was last written of that (see
     /// [`State::touch`]).
@@ -90,25 +90,25 @@ struct Touch {
     hostname: Option<String>,
 }
 
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
-pub(crate) fn hash_secret(secret: &str) -> String {
+pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-pub(crate) fn random_hex(bytes: usize) -> String {
+pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
     hex::encode(buf)
 }
 
 impl State {
-    pub(crate) fn open(path: &Path) -> Result<Self, StateError> {
+    pub fn open(path: &Path) -> Result<Self, StateError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -135,7 +135,7 @@ impl State {
     }
 
     /// Makes a join token's secret and stores its hash. Returns the secret and expiry (Unix s).
-    pub(crate) fn create_join_token(&self, ttl: Duration) -> Result<(String, i64), StateError> {
+    pub fn create_join_token(&self, ttl: Duration) -> Result<(String, i64), StateError> {
         let secret = random_hex(24);
         let now = now_ms();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
@@ -148,7 +148,7 @@ impl State {
     }
 
     /// Uses a join token once and registers the agent as approved, in one transaction.
-    pub(crate) fn enroll_with_token(
+    pub fn enroll_with_token(
         &self,
         secret: &str,
         agent_id: &str,
@@ -184,7 +184,7 @@ impl State {
     }
 
     /// Registers an agent that asked to join without a token; it waits for approval.
-    pub(crate) fn register_pending(
+    pub fn register_pending(
         &self,
         agent_id: &str,
         hostname: &str,
@@ -197,7 +197,7 @@ impl State {
         Ok(())
     }
 
-    pub(crate) fn agent(&self, id: &str) -> Result<Option<AgentRow>, StateError> {
+    pub fn agent(&self, id: &str) -> Result<Option<AgentRow>, StateError> {
         let mut row = self
             .conn()
             .query_row(
@@ -212,7 +212,7 @@ impl State {
         Ok(row)
     }
 
-    pub(crate) fn list_agents(&self) -> Result<Vec<AgentRow>, StateError> {
+    pub fn list_agents(&self) -> Result<Vec<AgentRow>, StateError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, hostname, status, last_seen, csr_pem FROM agents ORDER BY created_at, id",
@@ -234,7 +234,7 @@ impl State {
         }
     }
 
-    pub(crate) fn set_status(&self, id: &str, status: AgentStatus) -> Result<(), StateError> {
+    pub fn set_status(&self, id: &str, status: AgentStatus) -> Result<(), StateError> {
         let n = self.conn().execute(
             "UPDATE agents SET status = ?1 WHERE id = ?2",
             params![status.as_str(), id],
@@ -249,7 +249,7 @@ impl State {
     /// the database at most every [`TOUCH_EVERY_MS`] per agent, or at once when the
     /// hostname changes; this server's own reads ([`State::agent`],
     /// [`State::list_agents`]) see every touch.
-    pub(crate) fn touch(&self, id: &str, hostname: Option<&str>) -> Result<(), StateError> {
+    pub fn touch(&self, id: &str, hostname: Option<&str>) -> Result<(), StateError> {
         let now = now_ms();
         {
             let mut touches = self.touches.lock().unwrap_or_else(PoisonError::into_inner);
@@ -277,7 +277,7 @@ impl State {
 
     /// Makes sure an admin token exists. Stores the configured one, or makes one when there
     /// is none yet and returns it so that the caller can print it once.
-    pub(crate) fn ensure_admin_token(
+    pub fn ensure_admin_token(
         &self,
         configured: Option<&str>,
     ) -> Result<Option<String>, StateError> {
@@ -301,7 +301,7 @@ impl State {
         Ok(Some(token))
     }
 
-    pub(crate) fn is_admin_token(&self, token: &str) -> Result<bool, StateError> {
+    pub fn is_admin_token(&self, token: &str) -> Result<bool, StateError> {
         let found: Option<i64> = self
             .conn()
             .query_row(

@@ -25,9 +25,9 @@ use crate::pki::Pki;
 
 /// The client certificate of a connection, if it showed one that the agent CA signed.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct PeerCert(pub(crate) Option<Arc<Vec<u8>>>);
+pub struct PeerCert(pub Option<Arc<Vec<u8>>>);
 
-pub(crate) fn server_config(pki: &Pki) -> anyhow::Result<ServerConfig> {
+pub fn server_config(pki: &Pki) -> anyhow::Result<ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     roots
@@ -52,7 +52,7 @@ pub(crate) fn server_config(pki: &Pki) -> anyhow::Result<ServerConfig> {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish
 /// for a few seconds.
-pub(crate) async fn serve(
+pub async fn serve(
     listener: TcpListener,
     config: ServerConfig,
     app: Router,
@@ -123,4 +123,4 @@ pub(crate) async fn serve(
 
 /// The remote address of a connection, for logs.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct PeerAddr(pub(crate) SocketAddr);
+pub struct PeerAddr(pub SocketAddr);

@@ -227,6 +227,14 @@ impl Index {
     }
 
     /// The sorted ids of series that match every matcher.
+    /// Series matching every matcher of at least one selector: sorted, each once.
+    pub(crate) fn select_any(&self, selectors: &[Vec<LabelMatcher>]) -> Vec<u32> {
+        let mut ids: Vec<u32> = selectors.iter().flat_map(|s| self.select(s)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     pub(crate) fn select(&self, matchers: &[LabelMatcher]) -> Vec<u32> {
         // Matchers that pick a set from postings narrow the candidates; the others (which
         // also match series *without* the label) filter what is left.

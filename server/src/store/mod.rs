@@ -76,49 +76,6 @@ pub enum IngestOutcome {
     Duplicate,
 }
 
-/// A label matcher: `name="value"` or `name!="value"`. The query parser builds these;
-/// [`LabelMatcher`] adds the regular-expression operators.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Matcher {
-    /// Label name.
-    pub label: String,
-    /// `!=` rather than `=`.
-    pub negate: bool,
-    /// The value compared with.
-    pub value: String,
-}
-
-/// Which series: a metric name and label matchers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selector {
-    /// Metric name.
-    pub name: String,
-    /// Further matchers, all of which must hold.
-    pub matchers: Vec<Matcher>,
-}
-
-impl Selector {
-    /// Whether labels (without the name) satisfy the matchers.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.matchers.iter().all(|m| {
-            let value = labels.get(&m.label).map(String::as_str).unwrap_or("");
-            (value == m.value) != m.negate
-        })
-    }
-
-    /// The same selection as label matchers, the name as `__name__="name"`.
-    pub fn to_matchers(&self) -> Vec<LabelMatcher> {
-        std::iter::once(LabelMatcher::eq(NAME_LABEL, &self.name))
-            .chain(self.matchers.iter().map(|m| LabelMatcher {
-                label: m.label.clone(),
-                op: if m.negate { MatchOp::Ne } else { MatchOp::Eq },
-                value: m.value.clone(),
-                regex: None,
-            }))
-            .collect()
-    }
-}
-
 /// The four Prometheus matcher operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchOp {
@@ -187,6 +144,25 @@ impl LabelMatcher {
         }
     }
 
+    /// `label!="value"`.
+    pub fn ne(label: &str, value: &str) -> Self {
+        Self {
+            op: MatchOp::Ne,
+            ..Self::eq(label, value)
+        }
+    }
+
+    /// `=~` or `!~` with a regular expression compiled (and anchored) by the caller, such
+    /// as the PromQL parser, which translates Go's syntax first.
+    pub fn with_regex(label: &str, op: MatchOp, value: &str, regex: regex::Regex) -> Self {
+        Self {
+            label: label.into(),
+            op,
+            value: value.into(),
+            regex: Some(regex),
+        }
+    }
+
     /// Whether a label value (`""` when the label is absent) matches.
     pub fn matches(&self, v: &str) -> bool {
         match (self.op, &self.regex) {
@@ -213,15 +189,6 @@ pub struct SeriesLabels {
     pub name: String,
     /// Labels, sorted.
     pub labels: BTreeMap<String, String>,
-}
-
-/// A series and its raw points in a range.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeriesPoints {
-    /// Which series.
-    pub series: SeriesLabels,
-    /// `(unix ms, value)`, strictly increasing in time.
-    pub points: Vec<(i64, f64)>,
 }
 
 /// What the store holds of one agent boot's batches.
@@ -330,8 +297,9 @@ pub enum TierChoice {
 /// A range read.
 #[derive(Debug, Clone)]
 pub struct ReadRequest {
-    /// Which series (include `__name__`).
-    pub matchers: Vec<LabelMatcher>,
+    /// Which series: those that match every matcher of at least one of these selectors
+    /// (a selector names the metric with `__name__`). A series matched twice is read once.
+    pub selectors: Vec<Vec<LabelMatcher>>,
     /// First ms, inclusive.
     pub start: i64,
     /// Last ms, inclusive.
@@ -509,23 +477,15 @@ pub struct StoreStats {
 pub trait Store: Send + Sync {
     /// Stores a batch durably, once.
     fn ingest(&self, batch: &IngestBatch<'_>) -> Result<IngestOutcome, StoreError>;
-    /// The series that match.
-    fn series(&self, selector: &Selector) -> Result<Vec<SeriesLabels>, StoreError>;
-    /// The raw points of matching series with `start <= ts <= end`.
-    fn read_range(
-        &self,
-        selector: &Selector,
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<SeriesPoints>, StoreError>;
     /// Per boot of an agent: how many batches are stored and the highest seq. Equal numbers
     /// mean no batch of that boot is missing.
     fn batch_stats(&self, agent_id: &str) -> Result<Vec<BatchStats>, StoreError>;
     /// Whether the store answers.
     fn healthy(&self) -> bool;
-    /// Series matching label matchers (any of `=`, `!=`, `=~`, `!~`).
-    fn select(&self, matchers: &[LabelMatcher]) -> Result<Vec<SeriesLabels>, StoreError>;
-    /// A range read at one tier (see [`TierChoice`]).
+    /// Series matching every matcher of at least one selector (any of `=`, `!=`, `=~`,
+    /// `!~`), each once.
+    fn select(&self, selectors: &[Vec<LabelMatcher>]) -> Result<Vec<SeriesLabels>, StoreError>;
+    /// A range read at one tier (see [`TierChoice`]), every series from one snapshot.
     fn read(&self, request: &ReadRequest) -> Result<Vec<SeriesRead>, StoreError>;
     /// Every label name in use.
     fn label_names(&self) -> Result<Vec<String>, StoreError>;

@@ -1,0 +1,92 @@
+//! The store's tables, and the conversions of older layouts that run once on open.
+
+use super::*;
+
+pub(super) const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS agents(id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL UNIQUE);
+    CREATE TABLE IF NOT EXISTS series(
+        id INTEGER PRIMARY KEY, agent INTEGER NOT NULL, name TEXT NOT NULL,
+        labels TEXT NOT NULL, kind INTEGER NOT NULL, UNIQUE(name, labels));
+    CREATE TABLE IF NOT EXISTS batches(
+        agent_id TEXT NOT NULL, boot_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        received_at INTEGER NOT NULL, PRIMARY KEY(agent_id, boot_id, seq)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS events(
+        agent_id TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,
+        output TEXT NOT NULL, ts INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS head_log(
+        id INTEGER PRIMARY KEY, agent INTEGER NOT NULL, at INTEGER NOT NULL, data BLOB NOT NULL);
+    CREATE INDEX IF NOT EXISTS head_log_agent ON head_log(agent);
+    CREATE TABLE IF NOT EXISTS ts_chunks(
+        id INTEGER PRIMARY KEY, agent INTEGER NOT NULL, min_ts INTEGER NOT NULL,
+        max_ts INTEGER NOT NULL, data BLOB NOT NULL);
+    CREATE INDEX IF NOT EXISTS ts_chunks_max ON ts_chunks(max_ts);
+    CREATE TABLE IF NOT EXISTS raw_chunks(
+        series_id INTEGER NOT NULL, min_ts INTEGER NOT NULL, ts_chunk INTEGER NOT NULL,
+        max_ts INTEGER NOT NULL, data BLOB NOT NULL,
+        PRIMARY KEY(series_id, min_ts, ts_chunk)) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS raw_chunks_max ON raw_chunks(max_ts);
+    CREATE TABLE IF NOT EXISTS rollups(
+        series_id INTEGER NOT NULL, tier INTEGER NOT NULL, win_start INTEGER NOT NULL,
+        win_end INTEGER NOT NULL, data BLOB NOT NULL,
+        PRIMARY KEY(series_id, tier, win_start)) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS rollups_expiry ON rollups(tier, win_end);
+";
+
+/// The first store kept every sample as a row of `samples` and series without an owning
+/// agent. Its series are re-created in the new layout and its samples become head points,
+/// which the next cuts compress and roll up.
+pub(super) fn migrate_first_store(conn: &Connection) -> Result<(), StoreError> {
+    info!("Converting the first store's tables; this runs once.");
+    conn.execute_batch(
+        "BEGIN;
+         ALTER TABLE series RENAME TO old_series;
+         ALTER TABLE samples RENAME TO old_samples;",
+    )?;
+    conn.execute_batch(SCHEMA)?;
+    {
+        let mut series = conn.prepare("SELECT id, name, labels, kind FROM old_series")?;
+        let rows = series.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut add_agent = conn.prepare("INSERT OR IGNORE INTO agents(agent_id) VALUES (?1)")?;
+        let mut agent_key = conn.prepare("SELECT id FROM agents WHERE agent_id = ?1")?;
+        let mut add_series = conn.prepare(
+            "INSERT INTO series(id, agent, name, labels, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut samples =
+            conn.prepare("SELECT ts, value FROM old_samples WHERE series_id = ?1 ORDER BY ts")?;
+        let mut log = conn.prepare("INSERT INTO head_log(agent, at, data) VALUES (?1, ?2, ?3)")?;
+        for row in rows {
+            let (id, name, json, kind) = row?;
+            let labels: BTreeMap<String, String> = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("old series {id} labels: {e}")))?;
+            let agent_id = labels.get("agent_id").cloned().unwrap_or_default();
+            add_agent.execute(params![agent_id])?;
+            let agent: i64 = agent_key.query_row(params![agent_id], |r| r.get(0))?;
+            let code = if kind == "counter" { 1 } else { 0 };
+            add_series.execute(params![id, agent, name, json, code])?;
+            let points = samples
+                .query_map(params![id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let sid = u32::try_from(id)
+                .map_err(|_| StoreError::Corrupt(format!("old series id {id}")))?;
+            for part in points.chunks(10_000) {
+                let mut data = Vec::new();
+                put_points(&mut data, sid, false, part);
+                log.execute(params![agent, 0, data])?;
+            }
+        }
+    }
+    conn.execute_batch("DROP TABLE old_samples; DROP TABLE old_series; COMMIT;")?;
+    // The first store was not created with incremental auto-vacuum; VACUUM applies it.
+    conn.execute_batch("VACUUM;")?;
+    Ok(())
+}
