@@ -79,6 +79,13 @@ pub struct StorageConfig {
     /// An agent's recent points are compressed into chunks once the oldest is this old.
     #[serde(default = "d_chunk_span", deserialize_with = "duration")]
     pub chunk_span: Duration,
+    /// How long a batch identity is remembered for de-duplication after its agent boot
+    /// last sent one; at least the agents' `[buffer] max_age`.
+    #[serde(default = "d_dedup_window", deserialize_with = "duration")]
+    pub dedup_window: Duration,
+    /// How often expired data is deleted and its pages given back.
+    #[serde(default = "d_purge_interval", deserialize_with = "duration")]
+    pub purge_interval: Duration,
 }
 
 impl Default for StorageConfig {
@@ -88,6 +95,8 @@ impl Default for StorageConfig {
             max_series_per_agent: d_max_series_per_agent(),
             out_of_order_window: d_ooo_window(),
             chunk_span: d_chunk_span(),
+            dedup_window: d_dedup_window(),
+            purge_interval: d_purge_interval(),
         }
     }
 }
@@ -100,6 +109,12 @@ fn d_ooo_window() -> Duration {
 }
 fn d_chunk_span() -> Duration {
     StoreConfig::default().chunk_span
+}
+fn d_dedup_window() -> Duration {
+    StoreConfig::default().dedup_window
+}
+fn d_purge_interval() -> Duration {
+    StoreConfig::default().purge_interval
 }
 
 /// `[retention]`: how long each tier keeps data.
@@ -121,6 +136,9 @@ pub struct RetentionConfig {
     /// Monthly rollups.
     #[serde(rename = "1mo", default = "d_keep_1mo", deserialize_with = "duration")]
     pub mo1: Duration,
+    /// Check results (events); the raw tier's retention when not set.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub events: Option<Duration>,
 }
 
 fn d_keep_raw() -> Duration {
@@ -147,6 +165,7 @@ impl Default for RetentionConfig {
             h1: d_keep_1h(),
             d1: d_keep_1d(),
             mo1: d_keep_1mo(),
+            events: None,
         }
     }
 }
@@ -162,6 +181,9 @@ impl ServerConfig {
             out_of_order_window: self.storage.out_of_order_window,
             chunk_span: self.storage.chunk_span,
             max_series_per_agent: self.storage.max_series_per_agent,
+            events_retention: r.events.unwrap_or(r.raw),
+            dedup_window: self.storage.dedup_window,
+            purge_interval: self.storage.purge_interval,
             ..StoreConfig::default()
         }
     }
@@ -278,6 +300,10 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     units::parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
 impl ServerConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
@@ -296,12 +322,21 @@ impl ServerConfig {
             ("1h", r.h1),
             ("1d", r.d1),
             ("1mo", r.mo1),
+            ("events", r.events.unwrap_or(r.raw)),
         ] {
             if keep.is_zero() {
                 bail!(
                     "{}: [retention] {key} must be longer than 0",
                     path.display()
                 );
+            }
+        }
+        for (key, value) in [
+            ("dedup_window", config.storage.dedup_window),
+            ("purge_interval", config.storage.purge_interval),
+        ] {
+            if value.is_zero() {
+                bail!("{}: [storage] {key} must be longer than 0", path.display());
             }
         }
         if config.storage.max_series_per_agent == 0 {

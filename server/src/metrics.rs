@@ -224,6 +224,20 @@ pub fn render(server: &ServerMetrics, store: &StoreStats, process: ProcessStats)
         "Batches carried by those transactions.",
         store.commit_batches,
     );
+    sample(
+        o,
+        "sysward_server_store_dedup_ranges",
+        "gauge",
+        "Ranges of batch seqs remembered for de-duplication (about one per agent boot of the dedup window), as of the last purge.",
+        store.dedup_ranges,
+    );
+    sample(
+        o,
+        "sysward_server_store_events",
+        "gauge",
+        "Check results kept, as of the last purge.",
+        store.events,
+    );
     if let Some(rss) = process.resident_bytes {
         sample(
             o,

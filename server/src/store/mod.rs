@@ -378,6 +378,12 @@ pub struct StoreConfig {
     pub maintenance_interval: Duration,
     /// How often the background task purges expired data and vacuums.
     pub purge_interval: Duration,
+    /// How long check results (events) are kept, counted back like the raw tier's
+    /// retention.
+    pub events_retention: Duration,
+    /// How long a batch identity is remembered for de-duplication after its boot last sent
+    /// one: at least as long as agents keep unacked batches (`[buffer] max_age`).
+    pub dedup_window: Duration,
 }
 
 impl Default for StoreConfig {
@@ -390,6 +396,10 @@ impl Default for StoreConfig {
             max_series_per_agent: 20_000,
             maintenance_interval: Duration::from_secs(10),
             purge_interval: Duration::from_secs(600),
+            events_retention: Retention::default().keep[0],
+            // The agent's spool keeps a batch 7 days by default; a day more covers clocks
+            // and a batch on the wire when its agent dropped it.
+            dedup_window: Duration::from_secs(8 * 86_400),
         }
     }
 }
@@ -471,6 +481,10 @@ pub struct StoreStats {
     pub commits: u64,
     /// Batches those transactions carried (stored, duplicate or failed alone).
     pub commit_batches: u64,
+    /// Ranges of batch seqs remembered for de-duplication, as of the last purge.
+    pub dedup_ranges: u64,
+    /// Check results (events) kept, as of the last purge.
+    pub events: u64,
 }
 
 /// Storage as ingest, the API and (later) query and rules use it.

@@ -370,18 +370,14 @@ impl TieredStore {
         batch: Prepared,
         view: &GroupView,
     ) -> Result<Option<Written>, StoreError> {
-        let inserted = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO batches(agent_id, boot_id, seq, received_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                batch.agent_id,
-                batch.boot_id,
-                batch.seq,
-                batch.received
-            ])?;
-        if inserted == 0 {
+        let seen = dedup::record(
+            tx,
+            &batch.agent_id,
+            &batch.boot_id,
+            batch.seq,
+            batch.received,
+        )?;
+        if seen == dedup::Seen::Again {
             return Ok(None);
         }
         let mem = self.mem_read();

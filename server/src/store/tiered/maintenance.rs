@@ -256,6 +256,7 @@ impl TieredStore {
         let started = Instant::now();
         let now = self.data_now(self.counters.newest_ms.load(Ordering::Relaxed));
         let mut freed = [0i64; 5];
+        let (events_purged, ranges_purged);
         {
             let mut conn = self.lock_writer();
             let tx = conn.transaction()?;
@@ -283,6 +284,24 @@ impl TieredStore {
             }
             let delta = freed.map(|b| -b);
             add_bytes(&tx, &delta)?;
+            let events_cutoff = now.saturating_sub(
+                i64::try_from(self.config.events_retention.as_millis()).unwrap_or(i64::MAX),
+            );
+            events_purged = tx
+                .prepare_cached("DELETE FROM events WHERE ts < ?1")?
+                .execute(params![events_cutoff])?;
+            // Server time, as `received_at` is: an agent's clock cannot shorten it.
+            let dedup_cutoff = self.clock.now_ms().saturating_sub(
+                i64::try_from(self.config.dedup_window.as_millis()).unwrap_or(i64::MAX),
+            );
+            ranges_purged = dedup::purge(&tx, dedup_cutoff)?;
+            let events: i64 = tx.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+            self.counters
+                .events
+                .store(u64::try_from(events).unwrap_or(0), Ordering::Relaxed);
+            self.counters
+                .dedup_ranges
+                .store(dedup::count(&tx)?, Ordering::Relaxed);
             tx.commit()?;
             // Outside the transaction: it moves pages, a bounded number per run.
             conn.query_row(
@@ -303,6 +322,8 @@ impl TieredStore {
         info!(
             raw_bytes = freed[0],
             rollup_bytes = freed[1] + freed[2] + freed[3] + freed[4],
+            events = events_purged,
+            dedup_ranges = ranges_purged,
             micros,
             "Store purged."
         );

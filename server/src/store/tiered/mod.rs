@@ -85,6 +85,7 @@ use super::{
     rollup::{decode_window, encode_window, merge_into},
 };
 
+mod dedup;
 mod head_log;
 mod ingest;
 mod maintenance;
@@ -198,6 +199,9 @@ struct Counters {
     /// Group commits, and the batches they carried.
     commits: AtomicU64,
     commit_batches: AtomicU64,
+    /// Rows of `batch_ranges` and `events` after the last purge.
+    dedup_ranges: AtomicU64,
+    events: AtomicU64,
 }
 
 /// The store. Cheap to share behind an `Arc`; see the module doc.
@@ -296,6 +300,11 @@ impl TieredStore {
             migrate_first_store(&conn)?;
         }
         conn.execute_batch(SCHEMA)?;
+        {
+            let tx = conn.unchecked_transaction()?;
+            dedup::migrate_batch_rows(&tx)?;
+            tx.commit()?;
+        }
         let store = Self {
             config,
             clock,
@@ -442,19 +451,7 @@ impl Store for TieredStore {
 
     fn batch_stats(&self, agent_id: &str) -> Result<Vec<BatchStats>, StoreError> {
         let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT boot_id, count(*), max(seq) FROM batches WHERE agent_id = ?1 GROUP BY boot_id ORDER BY min(received_at)",
-        )?;
-        let rows = stmt
-            .query_map(params![agent_id], |r| {
-                Ok(BatchStats {
-                    boot_id: r.get(0)?,
-                    count: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    max_seq: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        dedup::stats(&conn, agent_id)
     }
 
     fn healthy(&self) -> bool {
@@ -507,6 +504,8 @@ impl Store for TieredStore {
             last_purge_micros: c.last_purge_micros.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             commit_batches: c.commit_batches.load(Ordering::Relaxed),
+            dedup_ranges: c.dedup_ranges.load(Ordering::Relaxed),
+            events: c.events.load(Ordering::Relaxed),
         }
     }
 }

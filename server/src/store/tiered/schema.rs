@@ -8,12 +8,16 @@ pub(super) const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS series(
         id INTEGER PRIMARY KEY, agent INTEGER NOT NULL, name TEXT NOT NULL,
         labels TEXT NOT NULL, kind INTEGER NOT NULL, UNIQUE(name, labels));
-    CREATE TABLE IF NOT EXISTS batches(
-        agent_id TEXT NOT NULL, boot_id TEXT NOT NULL, seq INTEGER NOT NULL,
-        received_at INTEGER NOT NULL, PRIMARY KEY(agent_id, boot_id, seq)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS batch_ranges(
+        agent_id TEXT NOT NULL, boot_id TEXT NOT NULL, lo INTEGER NOT NULL,
+        hi INTEGER NOT NULL, received_at INTEGER NOT NULL,
+        PRIMARY KEY(agent_id, boot_id, lo)) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS batch_ranges_expiry ON batch_ranges(received_at);
     CREATE TABLE IF NOT EXISTS events(
         agent_id TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,
         output TEXT NOT NULL, ts INTEGER NOT NULL);
+    CREATE INDEX IF NOT EXISTS events_by_check ON events(agent_id, name, ts);
+    CREATE INDEX IF NOT EXISTS events_expiry ON events(ts);
     CREATE TABLE IF NOT EXISTS head_log(
         id INTEGER PRIMARY KEY, agent INTEGER NOT NULL, at INTEGER NOT NULL, data BLOB NOT NULL);
     CREATE INDEX IF NOT EXISTS head_log_agent ON head_log(agent);

@@ -537,3 +537,96 @@ fn head_log_rows_round_trip_and_refuse_garbage() {
     assert!(read_log_row(&row[..row.len() - 1]).is_err());
     assert!(read_log_row(&[0xff; 12]).is_err());
 }
+
+fn event(name: &str, ts: i64) -> sysward_proto::Event {
+    sysward_proto::Event {
+        name: name.into(),
+        state: "OK".into(),
+        output: "fine".into(),
+        ts,
+        long_output: String::new(),
+        hard: true,
+        attempt: 0,
+        duration_ms: 1,
+    }
+}
+
+fn table_rows(store: &TieredStore, table: &str) -> i64 {
+    store
+        .reader()
+        .unwrap()
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Events follow their own retention and batch identities the dedup window: with the
+/// clock moved past both, both tables shrink back to what is recent, and a batch still in
+/// the window is still refused as a duplicate.
+#[test]
+fn events_and_dedup_ranges_shrink_back_after_retention() {
+    let config = StoreConfig {
+        events_retention: Duration::from_secs(5 * 3600),
+        dedup_window: Duration::from_secs(2 * 86_400),
+        ..StoreConfig::default()
+    };
+    let f = Fixture::new(config);
+    let send = |boot: &str, seq: u64, ts: i64| {
+        let series = [series("m", SeriesKind::Gauge, &[(ts, 1.0)])];
+        let events = [event("disk", ts), event("web", ts)];
+        f.store
+            .ingest(&IngestBatch {
+                agent_id: "ag",
+                boot_id: boot,
+                seq,
+                instance: "host",
+                series: &series,
+                events: &events,
+            })
+            .unwrap()
+    };
+    // Twelve agent restarts a day for four days, ten batches each, every other one sent
+    // fresh-first (its seqs out of order).
+    for boot in 0..48u64 {
+        let id = format!("boot-{boot}");
+        let mut seqs: Vec<u64> = (1..=10).collect();
+        if boot % 2 == 1 {
+            seqs.reverse();
+        }
+        for seq in seqs {
+            let ts = f.clock.now_ms();
+            assert_eq!(send(&id, seq, ts), IngestOutcome::Stored);
+            f.clock.advance(Duration::from_secs(60));
+        }
+        f.clock.advance(Duration::from_secs(7200 - 600));
+    }
+    assert_eq!(table_rows(&f.store, "events"), 48 * 10 * 2);
+    f.store.purge().unwrap();
+    let stats = f.store.stats();
+    // Five hours back from the newest sample: three boots of ten batches of two events.
+    assert_eq!(stats.events, 3 * 10 * 2, "{stats:?}");
+    assert_eq!(table_rows(&f.store, "events"), 3 * 10 * 2);
+    // Two days of boots, each one range however its seqs arrived.
+    assert_eq!(stats.dedup_ranges, 24, "{stats:?}");
+    let last = f.store.batch_stats("ag").unwrap();
+    assert_eq!(last.len(), 24);
+    assert!(
+        last.iter().all(|b| b.count == 10 && b.max_seq == 10),
+        "{last:?}"
+    );
+    assert_eq!(
+        send("boot-47", 5, f.clock.now_ms()),
+        IngestOutcome::Duplicate
+    );
+    // Reads by agent, check and time use the index the alert rules will.
+    let plan: String = f
+        .store
+        .reader()
+        .unwrap()
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT state FROM events WHERE agent_id = 'ag' AND name = 'disk' AND ts > 0",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("events_by_check"), "{plan}");
+}
