@@ -8,6 +8,8 @@
 //! - Every key of the shipped example configs `packaging/agent.toml` and
 //!   `packaging/server.toml`, commented-out keys included, is named in
 //!   `docs/configuration.md`, and so is every table they open.
+//! - The ```toml samples of `docs/checks.md`, together in one agent config, pass the
+//!   agent's `check-config` (which builds every check).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -108,6 +110,44 @@ fn the_full_agent_example_is_accepted_by_the_agent() {
 #[test]
 fn the_full_server_example_is_accepted_by_the_server() {
     full_examples_pass("server.toml", "sysward-server");
+}
+
+/// Every ```toml block of `doc`.
+fn toml_blocks(doc: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in doc.lines() {
+        match (&mut current, line.trim()) {
+            (None, "```toml") => current = Some(Vec::new()),
+            (Some(body), "```") => {
+                blocks.push(body.join("\n") + "\n");
+                current = None;
+            }
+            (Some(body), _) => body.push(line),
+            (None, _) => {}
+        }
+    }
+    assert!(current.is_none(), "a ```toml block is not closed");
+    blocks
+}
+
+#[test]
+fn the_check_samples_are_accepted_by_the_agent() {
+    let blocks = toml_blocks(&read("docs/checks.md"));
+    assert!(
+        blocks.len() >= 8,
+        "docs/checks.md: one sample per check kind"
+    );
+    // A script check's program must exist and be trusted: a system program stands in for
+    // the sample's.
+    let text = format!(
+        "[server]\nurl = \"https://mon.example:8443\"\n\n{}",
+        blocks.join("\n")
+    )
+    .replace("/usr/local/lib/sysward/check_backup", "/bin/true");
+    if let Err(e) = check_config("sysward-agent", &text) {
+        panic!("the samples of docs/checks.md are refused by sysward-agent: {e}\n{text}");
+    }
 }
 
 /// A table header (`[a.b]`, `[[a.b]]`) or a key (`name = ...`) of a TOML line, read
