@@ -86,7 +86,6 @@ fn main() -> anyhow::Result<()> {
         StoreConfig::default(),
         clock.clone(),
     )?;
-    let mut seq = 0;
     for tick in 0..args.ticks as usize {
         clock.set(T0 + tick as i64 * STEP);
         for (a, host) in hosts.iter().enumerate() {
@@ -101,11 +100,11 @@ fn main() -> anyhow::Result<()> {
                     })
                 })
                 .collect();
-            seq += 1;
+            // Each agent numbers its own batches from 1, as a real agent boot does.
             store.ingest(&IngestBatch {
                 agent_id: &format!("ag-{a}"),
                 boot_id: "b",
-                seq,
+                seq: tick as u64 + 1,
                 instance: &format!("host-{a}"),
                 series: &series,
                 events: &[],

@@ -303,13 +303,12 @@ impl TieredStore {
                 .dedup_ranges
                 .store(dedup::count(&tx)?, Ordering::Relaxed);
             tx.commit()?;
-            // Outside the transaction: it moves pages, a bounded number per run.
-            conn.query_row(
-                &format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"),
-                [],
-                |_| Ok(()),
-            )
-            .optional()?;
+            // Outside the transaction: it moves pages, a bounded number per run. SQLite
+            // frees one page per step of this pragma, so it is stepped to completion:
+            // `query_row` and `execute_batch` step once, and so free one page.
+            let mut vacuum = conn.prepare(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))?;
+            let mut steps = vacuum.query([])?;
+            while steps.next()?.is_some() {}
         }
         for (t, b) in freed.iter().enumerate() {
             self.counters.bytes[t].fetch_sub(*b, Ordering::Relaxed);
