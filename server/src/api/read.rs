@@ -131,7 +131,7 @@ fn values_json(data: &SeriesData) -> serde_json::Value {
                 json!({
                     "t": r.start, "count": r.count, "sum": r.sum, "min": r.min,
                     "max": r.max, "first": r.first, "last": r.last,
-                    "increase": r.increase,
+                    "increase": r.increase, "sum_sq": r.sum_sq,
                 })
             })
             .collect(),

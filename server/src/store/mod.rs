@@ -257,7 +257,7 @@ impl Tier {
 
 /// One rollup point: a summary of a series' samples in one bucket. See `rollup.rs` for
 /// how late points merge and what `increase` covers.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Rollup {
     /// Bucket start, unix ms.
     pub start: i64,
@@ -279,6 +279,29 @@ pub struct Rollup {
     pub last_ts: i64,
     /// For counters: the reset-corrected increase between samples inside the bucket.
     pub increase: f64,
+    /// For gauges: the sum of the squared values, for variance (`sum_sq / count -
+    /// (sum / count)²`). NaN for counters, whose variance is their rate's, and for records
+    /// written before the store kept it.
+    pub sum_sq: f64,
+}
+
+/// Field by field, with NaN equal to NaN in `sum_sq`, where it means "not kept" rather
+/// than a value.
+impl PartialEq for Rollup {
+    fn eq(&self, o: &Self) -> bool {
+        let same_sq = self.sum_sq == o.sum_sq || (self.sum_sq.is_nan() && o.sum_sq.is_nan());
+        (self.start, self.count, self.first_ts, self.last_ts)
+            == (o.start, o.count, o.first_ts, o.last_ts)
+            && [
+                self.sum,
+                self.min,
+                self.max,
+                self.first,
+                self.last,
+                self.increase,
+            ] == [o.sum, o.min, o.max, o.first, o.last, o.increase]
+            && same_sq
+    }
 }
 
 /// Which tier a read uses.

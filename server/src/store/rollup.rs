@@ -2,9 +2,9 @@
 //! window of records is stored.
 //!
 //! A record summarises the points of one series in one bucket: count, sum, min, max, the
-//! first and last point (value and time) and, for counters, the reset-corrected increase
-//! *between points inside the bucket* (a drop is a reset: the new value counts as the
-//! increase). The increase across a bucket boundary is `inc(previous.last, next.first)`,
+//! first and last point (value and time), for gauges the sum of squares (variance and
+//! anomaly rules need it) and, for counters, the reset-corrected increase *between points
+//! inside the bucket* (a drop is a reset: the new value counts as the increase). The increase across a bucket boundary is `inc(previous.last, next.first)`,
 //! so a range's total increase is the sum of its records' increases plus those boundary
 //! terms ([`total_increase`]); keeping it out of the record is what lets late points merge
 //! into one record without reading its neighbours.
@@ -126,7 +126,7 @@ pub(crate) fn inc(a: f64, b: f64) -> f64 {
 }
 
 impl Rollup {
-    fn of_point(start: i64, ts: i64, v: f64) -> Self {
+    fn of_point(start: i64, ts: i64, v: f64, counter: bool) -> Self {
         Rollup {
             start,
             count: 1,
@@ -138,7 +138,16 @@ impl Rollup {
             last: v,
             last_ts: ts,
             increase: 0.0,
+            // NaN stays NaN through every merge: a counter's variance is its rate's.
+            sum_sq: if counter { f64::NAN } else { v * v },
         }
+    }
+
+    /// Whether `increase` is exactly `last - first`, as it is while the bucket holds no
+    /// reset (the steps' differences are exact between values of one magnitude, so their
+    /// sum telescopes): the window codec then stores no value for it.
+    fn increase_is_span(&self) -> bool {
+        self.increase.to_bits() == (self.last - self.first).to_bits()
     }
 
     /// Merges points of this record's bucket, sorted by time with distinct timestamps.
@@ -155,18 +164,21 @@ impl Rollup {
                 // A rewrite of a point already counted: replace, do not count twice.
                 if ts == first_ts {
                     self.sum += v - self.first;
+                    self.sum_sq += v * v - self.first * self.first;
                     self.first = v;
                     if first_ts == last_ts {
                         self.last = v;
                     }
                 } else {
                     self.sum += v - self.last;
+                    self.sum_sq += v * v - self.last * self.last;
                     self.last = v;
                 }
                 continue;
             }
             self.count += 1;
             self.sum += v;
+            self.sum_sq += v * v;
             if ts < first_ts {
                 pre.push((ts, v));
             } else if ts > self.last_ts {
@@ -211,7 +223,7 @@ pub(crate) fn merge_into(
             Ok(at) => records[at].merge(&group[first_real..], counter),
             Err(at) => {
                 let (ts, v) = group[first_real];
-                let mut r = Rollup::of_point(start, ts, v);
+                let mut r = Rollup::of_point(start, ts, v, counter);
                 r.merge(&group[first_real + 1..], counter);
                 records.insert(at, r);
             }
@@ -226,71 +238,268 @@ pub fn total_increase(records: &[Rollup]) -> f64 {
     within + across
 }
 
-/// Encodes records as ten column streams: bucket starts, counts and time offsets as
-/// integers, the rest as floats.
+/// Window format version 2; version 1 (ten columns, no sum of squares, the increase as
+/// floats) is still read.
+const WINDOW_V2: u8 = 2;
+
+/// How a record's increase is stored: most need no value at all.
+const INC_ZERO: i64 = 0;
+const INC_SPAN: i64 = 1;
+const INC_VALUE: i64 = 2;
+
+fn increase_code(r: &Rollup) -> i64 {
+    if r.increase.to_bits() == 0f64.to_bits() {
+        INC_ZERO
+    } else if r.increase_is_span() {
+        INC_SPAN
+    } else {
+        INC_VALUE
+    }
+}
+
+/// What a record's columns are guessed to be from those decoded before them; the codec's
+/// near mode then stores only the (decimal) difference. For a counter without reset the
+/// minimum is the first value and the maximum the last, so those cost nothing.
+fn guess_first(last: &[f64], i: usize) -> f64 {
+    // The bucket before ended where this one starts, give or take one step.
+    last[i.saturating_sub(1)]
+}
+
+fn guess_min(first: f64, last: f64) -> f64 {
+    first.min(last)
+}
+
+fn guess_max(first: f64, last: f64) -> f64 {
+    first.max(last)
+}
+
+fn guess_sum(count: i64, first: f64, last: f64) -> f64 {
+    // The trapezoid: exact for a counter at a steady rate.
+    count as f64 * (first + last) / 2.0
+}
+
+fn guess_sum_sq(count: i64, sum: f64) -> f64 {
+    // Exact when every value of the bucket is the same.
+    if count > 0 {
+        sum * sum / count as f64
+    } else {
+        0.0
+    }
+}
+
+/// Encodes records as column streams, each with its own codec: bucket starts, counts and
+/// time offsets as integers, values as floats (decimal or XOR, whichever is smaller); the
+/// increase as a code per record (zero, `last - first`, or a value that follows), and the
+/// sum of squares only when some record has one (gauges; counters keep NaN).
+///
+/// Sections: an empty one (a version-1 window never starts with one, so this tells the
+/// versions apart), the version byte, then `start, count, sum, min, max, first, first_off,
+/// last, last_off, increase codes, increase values, sum_sq`.
 pub(crate) fn encode_window(records: &[Rollup]) -> Vec<u8> {
     let ints =
         |f: &dyn Fn(&Rollup) -> i64| codec::encode_ints(&records.iter().map(f).collect::<Vec<_>>());
     let floats = |f: &dyn Fn(&Rollup) -> f64| {
         codec::encode_values(&records.iter().map(f).collect::<Vec<_>>())
     };
+    let inc_values: Vec<f64> = records
+        .iter()
+        .filter(|r| increase_code(r) == INC_VALUE)
+        .map(|r| r.increase)
+        .collect();
+    let col = |f: &dyn Fn(&Rollup) -> f64| records.iter().map(f).collect::<Vec<_>>();
+    let (first, last) = (col(&|r| r.first), col(&|r| r.last));
+    let near = |values: Vec<f64>, guess: &dyn Fn(usize, &Rollup) -> f64| {
+        let guesses: Vec<f64> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| guess(i, r))
+            .collect();
+        codec::encode_values_near(&values, &guesses)
+    };
+    let count = |r: &Rollup| i64::try_from(r.count).unwrap_or(i64::MAX);
+    let sum_sq = if records.iter().all(|r| r.sum_sq.is_nan()) {
+        Vec::new()
+    } else {
+        near(col(&|r| r.sum_sq), &|_, r| guess_sum_sq(count(r), r.sum))
+    };
     let cols = [
+        Vec::new(),
+        vec![WINDOW_V2],
         ints(&|r| r.start),
-        ints(&|r| i64::try_from(r.count).unwrap_or(i64::MAX)),
-        floats(&|r| r.sum),
-        floats(&|r| r.min),
-        floats(&|r| r.max),
-        floats(&|r| r.first),
+        ints(&count),
+        near(col(&|r| r.sum), &|_, r| {
+            guess_sum(count(r), r.first, r.last)
+        }),
+        near(col(&|r| r.min), &|_, r| guess_min(r.first, r.last)),
+        near(col(&|r| r.max), &|_, r| guess_max(r.first, r.last)),
+        near(first, &|i, _| guess_first(&last, i)),
         ints(&|r| r.first_ts.wrapping_sub(r.start)),
         floats(&|r| r.last),
         ints(&|r| r.last_ts.wrapping_sub(r.start)),
-        floats(&|r| r.increase),
+        ints(&increase_code),
+        codec::encode_values(&inc_values),
+        sum_sq,
     ];
     let refs: Vec<&[u8]> = cols.iter().map(Vec::as_slice).collect();
     codec::join_sections(&refs)
 }
 
-/// Decodes what [`encode_window`] wrote.
+/// The columns every version has.
+struct Columns {
+    start: Vec<i64>,
+    count: Vec<i64>,
+    sum: Vec<f64>,
+    min: Vec<f64>,
+    max: Vec<f64>,
+    first: Vec<f64>,
+    first_off: Vec<i64>,
+    last: Vec<f64>,
+    last_off: Vec<i64>,
+}
+
+impl Columns {
+    fn decode(s: &[&[u8]]) -> Result<Self, CodecError> {
+        let c = Columns {
+            start: codec::decode_ints(s[0])?,
+            count: codec::decode_ints(s[1])?,
+            sum: codec::decode_values(s[2])?,
+            min: codec::decode_values(s[3])?,
+            max: codec::decode_values(s[4])?,
+            first: codec::decode_values(s[5])?,
+            first_off: codec::decode_ints(s[6])?,
+            last: codec::decode_values(s[7])?,
+            last_off: codec::decode_ints(s[8])?,
+        };
+        c.check_lengths()?;
+        Ok(c)
+    }
+
+    fn check_lengths(&self) -> Result<(), CodecError> {
+        let n = self.start.len();
+        let lens = [
+            self.count.len(),
+            self.sum.len(),
+            self.min.len(),
+            self.max.len(),
+            self.first.len(),
+            self.first_off.len(),
+            self.last.len(),
+            self.last_off.len(),
+        ];
+        if lens.iter().any(|&l| l != n) {
+            return Err(CodecError::Invalid("rollup columns differ in length"));
+        }
+        Ok(())
+    }
+
+    fn record(&self, i: usize, increase: f64, sum_sq: f64) -> Rollup {
+        Rollup {
+            start: self.start[i],
+            count: u64::try_from(self.count[i]).unwrap_or(0),
+            sum: self.sum[i],
+            min: self.min[i],
+            max: self.max[i],
+            first: self.first[i],
+            first_ts: self.start[i].wrapping_add(self.first_off[i]),
+            last: self.last[i],
+            last_ts: self.start[i].wrapping_add(self.last_off[i]),
+            increase,
+            sum_sq,
+        }
+    }
+}
+
+/// Decodes what [`encode_window`] wrote, or a version-1 window.
 pub(crate) fn decode_window(data: &[u8]) -> Result<Vec<Rollup>, CodecError> {
-    let s = codec::split_sections(data, 10)?;
-    let start = codec::decode_ints(s[0])?;
-    let count = codec::decode_ints(s[1])?;
-    let sum = codec::decode_values(s[2])?;
-    let min = codec::decode_values(s[3])?;
-    let max = codec::decode_values(s[4])?;
-    let first = codec::decode_values(s[5])?;
-    let first_off = codec::decode_ints(s[6])?;
-    let last = codec::decode_values(s[7])?;
-    let last_off = codec::decode_ints(s[8])?;
-    let increase = codec::decode_values(s[9])?;
-    let n = start.len();
-    let lens = [
-        count.len(),
-        sum.len(),
-        min.len(),
-        max.len(),
-        first.len(),
-        first_off.len(),
-        last.len(),
-        last_off.len(),
-        increase.len(),
-    ];
-    if lens.iter().any(|&l| l != n) {
+    let head = codec::split_sections(data, 2)?;
+    if !head[0].is_empty() {
+        return decode_window_v1(data);
+    }
+    let s = codec::split_sections(data, 14)?;
+    if s[1] != [WINDOW_V2] {
+        return Err(CodecError::Invalid("unknown rollup window version"));
+    }
+    let c = columns_v2(&s[2..11])?;
+    let n = c.start.len();
+    let codes = codec::decode_ints(s[11])?;
+    let values = codec::decode_values(s[12])?;
+    let sum_sq = if s[13].is_empty() {
+        vec![f64::NAN; n]
+    } else {
+        codec::decode_values_near(s[13], |i, _| {
+            guess_sum_sq(
+                c.count.get(i).copied().unwrap_or(0),
+                c.sum.get(i).copied().unwrap_or(0.0),
+            )
+        })?
+    };
+    if codes.len() != n || sum_sq.len() != n {
         return Err(CodecError::Invalid("rollup columns differ in length"));
     }
-    Ok((0..n)
-        .map(|i| Rollup {
-            start: start[i],
-            count: u64::try_from(count[i]).unwrap_or(0),
-            sum: sum[i],
-            min: min[i],
-            max: max[i],
-            first: first[i],
-            first_ts: start[i].wrapping_add(first_off[i]),
-            last: last[i],
-            last_ts: start[i].wrapping_add(last_off[i]),
-            increase: increase[i],
-        })
+    let mut values = values.into_iter();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let increase = match codes[i] {
+            INC_ZERO => 0.0,
+            INC_SPAN => c.last[i] - c.first[i],
+            INC_VALUE => values
+                .next()
+                .ok_or(CodecError::Invalid("rollup increase values run short"))?,
+            _ => return Err(CodecError::Invalid("unknown rollup increase code")),
+        };
+        out.push(c.record(i, increase, sum_sq[i]));
+    }
+    Ok(out)
+}
+
+/// Version 2's first nine columns: `last` plain, the others near their guesses, decoded
+/// in the order the guesses need.
+fn columns_v2(s: &[&[u8]]) -> Result<Columns, CodecError> {
+    let start = codec::decode_ints(s[0])?;
+    let count = codec::decode_ints(s[1])?;
+    let last = codec::decode_values(s[7])?;
+    let at = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(0.0);
+    let first = codec::decode_values_near(s[5], |i, _| {
+        if last.is_empty() {
+            0.0
+        } else {
+            guess_first(&last, i.min(last.len() - 1))
+        }
+    })?;
+    let min = codec::decode_values_near(s[3], |i, _| guess_min(at(&first, i), at(&last, i)))?;
+    let max = codec::decode_values_near(s[4], |i, _| guess_max(at(&first, i), at(&last, i)))?;
+    let sum = codec::decode_values_near(s[2], |i, _| {
+        guess_sum(
+            count.get(i).copied().unwrap_or(0),
+            at(&first, i),
+            at(&last, i),
+        )
+    })?;
+    let c = Columns {
+        start,
+        count,
+        sum,
+        min,
+        max,
+        first,
+        first_off: codec::decode_ints(s[6])?,
+        last,
+        last_off: codec::decode_ints(s[8])?,
+    };
+    c.check_lengths()?;
+    Ok(c)
+}
+
+/// Version 1: ten columns, the increase as floats, no sum of squares (NaN).
+fn decode_window_v1(data: &[u8]) -> Result<Vec<Rollup>, CodecError> {
+    let s = codec::split_sections(data, 10)?;
+    let c = Columns::decode(&s[..9])?;
+    let increase = codec::decode_values(s[9])?;
+    if increase.len() != c.start.len() {
+        return Err(CodecError::Invalid("rollup columns differ in length"));
+    }
+    Ok((0..increase.len())
+        .map(|i| c.record(i, increase[i], f64::NAN))
         .collect())
 }
 
@@ -309,6 +518,7 @@ pub(crate) mod tests {
                 Some(r) if r.start == start => {
                     r.count += 1;
                     r.sum += v;
+                    r.sum_sq += v * v;
                     r.min = r.min.min(v);
                     r.max = r.max.max(v);
                     if counter {
@@ -317,10 +527,82 @@ pub(crate) mod tests {
                     r.last = v;
                     r.last_ts = ts;
                 }
-                _ => out.push(Rollup::of_point(start, ts, v)),
+                _ => out.push(Rollup::of_point(start, ts, v, counter)),
             }
         }
         out
+    }
+
+    /// A window as the store wrote it before version 2: ten columns, the increase as floats.
+    fn encode_window_v1(records: &[Rollup]) -> Vec<u8> {
+        let ints = |f: &dyn Fn(&Rollup) -> i64| {
+            codec::encode_ints(&records.iter().map(f).collect::<Vec<_>>())
+        };
+        let floats = |f: &dyn Fn(&Rollup) -> f64| {
+            codec::encode_values(&records.iter().map(f).collect::<Vec<_>>())
+        };
+        let cols = [
+            ints(&|r| r.start),
+            ints(&|r| r.count as i64),
+            floats(&|r| r.sum),
+            floats(&|r| r.min),
+            floats(&|r| r.max),
+            floats(&|r| r.first),
+            ints(&|r| r.first_ts - r.start),
+            floats(&|r| r.last),
+            ints(&|r| r.last_ts - r.start),
+            floats(&|r| r.increase),
+        ];
+        let refs: Vec<&[u8]> = cols.iter().map(Vec::as_slice).collect();
+        codec::join_sections(&refs)
+    }
+
+    #[test]
+    fn version_one_windows_are_read_without_sum_of_squares() {
+        let points: Vec<(i64, f64)> = (0..50).map(|i| (i * 61_000, (i % 7) as f64)).collect();
+        let mut records = Vec::new();
+        merge_into(&mut records, Tier::M5, &points, false);
+        assert!(records.iter().all(|r| !r.sum_sq.is_nan()));
+        let back = decode_window(&encode_window_v1(&records)).unwrap();
+        assert_eq!(back.len(), records.len());
+        for (b, r) in back.iter().zip(&records) {
+            assert!(b.sum_sq.is_nan());
+            assert_eq!(
+                Rollup {
+                    sum_sq: f64::NAN,
+                    ..*r
+                },
+                *b
+            );
+        }
+    }
+
+    #[test]
+    fn a_counter_without_reset_stores_no_increase_value() {
+        // Without a reset the increase summed step by step is last - first, bit for bit,
+        // even for decimals that binary cannot hold exactly; the codec stores a flag.
+        // CPU seconds: ticks / 100 added up, as /proc/stat reads after the division.
+        let mut v = 12_345.67;
+        let mut step = 17u64;
+        let points: Vec<(i64, f64)> = (0..300)
+            .map(|i| {
+                step = step.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                v += (step >> 55) as f64 / 100.0;
+                (i * 1_000, v)
+            })
+            .collect();
+        let mut records = Vec::new();
+        for part in points.chunks(7) {
+            merge_into(&mut records, Tier::M5, part, true);
+        }
+        assert!(records.iter().all(|r| increase_code(r) == INC_SPAN));
+        let mut reset = points.clone();
+        reset[150].1 = 0.0;
+        let mut with_reset = Vec::new();
+        merge_into(&mut with_reset, Tier::M5, &reset, true);
+        assert_eq!(increase_code(&with_reset[0]), INC_VALUE);
+        let back = decode_window(&encode_window(&with_reset)).unwrap();
+        assert_eq!(back, with_reset);
     }
 
     #[test]
@@ -366,23 +648,45 @@ pub(crate) mod tests {
     proptest! {
         #[test]
         fn merged_in_pieces_equals_brute_force(points in series(), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6)) {
-            for tier in [Tier::M5, Tier::H1, Tier::D1, Tier::Mo1] {
+            for (tier, counter) in [Tier::M5, Tier::H1, Tier::D1, Tier::Mo1]
+                .into_iter()
+                .flat_map(|t| [(t, true), (t, false)])
+            {
                 let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(points.len() + 1)).collect();
                 cuts.push(0);
                 cuts.push(points.len());
                 cuts.sort_unstable();
                 let mut records = Vec::new();
                 for w in cuts.windows(2) {
-                    merge_into(&mut records, tier, &points[w[0]..w[1]], true);
+                    merge_into(&mut records, tier, &points[w[0]..w[1]], counter);
                 }
-                let want = brute_force(&points, tier, true);
+                let want = brute_force(&points, tier, counter);
                 prop_assert_eq!(&records, &want);
                 let back = decode_window(&encode_window(&records)).expect("decode");
                 prop_assert_eq!(&back, &want);
-                // The total increase over the range equals the raw one.
-                let raw: f64 = points.windows(2).map(|w| inc(w[0].1, w[1].1)).sum();
-                prop_assert_eq!(total_increase(&records), raw);
+                // Gauges keep their sum of squares; counters do not.
+                prop_assert_eq!(records.iter().all(|r| r.sum_sq.is_nan()), counter);
+                if counter {
+                    // The total increase over the range equals the raw one.
+                    let raw: f64 = points.windows(2).map(|w| inc(w[0].1, w[1].1)).sum();
+                    prop_assert_eq!(total_increase(&records), raw);
+                }
             }
+        }
+
+        #[test]
+        fn window_decoding_never_panics(data in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode_window(&data);
+        }
+
+        #[test]
+        fn damaged_windows_never_panic(points in series(), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut records = Vec::new();
+            merge_into(&mut records, Tier::M5, &points, false);
+            let mut data = encode_window(&records);
+            let i = at.index(data.len());
+            data[i] = byte;
+            let _ = decode_window(&data);
         }
 
         #[test]
