@@ -299,9 +299,13 @@ impl TieredStore {
         if old_schema {
             migrate_first_store(&conn)?;
         }
-        conn.execute_batch(SCHEMA)?;
         {
             let tx = conn.unchecked_transaction()?;
+            let old_rollups = schema::detach_old_rollups(&tx)?;
+            tx.execute_batch(SCHEMA)?;
+            if old_rollups {
+                schema::move_old_rollups(&tx)?;
+            }
             dedup::migrate_batch_rows(&tx)?;
             tx.commit()?;
         }

@@ -31,9 +31,9 @@ pub(super) const SCHEMA: &str = "
         PRIMARY KEY(series_id, min_ts, ts_chunk)) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS raw_chunks_max ON raw_chunks(max_ts);
     CREATE TABLE IF NOT EXISTS rollups(
-        series_id INTEGER NOT NULL, tier INTEGER NOT NULL, win_start INTEGER NOT NULL,
-        win_end INTEGER NOT NULL, data BLOB NOT NULL,
-        PRIMARY KEY(series_id, tier, win_start)) WITHOUT ROWID;
+        id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL, tier INTEGER NOT NULL,
+        win_start INTEGER NOT NULL, win_end INTEGER NOT NULL, data BLOB NOT NULL,
+        UNIQUE(series_id, tier, win_start));
     CREATE INDEX IF NOT EXISTS rollups_expiry ON rollups(tier, win_end);
 ";
 
@@ -92,5 +92,40 @@ pub(super) fn migrate_first_store(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch("DROP TABLE old_samples; DROP TABLE old_series; COMMIT;")?;
     // The first store was not created with incremental auto-vacuum; VACUUM applies it.
     conn.execute_batch("VACUUM;")?;
+    Ok(())
+}
+
+/// Rollup windows were first kept in a `WITHOUT ROWID` table. Its rows are index cells,
+/// which hold at most about a quarter of a page: a day of 5-minute records (some 2.5 kB)
+/// spilled into an overflow page of its own, half of it empty. A rowid table keeps such
+/// a row whole in its leaf, and since every cut rewrites a window as a new row at the end,
+/// its leaves fill up. Converts the table in the caller's transaction, before [`SCHEMA`]
+/// runs.
+pub(super) fn detach_old_rollups(conn: &Connection) -> Result<bool, StoreError> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'rollups'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if !sql.is_some_and(|s| s.contains("WITHOUT ROWID")) {
+        return Ok(false);
+    }
+    info!("Moving rollup windows into the rowid table; this runs once.");
+    conn.execute_batch(
+        "ALTER TABLE rollups RENAME TO old_rollups;
+         DROP INDEX IF EXISTS rollups_expiry;",
+    )?;
+    Ok(true)
+}
+
+/// The second half of [`detach_old_rollups`], once [`SCHEMA`] made the new table.
+pub(super) fn move_old_rollups(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "INSERT INTO rollups(series_id, tier, win_start, win_end, data)
+             SELECT series_id, tier, win_start, win_end, data FROM old_rollups;
+         DROP TABLE old_rollups;",
+    )?;
     Ok(())
 }

@@ -656,3 +656,46 @@ fn purge_gives_free_pages_back() {
     f.reopen();
     assert_eq!(free(&f), 0);
 }
+
+/// A store whose rollup windows are in the first, `WITHOUT ROWID` table is converted on
+/// open, and every window reads back the same.
+#[test]
+fn rollups_move_out_of_the_without_rowid_table() {
+    let mut f = Fixture::new(StoreConfig::default());
+    let points: Vec<(i64, f64)> = (0..500)
+        .map(|i| (T0 + i * 30_000, (i % 13) as f64))
+        .collect();
+    f.ingest("ag", &[series("g", SeriesKind::Gauge, &points)]);
+    f.store.cut_all().unwrap();
+    let before: Vec<Vec<Rollup>> = Tier::ROLLUPS.iter().map(|&t| f.rollups("g", t)).collect();
+    assert_eq!(before[0].len(), 50);
+    {
+        let conn = Connection::open(f.dir.path().join("s.db")).unwrap();
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE old(series_id INTEGER NOT NULL, tier INTEGER NOT NULL,
+                 win_start INTEGER NOT NULL, win_end INTEGER NOT NULL, data BLOB NOT NULL,
+                 PRIMARY KEY(series_id, tier, win_start)) WITHOUT ROWID;
+             INSERT INTO old SELECT series_id, tier, win_start, win_end, data FROM rollups;
+             DROP TABLE rollups;
+             ALTER TABLE old RENAME TO rollups;
+             CREATE INDEX rollups_expiry ON rollups(tier, win_end);
+             COMMIT;",
+        )
+        .unwrap();
+    }
+    f.reopen();
+    let sql: String = f
+        .store
+        .reader()
+        .unwrap()
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'rollups'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+    let after: Vec<Vec<Rollup>> = Tier::ROLLUPS.iter().map(|&t| f.rollups("g", t)).collect();
+    assert_eq!(before, after);
+}
