@@ -14,7 +14,7 @@ use sysward_collectors::{REGISTRY, Roots, Tier};
 use sysward_proto::units;
 use toml::Spanned;
 
-use sysward_collectors::checks::ChecksConfig;
+use sysward_checks::ChecksConfig;
 
 use crate::spool::{FsyncPolicy, SpoolConfig};
 
@@ -512,7 +512,7 @@ impl AgentConfig {
         if let Some(dir) = &raw.checks.dir {
             load_checks_dir(dir, &mut checks)?;
         }
-        if let Err(e) = sysward_collectors::checks::build(&checks, &check_context(&raw.agent)) {
+        if let Err(e) = sysward_checks::build(&checks, &check_context(&raw.agent)) {
             return Err(ConfigError {
                 file: path.to_path_buf(),
                 line: None,
@@ -601,6 +601,20 @@ impl AgentConfig {
         }
     }
 
+    /// When a check runs and how long a run may take: its own interval or its tier's
+    /// (checks default to the critical tier: an alert waits on them), and its own
+    /// timeout or the checks' default, never more than the interval.
+    pub(crate) fn check_timing(&self, schedule: &sysward_checks::Schedule) -> (Duration, Duration) {
+        let interval = schedule
+            .interval
+            .unwrap_or_else(|| self.tier_interval(schedule.tier.unwrap_or(Tier::Critical)));
+        let timeout = schedule
+            .timeout
+            .unwrap_or(sysward_checks::DEFAULT_TIMEOUT)
+            .min(interval);
+        (interval, timeout)
+    }
+
     pub(crate) fn roots(&self) -> Roots {
         Roots {
             proc: self.agent.procfs_root.clone(),
@@ -628,8 +642,8 @@ impl AgentConfig {
 }
 
 /// What checks get from the agent: a state directory of their own.
-pub(crate) fn check_context(agent: &AgentSection) -> sysward_collectors::checks::CheckContext {
-    sysward_collectors::checks::CheckContext {
+pub(crate) fn check_context(agent: &AgentSection) -> sysward_checks::CheckContext {
+    sysward_checks::CheckContext {
         state_dir: agent.state_dir.join("checks"),
         roots: Roots {
             proc: agent.procfs_root.clone(),
@@ -769,6 +783,29 @@ mod tests {
         assert_eq!(get("cpu").unwrap().interval, Duration::from_secs(120));
         assert_eq!(get("load").unwrap().timeout, Duration::from_secs(2));
         assert!(get("memory").is_none());
+    }
+
+    #[test]
+    fn check_timing_follows_tiers_and_stays_within_the_interval() {
+        let c = parse(&format!(
+            "{MINIMAL}[intervals]\ncritical = \"4s\"\nstandard = \"2m\"\n"
+        ))
+        .unwrap();
+        let timing = |interval: Option<u64>, tier: Option<Tier>, timeout: Option<u64>| {
+            c.check_timing(&sysward_checks::Schedule {
+                interval: interval.map(Duration::from_secs),
+                tier,
+                timeout: timeout.map(Duration::from_secs),
+            })
+        };
+        let secs = |a: u64, b: u64| (Duration::from_secs(a), Duration::from_secs(b));
+        assert_eq!(timing(None, None, None), secs(4, 4));
+        assert_eq!(timing(None, Some(Tier::Standard), None), secs(120, 10));
+        assert_eq!(
+            timing(Some(30), Some(Tier::Standard), Some(20)),
+            secs(30, 20)
+        );
+        assert_eq!(timing(Some(5), None, Some(20)), secs(5, 5));
     }
 
     #[test]

@@ -24,7 +24,8 @@ use std::{
 use anyhow::Context;
 use rand::RngCore;
 use sd_notify::NotifyState;
-use sysward_collectors::{REGISTRY, Roots, Tier, checks::CheckJob};
+use sysward_checks::CheckJob;
+use sysward_collectors::{REGISTRY, Roots};
 use sysward_proto::HostInfo;
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -106,7 +107,7 @@ async fn run_async(
         );
         identity.server_url = config.server_url.clone();
     }
-    let checks = sysward_collectors::checks::build(&config.checks, &check_context(&config.agent))?;
+    let checks = sysward_checks::build(&config.checks, &check_context(&config.agent))?;
     let names = config
         .collectors
         .iter()
@@ -413,16 +414,7 @@ fn planned_jobs(
         check: false,
     });
     for check in checks {
-        // Checks default to the critical tier: an alert waits on them.
-        let interval = check
-            .schedule
-            .interval
-            .unwrap_or_else(|| config.tier_interval(check.schedule.tier.unwrap_or(Tier::Critical)));
-        let timeout = check
-            .schedule
-            .timeout
-            .unwrap_or(Duration::from_secs(10))
-            .min(interval);
+        let (interval, timeout) = config.check_timing(&check.schedule);
         planned.push(Planned {
             job: Job {
                 name: check.name,
@@ -472,7 +464,7 @@ fn reload(path: &Path, current: &mut AgentConfig, roots: &Roots, schedule: &mut 
     new.agent = current.agent.clone();
     new.shipper = current.shipper.clone();
     new.buffer = current.buffer.clone();
-    let checks = match sysward_collectors::checks::build(&new.checks, &check_context(&new.agent)) {
+    let checks = match sysward_checks::build(&new.checks, &check_context(&new.agent)) {
         Ok(checks) => checks,
         Err(e) => {
             error!(error = %e, "Reload refused: the checks cannot be set up; the running config stays.");

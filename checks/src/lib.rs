@@ -1,4 +1,4 @@
-//! Health checks configured in `agent.toml` (`[[checks.script]]`, `[[checks.http]]`, ...).
+//! Sysward's health checks, configured in `agent.toml` (`[[checks.script]]`, `[[checks.http]]`, ...).
 //!
 //! Every check kind implements [`Probe`]: one synchronous run that returns a
 //! [`ProbeResult`] (state, output, its own samples). [`Check`] wraps a probe as a
@@ -11,12 +11,13 @@
 //! Names are leaked to `&'static str` once per config load: a handful of bytes per check,
 //! in exchange for the collector interface staying allocation-free.
 
+#![warn(missing_docs)]
+
 pub mod state;
 
 pub mod dns;
 mod dns_wire;
 pub mod http;
-mod http_wire;
 pub mod log;
 mod net;
 pub mod perfdata;
@@ -26,7 +27,6 @@ pub mod script;
 pub mod tcp;
 #[cfg(all(test, target_os = "linux"))]
 mod test_support;
-pub mod textfmt;
 pub mod tls;
 
 use std::{
@@ -37,7 +37,7 @@ use std::{
 
 use serde::{Deserialize, Deserializer};
 
-use crate::{CheckState, CollectError, Collector, Event, Kind, Output, Sample, Tier};
+use sysward_collectors::{CheckState, CollectError, Collector, Event, Kind, Output, Sample, Tier};
 
 /// Every `[[checks.*]]` table of the agent's config.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -86,6 +86,9 @@ pub struct Schedule {
     /// Deadline of one run.
     pub timeout: Option<Duration>,
 }
+
+/// How long a check's run may take when its config names no timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What one probe run found.
 #[derive(Debug, Clone, PartialEq)]
@@ -220,7 +223,7 @@ pub struct CheckContext {
     pub state_dir: PathBuf,
     /// Where /proc, /sys and the host's root are (the agent's `[agent]` roots), so that
     /// an agent in a container checks the host's processes.
-    pub roots: crate::Roots,
+    pub roots: sysward_collectors::Roots,
 }
 
 /// Builds every configured check. Names must be unique across kinds: they label series.
@@ -251,7 +254,7 @@ pub fn build(config: &ChecksConfig, ctx: &CheckContext) -> Result<Vec<CheckJob>,
         }
         let (probe, schedule, max_attempts) = built.map_err(err)?;
         let name: &'static str = Box::leak(name.to_string().into_boxed_str());
-        let timeout = schedule.timeout.unwrap_or(Duration::from_secs(10));
+        let timeout = schedule.timeout.unwrap_or(DEFAULT_TIMEOUT);
         jobs.push(CheckJob {
             name,
             schedule,

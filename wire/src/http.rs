@@ -14,27 +14,27 @@ use std::net::Ipv6Addr;
 use std::time::Instant;
 
 /// The longest response head read: status line and headers.
-pub(crate) const MAX_HEAD: usize = 64 * 1024;
+pub const MAX_HEAD: usize = 64 * 1024;
 
 /// How many interim (`1xx`) responses are skipped before giving up.
 const MAX_INTERIM: usize = 8;
 
 /// An `http://` or `https://` URL, split the way a request needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Url {
+pub struct Url {
     /// `https`?
-    pub(crate) tls: bool,
+    pub tls: bool,
     /// Host name (lower case) or IP address, without brackets.
-    pub(crate) host: String,
+    pub host: String,
     /// Port, explicit or the scheme's.
-    pub(crate) port: u16,
+    pub port: u16,
     /// Path and query, at least `/`.
-    pub(crate) target: String,
+    pub target: String,
 }
 
 impl Url {
     /// Parses an absolute URL. Credentials in it are refused: they would end up in logs.
-    pub(crate) fn parse(text: &str) -> Result<Url, String> {
+    pub fn parse(text: &str) -> Result<Url, String> {
         let (tls, rest) = if let Some(rest) = strip_prefix_ci(text, "https://") {
             (true, rest)
         } else if let Some(rest) = strip_prefix_ci(text, "http://") {
@@ -51,7 +51,7 @@ impl Url {
             ));
         }
         let default_port = if tls { 443 } else { 80 };
-        let (host, port) = super::net::split_host_port(authority, Some(default_port))
+        let (host, port) = crate::addr::split_host_port(authority, Some(default_port))
             .map_err(|e| format!("URL host: {e}"))?;
         let tail = tail.split('#').next().unwrap_or("");
         let target = if tail.is_empty() {
@@ -75,7 +75,7 @@ impl Url {
     }
 
     /// The `Host` header: host, and port when it is not the scheme's.
-    pub(crate) fn authority(&self) -> String {
+    pub fn authority(&self) -> String {
         let host = if self.host.parse::<Ipv6Addr>().is_ok() {
             format!("[{}]", self.host)
         } else {
@@ -90,12 +90,12 @@ impl Url {
     }
 
     /// Scheme, host and port: what a redirect must keep for credentials to go along.
-    pub(crate) fn origin(&self) -> (bool, &str, u16) {
+    pub fn origin(&self) -> (bool, &str, u16) {
         (self.tls, &self.host, self.port)
     }
 
     /// The URL a `Location` header leads to, relative to this one.
-    pub(crate) fn join(&self, location: &str) -> Result<Url, String> {
+    pub fn join(&self, location: &str) -> Result<Url, String> {
         let location = location.trim();
         if strip_prefix_ci(location, "http://").is_some()
             || strip_prefix_ci(location, "https://").is_some()
@@ -150,7 +150,7 @@ fn redact_userinfo(text: &str) -> String {
 }
 
 /// Whether `name` is an HTTP token (a method or a header name).
-pub(crate) fn is_token(name: &str) -> bool {
+pub fn is_token(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -158,19 +158,14 @@ pub(crate) fn is_token(name: &str) -> bool {
 }
 
 /// Whether `value` may stand in a header: no line breaks, no other control bytes but tab.
-pub(crate) fn is_header_value(value: &str) -> bool {
+pub fn is_header_value(value: &str) -> bool {
     value.bytes().all(|b| b == b'\t' || !b.is_ascii_control())
 }
 
 /// Writes a request head and body. `headers` come after the defaults they do not
 /// override (`Host`, `User-Agent`, `Accept`); `Connection`, `Content-Length` and
 /// `Accept-Encoding` are always ours.
-pub(crate) fn request(
-    method: &str,
-    url: &Url,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> Vec<u8> {
+pub fn request(method: &str, url: &Url, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
     let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     let mut head = format!("{method} {} HTTP/1.1\r\n", url.target);
     if !has("host") {
@@ -213,22 +208,22 @@ pub(crate) fn request(
 
 /// A response as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Response {
+pub struct Response {
     /// The status code.
-    pub(crate) status: u16,
+    pub status: u16,
     /// The reason phrase.
-    pub(crate) reason: String,
+    pub reason: String,
     /// Header fields in order, names as sent.
-    pub(crate) headers: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
     /// The body, at most the cap.
-    pub(crate) body: Vec<u8>,
+    pub body: Vec<u8>,
     /// Whether the body went past the cap and was cut there.
-    pub(crate) truncated: bool,
+    pub truncated: bool,
 }
 
 impl Response {
     /// The first value of a header.
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -238,7 +233,7 @@ impl Response {
 
 /// Why a response could not be read.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum WireError {
+pub enum WireError {
     /// The connection failed or timed out.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -336,7 +331,7 @@ impl<R: Read> Source<'_, R> {
 /// Reads one response from `reader`. `head_only` for a `HEAD` request (no body follows);
 /// the body is kept up to `max_body` bytes, and reading stops there. Returns the
 /// response and when its first byte arrived.
-pub(crate) fn read_response<R: Read>(
+pub fn read_response<R: Read>(
     reader: &mut R,
     head_only: bool,
     max_body: usize,
@@ -456,7 +451,7 @@ fn read_head<R: Read>(src: &mut Source<'_, R>) -> Result<Head, WireError> {
 }
 
 /// `HTTP/1.1 200 OK` to (200, "OK").
-pub(crate) fn parse_status_line(line: &[u8]) -> Result<(u16, String), WireError> {
+pub fn parse_status_line(line: &[u8]) -> Result<(u16, String), WireError> {
     let text = String::from_utf8_lossy(line);
     let bad = || malformed(format!("bad status line {:?}", excerpt(&text)));
     let rest = text.strip_prefix("HTTP/1.").ok_or_else(bad)?;

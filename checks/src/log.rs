@@ -68,7 +68,7 @@ use serde::{Deserialize, Serialize};
 
 use super::net;
 use super::{CheckContext, Probe, ProbeResult, Schedule};
-use crate::{CheckState, Kind, Sample, Tier};
+use sysward_collectors::{CheckState, Kind, Sample, Tier};
 
 /// Lines that matched a pattern, since the check's state was created.
 pub const MATCHES_TOTAL: &str = "sysward_check_log_matches_total";
@@ -885,7 +885,7 @@ fn store(path: &Path, saved: &Saved) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::TempDir;
+    use crate::test_support::TempDir;
     use std::fs::OpenOptions;
 
     fn config(text: &str) -> LogCheckConfig {
