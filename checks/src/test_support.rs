@@ -328,3 +328,28 @@ fn a_check_labels_its_samples_and_sends_an_event() {
     assert_eq!(out.events.len(), 1);
     assert_eq!(out.events[0].state, sysward_collectors::CheckState::Ok);
 }
+
+#[test]
+fn build_each_reports_every_check_on_its_own() {
+    let config: super::ChecksConfig = toml::from_str(
+        "[[tcp]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\n\
+         [[tcp]]\nname = \"bad\"\naddress = \"no port\"\n\
+         [[tcp]]\nname = \"a\"\naddress = \"127.0.0.1:2\"\n\
+         [[tcp]]\nname = \"c\"\naddress = \"127.0.0.1:3\"\n",
+    )
+    .expect("config");
+    let built = super::build_each(&config, &super::CheckContext::default());
+    let summary: Vec<String> = built
+        .iter()
+        .map(|b| match b {
+            Ok(job) => format!("{} {}", job.kind, job.name),
+            Err(e) => format!("{}[{}] {}", e.kind, e.index, e.message),
+        })
+        .collect();
+    assert_eq!(summary[0], "tcp a");
+    assert!(summary[1].starts_with("tcp[1] address:"), "{}", summary[1]);
+    assert_eq!(summary[2], "tcp[2] another check has the same name");
+    assert_eq!(summary[3], "tcp c");
+    assert_eq!(config.names(), ["a", "bad", "a", "c"]);
+    assert!(super::build(&config, &super::CheckContext::default()).is_err());
+}
