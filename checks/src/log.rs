@@ -635,153 +635,211 @@ impl LogProbe {
                 runtime_dir.display()
             ));
         }
-        let Some((program, prefix)) = command.split_first() else {
-            return Err("no journalctl command".into());
-        };
-        let mut cmd = Command::new(program);
-        cmd.args(prefix)
-            .args(["--unit", unit, "--output", "json", "--no-pager"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
         // Without a cursor, only the latest entry's cursor is taken: nothing old counts.
         // A unit without entries then is read from that time on.
         let seek_only = saved.cursor.is_none() && saved.since.is_none() && !self.from_beginning;
         let started_at = net::unix_now();
-        match (&saved.cursor, saved.since) {
-            (Some(cursor), _) => {
-                cmd.arg("--after-cursor").arg(cursor);
-            }
-            (None, Some(since)) => {
-                cmd.arg("--since").arg(format!("@{since}"));
-            }
-            (None, None) if seek_only => {
-                cmd.args(["--lines", "1"]);
-            }
-            (None, None) => {}
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                format!(
-                    "{} not found: journald units need journalctl",
-                    program.to_string_lossy()
-                )
-            } else {
-                format!(
-                    "cannot run {}: {}",
-                    program.to_string_lossy(),
-                    net::io_text(&e)
-                )
-            }
-        })?;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let max_read = self.max_read;
-        let reader = std::thread::spawn(move || -> Vec<Vec<u8>> {
-            let mut lines = Vec::new();
-            let Some(stdout) = stdout else { return lines };
-            let mut total = 0u64;
-            let mut reader = BufReader::new(stdout.take(max_read));
-            loop {
-                let mut line = Vec::new();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        total += n as u64;
-                        if line.last() == Some(&b'\n') {
-                            lines.push(line);
-                        }
-                        if total >= max_read {
-                            break;
-                        }
-                    }
-                }
-            }
-            lines
-        });
-        let errors = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(stderr) = stderr {
-                let _ = stderr.take(4096).read_to_string(&mut text);
-            }
-            text
-        });
-        let mut timed_out = false;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() >= until => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    timed_out = true;
-                    break None;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(_) => break None,
-            }
-        };
-        let lines = reader.join().unwrap_or_default();
-        let stderr = errors.join().unwrap_or_default();
-        let mut cursor = None;
-        for line in &lines {
-            let Ok(entry) = serde_json::from_slice::<serde_json::Value>(line) else {
-                continue;
-            };
-            if let Some(c) = entry.get("__CURSOR").and_then(|c| c.as_str()) {
-                cursor = Some(c.to_string());
-            }
-            if seek_only {
-                continue;
-            }
-            match entry.get("MESSAGE") {
-                Some(serde_json::Value::String(s)) => scan.line(s.as_bytes()),
-                // journald keeps a message that is not UTF-8 as an array of bytes.
-                Some(serde_json::Value::Array(bytes)) => {
-                    let bytes: Vec<u8> = bytes
-                        .iter()
-                        .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                        .collect();
-                    scan.line(&bytes);
-                }
-                _ => {}
-            }
-        }
+        let run = run_journalctl(command, unit, saved, seek_only, self.max_read, until)?;
+        let cursor = scan_entries(&run.lines, scan, seek_only);
         match cursor {
             Some(c) => {
                 saved.cursor = Some(c);
                 saved.since = None;
             }
-            None if seek_only && status.is_some_and(|s| s.success()) => {
+            None if seek_only && run.status.is_some_and(|s| s.success()) => {
                 saved.since = Some(started_at);
             }
             None => {}
         }
-        let first_error = stderr
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .map(str::to_string);
-        if timed_out {
+        if run.timed_out {
             notes.push("journalctl did not finish in time: the rest waits for the next run".into());
         }
-        match status {
-            Some(s) if !s.success() && lines.is_empty() => {
-                if saved.cursor.is_some()
-                    && first_error.as_deref().is_some_and(|e| e.contains("cursor"))
-                {
-                    // The journal no longer has that entry: seek to the end next time.
-                    saved.cursor = None;
+        journal_outcome(&run, saved, notes)
+    }
+}
+
+/// What one `journalctl` run gave.
+struct JournalRun {
+    /// Its exit status; `None` when it was killed at the deadline or could not be waited for.
+    status: Option<std::process::ExitStatus>,
+    timed_out: bool,
+    /// Whole lines of its stdout, at most `max_read` bytes.
+    lines: Vec<Vec<u8>>,
+    /// Its first non-empty line of stderr.
+    first_error: Option<String>,
+}
+
+/// Runs `journalctl` for `unit` from where `saved` left off, reading its output on
+/// threads of their own, and kills it at `until`.
+fn run_journalctl(
+    command: &[OsString],
+    unit: &str,
+    saved: &Saved,
+    seek_only: bool,
+    max_read: u64,
+    until: Instant,
+) -> Result<JournalRun, String> {
+    let Some((program, prefix)) = command.split_first() else {
+        return Err("no journalctl command".into());
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(prefix)
+        .args(["--unit", unit, "--output", "json", "--no-pager"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match (&saved.cursor, saved.since) {
+        (Some(cursor), _) => {
+            cmd.arg("--after-cursor").arg(cursor);
+        }
+        (None, Some(since)) => {
+            cmd.arg("--since").arg(format!("@{since}"));
+        }
+        (None, None) if seek_only => {
+            cmd.args(["--lines", "1"]);
+        }
+        (None, None) => {}
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            format!(
+                "{} not found: journald units need journalctl",
+                program.to_string_lossy()
+            )
+        } else {
+            format!(
+                "cannot run {}: {}",
+                program.to_string_lossy(),
+                net::io_text(&e)
+            )
+        }
+    })?;
+    let stdout = child.stdout.take();
+    let reader =
+        std::thread::spawn(move || stdout.map(|s| whole_lines(s, max_read)).unwrap_or_default());
+    let stderr = child.stderr.take();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(stderr) = stderr {
+            let _ = stderr.take(4096).read_to_string(&mut text);
+        }
+        text
+    });
+    let (status, timed_out) = wait_until(&mut child, until);
+    let first_error = errors
+        .join()
+        .unwrap_or_default()
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .map(str::to_string);
+    Ok(JournalRun {
+        status,
+        timed_out,
+        lines: reader.join().unwrap_or_default(),
+        first_error,
+    })
+}
+
+/// The whole lines of `input`, up to `max_read` bytes; an unfinished last line is left.
+fn whole_lines(input: impl Read, max_read: u64) -> Vec<Vec<u8>> {
+    let mut lines = Vec::new();
+    let mut total = 0u64;
+    let mut reader = BufReader::new(input.take(max_read));
+    loop {
+        let mut line = Vec::new();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                total += n as u64;
+                if line.last() == Some(&b'\n') {
+                    lines.push(line);
                 }
-                Err(format!(
-                    "journalctl failed ({s}): {}",
-                    first_error.unwrap_or_else(|| "no message".into())
-                ))
-            }
-            _ => {
-                if let Some(e) = first_error {
-                    notes.push(format!("journalctl: {e}"));
+                if total >= max_read {
+                    break;
                 }
-                Ok(())
             }
+        }
+    }
+    lines
+}
+
+/// Waits for `child` until `until`, then kills it; returns its status (`None` when
+/// killed or not waitable) and whether it was killed.
+fn wait_until(
+    child: &mut std::process::Child,
+    until: Instant,
+) -> (Option<std::process::ExitStatus>, bool) {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return (Some(status), false),
+            Ok(None) if Instant::now() >= until => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return (None, true);
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => return (None, false),
+        }
+    }
+}
+
+/// Matches the message of every journal entry (unless `seek_only`); returns the cursor
+/// of the last entry.
+fn scan_entries(lines: &[Vec<u8>], scan: &mut Scan<'_>, seek_only: bool) -> Option<String> {
+    let mut cursor = None;
+    for line in lines {
+        let Ok(entry) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(c) = entry.get("__CURSOR").and_then(|c| c.as_str()) {
+            cursor = Some(c.to_string());
+        }
+        if seek_only {
+            continue;
+        }
+        match entry.get("MESSAGE") {
+            Some(serde_json::Value::String(s)) => scan.line(s.as_bytes()),
+            // journald keeps a message that is not UTF-8 as an array of bytes.
+            Some(serde_json::Value::Array(bytes)) => {
+                let bytes: Vec<u8> = bytes
+                    .iter()
+                    .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                    .collect();
+                scan.line(&bytes);
+            }
+            _ => {}
+        }
+    }
+    cursor
+}
+
+/// A failed run that gave nothing is the run's error; otherwise its stderr is a note.
+fn journal_outcome(
+    run: &JournalRun,
+    saved: &mut Saved,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    match run.status {
+        Some(s) if !s.success() && run.lines.is_empty() => {
+            if saved.cursor.is_some()
+                && run
+                    .first_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("cursor"))
+            {
+                // The journal no longer has that entry: seek to the end next time.
+                saved.cursor = None;
+            }
+            Err(format!(
+                "journalctl failed ({s}): {}",
+                run.first_error.as_deref().unwrap_or("no message")
+            ))
+        }
+        _ => {
+            if let Some(e) = &run.first_error {
+                notes.push(format!("journalctl: {e}"));
+            }
+            Ok(())
         }
     }
 }
