@@ -352,10 +352,11 @@ impl AgentConfig {
     pub(crate) fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let config = Self::parse_unbuilt_checks(text, path)?;
         if let Err(e) = sysward_checks::build(&config.checks, &check_context(&config.agent)) {
+            let table = format!("checks.{}", e.kind);
             return Err(ConfigError {
                 file: path.to_path_buf(),
-                line: None,
-                key: Some(format!("checks.{}", e.kind)),
+                line: nth_table_line(text, &table, e.index),
+                key: Some(table),
                 message: e.to_string(),
             });
         }
@@ -801,6 +802,17 @@ fn find_key_line(text: &str, dotted: &str) -> Option<std::ops::Range<usize>> {
     header
 }
 
+/// The line of the `index`-th (from 0) `[[table]]` header of `text`, if it has that
+/// many: a check from a file of `[checks] dir` comes after them and has none here.
+fn nth_table_line(text: &str, table: &str, index: usize) -> Option<usize> {
+    let header = format!("[[{table}]]");
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| line.split('#').next().unwrap_or("").trim().replace(' ', "") == header)
+        .nth(index)
+        .map(|(at, _)| at + 1)
+}
+
 /// The key a toml error is about. A field error names it in backticks; a value error
 /// (`invalid type: integer `5`, expected ...`) names the value there instead, so the key
 /// comes from the text of the line the error points at.
@@ -884,6 +896,22 @@ mod tests {
             secs(30, 20)
         );
         assert_eq!(timing(Some(5), None, Some(20)), secs(5, 5));
+    }
+
+    #[test]
+    fn a_check_that_cannot_be_set_up_names_its_line() {
+        let text = format!(
+            "{MINIMAL}[[checks.tcp]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\n\n\
+             [[ checks.tcp ]] # the second\nname = \"b\"\naddress = \"no port\"\n"
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, Some(7), "{e}");
+        assert_eq!(e.key.as_deref(), Some("checks.tcp"));
+        assert!(
+            e.to_string().contains("check tcp[1] \"b\": address:"),
+            "{e}"
+        );
+        assert_eq!(nth_table_line(&text, "checks.tcp", 2), None);
     }
 
     #[test]
