@@ -1,4 +1,5 @@
-//! Command-line parsing and the short commands (`check-config`, `collect --once`, `enroll`).
+//! Command-line parsing and the short commands (`check-config`, `enroll`, `spool`); the
+//! commands that run collectors and checks once are in `once`.
 
 use std::{
     path::{Path, PathBuf},
@@ -7,7 +8,6 @@ use std::{
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use sysward_collectors::{Output, REGISTRY, Roots};
 
 use crate::{
     config::AgentConfig,
@@ -48,6 +48,11 @@ enum Command {
         #[arg(long)]
         ca_pin: Option<String>,
     },
+    /// The configured checks: `test` runs them once now.
+    Checks {
+        #[command(subcommand)]
+        command: ChecksCommand,
+    },
     /// The outage spool: `status` summarises it, `verify` checks every frame.
     Spool {
         #[command(subcommand)]
@@ -58,12 +63,26 @@ enum Command {
         /// Run once and exit (the only mode for now).
         #[arg(long)]
         once: bool,
+        /// Run the configured checks too, and print their samples with the collectors'.
+        #[arg(long)]
+        checks: bool,
         #[arg(long)]
         procfs_root: Option<PathBuf>,
         #[arg(long)]
         sysfs_root: Option<PathBuf>,
         #[arg(long)]
         rootfs: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChecksCommand {
+    /// Runs the configured checks (all, or the ones named) once, now, and prints for each
+    /// its state, output, samples and duration, or why it was refused. Exits 2 when a
+    /// named check does not exist, 1 when a check was refused or did not finish.
+    Test {
+        /// Check names; all checks when none is given.
+        names: Vec<String>,
     },
 }
 
@@ -183,65 +202,25 @@ pub fn run() -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Checks {
+            command: ChecksCommand::Test { names },
+        } => crate::once::checks_test(&cli.config, &names),
         Command::Collect {
             once: _,
+            checks,
             procfs_root,
             sysfs_root,
             rootfs,
-        } => {
-            // Each enabled collector with its own settings.
-            let (mut roots, plans) = match AgentConfig::load(&cli.config) {
-                Ok(c) => (
-                    c.roots(),
-                    c.collectors
-                        .iter()
-                        .map(|p| (p.name, p.settings.clone()))
-                        .collect::<Vec<_>>(),
-                ),
-                Err(_) if !cli.config.exists() && cli.config == Path::new(DEFAULT_CONFIG) => (
-                    Roots::default(),
-                    REGISTRY
-                        .iter()
-                        .filter(|s| s.default_enabled)
-                        .map(|s| (s.name, toml::Table::new()))
-                        .collect(),
-                ),
-                Err(e) => return Err(e.into()),
-            };
-            if let Some(p) = procfs_root {
-                roots.proc = p;
-            }
-            if let Some(p) = sysfs_root {
-                roots.sys = p;
-            }
-            if let Some(p) = rootfs {
-                roots.rootfs = p;
-            }
-            let mut samples = Vec::new();
-            let mut failed = false;
-            for (name, settings) in &plans {
-                let Some(spec) = REGISTRY.iter().find(|s| s.name == *name) else {
-                    continue;
-                };
-                let mut collector = (spec.configure)(&roots, settings)
-                    .map_err(|e| anyhow::anyhow!("collector {name}: {e}"))?;
-                let mut out = Output::default();
-                if let Err(e) = collector.collect(&mut out) {
-                    eprintln!("collector {}: {e}", spec.name);
-                    failed = true;
-                }
-                for e in &out.errors {
-                    eprintln!("collector {}: {e}", spec.name);
-                }
-                samples.extend(out.samples);
-            }
-            print!("{}", crate::exposition::render(&samples));
-            Ok(if failed {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        } => crate::once::collect(
+            &cli.config,
+            cli.config == Path::new(DEFAULT_CONFIG),
+            crate::once::CollectOptions {
+                procfs_root,
+                sysfs_root,
+                rootfs,
+                checks,
+            },
+        ),
     }
 }
 

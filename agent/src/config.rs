@@ -10,11 +10,11 @@ use std::{
 };
 
 use serde::{Deserialize, Deserializer};
-use sysward_collectors::{REGISTRY, Roots, Tier};
+use sysward_collectors::{CollectorSpec, REGISTRY, Roots, Tier};
 use sysward_proto::units;
 use toml::Spanned;
 
-use sysward_collectors::checks::ChecksConfig;
+use sysward_checks::ChecksConfig;
 
 use crate::spool::{FsyncPolicy, SpoolConfig};
 
@@ -344,241 +344,51 @@ const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 impl AgentConfig {
     pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            key: None,
-            message: format!("cannot read: {e}"),
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&read(path)?, path)
     }
 
+    /// Parses and validates `text`, read from `path`, checks included: a check that
+    /// cannot be set up (a refused script, a bad URL) makes the whole config invalid.
     pub(crate) fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let err = |span: Option<std::ops::Range<usize>>, key: Option<String>, message: String| {
-            ConfigError {
+        let config = Self::parse_unbuilt_checks(text, path)?;
+        if let Err(e) = sysward_checks::build(&config.checks, &check_context(&config.agent)) {
+            let table = format!("checks.{}", e.kind);
+            return Err(ConfigError {
                 file: path.to_path_buf(),
-                line: span.map(|s| line_of(text, s.start)),
-                key,
-                message,
-            }
-        };
+                line: nth_table_line(text, &table, e.index),
+                key: Some(table),
+                message: e.to_string(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// [`AgentConfig::load`] without setting the checks up, for `checks test`, which
+    /// reports each check that cannot be set up by itself and runs the others.
+    pub(crate) fn load_unbuilt_checks(path: &Path) -> Result<Self, ConfigError> {
+        Self::parse_unbuilt_checks(&read(path)?, path)
+    }
+
+    /// Everything [`AgentConfig::parse`] checks but whether each check can be set up.
+    fn parse_unbuilt_checks(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let src = Source { text, path };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             // toml's own message carries a source excerpt; keep its first line of prose.
             let message = e.message().to_string();
             let key = toml_error_key(&message, text, e.span());
-            err(e.span(), key, message)
+            src.err(e.span(), key, message)
         })?;
-        let url = raw
-            .server
-            .url
-            .get_ref()
-            .trim()
-            .trim_end_matches('/')
-            .to_string();
-        if !url.starts_with("https://") || url.len() <= "https://".len() {
-            return Err(err(
-                Some(raw.server.url.span()),
-                Some("server.url".into()),
-                format!("{url:?} must be an https:// URL"),
-            ));
-        }
-        let iv = &raw.intervals;
-        for (key, value) in [
-            ("intervals.critical", iv.critical),
-            ("intervals.standard", iv.standard),
-            ("intervals.intensive", iv.intensive),
-            ("intervals.static", iv.static_),
-        ] {
-            if value < MIN_INTERVAL {
-                return Err(err(
-                    find_key_line(text, key),
-                    Some(key.into()),
-                    format!("must be at least {MIN_INTERVAL:?}"),
-                ));
-            }
-        }
-        let tier_interval = |tier: Tier| match tier {
-            Tier::Critical => iv.critical,
-            Tier::Standard => iv.standard,
-            Tier::Intensive => iv.intensive,
-            Tier::Static => iv.static_,
-        };
-        for name in raw.collectors.keys() {
-            if !REGISTRY.iter().any(|spec| spec.name == name.get_ref()) {
-                let known: Vec<_> = REGISTRY.iter().map(|s| s.name).collect();
-                return Err(err(
-                    Some(name.span()),
-                    Some(format!("collectors.{}", name.get_ref())),
-                    format!("unknown collector (known: {})", known.join(", ")),
-                ));
-            }
-        }
-        let mut collectors = Vec::new();
-        for spec in REGISTRY {
-            let section = raw
-                .collectors
-                .iter()
-                .find(|(k, _)| k.get_ref() == spec.name)
-                .map(|(_, v)| v);
-            let enabled = section
-                .and_then(|s| s.enabled)
-                .unwrap_or(spec.default_enabled);
-            if !enabled {
-                continue;
-            }
-            let key = |k: &str| Some(format!("collectors.{}.{k}", spec.name));
-            let at = |k: &str| find_key_line(text, &format!("collectors.{}.{k}", spec.name));
-            let interval = match section {
-                Some(CollectorSection {
-                    tier: Some(_),
-                    interval: Some(_),
-                    ..
-                }) => {
-                    return Err(err(
-                        at("tier"),
-                        key("tier"),
-                        "give either tier or interval, not both".into(),
-                    ));
-                }
-                Some(CollectorSection {
-                    interval: Some(i), ..
-                }) => {
-                    if i.0 < MIN_INTERVAL {
-                        return Err(err(
-                            at("interval"),
-                            key("interval"),
-                            format!("must be at least {MIN_INTERVAL:?}"),
-                        ));
-                    }
-                    i.0
-                }
-                Some(CollectorSection { tier: Some(t), .. }) => tier_interval(match t {
-                    TierName::Critical => Tier::Critical,
-                    TierName::Standard => Tier::Standard,
-                    TierName::Intensive => Tier::Intensive,
-                    TierName::Static => Tier::Static,
-                }),
-                _ => tier_interval(spec.default_tier),
-            };
-            let timeout = match section.and_then(|s| s.timeout.as_ref()) {
-                Some(t) if t.0.is_zero() || t.0 > interval => {
-                    return Err(err(
-                        at("timeout"),
-                        key("timeout"),
-                        format!("must be more than 0 and at most the interval ({interval:?})"),
-                    ));
-                }
-                Some(t) => t.0,
-                None => interval.min(MAX_DEFAULT_TIMEOUT),
-            };
-            let settings = section.map(|s| s.settings.clone()).unwrap_or_default();
-            // Building validates the settings; collectors do no I/O when built.
-            if let Err(message) = (spec.configure)(&Roots::default(), &settings) {
-                let bad = key_in_message(&message).unwrap_or_default();
-                let which = if bad.is_empty() {
-                    Some(format!("collectors.{}", spec.name))
-                } else {
-                    key(&bad)
-                };
-                return Err(err(at(&bad), which, message));
-            }
-            for (setting, limit_of) in [("statvfs_timeout", "filesystem"), ("run_budget", "smart")]
-            {
-                if spec.name != limit_of {
-                    continue;
-                }
-                let value = settings
-                    .get(setting)
-                    .and_then(|v| v.as_str())
-                    .and_then(|s| units::parse_duration(s).ok());
-                if value.is_some_and(|v| v >= timeout) {
-                    return Err(err(
-                        at(setting),
-                        key(setting),
-                        format!(
-                            "must be below the collector's timeout ({timeout:?}), or runs are abandoned before they report"
-                        ),
-                    ));
-                }
-            }
-            collectors.push(CollectorPlan {
-                name: spec.name,
-                interval,
-                timeout,
-                settings,
-            });
-        }
+        let server_url = server_url(&raw.server, &src)?;
+        check_tier_intervals(&raw.intervals, &src)?;
+        let collectors = collector_plans(&raw, &src)?;
         let mut checks = raw.checks.clone();
         if let Some(dir) = &raw.checks.dir {
             load_checks_dir(dir, &mut checks)?;
         }
-        if let Err(e) = sysward_collectors::checks::build(&checks, &check_context(&raw.agent)) {
-            return Err(ConfigError {
-                file: path.to_path_buf(),
-                line: None,
-                key: Some(format!("checks.{}", e.kind)),
-                message: e.to_string(),
-            });
-        }
-        let b = &raw.buffer;
-        let buffer = match b.kind {
-            BufferKind::Memory => {
-                if b.max_batches == 0 {
-                    return Err(err(
-                        find_key_line(text, "buffer.max_batches"),
-                        Some("buffer.max_batches".into()),
-                        "must be at least 1".into(),
-                    ));
-                }
-                BufferPlan::Memory {
-                    max_batches: b.max_batches,
-                }
-            }
-            BufferKind::Disk => {
-                let fsync = match &b.fsync {
-                    None => FsyncPolicy::Interval(DEFAULT_FSYNC_INTERVAL),
-                    Some(v) if v.get_ref() == "every_batch" => FsyncPolicy::EveryBatch,
-                    Some(v) => match units::parse_duration(v.get_ref()) {
-                        Ok(d) if !d.is_zero() => FsyncPolicy::Interval(d),
-                        _ => {
-                            return Err(err(
-                                Some(v.span()),
-                                Some("buffer.fsync".into()),
-                                format!(
-                                    "{:?}: use \"every_batch\" or a duration such as \"100ms\"",
-                                    v.get_ref()
-                                ),
-                            ));
-                        }
-                    },
-                };
-                if b.segment_size < 4096 || b.segment_size > b.max_disk / 4 {
-                    return Err(err(
-                        find_key_line(text, "buffer.segment_size"),
-                        Some("buffer.segment_size".into()),
-                        format!(
-                            "must be at least 4KiB and at most a quarter of max_disk ({} bytes)",
-                            b.max_disk
-                        ),
-                    ));
-                }
-                BufferPlan::Disk(SpoolConfig {
-                    dir: b
-                        .dir
-                        .clone()
-                        .unwrap_or_else(|| raw.agent.state_dir.join("spool")),
-                    max_disk: b.max_disk,
-                    max_age: b.max_age,
-                    segment_size: b.segment_size,
-                    fsync,
-                    memory_fallback: b.memory_fallback.max(1),
-                    fresh_window: b.fresh_window,
-                    backfill_per_second: b.backfill_per_second,
-                })
-            }
-        };
+        let buffer = buffer_plan(&raw.buffer, &raw.agent, &src)?;
+        let iv = raw.intervals;
         Ok(Self {
-            server_url: url,
+            server_url,
             agent: raw.agent,
             collectors,
             shipper: raw.shipper,
@@ -599,6 +409,20 @@ impl AgentConfig {
             Tier::Intensive => self.intensive_interval,
             Tier::Static => self.static_interval,
         }
+    }
+
+    /// When a check runs and how long a run may take: its own interval or its tier's
+    /// (checks default to the critical tier: an alert waits on them), and its own
+    /// timeout or the checks' default, never more than the interval.
+    pub(crate) fn check_timing(&self, schedule: &sysward_checks::Schedule) -> (Duration, Duration) {
+        let interval = schedule
+            .interval
+            .unwrap_or_else(|| self.tier_interval(schedule.tier.unwrap_or(Tier::Critical)));
+        let timeout = schedule
+            .timeout
+            .unwrap_or(sysward_checks::DEFAULT_TIMEOUT)
+            .min(interval);
+        (interval, timeout)
     }
 
     pub(crate) fn roots(&self) -> Roots {
@@ -627,9 +451,278 @@ impl AgentConfig {
     }
 }
 
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        key: None,
+        message: format!("cannot read: {e}"),
+    })
+}
+
+/// The text of a config file and where it came from, for errors that name the line.
+struct Source<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Source<'_> {
+    fn err(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: Option<String>,
+        message: String,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.path.to_path_buf(),
+            line: span.map(|s| line_of(self.text, s.start)),
+            key,
+            message,
+        }
+    }
+
+    /// An error about `key` (dotted), on the line where the key, or its table, is.
+    fn key_err(&self, key: &str, message: String) -> ConfigError {
+        self.err(find_key_line(self.text, key), Some(key.into()), message)
+    }
+}
+
+fn server_url(server: &ServerSection, src: &Source<'_>) -> Result<String, ConfigError> {
+    let url = server
+        .url
+        .get_ref()
+        .trim()
+        .trim_end_matches('/')
+        .to_string();
+    if !url.starts_with("https://") || url.len() <= "https://".len() {
+        return Err(src.err(
+            Some(server.url.span()),
+            Some("server.url".into()),
+            format!("{url:?} must be an https:// URL"),
+        ));
+    }
+    Ok(url)
+}
+
+fn check_tier_intervals(iv: &IntervalsSection, src: &Source<'_>) -> Result<(), ConfigError> {
+    for (key, value) in [
+        ("intervals.critical", iv.critical),
+        ("intervals.standard", iv.standard),
+        ("intervals.intensive", iv.intensive),
+        ("intervals.static", iv.static_),
+    ] {
+        if value < MIN_INTERVAL {
+            return Err(src.key_err(key, format!("must be at least {MIN_INTERVAL:?}")));
+        }
+    }
+    Ok(())
+}
+
+impl IntervalsSection {
+    fn of(&self, tier: Tier) -> Duration {
+        match tier {
+            Tier::Critical => self.critical,
+            Tier::Standard => self.standard,
+            Tier::Intensive => self.intensive,
+            Tier::Static => self.static_,
+        }
+    }
+}
+
+/// Every enabled collector, in registry order, with its interval, timeout and settings.
+fn collector_plans(raw: &RawConfig, src: &Source<'_>) -> Result<Vec<CollectorPlan>, ConfigError> {
+    for name in raw.collectors.keys() {
+        if !REGISTRY.iter().any(|spec| spec.name == name.get_ref()) {
+            let known: Vec<_> = REGISTRY.iter().map(|s| s.name).collect();
+            return Err(src.err(
+                Some(name.span()),
+                Some(format!("collectors.{}", name.get_ref())),
+                format!("unknown collector (known: {})", known.join(", ")),
+            ));
+        }
+    }
+    let mut plans = Vec::new();
+    for spec in REGISTRY {
+        let section = raw
+            .collectors
+            .iter()
+            .find(|(k, _)| k.get_ref() == spec.name)
+            .map(|(_, v)| v);
+        if section
+            .and_then(|s| s.enabled)
+            .unwrap_or(spec.default_enabled)
+        {
+            plans.push(collector_plan(spec, section, &raw.intervals, src)?);
+        }
+    }
+    Ok(plans)
+}
+
+fn collector_plan(
+    spec: &CollectorSpec,
+    section: Option<&CollectorSection>,
+    intervals: &IntervalsSection,
+    src: &Source<'_>,
+) -> Result<CollectorPlan, ConfigError> {
+    let key = |k: &str| format!("collectors.{}.{k}", spec.name);
+    let interval = collector_interval(spec, section, intervals, src)?;
+    let timeout = match section.and_then(|s| s.timeout.as_ref()) {
+        Some(t) if t.0.is_zero() || t.0 > interval => {
+            return Err(src.key_err(
+                &key("timeout"),
+                format!("must be more than 0 and at most the interval ({interval:?})"),
+            ));
+        }
+        Some(t) => t.0,
+        None => interval.min(MAX_DEFAULT_TIMEOUT),
+    };
+    let settings = section.map(|s| s.settings.clone()).unwrap_or_default();
+    // Building validates the settings; collectors do no I/O when built.
+    if let Err(message) = (spec.configure)(&Roots::default(), &settings) {
+        let bad = key_in_message(&message).unwrap_or_default();
+        let which = if bad.is_empty() {
+            format!("collectors.{}", spec.name)
+        } else {
+            key(&bad)
+        };
+        let at = find_key_line(src.text, &key(&bad));
+        return Err(src.err(at, Some(which), message));
+    }
+    check_inner_limits(spec.name, &settings, timeout, src)?;
+    Ok(CollectorPlan {
+        name: spec.name,
+        interval,
+        timeout,
+        settings,
+    })
+}
+
+fn collector_interval(
+    spec: &CollectorSpec,
+    section: Option<&CollectorSection>,
+    intervals: &IntervalsSection,
+    src: &Source<'_>,
+) -> Result<Duration, ConfigError> {
+    let key = |k: &str| format!("collectors.{}.{k}", spec.name);
+    match section {
+        Some(CollectorSection {
+            tier: Some(_),
+            interval: Some(_),
+            ..
+        }) => Err(src.key_err(
+            &key("tier"),
+            "give either tier or interval, not both".into(),
+        )),
+        Some(CollectorSection {
+            interval: Some(i), ..
+        }) if i.0 < MIN_INTERVAL => Err(src.key_err(
+            &key("interval"),
+            format!("must be at least {MIN_INTERVAL:?}"),
+        )),
+        Some(CollectorSection {
+            interval: Some(i), ..
+        }) => Ok(i.0),
+        Some(CollectorSection { tier: Some(t), .. }) => Ok(intervals.of(match t {
+            TierName::Critical => Tier::Critical,
+            TierName::Standard => Tier::Standard,
+            TierName::Intensive => Tier::Intensive,
+            TierName::Static => Tier::Static,
+        })),
+        _ => Ok(intervals.of(spec.default_tier)),
+    }
+}
+
+/// Collectors with a deadline of their own inside a run: it must end before the run's.
+fn check_inner_limits(
+    name: &str,
+    settings: &toml::Table,
+    timeout: Duration,
+    src: &Source<'_>,
+) -> Result<(), ConfigError> {
+    for (setting, limit_of) in [("statvfs_timeout", "filesystem"), ("run_budget", "smart")] {
+        if name != limit_of {
+            continue;
+        }
+        let value = settings
+            .get(setting)
+            .and_then(|v| v.as_str())
+            .and_then(|s| units::parse_duration(s).ok());
+        if value.is_some_and(|v| v >= timeout) {
+            return Err(src.key_err(
+                &format!("collectors.{name}.{setting}"),
+                format!(
+                    "must be below the collector's timeout ({timeout:?}), or runs are abandoned before they report"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn buffer_plan(
+    b: &BufferSection,
+    agent: &AgentSection,
+    src: &Source<'_>,
+) -> Result<BufferPlan, ConfigError> {
+    if b.kind == BufferKind::Memory {
+        if b.max_batches == 0 {
+            return Err(src.key_err("buffer.max_batches", "must be at least 1".into()));
+        }
+        return Ok(BufferPlan::Memory {
+            max_batches: b.max_batches,
+        });
+    }
+    let fsync = fsync_policy(b.fsync.as_ref(), src)?;
+    if b.segment_size < 4096 || b.segment_size > b.max_disk / 4 {
+        return Err(src.key_err(
+            "buffer.segment_size",
+            format!(
+                "must be at least 4KiB and at most a quarter of max_disk ({} bytes)",
+                b.max_disk
+            ),
+        ));
+    }
+    Ok(BufferPlan::Disk(SpoolConfig {
+        dir: b
+            .dir
+            .clone()
+            .unwrap_or_else(|| agent.state_dir.join("spool")),
+        max_disk: b.max_disk,
+        max_age: b.max_age,
+        segment_size: b.segment_size,
+        fsync,
+        memory_fallback: b.memory_fallback.max(1),
+        fresh_window: b.fresh_window,
+        backfill_per_second: b.backfill_per_second,
+    }))
+}
+
+fn fsync_policy(
+    value: Option<&Spanned<String>>,
+    src: &Source<'_>,
+) -> Result<FsyncPolicy, ConfigError> {
+    let Some(v) = value else {
+        return Ok(FsyncPolicy::Interval(DEFAULT_FSYNC_INTERVAL));
+    };
+    if v.get_ref() == "every_batch" {
+        return Ok(FsyncPolicy::EveryBatch);
+    }
+    match units::parse_duration(v.get_ref()) {
+        Ok(d) if !d.is_zero() => Ok(FsyncPolicy::Interval(d)),
+        _ => Err(src.err(
+            Some(v.span()),
+            Some("buffer.fsync".into()),
+            format!(
+                "{:?}: use \"every_batch\" or a duration such as \"100ms\"",
+                v.get_ref()
+            ),
+        )),
+    }
+}
+
 /// What checks get from the agent: a state directory of their own.
-pub(crate) fn check_context(agent: &AgentSection) -> sysward_collectors::checks::CheckContext {
-    sysward_collectors::checks::CheckContext {
+pub(crate) fn check_context(agent: &AgentSection) -> sysward_checks::CheckContext {
+    sysward_checks::CheckContext {
         state_dir: agent.state_dir.join("checks"),
         roots: Roots {
             proc: agent.procfs_root.clone(),
@@ -709,6 +802,17 @@ fn find_key_line(text: &str, dotted: &str) -> Option<std::ops::Range<usize>> {
     header
 }
 
+/// The line of the `index`-th (from 0) `[[table]]` header of `text`, if it has that
+/// many: a check from a file of `[checks] dir` comes after them and has none here.
+fn nth_table_line(text: &str, table: &str, index: usize) -> Option<usize> {
+    let header = format!("[[{table}]]");
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| line.split('#').next().unwrap_or("").trim().replace(' ', "") == header)
+        .nth(index)
+        .map(|(at, _)| at + 1)
+}
+
 /// The key a toml error is about. A field error names it in backticks; a value error
 /// (`invalid type: integer `5`, expected ...`) names the value there instead, so the key
 /// comes from the text of the line the error points at.
@@ -769,6 +873,45 @@ mod tests {
         assert_eq!(get("cpu").unwrap().interval, Duration::from_secs(120));
         assert_eq!(get("load").unwrap().timeout, Duration::from_secs(2));
         assert!(get("memory").is_none());
+    }
+
+    #[test]
+    fn check_timing_follows_tiers_and_stays_within_the_interval() {
+        let c = parse(&format!(
+            "{MINIMAL}[intervals]\ncritical = \"4s\"\nstandard = \"2m\"\n"
+        ))
+        .unwrap();
+        let timing = |interval: Option<u64>, tier: Option<Tier>, timeout: Option<u64>| {
+            c.check_timing(&sysward_checks::Schedule {
+                interval: interval.map(Duration::from_secs),
+                tier,
+                timeout: timeout.map(Duration::from_secs),
+            })
+        };
+        let secs = |a: u64, b: u64| (Duration::from_secs(a), Duration::from_secs(b));
+        assert_eq!(timing(None, None, None), secs(4, 4));
+        assert_eq!(timing(None, Some(Tier::Standard), None), secs(120, 10));
+        assert_eq!(
+            timing(Some(30), Some(Tier::Standard), Some(20)),
+            secs(30, 20)
+        );
+        assert_eq!(timing(Some(5), None, Some(20)), secs(5, 5));
+    }
+
+    #[test]
+    fn a_check_that_cannot_be_set_up_names_its_line() {
+        let text = format!(
+            "{MINIMAL}[[checks.tcp]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\n\n\
+             [[ checks.tcp ]] # the second\nname = \"b\"\naddress = \"no port\"\n"
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, Some(7), "{e}");
+        assert_eq!(e.key.as_deref(), Some("checks.tcp"));
+        assert!(
+            e.to_string().contains("check tcp[1] \"b\": address:"),
+            "{e}"
+        );
+        assert_eq!(nth_table_line(&text, "checks.tcp", 2), None);
     }
 
     #[test]

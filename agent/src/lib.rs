@@ -9,6 +9,7 @@ mod exposition;
 mod https;
 mod identity;
 pub mod metrics;
+mod once;
 pub mod queue;
 mod run;
 mod scheduler;

@@ -24,7 +24,8 @@ use std::{
 use anyhow::Context;
 use rand::RngCore;
 use sd_notify::NotifyState;
-use sysward_collectors::{REGISTRY, Roots, Tier, checks::CheckJob};
+use sysward_checks::CheckJob;
+use sysward_collectors::{REGISTRY, Roots};
 use sysward_proto::HostInfo;
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -93,20 +94,8 @@ async fn run_async(
     path: PathBuf,
     mut identity: Identity,
 ) -> anyhow::Result<()> {
-    if is_placeholder_url(&config.server_url) {
-        info!(
-            server = identity.server_url,
-            "Using the enrolled server URL ([server] url is the placeholder)."
-        );
-    } else if identity.server_url != config.server_url {
-        info!(
-            enrolled = identity.server_url,
-            configured = config.server_url,
-            "Using the configured server URL."
-        );
-        identity.server_url = config.server_url.clone();
-    }
-    let checks = sysward_collectors::checks::build(&config.checks, &check_context(&config.agent))?;
+    choose_server_url(&config, &mut identity);
+    let checks = sysward_checks::build(&config.checks, &check_context(&config.agent))?;
     let names = config
         .collectors
         .iter()
@@ -115,45 +104,10 @@ async fn run_async(
         .chain([SELF_COLLECTOR]);
     let metrics = Arc::new(AgentMetrics::new(names));
     let mut background = Vec::new();
-    let mut spool_to_sync = None;
-    let queue: Arc<dyn BatchQueue> = match &config.buffer {
-        BufferPlan::Memory { max_batches } => {
-            Arc::new(MemoryQueue::new(*max_batches, metrics.clone()))
-        }
-        BufferPlan::Disk(spool_config) => {
-            let spool = Arc::new(
-                Spool::open(spool_config.clone(), metrics.clone()).with_context(|| {
-                    format!("cannot open the spool in {}", spool_config.dir.display())
-                })?,
-            );
-            if let FsyncPolicy::Interval(every) = spool_config.fsync {
-                spool_to_sync = Some(spool.clone());
-                let spool = spool.clone();
-                // Wakes only after a write, and syncs only if a frame written since is
-                // still unacked when the interval is over. The wait ends early once the
-                // server has acked every such frame, which for a connected agent is
-                // milliseconds after the write: its timer is dropped before it fires, so
-                // a well-connected agent costs no wakeups and no fsyncs here.
-                background.push(tokio::spawn(async move {
-                    loop {
-                        spool.written().await;
-                        let interval_over = tokio::time::Instant::now() + every;
-                        while spool.needs_sync() {
-                            if tokio::time::timeout_at(interval_over, spool.acked())
-                                .await
-                                .is_err()
-                            {
-                                let s = spool.clone();
-                                let _ = tokio::task::spawn_blocking(move || s.sync()).await;
-                                break;
-                            }
-                        }
-                    }
-                }));
-            }
-            spool
-        }
-    };
+    let Buffer {
+        queue,
+        spool_to_sync,
+    } = open_queue(&config.buffer, &metrics, &mut background)?;
     let hostname = config.hostname();
     let host_id = host_id(&config.agent.rootfs).unwrap_or_else(|| hostname.clone());
     let roots = config.roots();
@@ -168,28 +122,7 @@ async fn run_async(
         running: BTreeMap::new(),
     };
     schedule.apply(planned_jobs(&config, &roots, &metrics, checks), false);
-
-    let mut boot = [0u8; 8];
-    rand::rng().fill_bytes(&mut boot);
-    let batcher = Batcher {
-        agent_id: identity.agent_id.clone(),
-        boot_id: hex::encode(boot),
-        host: HostInfo {
-            hostname: hostname.clone(),
-            labels: config.agent.labels.clone(),
-            agent_version: env!("CARGO_PKG_VERSION").into(),
-        },
-        queue: queue.clone(),
-        metrics: metrics.clone(),
-        next_seq: 1,
-        push_inline: !matches!(
-            &config.buffer,
-            BufferPlan::Disk(spool) if spool.fsync == FsyncPolicy::EveryBatch
-        ),
-        encoder: Default::default(),
-        series_table: Default::default(),
-        in_flight: schedule.in_flight.clone(),
-    };
+    let batcher = batcher(&config, &identity, &hostname, &queue, &schedule);
     let batcher_task = tokio::spawn(batcher.run(rx));
     let shipper = Shipper::new(
         &identity,
@@ -213,46 +146,21 @@ async fn run_async(
     if let Some(every) = sd_notify::watchdog_enabled() {
         background.push(tokio::spawn(watchdog(every)));
     }
+    serve_signals(&path, &mut config, &roots, &mut schedule).await?;
 
-    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(()) = hangup.recv() => {
-                let mut reloading = vec![NotifyState::Reloading];
-                reloading.extend(NotifyState::monotonic_usec_now().ok());
-                notify(&reloading);
-                reload(&path, &mut config, &roots, &mut schedule);
-                notify(&[NotifyState::Ready]);
-            }
-        }
-    }
     notify(&[NotifyState::Stopping]);
     // Dropping the schedule drops the last sender: the batcher flushes and ends.
     schedule.stop();
     drop(schedule);
     // The batcher ends once every job's sender is gone, after its last flush.
     let _ = batcher_task.await;
-    let deadline = tokio::time::Instant::now() + DRAIN_ON_STOP;
-    while !queue.is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    drain(&queue).await;
     let _ = stop_tx.send(true);
     let _ = shipper_task.await;
     for task in background {
         task.abort();
     }
-    // The interval syncer is gone: what it would have synced in the next second is
-    // synced now, so that a power cut right after a stop loses nothing.
-    if let Some(spool) = spool_to_sync.filter(|spool| spool.needs_sync())
-        && tokio::task::spawn_blocking(move || spool.sync())
-            .await
-            .is_ok()
-    {
-        info!("Unsent batches synced to disk before stopping.");
-    }
+    sync_before_stop(spool_to_sync).await;
     let left = queue.len();
     if left > 0 {
         warn!(
@@ -262,6 +170,157 @@ async fn run_async(
     }
     info!(sent = metrics.batches_sent.get(), "Agent stopped.");
     Ok(())
+}
+
+/// The enrolled server URL, unless `[server] url` names another one than the placeholder.
+fn choose_server_url(config: &AgentConfig, identity: &mut Identity) {
+    if is_placeholder_url(&config.server_url) {
+        info!(
+            server = identity.server_url,
+            "Using the enrolled server URL ([server] url is the placeholder)."
+        );
+    } else if identity.server_url != config.server_url {
+        info!(
+            enrolled = identity.server_url,
+            configured = config.server_url,
+            "Using the configured server URL."
+        );
+        identity.server_url = config.server_url.clone();
+    }
+}
+
+/// Where batches wait for the shipper.
+struct Buffer {
+    queue: Arc<dyn BatchQueue>,
+    /// The spool, when it syncs on an interval: it is synced once more before stopping.
+    spool_to_sync: Option<Arc<Spool>>,
+}
+
+/// The queue batches wait in; a spool that syncs on an interval gets its syncer task,
+/// added to `background`.
+fn open_queue(
+    plan: &BufferPlan,
+    metrics: &Arc<AgentMetrics>,
+    background: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<Buffer> {
+    let spool_config = match plan {
+        BufferPlan::Memory { max_batches } => {
+            let queue = Arc::new(MemoryQueue::new(*max_batches, metrics.clone()));
+            return Ok(Buffer {
+                queue,
+                spool_to_sync: None,
+            });
+        }
+        BufferPlan::Disk(spool_config) => spool_config,
+    };
+    let spool = Arc::new(
+        Spool::open(spool_config.clone(), metrics.clone())
+            .with_context(|| format!("cannot open the spool in {}", spool_config.dir.display()))?,
+    );
+    let mut to_sync = None;
+    if let FsyncPolicy::Interval(every) = spool_config.fsync {
+        to_sync = Some(spool.clone());
+        background.push(tokio::spawn(sync_spool(spool.clone(), every)));
+    }
+    Ok(Buffer {
+        queue: spool,
+        spool_to_sync: to_sync,
+    })
+}
+
+/// Wakes only after a write, and syncs only if a frame written since is still unacked
+/// when the interval is over. The wait ends early once the server has acked every such
+/// frame, which for a connected agent is milliseconds after the write: its timer is
+/// dropped before it fires, so a well-connected agent costs no wakeups and no fsyncs here.
+async fn sync_spool(spool: Arc<Spool>, every: Duration) {
+    loop {
+        spool.written().await;
+        let interval_over = tokio::time::Instant::now() + every;
+        while spool.needs_sync() {
+            if tokio::time::timeout_at(interval_over, spool.acked())
+                .await
+                .is_err()
+            {
+                let s = spool.clone();
+                let _ = tokio::task::spawn_blocking(move || s.sync()).await;
+                break;
+            }
+        }
+    }
+}
+
+fn batcher(
+    config: &AgentConfig,
+    identity: &Identity,
+    hostname: &str,
+    queue: &Arc<dyn BatchQueue>,
+    schedule: &Schedule,
+) -> Batcher {
+    let mut boot = [0u8; 8];
+    rand::rng().fill_bytes(&mut boot);
+    Batcher {
+        agent_id: identity.agent_id.clone(),
+        boot_id: hex::encode(boot),
+        host: HostInfo {
+            hostname: hostname.to_string(),
+            labels: config.agent.labels.clone(),
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+        },
+        queue: queue.clone(),
+        metrics: schedule.metrics.clone(),
+        next_seq: 1,
+        push_inline: !matches!(
+            &config.buffer,
+            BufferPlan::Disk(spool) if spool.fsync == FsyncPolicy::EveryBatch
+        ),
+        encoder: Default::default(),
+        series_table: Default::default(),
+        in_flight: schedule.in_flight.clone(),
+    }
+}
+
+/// Reloads on SIGHUP until SIGTERM or Ctrl-C.
+async fn serve_signals(
+    path: &Path,
+    config: &mut AgentConfig,
+    roots: &Roots,
+    schedule: &mut Schedule,
+) -> anyhow::Result<()> {
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            Some(()) = hangup.recv() => {
+                let mut reloading = vec![NotifyState::Reloading];
+                reloading.extend(NotifyState::monotonic_usec_now().ok());
+                notify(&reloading);
+                reload(path, config, roots, schedule);
+                notify(&[NotifyState::Ready]);
+            }
+        }
+    }
+}
+
+/// Gives the shipper up to [`DRAIN_ON_STOP`] to deliver what the queue holds.
+async fn drain(queue: &Arc<dyn BatchQueue>) {
+    let deadline = tokio::time::Instant::now() + DRAIN_ON_STOP;
+    while !queue.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The interval syncer is gone: what it would have synced in the next second is synced
+/// now, so that a power cut right after a stop loses nothing.
+async fn sync_before_stop(spool: Option<Arc<Spool>>) {
+    if let Some(spool) = spool.filter(|spool| spool.needs_sync())
+        && tokio::task::spawn_blocking(move || spool.sync())
+            .await
+            .is_ok()
+    {
+        info!("Unsent batches synced to disk before stopping.");
+    }
 }
 
 /// A collector or check about to be scheduled.
@@ -413,16 +472,7 @@ fn planned_jobs(
         check: false,
     });
     for check in checks {
-        // Checks default to the critical tier: an alert waits on them.
-        let interval = check
-            .schedule
-            .interval
-            .unwrap_or_else(|| config.tier_interval(check.schedule.tier.unwrap_or(Tier::Critical)));
-        let timeout = check
-            .schedule
-            .timeout
-            .unwrap_or(Duration::from_secs(10))
-            .min(interval);
+        let (interval, timeout) = config.check_timing(&check.schedule);
         planned.push(Planned {
             job: Job {
                 name: check.name,
@@ -472,7 +522,7 @@ fn reload(path: &Path, current: &mut AgentConfig, roots: &Roots, schedule: &mut 
     new.agent = current.agent.clone();
     new.shipper = current.shipper.clone();
     new.buffer = current.buffer.clone();
-    let checks = match sysward_collectors::checks::build(&new.checks, &check_context(&new.agent)) {
+    let checks = match sysward_checks::build(&new.checks, &check_context(&new.agent)) {
         Ok(checks) => checks,
         Err(e) => {
             error!(error = %e, "Reload refused: the checks cannot be set up; the running config stays.");

@@ -3,7 +3,10 @@
 //!
 //! Phase: ticks fall at `k * interval + phase` on the wall clock, where `phase` comes from a
 //! hash of the host id. Every host keeps the same phase across restarts, and a fleet spreads
-//! its pushes over the interval instead of all arriving on the minute.
+//! its pushes over the interval instead of all arriving on the minute. The one exception is
+//! the first run of a job, right when it starts (agent start, or a reload that restarts it),
+//! so that a host reports at once; its next run is the first phased tick at least half an
+//! interval later.
 //!
 //! A run that outlives its deadline is abandoned: counted as a timeout, its output dropped.
 //! Its thread cannot be stopped, so while it still runs later ticks of that collector are
@@ -96,6 +99,32 @@ pub(crate) fn spawn(
     let phase = phase(host_id, job.interval);
     let seed = phase_seed(host_id);
     tokio::spawn(run_job(job, phase, seed, lane, in_flight, metrics, out))
+}
+
+/// Time from now until the first phased tick after the run made at start: the next
+/// tick at `k * interval + phase`, or the one after it when the next is less than half
+/// an interval away, so that the run at start and the first phased run are never
+/// bunched together.
+fn first_tick(interval: Duration, phase: Duration) -> Duration {
+    let next = until_next_tick(interval, phase);
+    if next < interval / 2 {
+        next + interval
+    } else {
+        next
+    }
+}
+
+/// Sleeps until the tick at `next_tick`, with its jitter, and moves `next_tick` past
+/// ticks already missed: ticks missed while a run went on are skipped, not made up for.
+async fn wait_for_tick(next_tick: &mut tokio::time::Instant, interval: Duration, seed: u64) {
+    // Up to 2% of the interval, at most 1 s: enough to spread hosts that share a phase.
+    let max_jitter = (interval / 50).min(Duration::from_secs(1));
+    let now = tokio::time::Instant::now();
+    while *next_tick < now {
+        *next_tick += interval;
+    }
+    let jitter = tick_jitter(seed, interval, max_jitter);
+    tokio::time::sleep_until(*next_tick + jitter).await;
 }
 
 /// A stable hash of the host id: the phase and the tick jitter derive from it.
@@ -325,9 +354,7 @@ async fn run_job(
     } = job;
     let collector = Arc::new(Mutex::new(collector));
     let running = Arc::new(AtomicBool::new(false));
-    let mut next_tick = tokio::time::Instant::now() + until_next_tick(interval, phase);
-    // Up to 2% of the interval, at most 1 s: enough to spread hosts that share a phase.
-    let max_jitter = (interval / 50).min(Duration::from_secs(1));
+    let mut next_tick = tokio::time::Instant::now() + first_tick(interval, phase);
     let Some(stats) = metrics.collector(name) else {
         warn!(
             collector = name,
@@ -335,15 +362,13 @@ async fn run_job(
         );
         return;
     };
+    // The first run is right away, so that a freshly started agent reports at once
+    // rather than up to an interval later; the phase takes over from the next run.
+    let mut first = true;
     loop {
-        // One timer per tick, the jitter included; ticks missed while a run went on are
-        // skipped, not made up for.
-        let now = tokio::time::Instant::now();
-        while next_tick < now {
-            next_tick += interval;
+        if !std::mem::take(&mut first) {
+            wait_for_tick(&mut next_tick, interval, seed).await;
         }
-        let jitter = tick_jitter(seed, interval, max_jitter);
-        tokio::time::sleep_until(next_tick + jitter).await;
         if running.load(Ordering::Acquire) {
             stats.skipped.inc();
             debug!(collector = name, "Previous run still going; tick skipped.");
@@ -440,6 +465,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_first_phased_tick_is_between_half_and_one_and_a_half_intervals_away() {
+        let i = Duration::from_secs(60);
+        for host in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+            let first = first_tick(i, phase(host, i));
+            assert!(first >= i / 2 && first <= i + i / 2, "{host}: {first:?}");
+        }
+        assert!(first_tick(Duration::from_millis(1), Duration::ZERO) <= Duration::from_millis(2));
+    }
+
+    #[test]
     fn phase_is_stable_and_within_interval() {
         let i = Duration::from_secs(60);
         assert_eq!(phase("host-a", i), phase("host-a", i));
@@ -512,6 +547,38 @@ mod tests {
             out.push(Sample::new("quick", Kind::Gauge, 1.0));
             Ok(())
         }
+    }
+
+    /// A job with a long interval runs once right after it starts, not at its phase.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_job_runs_once_right_after_it_starts() {
+        let metrics = Arc::new(AgentMetrics::new(["quick"]));
+        let (tx, mut rx) = mpsc::channel(4);
+        let job = Job {
+            name: "quick",
+            collector: Box::new(Quick),
+            interval: Duration::from_secs(3600),
+            timeout: Duration::from_secs(5),
+            priority: false,
+            shared: true,
+        };
+        // A phase half an hour away from any wall-clock alignment.
+        let phase = Duration::from_millis(
+            u64::try_from((now_ms() + 1_800_000).rem_euclid(3_600_000)).unwrap(),
+        );
+        let handle = tokio::spawn(run_job(
+            job,
+            phase,
+            0,
+            Lane::new(),
+            InFlight::default(),
+            metrics,
+            tx,
+        ));
+        let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        handle.abort();
+        let run = first.expect("a run within 5 s").expect("a run");
+        assert_eq!(run.samples[0].name, "quick");
     }
 
     /// Collectors share the lane's thread; one stuck past its deadline must not hold up

@@ -216,10 +216,10 @@ mod tests {
 
     fn devices(settings: &str) -> Vec<String> {
         let mut collector =
-            crate::registry::configured("diskstats", &fixture_roots(), settings).expect("valid");
+            crate::testing::configured("diskstats", &fixture_roots(), settings).expect("valid");
         let mut out = Output::default();
         collector.collect(&mut out).expect("collects");
-        crate::registry::label_values(&out, "node_disk_io_now", "device")
+        crate::testing::label_values(&out, "node_disk_io_now", "device")
             .into_iter()
             .map(String::from)
             .collect()

@@ -414,7 +414,7 @@ mod tests {
                     statvfs_timeout = \"1500ms\"";
         assert_eq!(settings(text).unwrap().timeout, Duration::from_millis(1500));
         let mut collector =
-            crate::registry::configured("filesystem", &dir.roots(), text).expect("valid");
+            crate::testing::configured("filesystem", &dir.roots(), text).expect("valid");
         let mut out = Output::default();
         collector.collect(&mut out).expect("collects");
         // /ro by its mount point, /gone by its type, /proc by the include.
@@ -424,7 +424,7 @@ mod tests {
     #[test]
     fn an_exclude_pattern_replaces_the_default_one() {
         let dir = tree();
-        let mut collector = crate::registry::configured(
+        let mut collector = crate::testing::configured(
             "filesystem",
             &dir.roots(),
             "mount_points_exclude = \"^/ro\"",
@@ -434,7 +434,7 @@ mod tests {
         collector.collect(&mut out).expect("collects");
         // /proc is left out by the fs type exclusion, still the default.
         assert_eq!(mount_points(&out), ["/data", "/gone"]);
-        let mut collector = crate::registry::configured(
+        let mut collector = crate::testing::configured(
             "filesystem",
             &dir.roots(),
             "mount_points_exclude = \"\"\nfs_types_exclude = \"\"",

@@ -414,10 +414,10 @@ mod tests {
     fn chip_settings_choose_the_chips() {
         let chips = |settings: &str| -> Vec<String> {
             let mut collector =
-                crate::registry::configured("hwmon", &fixture_roots(), settings).expect("valid");
+                crate::testing::configured("hwmon", &fixture_roots(), settings).expect("valid");
             let mut out = Output::default();
             collector.collect(&mut out).expect("collects");
-            crate::registry::label_values(&out, CHIP_NAMES, "chip")
+            crate::testing::label_values(&out, CHIP_NAMES, "chip")
                 .into_iter()
                 .map(String::from)
                 .collect()

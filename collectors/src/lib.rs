@@ -33,7 +33,7 @@
 //! the agent's own (`enabled`, `tier`, `interval`, `timeout`) go, as a `toml::Table`, to
 //! [`CollectorSpec::configure`], which reads them with the collector's
 //! `XxxConfig::from_table` (for example [`processes::ProcessesConfig::from_table`]). An
-//! empty table gives the defaults, the same collector as [`CollectorSpec::build`]; an
+//! empty table gives the defaults; an
 //! unknown key or a bad value is an error naming the key. Patterns are node_exporter's
 //! unanchored regular expressions, `""` meaning none; an include pattern given alone
 //! replaces the collector's default exclusion.
@@ -46,7 +46,6 @@ mod psi;
 mod sample;
 mod settings;
 
-pub mod checks;
 pub mod cpu;
 pub mod diskstats;
 pub mod filesystem;

@@ -412,7 +412,7 @@ mod tests {
             dir.write("proc/vmstat", "nr_free_pages 3\npgfault 5\npswpin 7\n");
             let vmstat = |settings: &str| -> Vec<String> {
                 let mut collector =
-                    crate::registry::configured("memory", &dir.roots(), settings).expect("valid");
+                    crate::testing::configured("memory", &dir.roots(), settings).expect("valid");
                 let mut out = Output::default();
                 collector.collect(&mut out).expect("collects");
                 out.samples

@@ -347,13 +347,13 @@ mod tests {
         }
         let devices = |settings: &str| -> Vec<String> {
             let mut collector =
-                crate::registry::configured("netdev", &dir.roots(), settings).expect("valid");
+                crate::testing::configured("netdev", &dir.roots(), settings).expect("valid");
             let mut out = Output::default();
             collector.collect(&mut out).expect("collects");
             assert_eq!(out.errors, Vec::<String>::new());
             let counted =
-                crate::registry::label_values(&out, "node_network_receive_bytes_total", "device");
-            let up = crate::registry::label_values(&out, UP, "device");
+                crate::testing::label_values(&out, "node_network_receive_bytes_total", "device");
+            let up = crate::testing::label_values(&out, UP, "device");
             [counted, up]
                 .concat()
                 .into_iter()

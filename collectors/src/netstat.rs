@@ -327,7 +327,7 @@ mod tests {
     fn the_fields_setting_chooses_the_fields() {
         let run = |settings: &str| {
             let mut collector =
-                crate::registry::configured("netstat", &fixture_roots(), settings).expect("valid");
+                crate::testing::configured("netstat", &fixture_roots(), settings).expect("valid");
             let mut out = Output::default();
             collector.collect(&mut out).expect("collects");
             out

@@ -474,14 +474,14 @@ mod tests {
     #[test]
     fn top_from_the_settings_sets_the_length_of_both_lists() {
         let dir = tree();
-        let mut collector = crate::registry::configured("processes", &dir.roots(), "top = 1")
+        let mut collector = crate::testing::configured("processes", &dir.roots(), "top = 1")
             .expect("valid settings");
         let mut out = Output::default();
         collector.collect(&mut out).expect("collects");
         let listed = |metric| out.samples.iter().filter(|s| s.name == metric).count();
         assert_eq!(listed(CPU_SECONDS), 1);
         assert_eq!(listed(RESIDENT_BYTES), 1);
-        let mut collector = crate::registry::configured("processes", &dir.roots(), "top = 0")
+        let mut collector = crate::testing::configured("processes", &dir.roots(), "top = 0")
             .expect("valid settings");
         let mut out = Output::default();
         collector.collect(&mut out).expect("collects");

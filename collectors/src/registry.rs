@@ -36,11 +36,6 @@ pub struct CollectorSpec {
     pub default_enabled: bool,
     /// Its tier when the config names none.
     pub default_tier: Tier,
-    /// Builds it for the given roots with its defaults: the same as [`configure`] with an
-    /// empty table.
-    ///
-    /// [`configure`]: CollectorSpec::configure
-    pub build: fn(&Roots) -> Box<dyn Collector>,
     /// Builds it for the given roots with the settings of its `[collectors.NAME]` table
     /// in `agent.toml`, the agent's own keys (`enabled`, `tier`, `interval`, `timeout`)
     /// left out. An empty table gives the defaults. The error is one sentence naming
@@ -59,7 +54,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "cpu",
         default_enabled: true,
         default_tier: Tier::Critical,
-        build: |roots| Box::new(cpu::CpuCollector::new(roots.clone())),
         configure: |roots, table| {
             settings::none("cpu", table)?;
             Ok(Box::new(cpu::CpuCollector::new(roots.clone())))
@@ -69,7 +63,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "load",
         default_enabled: true,
         default_tier: Tier::Critical,
-        build: |roots| Box::new(load::LoadCollector::new(roots.clone())),
         configure: |roots, table| {
             settings::none("load", table)?;
             Ok(Box::new(load::LoadCollector::new(roots.clone())))
@@ -79,7 +72,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "memory",
         default_enabled: true,
         default_tier: Tier::Critical,
-        build: |roots| Box::new(memory::MemoryCollector::new(roots.clone())),
         configure: |roots, table| {
             Ok(Box::new(memory::MemoryCollector::with_config(
                 roots.clone(),
@@ -91,7 +83,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "filesystem",
         default_enabled: true,
         default_tier: Tier::Standard,
-        build: |roots| Box::new(filesystem::FilesystemCollector::new(roots.clone())),
         configure: |roots, table| {
             Ok(Box::new(filesystem::FilesystemCollector::with_config(
                 roots.clone(),
@@ -103,7 +94,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "diskstats",
         default_enabled: true,
         default_tier: Tier::Standard,
-        build: |roots| Box::new(diskstats::DiskstatsCollector::new(roots.clone())),
         configure: |roots, table| {
             Ok(Box::new(diskstats::DiskstatsCollector::with_config(
                 roots.clone(),
@@ -115,7 +105,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "netdev",
         default_enabled: true,
         default_tier: Tier::Standard,
-        build: |roots| Box::new(netdev::NetdevCollector::new(roots.clone())),
         configure: |roots, table| {
             Ok(Box::new(netdev::NetdevCollector::with_config(
                 roots.clone(),
@@ -127,7 +116,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "netstat",
         default_enabled: true,
         default_tier: Tier::Standard,
-        build: |roots| Box::new(netstat::NetstatCollector::new(roots.clone())),
         configure: |roots, table| {
             Ok(Box::new(netstat::NetstatCollector::with_config(
                 roots.clone(),
@@ -139,7 +127,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "sockstat",
         default_enabled: true,
         default_tier: Tier::Standard,
-        build: |roots| Box::new(sockstat::SockstatCollector::new(roots.clone())),
         configure: |roots, table| {
             settings::none("sockstat", table)?;
             Ok(Box::new(sockstat::SockstatCollector::new(roots.clone())))
@@ -149,7 +136,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "tcpstat",
         default_enabled: true,
         default_tier: Tier::Standard,
-        build: |roots| Box::new(tcpstat::TcpstatCollector::new(roots.clone())),
         configure: |roots, table| {
             settings::none("tcpstat", table)?;
             Ok(Box::new(tcpstat::TcpstatCollector::new(roots.clone())))
@@ -159,7 +145,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "processes",
         default_enabled: true,
         default_tier: Tier::Standard,
-        build: |roots| Box::new(processes::ProcessesCollector::new(roots.clone())),
         configure: |roots, table| {
             Ok(Box::new(processes::ProcessesCollector::with_config(
                 roots.clone(),
@@ -171,7 +156,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "host",
         default_enabled: true,
         default_tier: Tier::Static,
-        build: |roots| Box::new(host::HostCollector::new(roots.clone())),
         configure: |roots, table| {
             settings::none("host", table)?;
             Ok(Box::new(host::HostCollector::new(roots.clone())))
@@ -181,7 +165,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "time",
         default_enabled: true,
         default_tier: Tier::Standard,
-        build: |roots| Box::new(time::TimeCollector::new(roots.clone())),
         configure: |roots, table| {
             settings::none("time", table)?;
             Ok(Box::new(time::TimeCollector::new(roots.clone())))
@@ -191,7 +174,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "hwmon",
         default_enabled: true,
         default_tier: Tier::Standard,
-        build: |roots| Box::new(hwmon::HwmonCollector::new(roots.clone())),
         configure: |roots, table| {
             Ok(Box::new(hwmon::HwmonCollector::with_config(
                 roots.clone(),
@@ -206,7 +188,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "systemd",
         default_enabled: true,
         default_tier: Tier::Standard,
-        build: |roots| Box::new(systemd::SystemdCollector::new(roots.clone())),
         configure: |roots, table| {
             Ok(Box::new(systemd::SystemdCollector::with_config(
                 roots.clone(),
@@ -218,7 +199,6 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "smart",
         default_enabled: true,
         default_tier: Tier::Intensive,
-        build: |roots| Box::new(smart::SmartCollector::new(roots.clone())),
         configure: |_roots, table| {
             Ok(Box::new(smart::SmartCollector::with_config(
                 smart::SmartConfig::from_table(table)?,
@@ -227,42 +207,19 @@ pub static REGISTRY: &[CollectorSpec] = &[
     },
 ];
 
-/// Builds the collector `name` from settings written as `agent.toml` has them, for the
-/// collectors' tests.
-#[cfg(test)]
-pub(crate) fn configured(
-    name: &str,
-    roots: &Roots,
-    settings: &str,
-) -> Result<Box<dyn Collector>, String> {
-    let spec = REGISTRY
-        .iter()
-        .find(|spec| spec.name == name)
-        .unwrap_or_else(|| panic!("no collector {name}"));
-    let table: toml::Table = toml::from_str(settings).expect("valid TOML");
-    (spec.configure)(roots, &table)
-}
-
-/// The distinct values of `label` on the samples of `metric`, sorted, for the
-/// collectors' tests.
-#[cfg(test)]
-pub(crate) fn label_values<'a>(out: &'a crate::Output, metric: &str, label: &str) -> Vec<&'a str> {
-    let mut values: Vec<&str> = out
-        .samples
-        .iter()
-        .filter(|s| s.name == metric)
-        .filter_map(|s| s.labels.iter().find(|(k, _)| k == label))
-        .map(|(_, v)| v.as_str())
-        .collect();
-    values.sort_unstable();
-    values.dedup();
-    values
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::settings::AGENT_KEYS;
+
+    fn configured(name: &str, roots: &Roots, settings: &str) -> Result<Box<dyn Collector>, String> {
+        let spec = REGISTRY
+            .iter()
+            .find(|spec| spec.name == name)
+            .unwrap_or_else(|| panic!("no collector {name}"));
+        let table: toml::Table = toml::from_str(settings).expect("valid TOML");
+        (spec.configure)(roots, &table)
+    }
 
     /// Every collector's own keys, as the README's table lists them.
     const KEYS: [(&str, &[&str]); 15] = [
@@ -329,12 +286,11 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_table_builds_what_build_builds() {
+    fn an_empty_table_builds_every_collector() {
         for spec in REGISTRY {
             let collector = (spec.configure)(&Roots::default(), &toml::Table::new())
                 .unwrap_or_else(|e| panic!("{}: {e}", spec.name));
             assert_eq!(collector.name(), spec.name);
-            assert_eq!((spec.build)(&Roots::default()).name(), spec.name);
         }
     }
 

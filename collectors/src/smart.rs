@@ -1982,7 +1982,8 @@ mod tests {
         let spec = crate::REGISTRY.iter().find(|s| s.name == "smart").unwrap();
         assert_eq!(spec.default_tier, crate::Tier::Intensive);
         assert!(spec.default_enabled);
-        assert_eq!((spec.build)(&Roots::default()).name(), "smart");
+        let built = (spec.configure)(&Roots::default(), &toml::Table::new()).unwrap();
+        assert_eq!(built.name(), "smart");
     }
 
     #[test]
@@ -2035,8 +2036,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn the_configured_helper_is_the_one_run() {
-        let mut collector = crate::registry::configured(
+        let mut collector = crate::testing::configured(
             "smart",
             &Roots::default(),
             "helper = \"/nonexistent/sysward/sysward-smart\"",

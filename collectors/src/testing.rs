@@ -15,7 +15,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::{Collector, Kind, Output, Roots};
+use crate::{Collector, Kind, Output, REGISTRY, Roots};
 
 /// `shared/` lives beside the repository, here and in CI.
 pub(crate) fn fixture_dir() -> PathBuf {
@@ -156,6 +156,36 @@ fn replace_all(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Builds the collector `name` from settings written as `agent.toml` has them, for the
+/// collectors' tests.
+pub(crate) fn configured(
+    name: &str,
+    roots: &Roots,
+    settings: &str,
+) -> Result<Box<dyn Collector>, String> {
+    let spec = REGISTRY
+        .iter()
+        .find(|spec| spec.name == name)
+        .unwrap_or_else(|| panic!("no collector {name}"));
+    let table: toml::Table = toml::from_str(settings).expect("valid TOML");
+    (spec.configure)(roots, &table)
+}
+
+/// The distinct values of `label` on the samples of `metric`, sorted, for the
+/// collectors' tests.
+pub(crate) fn label_values<'a>(out: &'a Output, metric: &str, label: &str) -> Vec<&'a str> {
+    let mut values: Vec<&str> = out
+        .samples
+        .iter()
+        .filter(|s| s.name == metric)
+        .filter_map(|s| s.labels.iter().find(|(k, _)| k == label))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    values.sort_unstable();
+    values.dedup();
+    values
 }
 
 /// A scratch directory removed on drop.
@@ -532,7 +562,7 @@ mod node_exporter_e2e {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::{NameFilter, REGISTRY, hwmon, netdev, smart};
+    use crate::{NameFilter, hwmon, netdev, smart};
 
     /// e2e families from node_exporter collectors that have a Sysward counterpart:
     /// `stat`/`cpu`, `meminfo`, `loadavg`, `vmstat`, `pressure`, `diskstats`,
@@ -748,10 +778,7 @@ mod node_exporter_e2e {
                     devices: NameFilter::exclude("(dmz|int)").expect("compiles"),
                 },
             )),
-            _ => {
-                let spec = REGISTRY.iter().find(|spec| spec.name == name);
-                (spec.expect("in the registry").build)(roots)
-            }
+            _ => configured(name, roots, "").expect("the defaults build"),
         }
     }
 
@@ -872,7 +899,9 @@ mod node_exporter_e2e {
         let roots = Roots::default();
         for spec in REGISTRY.iter().filter(|spec| spec.default_enabled) {
             let mut out = Output::default();
-            let result = (spec.build)(&roots).collect(&mut out);
+            let result = configured(spec.name, &roots, "")
+                .expect("the defaults build")
+                .collect(&mut out);
             println!(
                 "{}: {} samples, {:?}, errors {:?}",
                 spec.name,

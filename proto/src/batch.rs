@@ -207,6 +207,26 @@ pub struct ErrorResponse {
     pub error: String,
 }
 
+/// A one-series batch for the codec's and the limits' tests.
+#[cfg(test)]
+pub(crate) fn test_batch() -> Batch {
+    Batch {
+        v: VERSION,
+        agent_id: "a1".into(),
+        boot_id: "b1".into(),
+        seq: 7,
+        sent_at: 1_700_000_000_000,
+        series: vec![Series {
+            name: "node_load1".into(),
+            labels: std::collections::BTreeMap::from([("x".into(), "y".into())]),
+            kind: SeriesKind::Gauge,
+            points: vec![(1_700_000_000_000, 0.5)],
+        }],
+        events: vec![],
+        host: None,
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use proptest::prelude::*;

@@ -8,6 +8,7 @@
 //! repeats again, so the agent may resend freely.
 
 mod batch;
+mod codec;
 mod enroll;
 mod limits;
 mod outgoing_json;
@@ -18,6 +19,7 @@ pub use batch::{
     AckResponse, Batch, ErrorResponse, Event, HostInfo, OutgoingBatch, OutgoingSeries, Points,
     Series, SeriesKind, VERSION,
 };
+pub use codec::{BatchEncoder, DecodeError, decode_batch, encode_batch, inflate_limited};
 pub use enroll::{EnrollRequest, EnrollResponse, EnrollStatus};
-pub use limits::{BatchEncoder, DecodeError, Limits, decode_batch, encode_batch, inflate_limited};
+pub use limits::Limits;
 pub use token::{JoinToken, TokenError};

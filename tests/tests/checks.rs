@@ -92,3 +92,203 @@ fn an_untrusted_script_is_refused_by_check_config() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("open") && err.contains("writable"), "{err}");
 }
+
+/// A scratch directory that anyone may write to, inside a trusted one: scripts in it are
+/// refused.
+fn world_writable(scratch: &Path) -> std::path::PathBuf {
+    let open = scratch.join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    open
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn checks_test_runs_each_check_once_and_says_why_a_script_was_refused() {
+    let scratch = trusted_scratch();
+    let ok = script(
+        scratch.path(),
+        "check_ok",
+        "echo \"FINE - all good | 'lag'=250ms;500;1000\"\nexit 0",
+    );
+    let warn = script(scratch.path(), "check_warn", "echo 'SLOW - 3 late'\nexit 1");
+    let open = world_writable(scratch.path());
+    let refused = script(&open, "check_open", "exit 0");
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::configure(
+        dir.path(),
+        "c",
+        "https://127.0.0.1:1",
+        &format!(
+            "[[checks.script]]\nname = \"fine\"\ncommand = \"{ok}\"\n\n\
+             [[checks.script]]\nname = \"slow\"\ncommand = \"{warn}\"\n\n\
+             [[checks.script]]\nname = \"open\"\ncommand = \"{refused}\"\n"
+        ),
+    );
+
+    let out = agent.cmd(&["checks", "test"]);
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a refused check fails the run: {text}"
+    );
+    assert!(
+        text.contains("fine (script): OK\n  output: FINE - all good\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sysward_check_perfdata{check=\"fine\",label=\"lag\"} 0.25"),
+        "{text}"
+    );
+    assert!(
+        text.contains("slow (script): WARNING\n  output: SLOW - 3 late\n"),
+        "{text}"
+    );
+    assert!(text.contains("  duration: "), "{text}");
+    let why = format!(
+        "open (script): REFUSED\n  why: refusing to run it: directory {}",
+        open.display()
+    );
+    assert!(text.contains(&why), "{text}");
+    assert!(text.contains("world-writable"), "{text}");
+
+    let out = agent.cmd(&["checks", "test", "slow"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("slow (script): WARNING") && !text.contains("fine"),
+        "{text}"
+    );
+
+    let out = agent.cmd(&["checks", "test", "fine", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).is_empty(), "nothing runs when a name is wrong");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no check named \"nosuch\"") && err.contains("fine, slow, open"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_names_the_check_and_the_world_writable_directory() {
+    let scratch = trusted_scratch();
+    let open = world_writable(scratch.path());
+    let path = script(&open, "check_here", "exit 0");
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::configure(
+        dir.path(),
+        "c",
+        "https://127.0.0.1:1",
+        &format!("[[checks.script]]\nname = \"here\"\ncommand = \"{path}\"\n"),
+    );
+    let out = agent.cmd(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("\"here\""), "{err}");
+    assert!(
+        err.contains(&format!("directory {} is world-writable", open.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn collect_once_with_checks_prints_the_checks_samples_too() {
+    let scratch = trusted_scratch();
+    let ok = script(scratch.path(), "check_q", "echo 'Q OK | depth=7'\nexit 0");
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::configure(
+        dir.path(),
+        "c",
+        "https://127.0.0.1:1",
+        &format!("[[checks.script]]\nname = \"queue\"\ncommand = \"{ok}\"\n"),
+    );
+    let without = stdout(&agent.cmd(&["collect", "--once"]));
+    assert!(without.contains("node_load1 "), "{without}");
+    assert!(!without.contains("sysward_check_"), "{without}");
+    let out = agent.cmd(&["collect", "--once", "--checks"]);
+    let with = stdout(&out);
+    assert!(with.contains("node_load1 "), "{with}");
+    assert!(
+        with.contains("sysward_check_status{check=\"queue\"} 0\n"),
+        "{with}"
+    );
+    assert!(
+        with.contains("sysward_check_perfdata{check=\"queue\",label=\"depth\"} 7\n"),
+        "{with}"
+    );
+}
+
+#[test]
+fn a_fresh_agent_reports_checks_and_collectors_of_long_intervals_at_once() {
+    let scratch = trusted_scratch();
+    let ok = script(scratch.path(), "check_up", "echo 'UP'\nexit 0");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "");
+    // Every tier a minute or more: with phases alone, the first reports could come up
+    // to a minute (an hour for the static tier) after the start.
+    let config = format!(
+        "[intervals]\ncritical = \"1m\"\nstandard = \"1m\"\nintensive = \"10m\"\nstatic = \"1h\"\n\n\
+         [[checks.script]]\nname = \"up\"\ncommand = \"{ok}\"\n"
+    );
+    let mut agent = Agent::configure(dir.path(), "fresh", &server.url(), &config);
+    agent.enroll(&server.token(&[]));
+    agent.start();
+    poll(Duration::from_secs(20), "the check's first status", || {
+        server.latest("sysward_check_status{check=\"up\"}")
+    });
+    poll(
+        Duration::from_secs(20),
+        "the load collector's first sample",
+        || server.latest("node_load1"),
+    );
+}
+
+/// The README's first check example installs its script in /usr/local/lib/sysward/: a
+/// script there must pass the trust rule on a stock system. Writing there needs root;
+/// as another user the test has nothing to install and says so.
+#[test]
+fn a_script_in_usr_local_lib_sysward_runs() {
+    // /proc/self belongs to the process's effective user.
+    let euid = std::os::unix::fs::MetadataExt::uid(&fs::metadata("/proc/self").unwrap());
+    if euid != 0 {
+        eprintln!("not root: cannot install into /usr/local/lib/sysward; skipped");
+        return;
+    }
+    let lib = Path::new("/usr/local/lib/sysward");
+    let made = !lib.exists();
+    fs::create_dir_all(lib).unwrap();
+    if made {
+        fs::set_permissions(lib, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let name = format!("check_sysward_test_{}", std::process::id());
+    let path = script(lib, &name, "echo 'BACKUP OK | age=60s'\nexit 0");
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::configure(
+        dir.path(),
+        "c",
+        "https://127.0.0.1:1",
+        &format!("[[checks.script]]\nname = \"backup_age\"\ncommand = \"{path}\"\n"),
+    );
+    let config_ok = agent.cmd(&["check-config"]);
+    let run = agent.cmd(&["checks", "test"]);
+    let _ = fs::remove_file(&path);
+    if made {
+        let _ = fs::remove_dir(lib);
+    }
+    assert!(
+        config_ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&config_ok.stderr)
+    );
+    let text = stdout(&run);
+    assert!(
+        text.contains("backup_age (script): OK\n  output: BACKUP OK\n"),
+        "{text}"
+    );
+}

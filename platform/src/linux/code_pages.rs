@@ -6,7 +6,6 @@
 //! compiling regular expressions) nearly the whole binary is resident, though the
 //! steady state runs a fraction of it. Dropping the read-only file mappings' page table
 //! entries once lets the steady state fault back in only what it runs.
-#![allow(unsafe_code)]
 
 use std::fs;
 
@@ -55,6 +54,7 @@ fn read_only_image_ranges(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
 /// Drops the page table entries of the executable's read-only mappings; the pages come
 /// back from the page cache (or the file) as they are next run. Returns the bytes of
 /// mappings released, 0 if the mappings could not be read.
+#[allow(unsafe_code)]
 pub fn release_code_pages() -> usize {
     let (Ok(smaps), Ok(exe)) = (
         fs::read_to_string("/proc/self/smaps"),

@@ -1,11 +1,11 @@
 //! Tuning of glibc's allocator for a small, long-running daemon.
-#![allow(unsafe_code)]
 
 /// Caps the number of malloc arenas. glibc gives each thread that allocates its own arena
 /// (up to eight per core), and each keeps its freed memory resident; a daemon that
 /// allocates little, from few threads at a time, loses nothing measurable with one or two
 /// and keeps a fraction of the resident memory. Call before starting threads. Does
 /// nothing with another C library.
+#[allow(unsafe_code)]
 pub fn limit_malloc_arenas(max: i32) {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only sets an allocator tunable and touches no Rust-visible memory;
@@ -23,6 +23,7 @@ pub fn limit_malloc_arenas(max: i32) {
 /// pages in the middle of the heap with `MADV_DONTNEED`). Without it, pages a daemon
 /// freed stay resident for ever and its heap creeps up as allocations of different sizes
 /// interleave. Does nothing with another C library.
+#[allow(unsafe_code)]
 pub fn release_free_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only returns free pages of the allocator's own arenas to the

@@ -22,8 +22,6 @@
 //! [`POLL_SLICE`] apart: a pipe held open by a background child must not keep the run
 //! going after the program itself is done.
 
-#![allow(unsafe_code)]
-
 use std::ffi::OsStr;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
@@ -226,24 +224,7 @@ pub fn run(spec: &SpawnSpec<'_>) -> Result<Finished, SpawnError> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: the closure runs in the forked child before `execve`, where only
-    // async-signal-safe functions may be called: `setsid` and `setrlimit` are plain
-    // system calls that allocate nothing and take no lock. The `rlimit` value lives on
-    // the closure's own stack.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let no_core = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // Lowering a limit needs no privilege; should it fail, the run goes on.
-            let _ = libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-            Ok(())
-        });
-    }
+    in_own_session_without_core_dumps(&mut command);
     let mut child = command.spawn().map_err(|source| SpawnError::Exec {
         program: spec.program.to_path_buf(),
         interpreter: missing_interpreter(spec.program, &source),
@@ -389,7 +370,32 @@ fn exited(pid: Pid) -> io::Result<bool> {
     }
 }
 
+/// Makes the child a session (and process group) leader of its own, so that its whole
+/// group can be killed, and turns its core dumps off.
+#[allow(unsafe_code)]
+fn in_own_session_without_core_dumps(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before `execve`, where only
+    // async-signal-safe functions may be called: `setsid` and `setrlimit` are plain
+    // system calls that allocate nothing and take no lock. The `rlimit` value lives on
+    // the closure's own stack.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let no_core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // Lowering a limit needs no privilege; should it fail, the run goes on.
+            let _ = libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+            Ok(())
+        });
+    }
+}
+
 /// Waits for `pid` and returns how it ended and what it used.
+#[allow(unsafe_code)]
 fn reap(pid: Pid) -> io::Result<(Termination, Usage)> {
     let mut status: libc::c_int = 0;
     // SAFETY: `libc::rusage` is a plain C struct of integers, for which all zero bytes

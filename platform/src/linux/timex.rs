@@ -3,14 +3,13 @@
 //! The one place in Sysward that calls into libc directly, since nix does not wrap
 //! `adjtimex`; the unsafe code is the two lines of the call.
 
-#![allow(unsafe_code)]
-
 use crate::{Error, Timex};
 
 /// Reads the clock's discipline without changing it (`modes` = 0 asks for nothing to
 /// be set, which needs no privilege).
 // The kernel's `long` fields are i64 on 64-bit targets and i32 on 32-bit ones.
 #[allow(clippy::useless_conversion)]
+#[allow(unsafe_code)]
 pub fn read_timex() -> Result<Timex, Error> {
     // SAFETY: `libc::timex` is a plain C struct of integers (and padding), for which
     // all zero bytes are a valid value.

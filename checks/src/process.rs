@@ -31,7 +31,7 @@ use serde::Deserialize;
 use sysward_platform::{ProcessScanner, Roots, USER_HZ};
 
 use super::{Probe, ProbeResult, Schedule};
-use crate::{CheckState, Kind, Sample, Tier};
+use sysward_collectors::{CheckState, Kind, Sample, Tier};
 
 /// Matching processes (gauge).
 pub const COUNT: &str = "sysward_check_process_count";
@@ -304,8 +304,8 @@ mod tests {
     use std::process::{Child, Command};
 
     use super::*;
-    use crate::checks::{CheckContext, ChecksConfig, build as build_checks};
-    use crate::{Event, Output};
+    use crate::{CheckContext, ChecksConfig, build as build_checks};
+    use sysward_collectors::{Event, Output};
 
     /// A `sleep` with an argument of its own to find it by.
     struct Sleeper(Child);

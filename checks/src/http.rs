@@ -22,7 +22,7 @@
 //! max_body = "1MiB"                       # read at most this much
 //! ```
 //!
-//! The client is our own small HTTP/1.1 on std sockets and rustls (see `http_wire`), so
+//! The client is our own small HTTP/1.1 on std sockets and rustls (see `sysward_wire::http`), so
 //! that every phase is timed on its own. Samples, each summed over redirects:
 //! `sysward_check_http_dns_seconds`, `_connect_seconds`, `_tls_seconds` (HTTPS only),
 //! `_first_byte_seconds` (request written to the first byte of the answer),
@@ -57,10 +57,10 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use serde::Deserialize;
 
-use super::http_wire::{self, Response, Url, WireError};
 use super::net::{self, Deadline, DeadlineStream, NetError};
 use super::{Probe, ProbeResult, Schedule};
-use crate::{CheckState, Kind, Sample, Tier};
+use sysward_collectors::{CheckState, Kind, Sample, Tier};
+use sysward_wire::http::{self as http_wire, Response, Url, WireError};
 
 /// Time spent resolving host names.
 pub const DNS_SECONDS: &str = "sysward_check_http_dns_seconds";
@@ -894,8 +894,8 @@ fn redact(text: &str, secrets: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::test_support::{TestCa, TestServer, response};
-    use crate::testing::TempDir;
+    use crate::test_support::TempDir;
+    use crate::test_support::{TestCa, TestServer, response};
 
     fn config(text: &str) -> HttpCheckConfig {
         toml::from_str(&format!("name = \"h\"\n{text}")).expect("config")

@@ -2,7 +2,7 @@
 //! consecutive non-OK results; a change between non-OK states while hard stays hard; OK
 //! is always hard and resets the count.
 
-use crate::CheckState;
+use sysward_collectors::CheckState;
 
 /// Tracks one check's consecutive non-OK results.
 #[derive(Debug, Clone)]

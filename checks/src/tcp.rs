@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::net::{self, Deadline, DeadlineStream, NetError};
 use super::{Probe, ProbeResult, Schedule};
-use crate::{CheckState, Kind, Sample, Tier};
+use sysward_collectors::{CheckState, Kind, Sample, Tier};
 
 /// Time to resolve the host (0 for an IP address).
 pub const DNS_SECONDS: &str = "sysward_check_tcp_dns_seconds";
@@ -72,8 +72,8 @@ pub struct TcpCheckConfig {
 }
 
 pub(crate) fn build(c: &TcpCheckConfig) -> Result<(Box<dyn Probe>, Schedule, u32), String> {
-    let (host, port) =
-        net::split_host_port(&c.address, None).map_err(|e| format!("address: {e}"))?;
+    let (host, port) = sysward_wire::addr::split_host_port(&c.address, None)
+        .map_err(|e| format!("address: {e}"))?;
     net::check_order("time", c.warning_time, c.critical_time)?;
     if c.expect.as_deref() == Some("") {
         return Err("expect: empty (leave it out to only connect)".into());

@@ -37,7 +37,7 @@ use serde::Deserialize;
 use super::dns_wire::{self, RecordType, Reply};
 use super::net::{self, Deadline, DeadlineStream, NetError};
 use super::{Probe, ProbeResult, Schedule};
-use crate::{CheckState, Kind, Sample, Tier};
+use sysward_collectors::{CheckState, Kind, Sample, Tier};
 
 /// Time of the lookup.
 pub const LOOKUP_SECONDS: &str = "sysward_check_dns_lookup_seconds";
@@ -103,8 +103,8 @@ pub(crate) fn build(c: &DnsCheckConfig) -> Result<(Box<dyn Probe>, Schedule, u32
         .server
         .as_deref()
         .map(|s| -> Result<SocketAddr, String> {
-            let (host, port) =
-                net::split_host_port(s, Some(53)).map_err(|e| format!("server: {e}"))?;
+            let (host, port) = sysward_wire::addr::split_host_port(s, Some(53))
+                .map_err(|e| format!("server: {e}"))?;
             let ip: IpAddr = host
                 .parse()
                 .map_err(|_| format!("server: {host:?} is not an IP address"))?;
@@ -400,7 +400,7 @@ fn ask_tcp(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::dns_wire::tests::reply_to;
+    use crate::dns_wire::tests::reply_to;
     use std::net::{Ipv4Addr, TcpListener};
 
     fn config(text: &str) -> DnsCheckConfig {

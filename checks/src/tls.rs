@@ -38,7 +38,7 @@ use serde::Deserialize;
 
 use super::net::{self, ChainProblem, Deadline, DeadlineStream, NetError};
 use super::{Probe, ProbeResult, Schedule};
-use crate::{CheckState, Kind, Sample, Tier};
+use sysward_collectors::{CheckState, Kind, Sample, Tier};
 
 /// Days until the leaf certificate expires (negative once it has).
 pub const DAYS_LEFT: &str = "sysward_check_tls_days_left";
@@ -92,8 +92,8 @@ pub struct TlsCheckConfig {
 pub(crate) fn build(c: &TlsCheckConfig) -> Result<(Box<dyn Probe>, Schedule, u32), String> {
     let source = match (&c.address, &c.file) {
         (Some(address), None) => {
-            let (host, port) =
-                net::split_host_port(address, Some(443)).map_err(|e| format!("address: {e}"))?;
+            let (host, port) = sysward_wire::addr::split_host_port(address, Some(443))
+                .map_err(|e| format!("address: {e}"))?;
             Source::Server { host, port }
         }
         (None, Some(file)) if file.is_absolute() => Source::File(file.clone()),
@@ -333,8 +333,8 @@ impl TlsProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::test_support::{TestCa, TestServer, response};
-    use crate::testing::TempDir;
+    use crate::test_support::TempDir;
+    use crate::test_support::{TestCa, TestServer, response};
 
     fn config(text: &str) -> TlsCheckConfig {
         toml::from_str(&format!("name = \"t\"\n{text}")).expect("config")

@@ -30,6 +30,10 @@
 //! long to keep it). A file or journal that cannot be read is UNKNOWN, unless a match
 //! found before the failure was worse.
 //!
+//! The following itself (files and journald units, positions saved between runs) is
+//! `sysward_platform::linux::{follow, journal}`, where collectors of services can use it
+//! too; this module matches, counts, judges and saves.
+//!
 //! Following a file (as `tail -F` does): the file is identified by device and inode.
 //! - *Rotation by rename* (logrotate's `create`): the path names a new inode. The rest of
 //!   the old file is read first (from the descriptor still open, or after a restart by
@@ -57,10 +61,8 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use regex::Regex;
@@ -68,7 +70,9 @@ use serde::{Deserialize, Serialize};
 
 use super::net;
 use super::{CheckContext, Probe, ProbeResult, Schedule};
-use crate::{CheckState, Kind, Sample, Tier};
+use sysward_collectors::{CheckState, Kind, Sample, Tier};
+use sysward_platform::linux::follow::{FileFollower, FilePosition, Sink};
+use sysward_platform::linux::journal::{JournalFollower, JournalPosition};
 
 /// Lines that matched a pattern, since the check's state was created.
 pub const MATCHES_TOTAL: &str = "sysward_check_log_matches_total";
@@ -77,14 +81,8 @@ pub const LINES_TOTAL: &str = "sysward_check_log_lines_total";
 
 /// Default bytes read per run.
 const DEFAULT_MAX_READ: u64 = 16 << 20;
-/// A longer line is cut into pieces of this size, each matched on its own.
-const MAX_LINE: usize = 64 * 1024;
 /// The longest matching line quoted in an output.
 const MAX_QUOTE: usize = 300;
-/// Directory entries looked at when searching for a rotated file.
-const MAX_DIR_ENTRIES: usize = 10_000;
-/// Bytes at the start of a file that identify its content.
-const HEAD_LEN: u64 = 1024;
 
 /// One `[[checks.log]]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -175,22 +173,6 @@ impl Source {
     }
 }
 
-/// A file's identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct FileId {
-    dev: u64,
-    ino: u64,
-}
-
-impl FileId {
-    fn of(meta: &std::fs::Metadata) -> Self {
-        Self {
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }
-    }
-}
-
 /// Where reading goes on, and the counters: the state file's content.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Saved {
@@ -198,19 +180,13 @@ struct Saved {
     v: u32,
     /// The path or unit it is for.
     source: String,
-    /// The file and the offset of the first byte not yet read.
-    file: Option<(FileId, u64)>,
-    /// Length and FNV-1a hash of the file's first bytes (at most [`HEAD_LEN`]): an inode
-    /// that now holds other content (reused after a delete, or truncated and written
-    /// past the old position) starts differently.
-    #[serde(default)]
-    head: Option<(u64, u64)>,
-    /// The journal cursor of the last entry read.
-    cursor: Option<String>,
-    /// Without a cursor: the unit had no entries at this Unix time, so the next run
-    /// reads those since then.
-    #[serde(default)]
-    since: Option<i64>,
+    /// Where reading a file goes on (flattened: the fields `file` and `head` of the
+    /// state files written before the follower moved to platform).
+    #[serde(flatten)]
+    file: FilePosition,
+    /// Where reading a journal goes on (`cursor` and `since`, flattened likewise).
+    #[serde(flatten)]
+    journal: JournalPosition,
     /// Matching lines per pattern name.
     counts: BTreeMap<String, u64>,
     /// Lines read.
@@ -226,8 +202,14 @@ struct LogProbe {
     /// Loaded at the first run, so that building a check (as `check-config` does) touches
     /// nothing.
     saved: Option<Saved>,
-    /// The followed file, kept open so that after a rotation its rest can be read.
-    held: Option<(File, FileId)>,
+    /// Made at the first run from `source`: it keeps the followed file open across runs.
+    follower: Option<Follower>,
+}
+
+/// What follows the check's source across runs.
+enum Follower {
+    File(FileFollower),
+    Journal(JournalFollower),
 }
 
 impl LogProbe {
@@ -304,7 +286,7 @@ impl LogProbe {
             max_read,
             state_file: ctx.state_dir.join(format!("log-{}.json", c.name)),
             saved: None,
-            held: None,
+            follower: None,
         })
     }
 }
@@ -342,99 +324,6 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// Reads lines from `offset` on, at most `budget` bytes and until `until`; returns the
-/// offset after the last whole line and whether the end of the file was reached. At the
-/// end, an unfinished last line is taken too when `flush` (a rotated file grows no
-/// more).
-fn read_lines(
-    file: &mut File,
-    offset: u64,
-    budget: u64,
-    until: Instant,
-    flush: bool,
-    scan: &mut Scan<'_>,
-) -> io::Result<(u64, bool)> {
-    file.seek(SeekFrom::Start(offset))?;
-    let mut consumed = 0u64;
-    let mut pending: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut read_total = 0u64;
-    loop {
-        if read_total >= budget || Instant::now() >= until {
-            return Ok((offset + consumed, false));
-        }
-        let want =
-            usize::try_from((budget - read_total).min(chunk.len() as u64)).unwrap_or(chunk.len());
-        let n = match file.read(&mut chunk[..want]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            if flush && !pending.is_empty() {
-                scan.line(&pending);
-                consumed += pending.len() as u64;
-            }
-            return Ok((offset + consumed, true));
-        }
-        read_total += n as u64;
-        pending.extend_from_slice(&chunk[..n]);
-        let mut start = 0;
-        while let Some(at) = pending[start..].iter().position(|&b| b == b'\n') {
-            let line = &pending[start..start + at];
-            if line.is_empty() {
-                scan.line(line);
-            }
-            // Cut where an unfinished line would have been cut: the same pieces however
-            // the reads fall.
-            for piece in line.chunks(MAX_LINE) {
-                scan.line(piece);
-            }
-            start += at + 1;
-        }
-        consumed += start as u64;
-        pending.drain(..start);
-        while pending.len() >= MAX_LINE {
-            scan.line(&pending[..MAX_LINE]);
-            consumed += MAX_LINE as u64;
-            pending.drain(..MAX_LINE);
-        }
-    }
-}
-
-/// The file in `dir` with identity `id` and the same first bytes, if there is one (a
-/// rotated log).
-fn find_by_id(dir: &Path, id: FileId, head: Option<(u64, u64)>) -> Option<(File, PathBuf)> {
-    let entries = std::fs::read_dir(dir).ok()?;
-    for entry in entries.take(MAX_DIR_ENTRIES).flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_file() && FileId::of(&meta) == id {
-            let path = entry.path();
-            let mut file = File::open(&path).ok()?;
-            if let Some((len, hash)) = head
-                && head_of(&mut file, len).ok() != Some((len, hash))
-            {
-                return None;
-            }
-            return Some((file, path));
-        }
-    }
-    None
-}
-
-/// Length and FNV-1a hash of a file's first `len` bytes (fewer if it is shorter).
-fn head_of(file: &mut File, len: u64) -> io::Result<(u64, u64)> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut bytes = Vec::new();
-    file.take(len).read_to_end(&mut bytes)?;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in &bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    Ok((bytes.len() as u64, hash))
-}
-
 impl Probe for LogProbe {
     fn run(&mut self, timeout: Duration) -> ProbeResult {
         let until = Instant::now() + timeout.mul_f64(0.8);
@@ -463,22 +352,7 @@ impl Probe for LogProbe {
         let before = saved.clone();
         let patterns = std::mem::take(&mut self.patterns);
         let mut scan = Scan::new(&patterns);
-        let followed = match self.source.clone() {
-            Source::File(path) => self.follow_file(&path, &mut saved, &mut scan, until, &mut notes),
-            Source::Journal {
-                unit,
-                command,
-                runtime_dir,
-            } => self.follow_journal(
-                &unit,
-                &command,
-                &runtime_dir,
-                &mut saved,
-                &mut scan,
-                until,
-                &mut notes,
-            ),
-        };
+        let followed = self.follow(&mut saved, &mut scan, until, &mut notes);
         for (i, p) in patterns.iter().enumerate() {
             *saved.counts.entry(p.name.clone()).or_default() += scan.counts[i];
         }
@@ -507,281 +381,39 @@ fn fresh(key: &str) -> Saved {
 }
 
 impl LogProbe {
-    fn follow_file(
+    /// Reads what the source got since the last run into `scan`.
+    fn follow(
         &mut self,
-        path: &Path,
         saved: &mut Saved,
         scan: &mut Scan<'_>,
         until: Instant,
         notes: &mut Vec<String>,
     ) -> Result<(), String> {
-        let current = match std::fs::metadata(path) {
-            Ok(meta) => Some((FileId::of(&meta), meta.len())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(format!(
-                    "cannot read {}: {}",
-                    path.display(),
-                    net::io_text(&e)
-                ));
+        let (from_beginning, max_read) = (self.from_beginning, self.max_read);
+        let follower = self.follower.get_or_insert_with(|| match &self.source {
+            Source::File(path) => {
+                Follower::File(FileFollower::new(path.clone(), from_beginning, max_read))
             }
-        };
-        let missing = || format!("{} does not exist", path.display());
-        let mut budget = self.max_read;
-        let Some((id, offset)) = saved.file else {
-            // The first run ever: start at the end, or at the start if asked to.
-            let (id, len) = current.ok_or_else(missing)?;
-            let file = File::open(path)
-                .map_err(|e| format!("cannot open {}: {}", path.display(), net::io_text(&e)))?;
-            let start = if self.from_beginning { 0 } else { len };
-            self.held = Some((file, id));
-            saved.file = Some((id, start));
-            return self.read_held(path, saved, scan, until, budget);
-        };
-        if current.map(|c| c.0) == Some(id) {
-            let len = current.map_or(0, |c| c.1);
-            if self.held.as_ref().is_none_or(|h| h.1 != id) {
-                let file = File::open(path)
-                    .map_err(|e| format!("cannot open {}: {}", path.display(), net::io_text(&e)))?;
-                self.held = Some((file, id));
-            }
-            if len < offset {
-                notes.push(format!(
-                    "{} was truncated: reading it from the start",
-                    path.display()
-                ));
-                saved.file = Some((id, 0));
-            } else if let (Some((file, _)), Some((head_len, hash))) =
-                (self.held.as_mut(), saved.head)
-                && head_of(file, head_len).ok() != Some((head_len, hash))
-            {
-                notes.push(format!(
-                    "{} starts differently (truncated and rewritten, or a new file on a reused inode): reading it from the start",
-                    path.display()
-                ));
-                saved.file = Some((id, 0));
-            }
-            return self.read_held(path, saved, scan, until, budget);
-        }
-        // The path names another file now, or none: finish the old one first.
-        let old = match self.held.take() {
-            Some((file, held)) if held == id => Some((file, None)),
-            _ => path
-                .parent()
-                .and_then(|dir| find_by_id(dir, id, saved.head))
-                .map(|(file, p)| (file, Some(p))),
-        };
-        match old {
-            Some((mut file, found_at)) => {
-                let (end, eof) = read_lines(&mut file, offset, budget, until, true, scan)
-                    .map_err(|e| format!("cannot read the rotated file: {}", net::io_text(&e)))?;
-                budget = budget.saturating_sub(end - offset);
-                saved.file = Some((id, end));
-                let place = found_at.map(|p| format!(" ({})", p.display())).unwrap_or_default();
-                if !eof {
-                    // More of the old file next run; keep it open.
-                    self.held = Some((file, id));
-                    notes.push(format!("{} was rotated: still reading the old file{place}", path.display()));
-                    return Ok(());
-                }
-                notes.push(format!("{} was rotated: finished the old file{place}", path.display()));
-            }
-            None => notes.push(format!(
-                "{} was rotated and the old file is gone: lines written to it after the last run are not counted",
-                path.display()
+            Source::Journal {
+                unit,
+                command,
+                runtime_dir,
+            } => Follower::Journal(JournalFollower::new(
+                unit.clone(),
+                command.clone(),
+                runtime_dir.clone(),
+                from_beginning,
+                max_read,
             )),
-        }
-        let (new_id, _) = current.ok_or_else(missing)?;
-        let file = File::open(path)
-            .map_err(|e| format!("cannot open {}: {}", path.display(), net::io_text(&e)))?;
-        self.held = Some((file, new_id));
-        saved.file = Some((new_id, 0));
-        self.read_held(path, saved, scan, until, budget)
-    }
-
-    /// Reads the held file from the saved offset.
-    fn read_held(
-        &mut self,
-        path: &Path,
-        saved: &mut Saved,
-        scan: &mut Scan<'_>,
-        until: Instant,
-        budget: u64,
-    ) -> Result<(), String> {
-        let (Some((file, id)), Some((_, offset))) = (self.held.as_mut(), saved.file) else {
-            return Ok(());
-        };
-        let (end, _) = read_lines(file, offset, budget, until, false, scan)
-            .map_err(|e| format!("cannot read {}: {}", path.display(), net::io_text(&e)))?;
-        saved.file = Some((*id, end));
-        saved.head = head_of(file, HEAD_LEN).ok();
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn follow_journal(
-        &mut self,
-        unit: &str,
-        command: &[OsString],
-        runtime_dir: &Path,
-        saved: &mut Saved,
-        scan: &mut Scan<'_>,
-        until: Instant,
-        notes: &mut Vec<String>,
-    ) -> Result<(), String> {
-        if !runtime_dir.is_dir() {
-            return Err(format!(
-                "journald is not running on this host (no {}): follow the unit's log file with `path` instead",
-                runtime_dir.display()
-            ));
-        }
-        let Some((program, prefix)) = command.split_first() else {
-            return Err("no journalctl command".into());
-        };
-        let mut cmd = Command::new(program);
-        cmd.args(prefix)
-            .args(["--unit", unit, "--output", "json", "--no-pager"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // Without a cursor, only the latest entry's cursor is taken: nothing old counts.
-        // A unit without entries then is read from that time on.
-        let seek_only = saved.cursor.is_none() && saved.since.is_none() && !self.from_beginning;
-        let started_at = net::unix_now();
-        match (&saved.cursor, saved.since) {
-            (Some(cursor), _) => {
-                cmd.arg("--after-cursor").arg(cursor);
-            }
-            (None, Some(since)) => {
-                cmd.arg("--since").arg(format!("@{since}"));
-            }
-            (None, None) if seek_only => {
-                cmd.args(["--lines", "1"]);
-            }
-            (None, None) => {}
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                format!(
-                    "{} not found: journald units need journalctl",
-                    program.to_string_lossy()
-                )
-            } else {
-                format!(
-                    "cannot run {}: {}",
-                    program.to_string_lossy(),
-                    net::io_text(&e)
-                )
-            }
-        })?;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let max_read = self.max_read;
-        let reader = std::thread::spawn(move || -> Vec<Vec<u8>> {
-            let mut lines = Vec::new();
-            let Some(stdout) = stdout else { return lines };
-            let mut total = 0u64;
-            let mut reader = BufReader::new(stdout.take(max_read));
-            loop {
-                let mut line = Vec::new();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        total += n as u64;
-                        if line.last() == Some(&b'\n') {
-                            lines.push(line);
-                        }
-                        if total >= max_read {
-                            break;
-                        }
-                    }
-                }
-            }
-            lines
         });
-        let errors = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(stderr) = stderr {
-                let _ = stderr.take(4096).read_to_string(&mut text);
-            }
-            text
-        });
-        let mut timed_out = false;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() >= until => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    timed_out = true;
-                    break None;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(_) => break None,
-            }
+        let mut line = |bytes: &[u8]| scan.line(bytes);
+        let mut sink = Sink {
+            line: &mut line,
+            notes,
         };
-        let lines = reader.join().unwrap_or_default();
-        let stderr = errors.join().unwrap_or_default();
-        let mut cursor = None;
-        for line in &lines {
-            let Ok(entry) = serde_json::from_slice::<serde_json::Value>(line) else {
-                continue;
-            };
-            if let Some(c) = entry.get("__CURSOR").and_then(|c| c.as_str()) {
-                cursor = Some(c.to_string());
-            }
-            if seek_only {
-                continue;
-            }
-            match entry.get("MESSAGE") {
-                Some(serde_json::Value::String(s)) => scan.line(s.as_bytes()),
-                // journald keeps a message that is not UTF-8 as an array of bytes.
-                Some(serde_json::Value::Array(bytes)) => {
-                    let bytes: Vec<u8> = bytes
-                        .iter()
-                        .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                        .collect();
-                    scan.line(&bytes);
-                }
-                _ => {}
-            }
-        }
-        match cursor {
-            Some(c) => {
-                saved.cursor = Some(c);
-                saved.since = None;
-            }
-            None if seek_only && status.is_some_and(|s| s.success()) => {
-                saved.since = Some(started_at);
-            }
-            None => {}
-        }
-        let first_error = stderr
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .map(str::to_string);
-        if timed_out {
-            notes.push("journalctl did not finish in time: the rest waits for the next run".into());
-        }
-        match status {
-            Some(s) if !s.success() && lines.is_empty() => {
-                if saved.cursor.is_some()
-                    && first_error.as_deref().is_some_and(|e| e.contains("cursor"))
-                {
-                    // The journal no longer has that entry: seek to the end next time.
-                    saved.cursor = None;
-                }
-                Err(format!(
-                    "journalctl failed ({s}): {}",
-                    first_error.unwrap_or_else(|| "no message".into())
-                ))
-            }
-            _ => {
-                if let Some(e) = first_error {
-                    notes.push(format!("journalctl: {e}"));
-                }
-                Ok(())
-            }
+        match follower {
+            Follower::File(f) => f.follow(&mut saved.file, until, &mut sink),
+            Follower::Journal(j) => j.follow(&mut saved.journal, until, &mut sink),
         }
     }
 }
@@ -885,8 +517,9 @@ fn store(path: &Path, saved: &Saved) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::TempDir;
+    use crate::test_support::TempDir;
     use std::fs::OpenOptions;
+    use sysward_platform::linux::follow::MAX_LINE;
 
     fn config(text: &str) -> LogCheckConfig {
         toml::from_str(&format!(
@@ -1152,6 +785,21 @@ mod tests {
         let r = file_probe(&dir, "").run(T);
         assert_eq!(r.state, CheckState::Unknown);
         assert!(r.output.ends_with("app.log does not exist"), "{}", r.output);
+    }
+
+    /// State files written before the follower moved to platform read the same.
+    #[test]
+    fn state_files_keep_their_format() {
+        let text = r#"{"v":1,"source":"file:/x","file":[{"dev":1,"ino":2},10],"head":[5,123],"cursor":"c9","since":null,"counts":{"error":3},"lines":7}"#;
+        let saved: Saved = serde_json::from_str(text).expect("reads");
+        assert_eq!(
+            (saved.lines, saved.journal.cursor.as_deref()),
+            (7, Some("c9"))
+        );
+        assert_eq!(saved.file.head, Some((5, 123)));
+        let again: serde_json::Value = serde_json::to_value(&saved).expect("writes");
+        let original: serde_json::Value = serde_json::from_str(text).expect("json");
+        assert_eq!(again, original);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Health checks configured in `agent.toml` (`[[checks.script]]`, `[[checks.http]]`, ...).
+//! Sysward's health checks, configured in `agent.toml` (`[[checks.script]]`, `[[checks.http]]`, ...).
 //!
 //! Every check kind implements [`Probe`]: one synchronous run that returns a
 //! [`ProbeResult`] (state, output, its own samples). [`Check`] wraps a probe as a
@@ -11,12 +11,13 @@
 //! Names are leaked to `&'static str` once per config load: a handful of bytes per check,
 //! in exchange for the collector interface staying allocation-free.
 
+#![warn(missing_docs)]
+
 pub mod state;
 
 pub mod dns;
 mod dns_wire;
 pub mod http;
-mod http_wire;
 pub mod log;
 mod net;
 pub mod perfdata;
@@ -26,7 +27,6 @@ pub mod script;
 pub mod tcp;
 #[cfg(all(test, target_os = "linux"))]
 mod test_support;
-pub mod textfmt;
 pub mod tls;
 
 use std::{
@@ -37,7 +37,7 @@ use std::{
 
 use serde::{Deserialize, Deserializer};
 
-use crate::{CheckState, CollectError, Collector, Event, Kind, Output, Sample, Tier};
+use sysward_collectors::{CheckState, CollectError, Collector, Event, Kind, Output, Sample, Tier};
 
 /// Every `[[checks.*]]` table of the agent's config.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -75,6 +75,22 @@ pub struct ChecksConfig {
     pub log: Vec<log::LogCheckConfig>,
 }
 
+impl ChecksConfig {
+    /// Every check's name, in the order [`build_each`] builds them.
+    pub fn names(&self) -> Vec<&str> {
+        let names = self.script.iter().map(|c| c.name.as_str());
+        let names = names.chain(self.process.iter().map(|c| c.name.as_str()));
+        let names = names.chain(self.tcp.iter().map(|c| c.name.as_str()));
+        let names = names.chain(self.http.iter().map(|c| c.name.as_str()));
+        let names = names.chain(self.tls.iter().map(|c| c.name.as_str()));
+        let names = names.chain(self.dns.iter().map(|c| c.name.as_str()));
+        let names = names.chain(self.ping.iter().map(|c| c.name.as_str()));
+        names
+            .chain(self.log.iter().map(|c| c.name.as_str()))
+            .collect()
+    }
+}
+
 /// Fields every check kind has, read by each kind's config with `#[serde(flatten)]`-free
 /// copies (serde's flatten cannot be combined with `deny_unknown_fields`).
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +102,9 @@ pub struct Schedule {
     /// Deadline of one run.
     pub timeout: Option<Duration>,
 }
+
+/// How long a check's run may take when its config names no timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What one probe run found.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +211,8 @@ impl Collector for Check {
 pub struct CheckJob {
     /// The check's name.
     pub name: &'static str,
+    /// Its kind: `script`, `http`, ...
+    pub kind: &'static str,
     /// When it runs.
     pub schedule: Schedule,
     /// It, as a collector.
@@ -220,70 +241,90 @@ pub struct CheckContext {
     pub state_dir: PathBuf,
     /// Where /proc, /sys and the host's root are (the agent's `[agent]` roots), so that
     /// an agent in a container checks the host's processes.
-    pub roots: crate::Roots,
+    pub roots: sysward_collectors::Roots,
 }
 
 /// Builds every configured check. Names must be unique across kinds: they label series.
+/// The first check that cannot be set up is the error.
 pub fn build(config: &ChecksConfig, ctx: &CheckContext) -> Result<Vec<CheckJob>, CheckConfigError> {
-    let mut jobs = Vec::new();
+    build_each(config, ctx).into_iter().collect()
+}
+
+/// Builds every configured check on its own, in config order (by kind, then position):
+/// each is a job, or why it cannot be set up. A name already taken is an error of the
+/// second check that takes it.
+pub fn build_each(
+    config: &ChecksConfig,
+    ctx: &CheckContext,
+) -> Vec<Result<CheckJob, CheckConfigError>> {
+    let mut built = Vec::new();
     let mut seen = HashSet::new();
-    let mut add = |kind: &'static str,
-                   index: usize,
-                   name: &str,
-                   built: Result<(Box<dyn Probe>, Schedule, u32), String>| {
-        let err = |message: String| CheckConfigError {
-            kind,
-            index,
-            name: name.to_string(),
-            message,
-        };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
-        {
-            return Err(err(
-                "a check name is 1 or more of A-Z a-z 0-9 _ - . :".into()
-            ));
-        }
-        if !seen.insert(name.to_string()) {
-            return Err(err("another check has the same name".into()));
-        }
-        let (probe, schedule, max_attempts) = built.map_err(err)?;
-        let name: &'static str = Box::leak(name.to_string().into_boxed_str());
-        let timeout = schedule.timeout.unwrap_or(Duration::from_secs(10));
-        jobs.push(CheckJob {
-            name,
-            schedule,
-            collector: Box::new(Check::new(name, probe, max_attempts.max(1), timeout)),
-        });
-        Ok(())
+    let mut add = |kind: &'static str, index: usize, name: &str, probe: Result<Built, String>| {
+        built.push(
+            job(kind, name, probe, &mut seen).map_err(|message| CheckConfigError {
+                kind,
+                index,
+                name: name.to_string(),
+                message,
+            }),
+        );
     };
     for (i, c) in config.script.iter().enumerate() {
-        add("script", i, &c.name, script::build(c, config))?;
+        add("script", i, &c.name, script::build(c, config));
     }
     for (i, c) in config.process.iter().enumerate() {
-        add("process", i, &c.name, process::build(c, ctx))?;
+        add("process", i, &c.name, process::build(c, ctx));
     }
     for (i, c) in config.tcp.iter().enumerate() {
-        add("tcp", i, &c.name, tcp::build(c))?;
+        add("tcp", i, &c.name, tcp::build(c));
     }
     for (i, c) in config.http.iter().enumerate() {
-        add("http", i, &c.name, http::build(c))?;
+        add("http", i, &c.name, http::build(c));
     }
     for (i, c) in config.tls.iter().enumerate() {
-        add("tls", i, &c.name, tls::build(c))?;
+        add("tls", i, &c.name, tls::build(c));
     }
     for (i, c) in config.dns.iter().enumerate() {
-        add("dns", i, &c.name, dns::build(c))?;
+        add("dns", i, &c.name, dns::build(c));
     }
     for (i, c) in config.ping.iter().enumerate() {
-        add("ping", i, &c.name, ping::build(c))?;
+        add("ping", i, &c.name, ping::build(c));
     }
     for (i, c) in config.log.iter().enumerate() {
-        add("log", i, &c.name, log::build(c, ctx))?;
+        add("log", i, &c.name, log::build(c, ctx));
     }
-    Ok(jobs)
+    built
+}
+
+/// What a kind's `build` returns: the probe, its schedule, its `max_attempts`.
+type Built = (Box<dyn Probe>, Schedule, u32);
+
+/// One check as a job, once its name is known to be valid and free.
+fn job(
+    kind: &'static str,
+    name: &str,
+    built: Result<Built, String>,
+    seen: &mut HashSet<String>,
+) -> Result<CheckJob, String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+    {
+        return Err("a check name is 1 or more of A-Z a-z 0-9 _ - . :".into());
+    }
+    if !seen.insert(name.to_string()) {
+        return Err("another check has the same name".into());
+    }
+    let (probe, schedule, max_attempts) = built?;
+    let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+    let timeout = schedule.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    Ok(CheckJob {
+        name,
+        kind,
+        schedule,
+        collector: Box::new(Check::new(name, probe, max_attempts.max(1), timeout)),
+    })
 }
 
 /// Deserialises a human duration (`"30s"`, `"5m"`) for check configs.

@@ -20,7 +20,7 @@
 //!    and what the program printed as long output.
 //! 4. Its stdout is either plugin output (`text | perfdata`, long output; see
 //!    [`super::perfdata`]) or, when it looks like it, Prometheus exposition text (see
-//!    [`super::textfmt`]). stderr, if any, is appended to the long output (or is the
+//!    [`sysward_wire::textfmt`]). stderr, if any, is appended to the long output (or is the
 //!    output, when stdout is empty).
 //!
 //! Samples (the `check` label is added to each by [`super::Check`]):
@@ -64,7 +64,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::perfdata::Range;
 use super::{Probe, Schedule};
-use crate::Tier;
+use sysward_collectors::Tier;
 
 /// Each perfdata value, in base units (gauge; label `label`).
 pub const PERFDATA: &str = "sysward_check_perfdata";
@@ -277,9 +277,9 @@ mod imp {
 
     use super::super::ProbeResult;
     use super::super::perfdata::{self, PerfDatum};
-    use super::super::textfmt;
     use super::*;
-    use crate::{CheckState, Kind, Sample};
+    use sysward_collectors::{CheckState, Kind, Sample};
+    use sysward_wire::textfmt;
 
     /// A configured script check.
     pub(super) struct ScriptProbe {
@@ -793,8 +793,11 @@ mod imp {
             assert_eq!(
                 jobs.labels,
                 [
-                    (crate::Name::from("queue"), "a".to_string()),
-                    (crate::Name::from("exported_check"), "x".to_string())
+                    (sysward_collectors::Name::from("queue"), "a".to_string()),
+                    (
+                        sysward_collectors::Name::from("exported_check"),
+                        "x".to_string()
+                    )
                 ]
             );
             assert!(!r.samples.iter().any(|s| s.name == "sysward_check_status"));
@@ -842,8 +845,8 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::checks::{CheckContext, ChecksConfig, build as build_checks};
-    use crate::{CheckState, Event, Output, Sample};
+    use crate::{CheckContext, ChecksConfig, build as build_checks};
+    use sysward_collectors::{CheckState, Event, Output, Sample};
 
     /// A scratch directory that script checks will trust: not under the system's
     /// world-writable `/tmp`, but beside the build's `target` directory, else in
@@ -936,7 +939,10 @@ mod tests {
                 .iter()
                 .find(|s| s.name == PERFDATA && s.labels.contains(&("label".into(), "t".into())))
                 .expect("t");
-            assert_eq!(t.labels[0], (crate::Name::from("check"), "t".to_string()));
+            assert_eq!(
+                t.labels[0],
+                (sysward_collectors::Name::from("check"), "t".to_string())
+            );
             assert_eq!(t.value, 0.005);
             assert!(
                 samples
@@ -1166,12 +1172,12 @@ mod tests {
             .iter()
             .find(|s| s.name == "backups_total")
             .expect("sample");
-        assert_eq!(backups.kind, crate::Kind::Counter);
+        assert_eq!(backups.kind, sysward_collectors::Kind::Counter);
         assert_eq!(
             backups.labels,
             [
-                (crate::Name::from("check"), "t".to_string()),
-                (crate::Name::from("target"), "nas".to_string())
+                (sysward_collectors::Name::from("check"), "t".to_string()),
+                (sysward_collectors::Name::from("target"), "nas".to_string())
             ]
         );
     }

@@ -39,7 +39,7 @@ use serde::Deserialize;
 
 use super::net::{self, Deadline};
 use super::{Probe, ProbeResult, Schedule};
-use crate::{CheckState, Kind, Sample, Tier};
+use sysward_collectors::{CheckState, Kind, Sample, Tier};
 
 /// Round trip times of the replies: `stat` is `min`, `avg` or `max`.
 pub const RTT_SECONDS: &str = "sysward_check_ping_rtt_seconds";
@@ -110,7 +110,7 @@ pub(crate) fn build(c: &PingCheckConfig) -> Result<(Box<dyn Probe>, Schedule, u3
         .trim_end_matches(']')
         .to_ascii_lowercase();
     if host.parse::<IpAddr>().is_err() {
-        net::check_host(&host).map_err(|e| format!("host: {e}"))?;
+        sysward_wire::addr::check_host(&host).map_err(|e| format!("host: {e}"))?;
     }
     let count = c.count.unwrap_or(3);
     if !(1..=100).contains(&count) {

@@ -10,6 +10,31 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
+/// A scratch directory removed on drop.
+pub(crate) struct TempDir(tempfile::TempDir);
+
+impl TempDir {
+    /// A fresh directory whose name includes `name`.
+    pub(crate) fn new(name: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("sysward-checks-{name}-"))
+            .tempdir()
+            .expect("create scratch dir");
+        Self(dir)
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+
+    /// Writes `text` to `relative` under the directory, creating parents.
+    pub(crate) fn write(&self, relative: &str, text: impl AsRef<[u8]>) {
+        let path = self.0.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("create parent");
+        std::fs::write(&path, text).expect("write fixture file");
+    }
+}
+
 /// A test CA.
 pub(crate) struct TestCa {
     issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
@@ -292,7 +317,7 @@ fn a_check_labels_its_samples_and_sends_an_event() {
     ))
     .expect("config");
     let mut jobs = super::build(&config, &super::CheckContext::default()).expect("build");
-    let mut out = crate::Output::default();
+    let mut out = sysward_collectors::Output::default();
     jobs[0].collector.collect(&mut out).expect("collect");
     let connect = out
         .samples
@@ -301,5 +326,30 @@ fn a_check_labels_its_samples_and_sends_an_event() {
         .expect("connect sample");
     assert_eq!(connect.labels[0], ("check".into(), "loopback".into()));
     assert_eq!(out.events.len(), 1);
-    assert_eq!(out.events[0].state, crate::CheckState::Ok);
+    assert_eq!(out.events[0].state, sysward_collectors::CheckState::Ok);
+}
+
+#[test]
+fn build_each_reports_every_check_on_its_own() {
+    let config: super::ChecksConfig = toml::from_str(
+        "[[tcp]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\n\
+         [[tcp]]\nname = \"bad\"\naddress = \"no port\"\n\
+         [[tcp]]\nname = \"a\"\naddress = \"127.0.0.1:2\"\n\
+         [[tcp]]\nname = \"c\"\naddress = \"127.0.0.1:3\"\n",
+    )
+    .expect("config");
+    let built = super::build_each(&config, &super::CheckContext::default());
+    let summary: Vec<String> = built
+        .iter()
+        .map(|b| match b {
+            Ok(job) => format!("{} {}", job.kind, job.name),
+            Err(e) => format!("{}[{}] {}", e.kind, e.index, e.message),
+        })
+        .collect();
+    assert_eq!(summary[0], "tcp a");
+    assert!(summary[1].starts_with("tcp[1] address:"), "{}", summary[1]);
+    assert_eq!(summary[2], "tcp[2] another check has the same name");
+    assert_eq!(summary[3], "tcp c");
+    assert_eq!(config.names(), ["a", "bad", "a", "c"]);
+    assert!(super::build(&config, &super::CheckContext::default()).is_err());
 }
