@@ -1,6 +1,8 @@
-//! The packages: `packaging/build.sh` builds both from the release binaries, and
+//! The packages: `packaging/build.sh` builds both from the release binaries,
 //! `packaging/test.sh` inspects them, then installs, upgrades, removes and purges the .deb
-//! files on this machine, asserting every step (see the scripts for what is checked).
+//! files on this machine, and `packaging/systemd-test.sh` does it again under a real systemd
+//! booted in a minimal Debian root (systemd-nspawn): enable, reload, restart, the watchdog,
+//! `systemd-analyze security`, upgrade and purge. Each script asserts every step.
 //!
 //! Installing needs root and dpkg. CI runs as root on Debian; elsewhere the test says it did
 //! not run, rather than passing in silence, and fails under `CI`.
@@ -40,10 +42,14 @@ fn packages_build_install_upgrade_remove_and_purge() {
     // one's build would delete the packages the other is testing.
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     run(
-        "packaging/build.sh and packaging/test.sh",
+        "packaging/build.sh, packaging/test.sh and packaging/systemd-test.sh",
         Command::new("flock")
             .arg(std::env::temp_dir().join("sysward-packaging-test.lock"))
-            .args(["bash", "-c", "packaging/build.sh && packaging/test.sh"])
+            .args([
+                "bash",
+                "-c",
+                "packaging/build.sh && packaging/test.sh && packaging/systemd-test.sh",
+            ])
             .current_dir(workspace),
     );
 }
