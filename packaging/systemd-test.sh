@@ -100,8 +100,14 @@ wait_for() {
 	ok "$what"
 }
 booted() { case $(inside systemctl is-system-running 2>/dev/null) in running | degraded) return 0 ;; *) return 1 ;; esac; }
-wait_for 60 "systemd runs in the container" booted
-booted || exit 1
+wait_for 120 "systemd runs in the container" booted
+if ! booted; then
+	echo "state: $(inside systemctl is-system-running 2>&1)"
+	inside systemctl list-jobs --no-pager 2>&1 | head -20
+	inside systemctl --failed --no-pager 2>&1 | head -20
+	tail -20 "$work/nspawn.log"
+	exit 1
+fi
 active() { [ "$(inside systemctl is-active "$1" 2>/dev/null)" = active ]; }
 as_sysward() { inside su -s /bin/sh sysward -c "$*"; }
 prop() { inside systemctl show -p "$2" --value "$1"; }
