@@ -93,7 +93,14 @@ fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
 /// The whole `/metrics` page.
 pub fn render(server: &ServerMetrics, store: &StoreStats, process: ProcessStats) -> String {
     let mut out = String::with_capacity(4096);
-    let o = &mut out;
+    render_ingest(&mut out, server, store);
+    render_store(&mut out, store);
+    render_process(&mut out, process);
+    out
+}
+
+/// The build, batches by outcome, series and samples.
+fn render_ingest(o: &mut String, server: &ServerMetrics, store: &StoreStats) {
     family(
         o,
         "sysward_server_build_info",
@@ -154,6 +161,10 @@ pub fn render(server: &ServerMetrics, store: &StoreStats, process: ProcessStats)
         "New series refused by the per-agent series limit.",
         store.series_refused,
     );
+}
+
+/// The store's heads, sizes, maintenance, commits and tables.
+fn render_store(o: &mut String, store: &StoreStats) {
     sample(
         o,
         "sysward_server_store_head_points",
@@ -238,6 +249,10 @@ pub fn render(server: &ServerMetrics, store: &StoreStats, process: ProcessStats)
         "Check results kept, as of the last purge.",
         store.events,
     );
+}
+
+/// The server process' memory and CPU.
+fn render_process(o: &mut String, process: ProcessStats) {
     if let Some(rss) = process.resident_bytes {
         sample(
             o,
@@ -256,7 +271,6 @@ pub fn render(server: &ServerMetrics, store: &StoreStats, process: ProcessStats)
             cpu,
         );
     }
-    out
 }
 
 fn micros(us: u64) -> f64 {
