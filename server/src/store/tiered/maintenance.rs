@@ -251,12 +251,38 @@ impl TieredStore {
         Ok(())
     }
 
+    /// Deletes old check results and forgotten batch identities in the purge's
+    /// transaction, and counts what stays; returns how many rows of each went.
+    fn purge_events_and_dedup(
+        &self,
+        tx: &Connection,
+        now: i64,
+    ) -> Result<(usize, usize), StoreError> {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let events_cutoff = now.saturating_sub(ms(self.config.events_retention));
+        let events = tx
+            .prepare_cached("DELETE FROM events WHERE ts < ?1")?
+            .execute(params![events_cutoff])?;
+        // Server time, as `received_at` is: an agent's clock cannot shorten it.
+        let dedup_cutoff = self
+            .clock
+            .now_ms()
+            .saturating_sub(ms(self.config.dedup_window));
+        let ranges = dedup::purge(tx, dedup_cutoff)?;
+        let kept: i64 = tx.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        let c = &self.counters;
+        c.events
+            .store(u64::try_from(kept).unwrap_or(0), Ordering::Relaxed);
+        c.dedup_ranges.store(dedup::count(tx)?, Ordering::Relaxed);
+        Ok((events, ranges))
+    }
+
     /// Deletes what is past retention and returns free pages to the file system.
     pub fn purge(&self) -> Result<(), StoreError> {
         let started = Instant::now();
         let now = self.data_now(self.counters.newest_ms.load(Ordering::Relaxed));
         let mut freed = [0i64; 5];
-        let (events_purged, ranges_purged);
+        let (events_purged, ranges_purged): (usize, usize);
         {
             let mut conn = self.lock_writer();
             let tx = conn.transaction()?;
@@ -284,24 +310,7 @@ impl TieredStore {
             }
             let delta = freed.map(|b| -b);
             add_bytes(&tx, &delta)?;
-            let events_cutoff = now.saturating_sub(
-                i64::try_from(self.config.events_retention.as_millis()).unwrap_or(i64::MAX),
-            );
-            events_purged = tx
-                .prepare_cached("DELETE FROM events WHERE ts < ?1")?
-                .execute(params![events_cutoff])?;
-            // Server time, as `received_at` is: an agent's clock cannot shorten it.
-            let dedup_cutoff = self.clock.now_ms().saturating_sub(
-                i64::try_from(self.config.dedup_window.as_millis()).unwrap_or(i64::MAX),
-            );
-            ranges_purged = dedup::purge(&tx, dedup_cutoff)?;
-            let events: i64 = tx.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
-            self.counters
-                .events
-                .store(u64::try_from(events).unwrap_or(0), Ordering::Relaxed);
-            self.counters
-                .dedup_ranges
-                .store(dedup::count(&tx)?, Ordering::Relaxed);
+            (events_purged, ranges_purged) = self.purge_events_and_dedup(&tx, now)?;
             tx.commit()?;
             // Outside the transaction: it moves pages, a bounded number per run. SQLite
             // frees one page per step of this pragma, so it is stepped to completion:
