@@ -81,12 +81,14 @@ impl TieredStore {
     /// dropped.
     pub fn start_maintenance(self: &Arc<Self>) -> std::thread::JoinHandle<()> {
         let weak: Weak<Self> = Arc::downgrade(self);
-        // A head is due once `chunk_span` old; checking only every `maintenance_interval`
-        // would leave a short span (tests, small servers) waiting far past it.
+        // A head is due once `chunk_span` old, and a purge every `purge_interval`; checking
+        // only every `maintenance_interval` would leave a short span or interval (tests,
+        // small servers) waiting far past it.
         let interval = self
             .config
             .maintenance_interval
             .min(self.config.chunk_span / 4)
+            .min(self.config.purge_interval)
             .max(Duration::from_millis(100));
         std::thread::spawn(move || {
             loop {
