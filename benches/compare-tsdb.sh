@@ -65,8 +65,9 @@ victoria-metrics -storageDataPath="$tmp/vm" -httpListenAddr="127.0.0.1:$port" \
     -retentionPeriod=100y -loggerLevel=ERROR >"$tmp/vm.log" 2>&1 &
 vm_pid=$!
 for _ in $(seq 100); do curl -sf "$vm/health" >/dev/null && break; sleep 0.1; done
+# In pieces: curl holds a whole --data-binary body in memory, and a week is 2 GB.
 grep -v '^#' "$tmp/data.om" | sed 's/ \([0-9]*\)\.\([0-9][0-9][0-9]\)$/ \1\2/' |
-    curl -sf --data-binary @- "$vm/api/v1/import/prometheus"
+    split -l 1000000 --filter="curl -sf --data-binary @- $vm/api/v1/import/prometheus"
 vm_metric() { curl -sf "$vm/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 # Rows are buffered in memory and flushed into parts; wait until every one is stored and
 # the merged parts stop changing, then read the directory.
