@@ -73,9 +73,12 @@ step "boot"
 setsid systemd-nspawn -D "$work/root" --register=no --keep-unit --private-network \
 	--boot --console=passive </dev/null >"$work/nspawn.log" 2>&1 &
 nspawn_pid=$!
+# The container's PID 1 as the host sees it: nspawn's child that runs systemd. nspawn
+# first forks a helper that sets the container up and exits, so "the first child" may be
+# that one.
 init=
-for _ in $(seq 100); do
-	init=$(pgrep -P "$nspawn_pid" | head -1 || true)
+for _ in $(seq 600); do
+	init=$(pgrep -P "$nspawn_pid" -x systemd | head -1 || true)
 	[ -n "$init" ] && break
 	sleep 0.1
 done
@@ -105,6 +108,7 @@ if ! booted; then
 	echo "state: $(inside systemctl is-system-running 2>&1)"
 	inside systemctl list-jobs --no-pager 2>&1 | head -20
 	inside systemctl --failed --no-pager 2>&1 | head -20
+	ps -o pid,stat,comm --ppid "$nspawn_pid" 2>&1
 	tail -20 "$work/nspawn.log"
 	exit 1
 fi
