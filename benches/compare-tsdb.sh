@@ -85,10 +85,15 @@ if [ "$vm_rows" != "$samples" ]; then
     exit 1
 fi
 curl -sf "$vm/internal/force_merge" >/dev/null
+# Merging runs in the background: wait until no merge is active and the directory's size
+# has not changed for three seconds (at most ten minutes).
+merges() { curl -sf "$vm/metrics" | awk '$1 ~ /^vm_active_merges[{]/ { n += $2 } END { print n + 0 }'; }
 prev=-1
-for _ in $(seq 120); do
+still=0
+for _ in $(seq 600); do
     size=$(du -sb "$tmp/vm" | cut -f1)
-    [ "$size" = "$prev" ] && break
+    if [ "$size" = "$prev" ] && [ "$(merges)" = 0 ]; then still=$((still + 1)); else still=0; fi
+    [ "$still" -ge 3 ] && break
     prev=$size
     sleep 1
 done
