@@ -96,13 +96,14 @@ pub(super) async fn read(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_admin(&app, &headers).await?;
+    let tier = tier_of(&params)?;
+    let with_tier = tier.is_some();
     let request = ReadRequest {
         selectors: selectors_of(&params)?,
         start: param_i64(&params, "start", 0)?,
         end: param_i64(&params, "end", i64::MAX)?,
-        tier: tier_of(&params)?.unwrap_or(TierChoice::Exact(Tier::Raw)),
+        tier: tier.unwrap_or(TierChoice::Exact(Tier::Raw)),
     };
-    let with_tier = params.iter().any(|(k, _)| k == "tier");
     let store = app.store.clone();
     let found = blocking(move || store.read(&request))
         .await?

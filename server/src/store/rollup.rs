@@ -596,13 +596,20 @@ pub(crate) mod tests {
             merge_into(&mut records, Tier::M5, part, true);
         }
         assert!(records.iter().all(|r| increase_code(r) == INC_SPAN));
+        // The window carries no increase value at all: the section of values is empty.
+        let data = encode_window(&records);
+        let sections = codec::split_sections(&data, 14).unwrap();
+        assert!(codec::decode_values(sections[12]).unwrap().is_empty());
+        assert_eq!(decode_window(&data).unwrap(), records);
         let mut reset = points.clone();
         reset[150].1 = 0.0;
         let mut with_reset = Vec::new();
         merge_into(&mut with_reset, Tier::M5, &reset, true);
         assert_eq!(increase_code(&with_reset[0]), INC_VALUE);
-        let back = decode_window(&encode_window(&with_reset)).unwrap();
-        assert_eq!(back, with_reset);
+        let data = encode_window(&with_reset);
+        let sections = codec::split_sections(&data, 14).unwrap();
+        assert_eq!(codec::decode_values(sections[12]).unwrap().len(), 1);
+        assert_eq!(decode_window(&data).unwrap(), with_reset);
     }
 
     #[test]
