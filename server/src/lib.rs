@@ -2,7 +2,7 @@
 //! [`cli::run`], and tests and benchmarks drive the same modules.
 //!
 //! Modules depend downward only: [`cli`] and [`serve`] wire everything; [`api`] holds the
-//! HTTP handlers (ingest, admin, reads); [`store`] keeps samples and events; [`state`] keeps
+//! HTTP handlers (ingest, admin, reads, queries); [`query`] evaluates PromQL; [`store`] keeps samples and events; [`state`] keeps
 //! identities (agents, join and admin tokens); [`pki`] and [`tls`] make and check the
 //! certificates; [`metrics`] renders the server's own figures.
 
@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod pki;
+pub mod query;
 pub mod quickstart;
 pub mod selector;
 pub mod serve;

@@ -49,6 +49,14 @@ pub enum StoreError {
     /// batch was stored.
     #[error("store commit failed: {0}")]
     Commit(String),
+    /// A read would pass a [`ReadBudget`] limit; `limit` names it.
+    #[error("{message}")]
+    Limit {
+        /// Which limit: `max_series_per_selector` or `max_samples`.
+        limit: &'static str,
+        /// What was refused.
+        message: String,
+    },
 }
 
 /// One batch as the store receives it: identity checked, server labels added.
@@ -331,6 +339,24 @@ pub struct ReadRequest {
     pub tier: TierChoice,
 }
 
+/// What a set of reads may hold, so that a query's memory stays bounded: checked as the
+/// series are selected and as their points are read, before more is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadBudget {
+    /// Series one request may match.
+    pub max_series_per_request: usize,
+    /// Points (samples or rollup records) all requests together may read.
+    pub max_points: usize,
+}
+
+impl ReadBudget {
+    /// No limit.
+    pub const UNLIMITED: ReadBudget = ReadBudget {
+        max_series_per_request: usize::MAX,
+        max_points: usize::MAX,
+    };
+}
+
 /// Points of one series from one tier.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SeriesData {
@@ -523,7 +549,18 @@ pub trait Store: Send + Sync {
     /// `!~`), each once.
     fn select(&self, selectors: &[Vec<LabelMatcher>]) -> Result<Vec<SeriesLabels>, StoreError>;
     /// A range read at one tier (see [`TierChoice`]), every series from one snapshot.
-    fn read(&self, request: &ReadRequest) -> Result<Vec<SeriesRead>, StoreError>;
+    fn read(&self, request: &ReadRequest) -> Result<Vec<SeriesRead>, StoreError> {
+        let mut all = self.read_many(std::slice::from_ref(request), &ReadBudget::UNLIMITED)?;
+        Ok(all.pop().unwrap_or_default())
+    }
+    /// Several range reads from one snapshot (a query's selectors), within a budget.
+    fn read_many(
+        &self,
+        requests: &[ReadRequest],
+        budget: &ReadBudget,
+    ) -> Result<Vec<Vec<SeriesRead>>, StoreError>;
+    /// The earliest time `tier` still answers for, unix ms: what retention leaves of it.
+    fn floor_ms(&self, tier: Tier) -> i64;
     /// Every label name in use.
     fn label_names(&self) -> Result<Vec<String>, StoreError>;
     /// Every value of one label.

@@ -79,8 +79,9 @@ use sysward_proto::SeriesKind;
 use tracing::{debug, info, warn};
 
 use super::{
-    BatchStats, Clock, IngestBatch, IngestOutcome, LabelMatcher, ReadRequest, Rollup, SeriesData,
-    SeriesLabels, SeriesRead, Store, StoreConfig, StoreError, StoreStats, Tier, TierChoice, codec,
+    BatchStats, Clock, IngestBatch, IngestOutcome, LabelMatcher, ReadBudget, ReadRequest, Rollup,
+    SeriesData, SeriesLabels, SeriesRead, Store, StoreConfig, StoreError, StoreStats, Tier,
+    TierChoice, codec,
     index::{Index, check_hash, identity_hash},
     rollup::{decode_window, encode_window, merge_into},
 };
@@ -474,8 +475,21 @@ impl Store for TieredStore {
             .collect())
     }
 
-    fn read(&self, request: &ReadRequest) -> Result<Vec<SeriesRead>, StoreError> {
-        self.read_snapshot(request)
+    fn read_many(
+        &self,
+        requests: &[ReadRequest],
+        budget: &ReadBudget,
+    ) -> Result<Vec<Vec<SeriesRead>>, StoreError> {
+        self.read_snapshot(requests, budget)
+    }
+
+    fn floor_ms(&self, tier: Tier) -> i64 {
+        let now = self.data_now(self.counters.newest_ms.load(Ordering::Relaxed));
+        let floor = now.saturating_sub(self.config.retention.ms(tier));
+        match tier {
+            Tier::Raw => floor,
+            _ => tier.bucket_end(tier.bucket(floor)),
+        }
     }
 
     fn label_names(&self) -> Result<Vec<String>, StoreError> {

@@ -139,73 +139,107 @@ impl TieredStore {
             .collect()
     }
 
-    /// [`Store::read`]: the head copied first, then every series' chunks from one
-    /// SQLite snapshot (see the parent module's doc on locks).
+    /// [`Store::read_many`]: every request's heads copied first, then every series' chunks
+    /// from one SQLite snapshot (see the parent module's doc on locks), so that a point cut
+    /// from the head meanwhile is seen in the chunks.
     pub(super) fn read_snapshot(
         &self,
-        request: &ReadRequest,
-    ) -> Result<Vec<SeriesRead>, StoreError> {
-        if request.end < request.start {
-            return Ok(Vec::new());
-        }
+        requests: &[ReadRequest],
+        budget: &ReadBudget,
+    ) -> Result<Vec<Vec<SeriesRead>>, StoreError> {
         let now = self.data_now(self.counters.newest_ms.load(Ordering::Relaxed));
-        let tier = self.choose_tier(request.tier, request.start, now);
-        // What is past retention is invisible even before the purge deletes it.
-        let floor = now.saturating_sub(self.config.retention.ms(tier));
-        let start = match tier {
-            Tier::Raw => request.start.max(floor),
-            _ => request.start.max(tier.bucket_end(tier.bucket(floor))),
-        };
-        let selection = self.copy_selection(&request.selectors);
+        let mut selections = Vec::with_capacity(requests.len());
+        for request in requests {
+            let selection = if request.end < request.start {
+                Vec::new()
+            } else {
+                self.copy_selection(&request.selectors)
+            };
+            if selection.len() > budget.max_series_per_request {
+                return Err(StoreError::Limit {
+                    limit: "max_series_per_selector",
+                    message: format!(
+                        "a selector matches {} series, over the limit of {} ([query] max_series_per_selector)",
+                        selection.len(),
+                        budget.max_series_per_request
+                    ),
+                });
+            }
+            selections.push(selection);
+        }
         let conn = self.reader()?;
         // One snapshot for every series of the answer.
         let tx = conn.unchecked_transaction()?;
         let mut ts_cache = HashMap::new();
-        let mut out = Vec::with_capacity(selection.len());
-        for Selected {
+        let mut points = 0usize;
+        let mut out = Vec::with_capacity(requests.len());
+        for (request, selection) in requests.iter().zip(selections) {
+            let tier = self.choose_tier(request.tier, request.start, now);
+            // What is past retention is invisible even before the purge deletes it.
+            let floor = now.saturating_sub(self.config.retention.ms(tier));
+            let start = match tier {
+                Tier::Raw => request.start.max(floor),
+                _ => request.start.max(tier.bucket_end(tier.bucket(floor))),
+            };
+            let mut answer = Vec::with_capacity(selection.len());
+            for selected in selection {
+                let read = Self::read_one(&tx, &mut ts_cache, selected, tier, start, request.end)?;
+                points += match &read.data {
+                    SeriesData::Raw(p) => p.len(),
+                    SeriesData::Rollup(r) => r.len(),
+                };
+                if points > budget.max_points {
+                    return Err(StoreError::Limit {
+                        limit: "max_samples",
+                        message: format!(
+                            "query processing would load too many samples into memory (over {}, [query] max_samples)",
+                            budget.max_points
+                        ),
+                    });
+                }
+                answer.push(read);
+            }
+            out.push(answer);
+        }
+        tx.finish()?;
+        Ok(out)
+    }
+
+    fn read_one(
+        tx: &Connection,
+        ts_cache: &mut HashMap<i64, Arc<Vec<i64>>>,
+        selected: Selected,
+        tier: Tier,
+        start: i64,
+        end: i64,
+    ) -> Result<SeriesRead, StoreError> {
+        let Selected {
             id,
             labels: series,
             kind,
             head,
             late,
-        } in selection
-        {
-            let data = if start > request.end {
-                match tier {
-                    Tier::Raw => SeriesData::Raw(Vec::new()),
-                    _ => SeriesData::Rollup(Vec::new()),
-                }
-            } else if tier == Tier::Raw {
-                SeriesData::Raw(Self::raw_points(
-                    &tx,
-                    &mut ts_cache,
-                    id,
-                    head,
-                    start,
-                    request.end,
-                )?)
-            } else {
-                let counter = kind == SeriesKind::Counter;
-                let mut all = late;
-                all.extend(head);
-                SeriesData::Rollup(Self::rollup_records(
-                    &tx,
-                    id,
-                    tier,
-                    counter,
-                    &mut all,
-                    start,
-                    request.end,
-                )?)
-            };
-            out.push(SeriesRead {
-                series,
-                kind,
-                tier,
-                data,
-            });
-        }
-        tx.finish()?;
-        Ok(out)
+        } = selected;
+        let data = if start > end {
+            match tier {
+                Tier::Raw => SeriesData::Raw(Vec::new()),
+                _ => SeriesData::Rollup(Vec::new()),
+            }
+        } else if tier == Tier::Raw {
+            SeriesData::Raw(Self::raw_points(tx, ts_cache, id, head, start, end)?)
+        } else {
+            let counter = kind == SeriesKind::Counter;
+            let mut all = late;
+            all.extend(head);
+            SeriesData::Rollup(Self::rollup_records(
+                tx, id, tier, counter, &mut all, start, end,
+            )?)
+        };
+        Ok(SeriesRead {
+            series,
+            kind,
+            tier,
+            data,
+        })
     }
 }
