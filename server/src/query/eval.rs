@@ -509,10 +509,10 @@ impl<'o> Evaluator<'o> {
 
     fn call(&mut self, c: &Call, times: &[i64]) -> Result<Steps, QueryError> {
         let name = c.func.name;
-        if self.tier != Tier::Raw {
-            if let Some(steps) = rollup::call(self, c, times)? {
-                return Ok(steps);
-            }
+        if self.tier != Tier::Raw
+            && let Some(steps) = rollup::call(self, c, times)?
+        {
+            return Ok(steps);
         }
         let mut evaluated = Vec::with_capacity(c.args.args.len());
         let mut windows = None;
