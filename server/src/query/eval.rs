@@ -36,6 +36,13 @@ pub(super) enum Steps {
     Vector(Vec<Vector>),
 }
 
+/// A selector's read, with the first time it is evaluated at (before its window).
+struct Planned {
+    key: usize,
+    request: SourceRequest,
+    first_eval: i64,
+}
+
 /// One series as read, ready for lookups.
 struct Loaded {
     metric: Metric,
@@ -243,20 +250,27 @@ impl<'o> Evaluator<'o> {
         expr: &Expr,
         lo: i64,
         hi: i64,
-        out: &mut Vec<(usize, SourceRequest)>,
+        out: &mut Vec<Planned>,
     ) -> Result<(), QueryError> {
         match expr {
             Expr::VectorSelector(vs) => {
                 let (a, b) = self.moved(&vs.at, &vs.offset, lo, hi);
-                out.push((
-                    node_key(vs),
-                    self.request(vs, a - self.options.lookback_ms, b)?,
-                ));
+                let request = self.request(vs, a - self.options.lookback_ms, b)?;
+                out.push(Planned {
+                    key: node_key(vs),
+                    request,
+                    first_eval: a,
+                });
             }
             Expr::MatrixSelector(ms) => {
                 let (a, b) = self.moved(&ms.vs.at, &ms.vs.offset, lo, hi);
                 let range = ms_of_duration(&ms.range);
-                out.push((node_key(&ms.vs), self.request(&ms.vs, a - range, b)?));
+                let request = self.request(&ms.vs, a - range, b)?;
+                out.push(Planned {
+                    key: node_key(&ms.vs),
+                    request,
+                    first_eval: a,
+                });
             }
             Expr::Subquery(sq) => {
                 let (a, b) = self.moved(&sq.at, &sq.offset, lo, hi);
@@ -304,18 +318,18 @@ impl<'o> Evaluator<'o> {
         })
     }
 
-    /// Raw while every read is within raw retention, unless a tier was asked for; past
-    /// it, the coarsest rollup tier still holding the earliest time whose resolution fits
-    /// the step (the finest covering one for an instant query).
-    fn choose_tier(&self, source: &dyn QuerySource, plan: &[(usize, SourceRequest)]) -> Tier {
+    /// Raw while every selector's first evaluation time is within raw retention, unless a
+    /// tier was asked for (a window reaching a little past the floor only misses points
+    /// there, as at Prometheus' own retention edge); past it, the coarsest rollup tier
+    /// still holding that time whose resolution fits the step (the finest covering one
+    /// for an instant query).
+    fn choose_tier(&self, source: &dyn QuerySource, plan: &[Planned]) -> Tier {
         if let Some(t) = self.options.tier {
             return t;
         }
-        let Some(earliest) = plan.iter().map(|(_, r)| r.start).min() else {
+        let Some(needed) = plan.iter().map(|p| p.first_eval).min() else {
             return Tier::Raw;
         };
-        // A selector's lookback may reach past the floor without needing anything there.
-        let needed = earliest + self.options.lookback_ms;
         if needed >= source.floor_ms(Tier::Raw) {
             return Tier::Raw;
         }
@@ -334,14 +348,14 @@ impl<'o> Evaluator<'o> {
             .unwrap_or(finest)
     }
 
-    fn load(
-        &mut self,
-        source: &dyn QuerySource,
-        plan: Vec<(usize, SourceRequest)>,
-    ) -> Result<(), QueryError> {
-        let (keys, mut requests): (Vec<usize>, Vec<SourceRequest>) = plan.into_iter().unzip();
+    fn load(&mut self, source: &dyn QuerySource, plan: Vec<Planned>) -> Result<(), QueryError> {
+        let (keys, mut requests): (Vec<usize>, Vec<SourceRequest>) =
+            plan.into_iter().map(|p| (p.key, p.request)).unzip();
         for r in &mut requests {
             r.tier = self.tier;
+            // A rollup answer widens short ranges to the resolution and needs the bucket
+            // before its window for the boundary increase.
+            r.start = r.start.saturating_sub(2 * self.tier.resolution_ms());
         }
         let budget = ReadBudget {
             max_series_per_request: self.options.limits.max_series_per_selector,
