@@ -207,3 +207,162 @@ fn limits_refuse_with_their_name() {
     let err = instant_query(&source(), "sum(", 0, &QueryOptions::default());
     assert!(matches!(err, Err(QueryError::BadData(_))));
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SELECTORS: [&str; 6] = [
+        "m",
+        r#"m{a="x"}"#,
+        r#"{__name__=~"m|n"}"#,
+        r#"n{a!="x"} offset 30s"#,
+        "m @ 50",
+        r#"m{a=~".+"} offset -1m"#,
+    ];
+    const RANGE_FUNCS: [&str; 14] = [
+        "rate",
+        "irate",
+        "increase",
+        "delta",
+        "idelta",
+        "deriv",
+        "resets",
+        "changes",
+        "avg_over_time",
+        "stddev_over_time",
+        "last_over_time",
+        "present_over_time",
+        "absent_over_time",
+        "mad_over_time",
+    ];
+    const INSTANT_FUNCS: [&str; 12] = [
+        "abs",
+        "ceil",
+        "exp",
+        "ln",
+        "sqrt",
+        "sgn",
+        "timestamp",
+        "absent",
+        "sort",
+        "sort_desc",
+        "day_of_week",
+        "histogram_quantile(0.9, ",
+    ];
+    const BINOPS: [&str; 12] = [
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "^",
+        "> bool",
+        "<",
+        "and",
+        "or",
+        "unless",
+        "/ on(a) group_left",
+    ];
+    const AGGS: [&str; 9] = [
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "count",
+        "stddev",
+        "group",
+        "topk(2,",
+        "quantile(0.5,",
+    ];
+
+    fn leaf() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(SELECTORS.to_vec()).prop_map(String::from),
+            (
+                prop::sample::select(RANGE_FUNCS.to_vec()),
+                prop::sample::select(SELECTORS.to_vec()),
+                1u32..300
+            )
+                .prop_map(|(f, s, r)| {
+                    // Modifiers go after the range: `m offset 30s` becomes `m[10s] offset 30s`.
+                    let (sel, modifier) = s.split_once(' ').unwrap_or((s, ""));
+                    format!("{f}({sel}[{r}s] {modifier})")
+                }),
+            (-5.0f64..5.0).prop_map(|v| format!("{v}")),
+        ]
+    }
+
+    fn expr() -> impl Strategy<Value = String> {
+        leaf().prop_recursive(4, 24, 2, |inner| {
+            prop_oneof![
+                (
+                    inner.clone(),
+                    prop::sample::select(BINOPS.to_vec()),
+                    inner.clone()
+                )
+                    .prop_map(|(l, op, r)| format!("({l}) {op} ({r})")),
+                (prop::sample::select(AGGS.to_vec()), inner.clone()).prop_map(|(a, e)| {
+                    if a.ends_with(',') {
+                        format!("{a} {e}) by (a)")
+                    } else {
+                        format!("{a} without (b) ({e})")
+                    }
+                }),
+                (prop::sample::select(INSTANT_FUNCS.to_vec()), inner.clone()).prop_map(|(f, e)| {
+                    if f.ends_with(' ') {
+                        format!("{f}{e})")
+                    } else {
+                        format!("{f}({e})")
+                    }
+                }),
+                (inner.clone(), 1u32..120, 1u32..30)
+                    .prop_map(|(e, r, s)| format!("max_over_time(({e})[{r}s:{s}s])")),
+                inner.prop_map(|e| format!("-({e})")),
+            ]
+        })
+    }
+
+    fn data() -> impl Strategy<Value = MemorySource> {
+        prop::collection::vec(
+            (
+                prop::sample::select(vec!["m", "n"]),
+                prop::sample::select(vec!["x", "y", ""]),
+                prop::sample::select(vec!["+Inf", "1", "0.5", ""]),
+                prop::collection::vec(
+                    (
+                        0i64..200,
+                        prop_oneof![
+                            Just(f64::NAN),
+                            Just(f64::INFINITY),
+                            -1e3f64..1e3,
+                            Just(stale_nan())
+                        ],
+                    ),
+                    0..30,
+                ),
+            ),
+            0..6,
+        )
+        .prop_map(|series| {
+            let mut s = MemorySource::new();
+            for (name, a, le, points) in series {
+                let pts: Vec<(i64, f64)> =
+                    points.into_iter().map(|(t, v)| (t * 5_000, v)).collect();
+                s.add(labels(&[("__name__", name), ("a", a), ("le", le)]), &pts);
+            }
+            s
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+        #[test]
+        fn random_expressions_over_random_data(e in expr(), src in data(), t in 0i64..1_200_000, step in 1i64..60_000) {
+            let opts = QueryOptions::default();
+            let _ = instant_query(&src, &e, t, &opts);
+            let _ = range_query(&src, &e, t / 2, t, step, &opts);
+        }
+    }
+}
