@@ -9,6 +9,7 @@
 //!
 //! `PROMQLTEST_WRITE_EXCEPTIONS=1` rewrites the list from the current failures: entries
 //! still failing keep their reason, new ones get the first line of their failure.
+//! `PROMQLTEST_VERBOSE=1` prints every eval that did not pass, unsupported ones included.
 
 #[path = "promqltest/compare.rs"]
 mod compare;
@@ -183,6 +184,21 @@ fn write_exceptions(failing: &Exceptions, old: &Exceptions) -> std::io::Result<(
     std::fs::write(EXCEPTIONS, text)
 }
 
+/// Every eval that did not plainly pass, for `PROMQLTEST_VERBOSE=1`.
+fn print_outcomes(results: &[FileResult]) {
+    for r in results {
+        for rep in &r.reports {
+            let (kind, why) = match &rep.outcome {
+                Outcome::Pass => continue,
+                Outcome::Fail(why) => ("FAIL", why.as_str()),
+                Outcome::Unsupported(why) => ("UNSUPPORTED", why.as_str()),
+            };
+            let first = why.lines().next().unwrap_or_default();
+            println!("{kind} {}:{} {} -- {first}", r.name, rep.line, rep.expr);
+        }
+    }
+}
+
 #[test]
 fn prometheus_promql_scripts() {
     let exceptions_text = std::fs::read_to_string(EXCEPTIONS).unwrap_or_default();
@@ -191,6 +207,9 @@ fn prometheus_promql_scripts() {
     assert!(!results.is_empty(), "no .test file in {FIXTURES}");
     let findings = assess(&results, &exceptions);
     println!("{}", findings.summary);
+    if std::env::var_os("PROMQLTEST_VERBOSE").is_some() {
+        print_outcomes(&results);
+    }
     if std::env::var_os("PROMQLTEST_WRITE_EXCEPTIONS").is_some() {
         write_exceptions(&findings.failing, &exceptions).expect("writing the exceptions file");
         println!("wrote {} entries to {EXCEPTIONS}", findings.failing.len());
@@ -361,8 +380,69 @@ mod parser_tests {
             panic!("{commands:?}")
         };
         assert_eq!(load.interval_ms, 300_000);
-        assert_eq!(load.histogram_names, vec!["h".to_string()]);
+        assert_eq!(
+            load.histogram_series,
+            vec![vec![("__name__".to_string(), "h".to_string())]]
+        );
         assert_eq!(load.series.len(), 1);
+    }
+
+    fn outcomes(script: &str) -> Vec<super::Outcome> {
+        let commands = parse_script(script).expect("parses");
+        super::run_script(&commands)
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect()
+    }
+
+    #[test]
+    fn the_runner_tells_right_from_wrong() {
+        let load = "load 1m\n  m{a=\"1\"} 1+1x10\n  m{a=\"2\"} 5x10\n  h {{schema:0 count:1}}\n\n";
+        let cases = [
+            (
+                "eval instant at 2m m\n  m{a=\"1\"} 3\n  m{a=\"2\"} 5\n",
+                true,
+            ),
+            (
+                "eval instant at 2m m\n  m{a=\"1\"} 3.0000001\n  m{a=\"2\"} 5\n",
+                true,
+            ),
+            (
+                "eval instant at 2m m\n  m{a=\"1\"} 3.1\n  m{a=\"2\"} 5\n",
+                false,
+            ),
+            ("eval instant at 2m m\n  m{a=\"1\"} 3\n", false),
+            (
+                "eval instant at 2m m\n  {a=\"1\"} 3\n  {a=\"2\"} 5\n",
+                false,
+            ),
+            (
+                "eval range from 0 to 2m step 1m m{a=\"1\"}\n  m{a=\"1\"} 1 2 3\n",
+                true,
+            ),
+            (
+                "eval range from 0 to 2m step 1m m{a=\"1\"}\n  m{a=\"1\"} 1 _ 3\n",
+                false,
+            ),
+            ("eval instant at 0 1 + 1\n  2\n", true),
+            ("eval instant at 0 1 + 1\n  {} 2\n", false),
+            ("eval instant at 0 m +\n  expect fail\n", true),
+            ("eval instant at 0 m\n  expect fail\n", false),
+            ("eval instant at 0 \"x\"\n  expect string \"x\"\n", true),
+            ("eval instant at 0 \"x\"\n  expect string \"y\"\n", false),
+        ];
+        for (eval, passes) in cases {
+            let got = outcomes(&format!("{load}{eval}"));
+            assert_eq!(got.len(), 1, "{eval}");
+            assert_eq!(
+                got[0] == super::Outcome::Pass,
+                passes,
+                "{eval}: {:?}",
+                got[0]
+            );
+        }
+        let got = outcomes(&format!("{load}eval instant at 0 h\n  h {{{{count:1}}}}\n"));
+        assert!(matches!(got[0], super::Outcome::Unsupported(_)), "{got:?}");
     }
 
     #[test]

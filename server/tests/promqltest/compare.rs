@@ -21,17 +21,17 @@ use super::script::{Eval, Expected, Matcher, SeriesLine};
 
 /// The times at which a matrix's expected values sit.
 #[derive(Debug, Clone, Copy)]
-pub struct Frame {
+pub(crate) struct Frame {
     /// Time of the first value, ms.
-    pub start: i64,
+    pub(crate) start: i64,
     /// The last time a value may sit at; `None` allows none.
-    pub end: Option<i64>,
+    pub(crate) end: Option<i64>,
     /// Between values, ms.
-    pub step: i64,
+    pub(crate) step: i64,
 }
 
 /// `almost.Equal(a, b, 1e-6)`.
-pub fn almost_equal(a: f64, b: f64) -> bool {
+pub(crate) fn almost_equal(a: f64, b: f64) -> bool {
     const EPSILON: f64 = 1e-6;
     if a.is_nan() && b.is_nan() || a == b {
         return true;
@@ -45,12 +45,12 @@ pub fn almost_equal(a: f64, b: f64) -> bool {
 }
 
 /// The label set of an expected series line.
-pub fn labels_of(line: &SeriesLine) -> Labels {
+pub(crate) fn labels_of(line: &SeriesLine) -> Labels {
     Labels::new(line.labels.clone())
 }
 
 /// Compares a query's value with the eval's expectation.
-pub fn compare(eval: &Eval, frame: Frame, value: &Value) -> Result<(), String> {
+pub(crate) fn compare(eval: &Eval, frame: Frame, value: &Value) -> Result<(), String> {
     match value {
         Value::Matrix(m) => compare_matrix(eval, frame, m),
         Value::Vector(v) => {
@@ -92,7 +92,7 @@ fn expected_series(eval: &Eval) -> Result<Vec<(usize, Labels, &SeriesLine)>, Str
 }
 
 /// Compares an instant vector (labels and values in the answer's order).
-pub fn compare_vector(eval: &Eval, samples: &[(&Labels, f64)]) -> Result<(), String> {
+pub(crate) fn compare_vector(eval: &Eval, samples: &[(&Labels, f64)]) -> Result<(), String> {
     let expected =
         expected_series(eval).map_err(|e| format!("{e}, but got a vector of {}", samples.len()))?;
     let mut seen = HashSet::new();
@@ -137,7 +137,7 @@ pub fn compare_vector(eval: &Eval, samples: &[(&Labels, f64)]) -> Result<(), Str
 }
 
 /// Fails unless the series are sorted by their label sets.
-pub fn assert_sorted(m: &[Series]) -> Result<(), String> {
+pub(crate) fn assert_sorted(m: &[Series]) -> Result<(), String> {
     match m.windows(2).position(|w| w[0].metric > w[1].metric) {
         Some(i) => Err(format!(
             "matrix results should always be sorted by labels, but {} sorts before {}",
@@ -229,7 +229,7 @@ fn values_text(values: &[Option<f64>]) -> String {
 }
 
 /// Points as `v@t` (seconds), at most 20.
-pub fn points_text(points: &[(i64, f64)]) -> String {
+pub(crate) fn points_text(points: &[(i64, f64)]) -> String {
     let mut items: Vec<String> = points
         .iter()
         .take(20)
@@ -249,7 +249,7 @@ static PATTERN_POSITION: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// A message without Prometheus' trailing expression position.
-pub fn without_position(message: &str) -> &str {
+pub(crate) fn without_position(message: &str) -> &str {
     match POSITION.find(message) {
         Some(m) => &message[..m.start()],
         None => message,
@@ -257,7 +257,7 @@ pub fn without_position(message: &str) -> &str {
 }
 
 /// Whether a message matches an expectation, positions aside.
-pub fn matches(matcher: &Matcher, message: &str) -> bool {
+pub(crate) fn matches(matcher: &Matcher, message: &str) -> bool {
     let message = without_position(message);
     match matcher {
         Matcher::Any => true,
@@ -273,7 +273,7 @@ pub fn matches(matcher: &Matcher, message: &str) -> bool {
 }
 
 /// `checkExpectedFailure`: the error must match every matcher.
-pub fn check_failure(eval: &Eval, error: &str) -> Result<(), String> {
+pub(crate) fn check_failure(eval: &Eval, error: &str) -> Result<(), String> {
     match eval.fail_matchers.iter().find(|m| !matches(m, error)) {
         Some(m) => Err(format!(
             "expected error matching {} but got: {error}",
@@ -311,7 +311,7 @@ fn check_kind(kind: &str, want: &[Matcher], got: &[String]) -> Result<(), String
 }
 
 /// `checkAnnotations`.
-pub fn check_annotations(eval: &Eval, a: &Annotations) -> Result<(), String> {
+pub(crate) fn check_annotations(eval: &Eval, a: &Annotations) -> Result<(), String> {
     if eval.warn && a.warnings.is_empty() {
         return Err("expected warnings but got none".into());
     }
@@ -330,7 +330,7 @@ pub fn check_annotations(eval: &Eval, a: &Annotations) -> Result<(), String> {
 }
 
 /// A value, for a failure report: at most 20 series.
-pub fn value_text(value: &Value) -> String {
+pub(crate) fn value_text(value: &Value) -> String {
     match value {
         Value::Scalar(v) => format!("scalar {}", format_value(*v)),
         Value::String(s) => format!("string {s:?}"),
@@ -360,7 +360,7 @@ pub fn value_text(value: &Value) -> String {
 }
 
 /// The expectation, for a failure report.
-pub fn expected_text(eval: &Eval) -> String {
+pub(crate) fn expected_text(eval: &Eval) -> String {
     if eval.fail {
         return "an error".into();
     }

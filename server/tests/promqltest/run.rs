@@ -10,14 +10,15 @@
 //! - a range eval is checked once.
 //!
 //! Native histograms are not stored: an eval whose expectation holds one, or which fails
-//! while naming a series that only exists as a native histogram, is reported as
-//! unsupported rather than failed.
+//! while one of its selectors matches a series that only exists as a native histogram
+//! (skipped from a load, or made by `load_with_nhcb`), is reported as unsupported rather
+//! than failed.
 
-use std::collections::HashSet;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
-use promql_parser::parser::{AtModifier, Expr};
+use promql_parser::label::Matcher as LabelMatcher;
+use promql_parser::parser::{AtModifier, Expr, VectorSelector};
 use regex::Regex;
 use sysward_server::query::{
     Labels, MemorySource, QueryOptions, Value, instant_query, range_query,
@@ -31,7 +32,7 @@ use super::script::{Command, Eval, EvalKind, Load};
 
 /// What became of one eval.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// As expected.
     Pass,
     /// Not as expected: the first line says why, the rest shows expected and got.
@@ -42,19 +43,19 @@ pub enum Outcome {
 
 /// One eval's outcome.
 #[derive(Debug, Clone)]
-pub struct EvalReport {
+pub(crate) struct EvalReport {
     /// 1-based line of the `eval`.
-    pub line: usize,
+    pub(crate) line: usize,
     /// Its expression.
-    pub expr: String,
+    pub(crate) expr: String,
     /// What became of it.
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
 }
 
 /// Runs every command; returns an outcome per eval, in script order.
-pub fn run_script(commands: &[Command]) -> Vec<EvalReport> {
+pub(crate) fn run_script(commands: &[Command]) -> Vec<EvalReport> {
     let mut source = MemorySource::new();
-    let mut histograms: HashSet<String> = HashSet::new();
+    let mut histograms: Vec<Labels> = Vec::new();
     let mut reports = Vec::new();
     for command in commands {
         match command {
@@ -64,15 +65,16 @@ pub fn run_script(commands: &[Command]) -> Vec<EvalReport> {
             }
             Command::Load(load) => apply_load(&mut source, &mut histograms, load),
             Command::Eval(eval) => {
-                let outcome = run_eval(&source, eval);
-                let outcome = match outcome {
-                    Outcome::Fail(_) if eval.expects_histogram => {
-                        Outcome::Unsupported("expects a native histogram".into())
+                // An expected histogram is never checked, so such an eval cannot pass.
+                let outcome = if eval.expects_histogram {
+                    Outcome::Unsupported("expects a native histogram".into())
+                } else {
+                    match run_eval(&source, eval) {
+                        Outcome::Fail(_) if selects_any(&eval.expr, &histograms) => {
+                            Outcome::Unsupported("reads a native-histogram series".into())
+                        }
+                        other => other,
                     }
-                    Outcome::Fail(_) if mentions(&eval.expr, &histograms) => {
-                        Outcome::Unsupported("reads a native-histogram series".into())
-                    }
-                    other => other,
                 };
                 reports.push(EvalReport {
                     line: eval.line,
@@ -85,16 +87,17 @@ pub fn run_script(commands: &[Command]) -> Vec<EvalReport> {
     reports
 }
 
-fn apply_load(source: &mut MemorySource, histograms: &mut HashSet<String>, load: &Load) {
-    histograms.extend(load.histogram_names.iter().cloned());
+fn apply_load(source: &mut MemorySource, histograms: &mut Vec<Labels>, load: &Load) {
+    histograms.extend(load.histogram_series.iter().map(|l| Labels::new(l.clone())));
     for series in &load.series {
         let labels = Labels::new(series.labels.clone());
         if load.with_nhcb {
-            // Prometheus also stores each classic histogram as a native one under the base name.
+            // Prometheus also stores each classic histogram as a native one under the base
+            // name, without `le`.
             let name = labels.name();
             for suffix in ["_bucket", "_count", "_sum"] {
                 if let Some(base) = name.strip_suffix(suffix) {
-                    histograms.insert(base.to_string());
+                    histograms.push(labels.without(&["le"]).with("__name__", base));
                 }
             }
         }
@@ -108,10 +111,51 @@ fn apply_load(source: &mut MemorySource, histograms: &mut HashSet<String>, load:
     }
 }
 
-/// Whether an expression names any of these metrics (as a whole identifier).
-fn mentions(expr: &str, names: &HashSet<String>) -> bool {
-    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .any(|word| names.contains(word))
+/// Whether any selector of the expression matches any of these series.
+fn selects_any(expr: &str, series: &[Labels]) -> bool {
+    let Ok(parsed) = promql_parser::parser::parse(expr) else {
+        return false;
+    };
+    let mut selectors = Vec::new();
+    collect_selectors(&parsed, &mut selectors);
+    selectors
+        .iter()
+        .any(|vs| series.iter().any(|l| selector_matches(vs, l)))
+}
+
+fn selector_matches(vs: &VectorSelector, labels: &Labels) -> bool {
+    if vs.name.as_deref().is_some_and(|n| n != labels.name()) {
+        return false;
+    }
+    let all = |ms: &[LabelMatcher]| ms.iter().all(|m| m.is_match(labels.get(&m.name)));
+    let m = &vs.matchers;
+    all(&m.matchers) && (m.or_matchers.is_empty() || m.or_matchers.iter().any(|alt| all(alt)))
+}
+
+fn collect_selectors<'a>(expr: &'a Expr, out: &mut Vec<&'a VectorSelector>) {
+    match expr {
+        Expr::VectorSelector(vs) => out.push(vs),
+        Expr::MatrixSelector(ms) => out.push(&ms.vs),
+        Expr::Subquery(sq) => collect_selectors(&sq.expr, out),
+        Expr::Call(call) => call
+            .args
+            .args
+            .iter()
+            .for_each(|a| collect_selectors(a, out)),
+        Expr::Aggregate(a) => {
+            collect_selectors(&a.expr, out);
+            if let Some(p) = &a.param {
+                collect_selectors(p, out);
+            }
+        }
+        Expr::Unary(u) => collect_selectors(&u.expr, out),
+        Expr::Binary(b) => {
+            collect_selectors(&b.lhs, out);
+            collect_selectors(&b.rhs, out);
+        }
+        Expr::Paren(p) => collect_selectors(&p.expr, out),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
 }
 
 fn run_eval(source: &MemorySource, eval: &Eval) -> Outcome {
@@ -274,10 +318,11 @@ fn at_variants(expr: &str, at: i64) -> Vec<(String, i64)> {
     let Ok(mut parsed) = promql_parser::parser::parse(expr) else {
         return Vec::new();
     };
-    // The printed expression is reparsed by the engine: only use it where printing the
-    // unmodified expression gives back the same tree.
-    let reparsed = promql_parser::parser::parse(&parsed.to_string());
-    if reparsed.as_ref() != Ok(&parsed) || at < 0 {
+    // The engine reparses the printed expression: use it only where printing is stable
+    // (printing sorts matchers and drops `by ()`, which changes no meaning).
+    let printed = parsed.to_string();
+    let stable = promql_parser::parser::parse(&printed).is_ok_and(|p| p.to_string() == printed);
+    if !stable || at < 0 {
         return Vec::new();
     }
     let pin = AtModifier::At(SystemTime::UNIX_EPOCH + Duration::from_millis(at as u64));

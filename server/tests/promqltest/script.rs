@@ -16,16 +16,19 @@
 //! 1 1 1, `_` a missing value, `_x3` three missing, `stale` a staleness marker, `Inf` and
 //! `NaN` as numbers. Times and durations are Prometheus durations (`0`, `1m`, `1h30m`).
 //! Series whose line holds `{{` are native histograms, which we do not store: a load keeps
-//! only their names, an eval notes that it expects one.
+//! only their labels, an eval notes that it expects one.
 //!
 //! The parser never panics: every malformed line is an error naming its line.
 
 use regex::Regex;
 use std::sync::LazyLock;
 
+/// Label pairs as written, the name as `__name__`.
+pub(crate) type LabelPairs = Vec<(String, String)>;
+
 /// One command of a script.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub(crate) enum Command {
     /// Samples to add.
     Load(Load),
     /// Forget every series.
@@ -36,29 +39,29 @@ pub enum Command {
 
 /// A `load` block.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Load {
+pub(crate) struct Load {
     /// Milliseconds between consecutive values of a series.
-    pub interval_ms: i64,
+    pub(crate) interval_ms: i64,
     /// `load_with_nhcb`: Prometheus also stores the classic histograms as native ones.
-    pub with_nhcb: bool,
+    pub(crate) with_nhcb: bool,
     /// Float series.
-    pub series: Vec<SeriesLine>,
-    /// Metric names of the native-histogram series skipped.
-    pub histogram_names: Vec<String>,
+    pub(crate) series: Vec<SeriesLine>,
+    /// Label sets of the native-histogram series skipped.
+    pub(crate) histogram_series: Vec<LabelPairs>,
 }
 
 /// A series with its values, in a load or as an expectation.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SeriesLine {
+pub(crate) struct SeriesLine {
     /// Label pairs, the name as `__name__`, in the order written.
-    pub labels: Vec<(String, String)>,
+    pub(crate) labels: LabelPairs,
     /// Values; `None` is a missing one.
-    pub values: Vec<Option<f64>>,
+    pub(crate) values: Vec<Option<f64>>,
 }
 
 /// How an expectation matches a message.
 #[derive(Debug, Clone)]
-pub enum Matcher {
+pub(crate) enum Matcher {
     /// Anything (a bare `expect fail|warn|info`).
     Any,
     /// Equal to this text.
@@ -80,7 +83,7 @@ impl PartialEq for Matcher {
 
 /// When an eval is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EvalKind {
+pub(crate) enum EvalKind {
     /// One instant, ms.
     Instant { at: i64 },
     /// A range query.
@@ -89,7 +92,7 @@ pub enum EvalKind {
 
 /// What an eval expects as its value.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub enum Expected {
+pub(crate) enum Expected {
     /// No value line: an empty vector or matrix.
     #[default]
     Nothing,
@@ -101,39 +104,39 @@ pub enum Expected {
 
 /// An `eval` block.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Eval {
+pub(crate) struct Eval {
     /// The line of the `eval`, 1-based.
-    pub line: usize,
+    pub(crate) line: usize,
     /// The expression.
-    pub expr: String,
+    pub(crate) expr: String,
     /// Instant or range.
-    pub kind: EvalKind,
+    pub(crate) kind: EvalKind,
     /// `eval_fail` or `expect fail`.
-    pub fail: bool,
+    pub(crate) fail: bool,
     /// What the error must say (`expect fail [msg:|regex:]`, `expected_fail_message|regexp`).
-    pub fail_matchers: Vec<Matcher>,
+    pub(crate) fail_matchers: Vec<Matcher>,
     /// `eval_warn`: at least one warning.
-    pub warn: bool,
+    pub(crate) warn: bool,
     /// `eval_info`: at least one info.
-    pub info: bool,
+    pub(crate) info: bool,
     /// `eval_ordered` or `expect ordered`.
-    pub ordered: bool,
+    pub(crate) ordered: bool,
     /// `expect warn` lines (a bare one matches anything).
-    pub warns: Vec<Matcher>,
+    pub(crate) warns: Vec<Matcher>,
     /// `expect no_warn`.
-    pub no_warn: bool,
+    pub(crate) no_warn: bool,
     /// `expect info` lines.
-    pub infos: Vec<Matcher>,
+    pub(crate) infos: Vec<Matcher>,
     /// `expect no_info`.
-    pub no_info: bool,
+    pub(crate) no_info: bool,
     /// The expected value.
-    pub expected: Expected,
+    pub(crate) expected: Expected,
     /// `expect string`.
-    pub string: Option<String>,
+    pub(crate) string: Option<String>,
     /// `expect range vector from .. to .. step ..` of an instant eval: (start, end, step).
-    pub range_vector: Option<(i64, i64, i64)>,
+    pub(crate) range_vector: Option<(i64, i64, i64)>,
     /// An expectation line holds a native histogram.
-    pub expects_histogram: bool,
+    pub(crate) expects_histogram: bool,
 }
 
 impl Eval {
@@ -160,18 +163,18 @@ impl Eval {
 
     /// Whether a value or a string is checked rather than an instant vector or scalar, so
     /// the instant query is not repeated as a range query.
-    pub fn excluded_from_range_mode(&self) -> bool {
+    pub(crate) fn excluded_from_range_mode(&self) -> bool {
         self.range_vector.is_some() || self.string.is_some()
     }
 }
 
 /// A script that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
+pub(crate) struct ParseError {
     /// 1-based.
-    pub line: usize,
+    pub(crate) line: usize,
     /// What is wrong.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl std::fmt::Display for ParseError {
@@ -205,7 +208,7 @@ static EXPECT_RANGE: LazyLock<Regex> =
     LazyLock::new(|| re(r"^expect range vector\s+from\s+(.+)\s+to\s+(.+)\s+step\s+(.+)$"));
 
 /// Parses a whole script.
-pub fn parse_script(text: &str) -> Result<Vec<Command>, ParseError> {
+pub(crate) fn parse_script(text: &str) -> Result<Vec<Command>, ParseError> {
     let lines: Vec<&str> = text
         .split('\n')
         .map(|l| {
@@ -258,7 +261,7 @@ fn parse_load(lines: &[&str], i: usize) -> Result<(usize, Load), ParseError> {
         interval_ms,
         with_nhcb: caps.get(1).is_some(),
         series: Vec::new(),
-        histogram_names: Vec::new(),
+        histogram_series: Vec::new(),
     };
     let mut last = i;
     for (j, line) in lines.iter().enumerate().skip(i + 1) {
@@ -268,12 +271,7 @@ fn parse_load(lines: &[&str], i: usize) -> Result<(usize, Load), ParseError> {
         last = j;
         if line.contains("{{") {
             let (labels, _) = split_metric(line).map_err(|e| err_at(j, e))?;
-            let name = labels
-                .iter()
-                .find(|(k, _)| k == "__name__")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            load.histogram_names.push(name);
+            load.histogram_series.push(labels);
             continue;
         }
         load.series
@@ -480,7 +478,7 @@ fn parse_expect(eval: &mut Eval, line: &str) -> Result<(), String> {
 
 /// A Prometheus duration (`model.ParseDuration`): `0`, or units `y w d h m s ms` each at
 /// most once in that order, as milliseconds. A leading `-` negates it.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
     if let Some(rest) = s.strip_prefix('-') {
         return parse_duration(rest).map(|v| -v);
     }
@@ -536,7 +534,7 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
 
 /// A number as Go's `strconv.ParseInt(s, 0, 64)` then `ParseFloat` read it: decimal,
 /// `0x`/`0o`/`0b` integers, floats with exponents, `Inf`, `NaN`.
-pub fn parse_number(s: &str) -> Option<f64> {
+pub(crate) fn parse_number(s: &str) -> Option<f64> {
     let (neg, digits) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -570,7 +568,7 @@ pub fn parse_number(s: &str) -> Option<f64> {
 
 /// Splits `metric{labels}` from the rest of a series line; returns the label pairs and
 /// the text after them.
-pub fn split_metric(line: &str) -> Result<(Vec<(String, String)>, &str), String> {
+pub(crate) fn split_metric(line: &str) -> Result<(LabelPairs, &str), String> {
     let name_len = line
         .char_indices()
         .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == ':'))
@@ -661,7 +659,7 @@ fn quoted_prefix(s: &str) -> Result<(String, &str), String> {
 }
 
 /// Go's `strconv.Unquote` for `"..."`, `'...'` and `` `...` `` strings.
-pub fn unquote(s: &str) -> Result<String, String> {
+pub(crate) fn unquote(s: &str) -> Result<String, String> {
     let quote = s.chars().next().ok_or("empty string literal")?;
     if !matches!(quote, '"' | '\'' | '`') || s.len() < 2 || !s.ends_with(quote) {
         return Err(format!("not a quoted string: {s:?}"));
@@ -724,7 +722,7 @@ pub fn unquote(s: &str) -> Result<String, String> {
 }
 
 /// Parses a series line: `metric{labels} values...`.
-pub fn parse_series_line(line: &str) -> Result<SeriesLine, String> {
+pub(crate) fn parse_series_line(line: &str) -> Result<SeriesLine, String> {
     let (labels, rest) = split_metric(line)?;
     let mut values = Vec::new();
     for item in rest.split_whitespace() {
@@ -747,7 +745,7 @@ fn repeat_count(s: &str, item: &str) -> Result<usize, String> {
 }
 
 /// One item of the expanding notation.
-pub fn parse_item(item: &str) -> Result<Vec<Option<f64>>, String> {
+pub(crate) fn parse_item(item: &str) -> Result<Vec<Option<f64>>, String> {
     if item == "_" {
         return Ok(vec![None]);
     }
