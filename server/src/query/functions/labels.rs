@@ -118,7 +118,7 @@ mod tests {
 
     fn replace(dst: &str, repl: &str, src: &str, re: &str) -> Result<Vec<String>, QueryError> {
         let args = [dst, repl, src, re]
-            .iter()
+            .into_iter()
             .map(|a| Arg::String(a.to_string()));
         let args = std::iter::once(Arg::Vector(metrics()))
             .chain(args)

@@ -85,6 +85,9 @@ fn absent_labels(matchers: &Matchers) -> Labels {
 fn sort(args: &mut Args<'_, '_>, ctx: &mut CallCtx<'_>) -> Result<Value, QueryError> {
     let name = args.name;
     let mut v = args.take_vector(0)?;
+    for s in &mut v {
+        s.ts = ctx.t;
+    }
     match name {
         "sort" => v.sort_by(|a, b| by_value(a.value, b.value, false)),
         "sort_desc" => v.sort_by(|a, b| by_value(a.value, b.value, true)),
