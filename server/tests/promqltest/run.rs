@@ -70,8 +70,11 @@ pub(crate) fn run_script(commands: &[Command]) -> Vec<EvalReport> {
                     Outcome::Unsupported("expects a native histogram".into())
                 } else {
                     match run_eval(&source, eval) {
-                        Outcome::Fail(_) if selects_any(&eval.expr, &histograms) => {
-                            Outcome::Unsupported("reads a native-histogram series".into())
+                        Outcome::Fail(why) if selects_any(&eval.expr, &histograms) => {
+                            let first = why.lines().next().unwrap_or_default();
+                            Outcome::Unsupported(format!(
+                                "reads a native-histogram series: {first}"
+                            ))
                         }
                         other => other,
                     }
