@@ -11,13 +11,16 @@ use super::{
 };
 use crate::query::QueryError;
 
+/// Reduces one series' points in the window to a value, or to nothing.
+type Reduce = fn(&[(i64, f64)]) -> Option<f64>;
+
 /// Calls `args.name` if it is a range function.
 pub(super) fn call(
     args: &mut Args<'_, '_>,
     ctx: &mut CallCtx<'_>,
 ) -> Option<Result<Value, QueryError>> {
     let name = args.name;
-    let simple: Option<fn(&[(i64, f64)]) -> Option<f64>> = match name {
+    let simple: Option<Reduce> = match name {
         "resets" => Some(resets),
         "changes" => Some(changes),
         "irate" => Some(|p| instant_value(p, true)),
@@ -38,7 +41,7 @@ pub(super) fn call(
         "ts_of_last_over_time" => Some(|p| p.last().map(|x| secs(x.0))),
         "first_over_time" => Some(|p| p.first().map(|x| x.1)),
         "last_over_time" => Some(|p| p.last().map(|x| x.1)),
-        "stdvar_over_time" => Some(|p| variance(p)),
+        "stdvar_over_time" => Some(variance),
         "stddev_over_time" => Some(|p| variance(p).map(f64::sqrt)),
         "mad_over_time" => Some(mad_over_time),
         "present_over_time" => Some(|_| Some(1.0)),
@@ -594,10 +597,10 @@ mod tests {
         let big = [(0, 1.0), (1, 1e100), (2, 1.0), (3, -1e100)];
         assert_eq!(at("sum_over_time", "m", &big, 3, 10).0, Some(2.0));
         assert_eq!(at("avg_over_time", "m", &big, 3, 10).0, Some(0.5));
-        let huge = [(0, 9.988465674311579e307), (1, 9.988465674311579e307)];
+        let huge = [(0, 9.988_465_674_311_58e307), (1, 9.988_465_674_311_58e307)];
         assert_eq!(
             at("avg_over_time", "m", &huge, 1, 10).0,
-            Some(9.988465674311579e307)
+            Some(9.988_465_674_311_58e307)
         );
         let nan = [(0, f64::NAN), (1, 0.0), (2, 1.0)];
         assert_eq!(at("min_over_time", "m", &nan, 2, 10).0, Some(0.0));
