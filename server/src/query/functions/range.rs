@@ -325,10 +325,13 @@ fn variance(points: &[(i64, f64)]) -> Option<f64> {
     Some((aux + c_aux) / count)
 }
 
-/// The median of the absolute deviations from the median.
+/// The median of the absolute deviations from the median; NaN if any value is NaN.
 fn mad_over_time(points: &[(i64, f64)]) -> Option<f64> {
     if points.is_empty() {
         return None;
+    }
+    if points.iter().any(|p| p.1.is_nan()) {
+        return Some(f64::NAN);
     }
     let mut values: Vec<f64> = points.iter().map(|p| p.1).collect();
     let median = quantile(0.5, &mut values);
@@ -594,6 +597,13 @@ mod tests {
             (6, 2.0),
         ];
         assert_eq!(at("mad_over_time", "m", &pts, 6, 10).0, Some(1.0));
+        let with_nan = [(0, 1.0), (1, 2.0), (2, f64::NAN), (3, 4.0)];
+        assert!(
+            at("mad_over_time", "m", &with_nan, 3, 10)
+                .0
+                .unwrap()
+                .is_nan()
+        );
         let big = [(0, 1.0), (1, 1e100), (2, 1.0), (3, -1e100)];
         assert_eq!(at("sum_over_time", "m", &big, 3, 10).0, Some(2.0));
         assert_eq!(at("avg_over_time", "m", &big, 3, 10).0, Some(0.5));
