@@ -299,7 +299,7 @@ pub(super) mod test_support {
     use super::*;
 
     /// Labels from `name=value` pairs.
-    pub fn labels(pairs: &[(&str, &str)]) -> Metric {
+    pub(crate) fn labels(pairs: &[(&str, &str)]) -> Metric {
         Arc::new(Labels::new(
             pairs
                 .iter()
@@ -309,7 +309,7 @@ pub(super) mod test_support {
     }
 
     /// A sample at time 0.
-    pub fn s(pairs: &[(&str, &str)], value: f64) -> Sample {
+    pub(crate) fn s(pairs: &[(&str, &str)], value: f64) -> Sample {
         Sample {
             metric: labels(pairs),
             value,
@@ -318,7 +318,7 @@ pub(super) mod test_support {
     }
 
     /// Calls `name` at `t` (ms) with no expressions and returns the value and annotations.
-    pub fn run(
+    pub(crate) fn run(
         name: &str,
         args: Vec<Arg<'_>>,
         t: i64,
@@ -336,7 +336,7 @@ pub(super) mod test_support {
     }
 
     /// The vector a call returned; panics otherwise (tests only).
-    pub fn vector(r: Result<Value, QueryError>) -> Vector {
+    pub(crate) fn vector(r: Result<Value, QueryError>) -> Vector {
         match r {
             Ok(Value::Vector(v)) => v,
             other => panic!("expected a vector, got {other:?}"),
@@ -344,14 +344,14 @@ pub(super) mod test_support {
     }
 
     /// The only sample's value of a call.
-    pub fn only(r: Result<Value, QueryError>) -> f64 {
+    pub(crate) fn only(r: Result<Value, QueryError>) -> f64 {
         let v = vector(r);
         assert_eq!(v.len(), 1, "expected one sample: {v:?}");
         v[0].value
     }
 
     /// Whether two floats agree to Prometheus' test tolerance (or are both NaN).
-    pub fn close(a: f64, b: f64) -> bool {
+    pub(crate) fn close(a: f64, b: f64) -> bool {
         (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-6 * a.abs().max(b.abs())
     }
 }

@@ -11,13 +11,16 @@ use super::{
 };
 use crate::query::QueryError;
 
+/// Reduces one series' points in the window to a value, or to nothing.
+type Reduce = fn(&[(i64, f64)]) -> Option<f64>;
+
 /// Calls `args.name` if it is a range function.
 pub(super) fn call(
     args: &mut Args<'_, '_>,
     ctx: &mut CallCtx<'_>,
 ) -> Option<Result<Value, QueryError>> {
     let name = args.name;
-    let simple: Option<fn(&[(i64, f64)]) -> Option<f64>> = match name {
+    let simple: Option<Reduce> = match name {
         "resets" => Some(resets),
         "changes" => Some(changes),
         "irate" => Some(|p| instant_value(p, true)),
@@ -38,7 +41,7 @@ pub(super) fn call(
         "ts_of_last_over_time" => Some(|p| p.last().map(|x| secs(x.0))),
         "first_over_time" => Some(|p| p.first().map(|x| x.1)),
         "last_over_time" => Some(|p| p.last().map(|x| x.1)),
-        "stdvar_over_time" => Some(|p| variance(p)),
+        "stdvar_over_time" => Some(variance),
         "stddev_over_time" => Some(|p| variance(p).map(f64::sqrt)),
         "mad_over_time" => Some(mad_over_time),
         "present_over_time" => Some(|_| Some(1.0)),
@@ -322,10 +325,13 @@ fn variance(points: &[(i64, f64)]) -> Option<f64> {
     Some((aux + c_aux) / count)
 }
 
-/// The median of the absolute deviations from the median.
+/// The median of the absolute deviations from the median; NaN if any value is NaN.
 fn mad_over_time(points: &[(i64, f64)]) -> Option<f64> {
     if points.is_empty() {
         return None;
+    }
+    if points.iter().any(|p| p.1.is_nan()) {
+        return Some(f64::NAN);
     }
     let mut values: Vec<f64> = points.iter().map(|p| p.1).collect();
     let median = quantile(0.5, &mut values);
@@ -591,13 +597,20 @@ mod tests {
             (6, 2.0),
         ];
         assert_eq!(at("mad_over_time", "m", &pts, 6, 10).0, Some(1.0));
+        let with_nan = [(0, 1.0), (1, 2.0), (2, f64::NAN), (3, 4.0)];
+        assert!(
+            at("mad_over_time", "m", &with_nan, 3, 10)
+                .0
+                .unwrap()
+                .is_nan()
+        );
         let big = [(0, 1.0), (1, 1e100), (2, 1.0), (3, -1e100)];
         assert_eq!(at("sum_over_time", "m", &big, 3, 10).0, Some(2.0));
         assert_eq!(at("avg_over_time", "m", &big, 3, 10).0, Some(0.5));
-        let huge = [(0, 9.988465674311579e307), (1, 9.988465674311579e307)];
+        let huge = [(0, 9.988_465_674_311_58e307), (1, 9.988_465_674_311_58e307)];
         assert_eq!(
             at("avg_over_time", "m", &huge, 1, 10).0,
-            Some(9.988465674311579e307)
+            Some(9.988_465_674_311_58e307)
         );
         let nan = [(0, f64::NAN), (1, 0.0), (2, 1.0)];
         assert_eq!(at("min_over_time", "m", &nan, 2, 10).0, Some(0.0));
