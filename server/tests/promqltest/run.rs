@@ -318,6 +318,11 @@ const AT_UNSAFE: [&str; 11] = [
 /// subquery that has none (not inside subqueries), at other evaluation times. None when
 /// the expression uses a time-dependent function, or does not survive printing.
 fn at_variants(expr: &str, at: i64) -> Vec<(String, i64)> {
+    // start(), end(), range() and step() answer the query's own parameters, which the
+    // variants change on purpose.
+    if QUERY_CONTEXT_FUNCS.is_match(expr) {
+        return Vec::new();
+    }
     let Ok(mut parsed) = promql_parser::parser::parse(expr) else {
         return Vec::new();
     };
