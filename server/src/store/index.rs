@@ -221,9 +221,12 @@ impl Index {
         if Some(label) == name_label {
             return e.name;
         }
+        // Labels are sorted by name *string*; symbol ids follow first use, not that
+        // order, so a binary search by id misses labels interned after a later name.
         e.labels
-            .binary_search_by_key(&label, |&(k, _)| k)
-            .map_or(Sym::MAX, |i| e.labels[i].1)
+            .iter()
+            .find(|&&(k, _)| k == label)
+            .map_or(Sym::MAX, |&(_, v)| v)
     }
 
     /// The sorted ids of series that match every matcher.
@@ -470,6 +473,41 @@ mod tests {
         assert_eq!(index.len(), 300_000);
         assert!(index.label_names().contains(&"mode".to_string()));
         assert_eq!(index.label_values("mode").len(), modes.len());
+    }
+
+    /// A label name first seen after a name that sorts after it (`device` after
+    /// `instance`) has a larger symbol id than its place among a series' labels: negative
+    /// matchers on it must still see its value (they ignored it, found by the differential
+    /// test against Prometheus: `{device!="lo"}` kept `lo`).
+    #[test]
+    fn negative_matchers_see_labels_named_after_later_ones() {
+        let mut index = Index::default();
+        index.insert(
+            1,
+            "a",
+            &[("instance", "h"), ("mode", "x")],
+            SeriesKind::Gauge,
+            1,
+        );
+        index.insert(
+            2,
+            "b",
+            &[("device", "lo"), ("instance", "h")],
+            SeriesKind::Gauge,
+            1,
+        );
+        index.insert(
+            3,
+            "b",
+            &[("device", "eth0"), ("instance", "h")],
+            SeriesKind::Gauge,
+            1,
+        );
+        let m = |label: &str, op, value: &str| LabelMatcher::new(label, op, value).unwrap();
+        for op in [MatchOp::Ne, MatchOp::Nre] {
+            let got = index.select(&[m(NAME_LABEL, MatchOp::Eq, "b"), m("device", op, "lo")]);
+            assert_eq!(got, [3], "{op:?}");
+        }
     }
 
     #[test]
