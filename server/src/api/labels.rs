@@ -131,8 +131,7 @@ fn common(r: &PromRequest) -> Result<(Vec<Selector>, usize), PromError> {
     let start = r.params.time("start", i64::MIN)?;
     let end = r.params.time("end", i64::MAX)?;
     if end < start {
-        return Err(PromError::param(
-            "end",
+        return Err(PromError::bad_data(
             "end timestamp must not be before start time",
         ));
     }

@@ -118,16 +118,14 @@ async fn range(app: Arc<AppState>, r: PromRequest) -> Result<Response, PromError
         }
     }
     if end < start {
-        return Err(PromError::param(
-            "end",
+        return Err(PromError::bad_data(
             "end timestamp must not be before start time",
         ));
     }
     let step_text = r.params.required("step")?;
     let step = parse_duration(step_text).map_err(|e| PromError::param("step", e))?;
     if step <= 0 {
-        return Err(PromError::param(
-            "step",
+        return Err(PromError::bad_data(
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }

@@ -58,8 +58,7 @@ pub(super) async fn series(
         let start = r.params.time("start", i64::MIN)?;
         let end = r.params.time("end", i64::MAX)?;
         if end < start {
-            return Err(PromError::param(
-                "end",
+            return Err(PromError::bad_data(
                 "end timestamp must not be before start time",
             ));
         }
