@@ -261,7 +261,11 @@ fn raw_points_if_any(server: &Server) -> Vec<(i64, f64)> {
 fn bad_inputs_are_refused_as_prometheus_refuses_them(server: &Server, token: &str) {
     let range = |params: &str| server.prom_get(token, &format!("/api/v1/query_range?{params}"));
     let cases: Vec<(&str, (u16, Value), &str)> = vec![
-        ("unparsable", query(server, token, "sum(", ""), "unexpected"),
+        (
+            "unparsable",
+            query(server, token, "sum(", ""),
+            "unclosed left parenthesis",
+        ),
         (
             "unknown function",
             query(server, token, "nope(up)", ""),
