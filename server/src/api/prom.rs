@@ -33,9 +33,9 @@ pub(super) const MAX_TIME_MS: i64 = 1 << 53;
 pub(super) struct PromError {
     status: StatusCode,
     error_type: &'static str,
-    message: String,
+    pub(super) message: String,
     /// The `[query]` limit that refused the request, counted in `/metrics`.
-    refused_by: Option<&'static str>,
+    pub(super) refused_by: Option<&'static str>,
 }
 
 impl PromError {

@@ -157,34 +157,57 @@ struct Timings {
     eval: Duration,
 }
 
-/// Runs `job` on the blocking pool once a slot is free, within the query's timeout.
+/// Runs `job` over the store once a query slot is free, within the query's timeout.
 async fn evaluate<F>(
     app: &Arc<AppState>,
-    mut options: QueryOptions,
+    options: QueryOptions,
     job: F,
 ) -> Result<(QueryOutput, Timings), PromError>
 where
     F: FnOnce(&StoreSource, &QueryOptions) -> Result<QueryOutput, QueryError> + Send + 'static,
 {
+    let slots = Slots {
+        permits: app.query_permits.clone(),
+        count: app.query.max_concurrent,
+    };
+    run_in_slot(&slots, StoreSource(app.store.clone()), options, job).await
+}
+
+/// The query slots: `[query] max_concurrent` permits.
+#[derive(Clone)]
+struct Slots {
+    permits: Arc<Semaphore>,
+    count: usize,
+}
+
+/// Runs `job` over `source` on the blocking pool once a slot is free, within the query's
+/// timeout; the slot is held until the job ends, even past the timeout.
+async fn run_in_slot<S, F>(
+    slots: &Slots,
+    source: S,
+    mut options: QueryOptions,
+    job: F,
+) -> Result<(QueryOutput, Timings), PromError>
+where
+    S: query::QuerySource + 'static,
+    F: FnOnce(&S, &QueryOptions) -> Result<QueryOutput, QueryError> + Send + 'static,
+{
     let timeout = options.limits.timeout;
     let queued_at = Instant::now();
-    let permit = match tokio::time::timeout(timeout, app.query_permits.clone().acquire_owned())
-        .await
-    {
+    let permit = match tokio::time::timeout(timeout, slots.permits.clone().acquire_owned()).await {
         Ok(Ok(permit)) => permit,
         Ok(Err(closed)) => return Err(PromError::internal(closed)),
         Err(_) => {
             let e = QueryError::Timeout(format!(
                 "query timed out waiting {} for one of the {} query slots ([query] max_concurrent)",
                 humantime(timeout),
-                app.query.max_concurrent
+                slots.count
             ));
             return Err(PromError::from(e).refused_by("max_concurrent"));
         }
     };
     let queued = queued_at.elapsed();
     options.limits.timeout = timeout.saturating_sub(queued).max(Duration::from_millis(1));
-    let source = StoreSource(app.store.clone());
     let started = Instant::now();
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -273,10 +296,117 @@ fn stats_json(out: &QueryOutput, t: Timings) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc as StdArc;
+    use std::sync::{Arc as StdArc, mpsc};
 
     use super::*;
-    use crate::query::{Labels, Sample, Series};
+    use crate::query::{Annotations, Labels, MemorySource, QueryStats, Sample, Series};
+
+    fn with_timeout(ms: u64) -> QueryOptions {
+        let mut o = QueryOptions::default();
+        o.limits.timeout = Duration::from_millis(ms);
+        o
+    }
+
+    fn scalar() -> QueryOutput {
+        QueryOutput {
+            value: Value::Scalar(1.0),
+            annotations: Annotations::default(),
+            stats: QueryStats::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_query_waits_for_a_slot_and_is_refused_at_its_timeout() {
+        let slots = Slots {
+            permits: Arc::new(Semaphore::new(1)),
+            count: 1,
+        };
+        let (release, wait) = mpsc::channel::<()>();
+        let (started_tx, started) = mpsc::channel::<()>();
+        // The first query holds the only slot until released.
+        let held = slots.clone();
+        let first = tokio::spawn(async move {
+            let job = move |_: &MemorySource, _: &QueryOptions| {
+                let _ = started_tx.send(());
+                let _ = wait.recv();
+                Ok(scalar())
+            };
+            run_in_slot(&held, MemorySource::new(), with_timeout(60_000), job)
+                .await
+                .map(|(out, _)| out)
+        });
+        tokio::task::spawn_blocking(move || started.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let refused = run_in_slot(&slots, MemorySource::new(), with_timeout(50), |_, _| {
+            Ok(scalar())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(refused.error_type(), "timeout");
+        assert_eq!(refused.refused_by, Some("max_concurrent"));
+        assert!(
+            refused.message.contains("max_concurrent"),
+            "{}",
+            refused.message
+        );
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap().value, Value::Scalar(1.0));
+        // The slot is free again.
+        let (out, timings) =
+            run_in_slot(&slots, MemorySource::new(), with_timeout(1000), |_, _| {
+                Ok(scalar())
+            })
+            .await
+            .unwrap();
+        assert_eq!(out.value, Value::Scalar(1.0));
+        assert!(timings.queued < Duration::from_secs(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_engine_that_overruns_its_timeout_is_answered_and_keeps_its_slot() {
+        let slots = Slots {
+            permits: Arc::new(Semaphore::new(1)),
+            count: 1,
+        };
+        let (release, wait) = mpsc::channel::<()>();
+        let e = run_in_slot(
+            &slots,
+            MemorySource::new(),
+            with_timeout(10),
+            move |_, options| {
+                assert!(options.limits.timeout.as_millis() <= 10);
+                let _ = wait.recv();
+                Ok(scalar())
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!((e.error_type(), e.refused_by), ("timeout", Some("timeout")));
+        // Still evaluating: its slot stays taken until it ends.
+        assert_eq!(slots.permits.available_permits(), 0);
+        release.send(()).unwrap();
+        let permit = tokio::time::timeout(Duration::from_secs(10), slots.permits.acquire())
+            .await
+            .unwrap();
+        assert!(permit.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_engine_is_an_internal_error() {
+        let slots = Slots {
+            permits: Arc::new(Semaphore::new(1)),
+            count: 1,
+        };
+        let e = run_in_slot(&slots, MemorySource::new(), with_timeout(1000), |_, _| {
+            panic!("engine bug")
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(e.error_type(), "internal");
+        assert_eq!(slots.permits.available_permits(), 1);
+    }
 
     fn metric() -> query::Metric {
         StdArc::new(Labels::new(vec![
