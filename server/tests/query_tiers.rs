@@ -19,7 +19,7 @@ const DAYS: i64 = 40;
 fn loaded_store(dir: &std::path::Path) -> Arc<TieredStore> {
     let clock = Arc::new(ManualClock::new(T0));
     let store = Arc::new(
-        TieredStore::open(&dir.join("s.db"), StoreConfig::default(), clock.clone()).unwrap(),
+        TieredStore::open(&dir.join("s.db"), StoreConfig::default(), clock.clone()).expect("store"),
     );
     for hour in 0..DAYS * 24 {
         let start = T0 + hour * HOUR;
@@ -45,17 +45,17 @@ fn loaded_store(dir: &std::path::Path) -> Arc<TieredStore> {
             .ingest(&IngestBatch {
                 agent_id: "agent",
                 boot_id: "boot",
-                seq: u64::try_from(hour).unwrap() + 1,
+                seq: u64::try_from(hour).expect("store") + 1,
                 instance: "host",
                 series: &series,
                 events: &[],
             })
-            .unwrap();
+            .expect("store");
         if hour % 24 == 23 {
-            store.maintain().unwrap();
+            store.maintain().expect("store");
         }
     }
-    store.cut_all().unwrap();
+    store.cut_all().expect("store");
     store
 }
 

@@ -148,6 +148,10 @@ fn aggregate_step(
                 ));
             }
         }
+        "limitk" | "limit_ratio" if matches!(param, Param::Number(p) if p.is_nan()) => {
+            let what = if op == "limitk" { "Parameter" } else { "Ratio" };
+            return Err(QueryError::Execution(format!("{what} value is NaN")));
+        }
         "limitk" | "limit_ratio" => {
             return Err(QueryError::BadData(format!(
                 "the experimental aggregation {op} is not supported"
@@ -272,7 +276,7 @@ pub(super) fn variance(values: &[f64]) -> f64 {
         count += 1.0;
         if i == 0 {
             m = v;
-            value = 0.0;
+            value = if v.is_finite() { 0.0 } else { f64::NAN };
             continue;
         }
         let delta = v - m;

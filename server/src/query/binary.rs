@@ -314,6 +314,16 @@ fn vector_vector(
         let Some(o) = one_by_sig.get(&sig) else {
             continue;
         };
+        // Ambiguous one-to-one matches are refused even when the comparison would filter
+        // them out, so that the error does not depend on the data's values.
+        if m.card == Card::OneToOne && !matched.entry(sig).or_default().is_empty() {
+            return Err(QueryError::Execution(
+                "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+            ));
+        }
+        if m.card == Card::OneToOne {
+            matched.entry(sig).or_default().insert(Labels::default());
+        }
         let (fl, fr) = if m.card == Card::OneToMany {
             (o.value, s.value)
         } else {
@@ -326,19 +336,15 @@ fn vector_vector(
             continue;
         }
         let metric = result_metric(&s.metric, &o.metric, op, m, return_bool);
-        let seen = matched.entry(sig).or_default();
-        if m.card == Card::OneToOne {
-            if !seen.is_empty() {
+        if m.card != Card::OneToOne {
+            let seen = matched.entry(sig).or_default();
+            if !seen.insert(metric.clone()) {
                 return Err(QueryError::Execution(
-                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                    "multiple matches for labels: grouping labels must ensure unique matches"
+                        .into(),
                 ));
             }
-        } else if seen.contains(&metric) {
-            return Err(QueryError::Execution(
-                "multiple matches for labels: grouping labels must ensure unique matches".into(),
-            ));
         }
-        seen.insert(metric.clone());
         out.push(Sample {
             metric: Arc::new(metric),
             value,

@@ -452,6 +452,9 @@ impl<'o> Evaluator<'o> {
                 ));
             }
         };
+        if matches!(expr, Expr::Unary(_) | Expr::Binary(_) | Expr::Call(_)) {
+            unique_label_sets(&steps)?;
+        }
         self.account(&steps)?;
         Ok(steps)
     }
@@ -523,6 +526,9 @@ impl<'o> Evaluator<'o> {
 
     fn call(&mut self, c: &Call, times: &[i64]) -> Result<Steps, QueryError> {
         let name = c.func.name;
+        if let Some(v) = self.query_scalar(name) {
+            return Ok(Steps::Scalar(vec![v; times.len()]));
+        }
         if self.tier != Tier::Raw
             && let Some(steps) = rollup::call(self, c, times)?
         {
@@ -581,6 +587,18 @@ impl<'o> Evaluator<'o> {
         } else {
             Steps::Vector(out_vector)
         })
+    }
+
+    /// `step()`, `range()`, `start()` and `end()`: the query's own parameters, in seconds.
+    fn query_scalar(&self, name: &str) -> Option<f64> {
+        let secs = |ms: i64| ms as f64 / 1000.0;
+        match name {
+            "step" => Some(secs(self.step)),
+            "range" => Some(secs(self.end - self.start)),
+            "start" => Some(secs(self.start)),
+            "end" => Some(secs(self.end)),
+            _ => None,
+        }
     }
 
     /// A range argument's series with, per step, the bounds of its window's points.
@@ -675,6 +693,23 @@ fn subquery_grid(sq: &SubqueryExpr, lo: i64, hi: i64) -> (i64, i64) {
     let first = from.div_euclid(step) * step + step;
     let last = hi.div_euclid(step) * step;
     (first, last)
+}
+
+/// Refuses a step whose vector holds one label set twice, as a dropped name can make.
+fn unique_label_sets(steps: &Steps) -> Result<(), QueryError> {
+    let Steps::Vector(vectors) = steps else {
+        return Ok(());
+    };
+    let mut seen = std::collections::HashSet::new();
+    for v in vectors.iter().filter(|v| v.len() > 1) {
+        seen.clear();
+        if !v.iter().all(|s| seen.insert(&*s.metric)) {
+            return Err(QueryError::Execution(
+                "vector cannot contain metrics with the same labelset".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn negate(steps: Steps) -> Steps {
