@@ -40,9 +40,10 @@ pub struct ServerMetrics {
 }
 
 /// The Prometheus API's endpoints, as the `endpoint` label names them.
-pub const QUERY_ENDPOINTS: [&str; 9] = [
+pub const QUERY_ENDPOINTS: [&str; 10] = [
     "query",
     "query_range",
+    "query_exemplars",
     "series",
     "labels",
     "label_values",

@@ -66,6 +66,34 @@ fn tokens_decide_who_may_query() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
 
+    // The other endpoints Grafana and Prometheus' UI call.
+    let (status, body) = server.prom_post(
+        &read,
+        "/api/v1/format_query",
+        &[("query", "sum(rate(x[5m]))by(job)")],
+    );
+    assert_eq!(status, 200, "{body}");
+    let pretty = body["data"].as_str().unwrap();
+    assert!(
+        pretty.contains("sum by (job)") && pretty.contains("rate(x[5m])"),
+        "{body}"
+    );
+    let (_, body) = server.prom_get(&read, "/api/v1/parse_query?query=sum(up)");
+    assert_eq!(body["data"]["type"], "aggregation", "{body}");
+    let (_, body) = server.prom_get(&read, "/api/v1/status/buildinfo");
+    assert!(
+        !body["data"]["version"].as_str().unwrap().is_empty(),
+        "{body}"
+    );
+    let (status, body) = server.prom_get(&read, "/api/v1/query_exemplars?query=up&start=1&end=2");
+    assert_eq!(
+        (status, &body["data"]),
+        (200, &serde_json::json!([])),
+        "{body}"
+    );
+    let (status, body) = server.prom_get(&read, "/api/v1/format_query?query=sum(");
+    assert_eq!(status, 400, "{body}");
+
     // Roles: read may not use admin endpoints; write may not read; admin may do both.
     let (status, _) = server.prom_get(&read, "/api/v1/agents");
     assert_eq!(status, 403);
@@ -177,6 +205,12 @@ fn queries_answer_over_what_an_agent_pushed() {
     let (_, body) = server.prom_post(&token, "/api/v1/series", &[("match[]", "node_load1")]);
     assert_eq!(body["data"][0]["instance"], "qa-1", "{body}");
     assert_eq!(body["data"].as_array().unwrap().len(), 1, "{body}");
+    let (_, body) = server.prom_get(&token, "/api/v1/series?match=node_load1");
+    assert_eq!(
+        body["data"].as_array().unwrap().len(),
+        1,
+        "the older spelling: {body}"
+    );
     let (_, body) = server.prom_get(&token, "/api/v1/metadata?metric=node_cpu_seconds_total");
     assert_eq!(
         body["data"]["node_cpu_seconds_total"][0]["type"], "counter",

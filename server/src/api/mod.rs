@@ -69,6 +69,10 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(query::query_range).post(query::query_range),
         )
         .route(
+            "/api/v1/query_exemplars",
+            get(query::query_exemplars).post(query::query_exemplars),
+        )
+        .route(
             "/api/v1/format_query",
             get(query::format_query).post(query::format_query),
         )

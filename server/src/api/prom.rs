@@ -179,10 +179,11 @@ impl Params {
         }
     }
 
-    /// Every `match[]` selector; an empty list when there is none.
+    /// Every `match[]` selector (or `match`, which `/api/v1/series` took before); an empty
+    /// list when there is none.
     pub(super) fn selectors(&self) -> Result<Vec<Selector>, PromError> {
         let mut out = Vec::new();
-        for text in self.all("match[]") {
+        for text in self.all("match[]").chain(self.all("match")) {
             let parsed = parse_selector(text)
                 .map_err(|e| PromError::param("match[]", format!("{text:?}: {e}")))?;
             out.extend(parsed);

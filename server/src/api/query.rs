@@ -32,6 +32,26 @@ pub(super) async fn query_range(AxState(app): AxState<Arc<AppState>>, req: Reque
     serve(app, "query_range", req, range).await
 }
 
+/// No exemplars are stored: always an empty list, so that Grafana's exemplar queries
+/// succeed. The parameters are checked as Prometheus checks them.
+pub(super) async fn query_exemplars(
+    AxState(app): AxState<Arc<AppState>>,
+    req: Request,
+) -> Response {
+    serve(app, "query_exemplars", req, |_, r| async move {
+        query::parse(r.params.required("query")?)?;
+        let start = r.params.time("start", i64::MIN)?;
+        let end = r.params.time("end", i64::MAX)?;
+        if end < start {
+            return Err(PromError::bad_data(
+                "end timestamp must not be before start time",
+            ));
+        }
+        Ok(success(json!([]), &Default::default()))
+    })
+    .await
+}
+
 pub(super) async fn format_query(AxState(app): AxState<Arc<AppState>>, req: Request) -> Response {
     serve(app, "format_query", req, |_, r| async move {
         let expr = query::parse(r.params.required("query")?)?;
