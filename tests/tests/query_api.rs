@@ -168,7 +168,12 @@ fn as_api(v: f64) -> String {
 #[test]
 fn queries_answer_over_what_an_agent_pushed() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), "[query]\nmax_points_per_series = 1000\n");
+    // Low limits to meet: 20 series per selector is above any one node_ metric of the
+    // agent (CPU time has 8 modes per CPU) and below all of them together.
+    let server = Server::start(
+        dir.path(),
+        "[query]\nmax_points_per_series = 1000\nmax_series_per_selector = 20\n",
+    );
     let mut agent = Agent::configure(dir.path(), "qa-1", &server.url(), FAST);
     agent.enroll(&server.token(&[]));
     agent.start();
@@ -360,6 +365,12 @@ fn bad_inputs_are_refused_as_prometheus_refuses_them(server: &Server, token: &st
             "{what}: {message:?} lacks {needle:?}"
         );
     }
+    // A limit of [query] is an execution error that names it.
+    let (status, body) = query(server, token, "count({__name__=~\"node_.+\"})", "");
+    assert_eq!(status, 422, "{body}");
+    let (kind, message) = error_of(&body);
+    assert_eq!(kind, "execution", "{body}");
+    assert!(message.contains("max_series_per_selector"), "{message}");
     // The server keeps serving.
     assert_eq!(query(server, token, "1", "").0, 200);
 }
@@ -398,6 +409,8 @@ fn the_metrics_count_queries_and_refusals(server: &Server) {
         get("sysward_server_queries_total{endpoint=\"query_range\",outcome=\"bad_data\"}") >= 5.0
     );
     assert!(get("sysward_server_query_refusals_total{limit=\"max_points_per_series\"}") >= 1.0);
+    assert!(get("sysward_server_query_refusals_total{limit=\"max_series_per_selector\"}") >= 1.0);
+    assert!(get("sysward_server_queries_total{endpoint=\"query\",outcome=\"execution\"}") >= 1.0);
     assert!(get("sysward_server_query_duration_seconds_count{endpoint=\"query_range\"}") >= 7.0);
     assert!(get("sysward_server_query_duration_seconds_sum{endpoint=\"query\"}") > 0.0);
 }
