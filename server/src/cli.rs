@@ -23,6 +23,8 @@ use crate::{
     state::{AgentStatus, State},
 };
 
+mod api_token;
+
 const DEFAULT_CONFIG: &str = "/etc/sysward/server.toml";
 
 #[derive(Parser)]
@@ -45,6 +47,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// API tokens for dashboards and scripts (roles read, write, admin).
+    ApiToken {
+        #[command(subcommand)]
+        command: api_token::ApiTokenCommand,
     },
     /// Enrolled agents.
     Agents {
@@ -118,6 +125,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 println!("{}", token.encode());
             }
         }
+        Command::ApiToken { command } => api_token::run(&config, command)?,
         Command::Backup { dest } => {
             let started = Instant::now();
             let bytes = backup(&config.storage.data_dir, &dest)?;
@@ -340,7 +348,7 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
-fn format_ms(ms: i64) -> String {
+pub(crate) fn format_ms(ms: i64) -> String {
     let secs = ms / 1000;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

@@ -10,7 +10,10 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Deserializer};
 use sysward_proto::{Limits, units};
 
-use crate::store::{Retention, StoreConfig};
+use crate::{
+    query::{QueryLimits, QueryOptions},
+    store::{Retention, StoreConfig},
+};
 
 /// The server's whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,6 +31,8 @@ pub struct ServerConfig {
     pub admin: AdminConfig,
     #[serde(default)]
     pub retention: RetentionConfig,
+    #[serde(default)]
+    pub query: QueryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -290,6 +295,100 @@ impl Default for AdminConfig {
     }
 }
 
+/// `[query]`: what one PromQL query may cost, apart from ingest's `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Samples one query may hold in memory at once.
+    #[serde(default = "d_q_samples")]
+    pub max_samples: usize,
+    /// Wall time of one query; a request's `timeout` parameter can only shorten it.
+    #[serde(default = "d_q_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Steps of a range query (Prometheus' 11,000).
+    #[serde(default = "d_q_points")]
+    pub max_points_per_series: usize,
+    /// Series one selector may match.
+    #[serde(default = "d_q_series")]
+    pub max_series_per_selector: usize,
+    /// Queries evaluated at once; more wait for a turn within their timeout.
+    #[serde(default = "d_q_concurrent")]
+    pub max_concurrent: usize,
+    /// How far an instant selector looks back for a sample.
+    #[serde(default = "d_q_lookback", deserialize_with = "duration")]
+    pub lookback_delta: Duration,
+}
+
+fn d_q_samples() -> usize {
+    QueryLimits::default().max_samples
+}
+fn d_q_timeout() -> Duration {
+    QueryLimits::default().timeout
+}
+fn d_q_points() -> usize {
+    QueryLimits::default().max_points_per_series
+}
+fn d_q_series() -> usize {
+    QueryLimits::default().max_series_per_selector
+}
+fn d_q_concurrent() -> usize {
+    8
+}
+fn d_q_lookback() -> Duration {
+    Duration::from_millis(QueryOptions::default().lookback_ms.unsigned_abs())
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            max_samples: d_q_samples(),
+            timeout: d_q_timeout(),
+            max_points_per_series: d_q_points(),
+            max_series_per_selector: d_q_series(),
+            max_concurrent: d_q_concurrent(),
+            lookback_delta: d_q_lookback(),
+        }
+    }
+}
+
+impl QueryConfig {
+    /// The engine's options (no tier asked for).
+    pub fn options(&self) -> QueryOptions {
+        QueryOptions {
+            lookback_ms: i64::try_from(self.lookback_delta.as_millis()).unwrap_or(i64::MAX),
+            limits: QueryLimits {
+                max_samples: self.max_samples,
+                max_points_per_series: self.max_points_per_series,
+                max_series_per_selector: self.max_series_per_selector,
+                timeout: self.timeout,
+            },
+            tier: None,
+        }
+    }
+
+    fn validate(&self, path: &Path) -> anyhow::Result<()> {
+        for (key, value) in [
+            ("max_samples", self.max_samples),
+            ("max_points_per_series", self.max_points_per_series),
+            ("max_series_per_selector", self.max_series_per_selector),
+            ("max_concurrent", self.max_concurrent),
+        ] {
+            if value == 0 {
+                bail!("{}: [query] {key} must be at least 1", path.display());
+            }
+        }
+        for (key, value) in [
+            ("timeout", self.timeout),
+            ("lookback_delta", self.lookback_delta),
+        ] {
+            if value.is_zero() {
+                bail!("{}: [query] {key} must be longer than 0", path.display());
+            }
+        }
+        Ok(())
+    }
+}
+
 fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let s = String::deserialize(d)?;
     units::parse_size(&s).map_err(serde::de::Error::custom)
@@ -351,6 +450,7 @@ impl ServerConfig {
                 path.display()
             );
         }
+        config.query.validate(path)?;
         Ok(config)
     }
 
@@ -415,5 +515,25 @@ mod tests {
         let err =
             ServerConfig::parse("[retention]\n2m = \"1d\"\n", Path::new("s.toml")).unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn query_settings() {
+        let c = ServerConfig::parse("", Path::new("s.toml")).unwrap();
+        assert_eq!(c.query.options(), QueryOptions::default());
+        let text = "[query]\nmax_samples = 10\ntimeout = \"5s\"\nlookback_delta = \"1m\"\n";
+        let o = ServerConfig::parse(text, Path::new("s.toml"))
+            .unwrap()
+            .query
+            .options();
+        assert_eq!(o.limits.max_samples, 10);
+        assert_eq!(o.limits.timeout, Duration::from_secs(5));
+        assert_eq!(o.lookback_ms, 60_000);
+        let err =
+            ServerConfig::parse("[query]\nmax_concurrent = 0\n", Path::new("s.toml")).unwrap_err();
+        assert!(err.to_string().contains("[query] max_concurrent"), "{err}");
+        let err =
+            ServerConfig::parse("[query]\n\nmax_sample = 1\n", Path::new("s.toml")).unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
     }
 }

@@ -8,6 +8,7 @@
 use std::{
     fmt::Write,
     sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
 };
 
 use crate::store::{StoreStats, Tier};
@@ -35,6 +36,85 @@ pub struct ServerMetrics {
     pub batches_duplicate: Counter,
     pub batches_refused: Counter,
     pub samples_ingested: Counter,
+    pub query: QueryMetrics,
+}
+
+/// The Prometheus API's endpoints, as the `endpoint` label names them.
+pub const QUERY_ENDPOINTS: [&str; 10] = [
+    "query",
+    "query_range",
+    "query_exemplars",
+    "series",
+    "labels",
+    "label_values",
+    "metadata",
+    "format_query",
+    "parse_query",
+    "buildinfo",
+];
+
+/// How a request ended: success, one of Prometheus' error types, or refused access.
+pub const QUERY_OUTCOMES: [&str; 8] = [
+    "success",
+    "bad_data",
+    "execution",
+    "timeout",
+    "canceled",
+    "internal",
+    "unauthorized",
+    "forbidden",
+];
+
+/// The `[query]` limits a refusal can name; `other` for any a later engine adds.
+pub const QUERY_LIMITS: [&str; 6] = [
+    "max_samples",
+    "max_series_per_selector",
+    "max_points_per_series",
+    "timeout",
+    "max_concurrent",
+    "other",
+];
+
+/// Requests to the Prometheus API by endpoint and outcome, their time, and refusals by
+/// limit. Names outside the tables above are not counted (endpoints, outcomes) or counted
+/// as `other` (limits).
+#[derive(Debug, Default)]
+pub struct QueryMetrics {
+    requests: [[Counter; QUERY_OUTCOMES.len()]; QUERY_ENDPOINTS.len()],
+    duration_micros: [Counter; QUERY_ENDPOINTS.len()],
+    refusals: [Counter; QUERY_LIMITS.len()],
+}
+
+impl QueryMetrics {
+    /// Counts one request that took `elapsed`.
+    pub fn record(&self, endpoint: &str, outcome: &str, elapsed: Duration) {
+        let Some(e) = QUERY_ENDPOINTS.iter().position(|n| *n == endpoint) else {
+            return;
+        };
+        if let Some(o) = QUERY_OUTCOMES.iter().position(|n| *n == outcome) {
+            self.requests[e][o].inc();
+        }
+        self.duration_micros[e].add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Counts a refusal by a `[query]` limit.
+    pub fn refused(&self, limit: &str) {
+        let i = QUERY_LIMITS
+            .iter()
+            .position(|n| *n == limit)
+            .unwrap_or(QUERY_LIMITS.len() - 1);
+        self.refusals[i].inc();
+    }
+
+    /// Requests of one endpoint and outcome so far.
+    pub fn requests(&self, endpoint: &str, outcome: &str) -> u64 {
+        let e = QUERY_ENDPOINTS.iter().position(|n| *n == endpoint);
+        let o = QUERY_OUTCOMES.iter().position(|n| *n == outcome);
+        match (e, o) {
+            (Some(e), Some(o)) => self.requests[e][o].get(),
+            _ => 0,
+        }
+    }
 }
 
 /// The content type of [`render`]'s output.
@@ -95,6 +175,7 @@ pub fn render(server: &ServerMetrics, store: &StoreStats, process: ProcessStats)
     let mut out = String::with_capacity(4096);
     render_ingest(&mut out, server, store);
     render_store(&mut out, store);
+    render_query(&mut out, &server.query);
     render_process(&mut out, process);
     out
 }
@@ -251,6 +332,59 @@ fn render_store(o: &mut String, store: &StoreStats) {
     );
 }
 
+/// The Prometheus API: requests by endpoint and outcome (zeros left out), time spent,
+/// refusals by limit.
+fn render_query(o: &mut String, q: &QueryMetrics) {
+    family(
+        o,
+        "sysward_server_queries_total",
+        "counter",
+        "Requests to the Prometheus query API by endpoint and outcome (success or Prometheus' error type, unauthorized, forbidden).",
+    );
+    for (e, endpoint) in QUERY_ENDPOINTS.iter().enumerate() {
+        for (i, outcome) in QUERY_OUTCOMES.iter().enumerate() {
+            let n = q.requests[e][i].get();
+            if n > 0 || *outcome == "success" {
+                let _ = writeln!(
+                    o,
+                    "sysward_server_queries_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+    }
+    family(
+        o,
+        "sysward_server_query_duration_seconds",
+        "summary",
+        "Time from a query API request to its answer, queueing included.",
+    );
+    for (e, endpoint) in QUERY_ENDPOINTS.iter().enumerate() {
+        let count: u64 = q.requests[e].iter().map(Counter::get).sum();
+        let _ = writeln!(
+            o,
+            "sysward_server_query_duration_seconds_sum{{endpoint=\"{endpoint}\"}} {}",
+            micros(q.duration_micros[e].get())
+        );
+        let _ = writeln!(
+            o,
+            "sysward_server_query_duration_seconds_count{{endpoint=\"{endpoint}\"}} {count}"
+        );
+    }
+    family(
+        o,
+        "sysward_server_query_refusals_total",
+        "counter",
+        "Queries refused by a [query] limit, by limit.",
+    );
+    for (i, limit) in QUERY_LIMITS.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "sysward_server_query_refusals_total{{limit=\"{limit}\"}} {}",
+            q.refusals[i].get()
+        );
+    }
+}
+
 /// The server process' memory and CPU.
 fn render_process(o: &mut String, process: ProcessStats) {
     if let Some(rss) = process.resident_bytes {
@@ -285,6 +419,12 @@ mod tests {
     fn renders_every_family_once_with_help_and_type() {
         let m = ServerMetrics::default();
         m.batches_accepted.add(3);
+        m.query
+            .record("query", "bad_data", Duration::from_millis(250));
+        m.query
+            .record("query", "success", Duration::from_millis(750));
+        m.query.refused("max_samples");
+        m.query.refused("a_limit_of_tomorrow");
         let stats = StoreStats {
             series: 7,
             bytes: [10, 20, 30, 40, 50],
@@ -305,6 +445,21 @@ mod tests {
         assert!(text.contains("\nsysward_server_store_bytes{tier=\"1mo\"} 50\n"));
         assert!(text.contains("\nsysward_server_store_cut_seconds_total 1.5\n"));
         assert!(text.contains("\nprocess_cpu_seconds_total 1.25\n"));
+        assert!(text.contains(
+            "\nsysward_server_queries_total{endpoint=\"query\",outcome=\"bad_data\"} 1\n"
+        ));
+        assert!(
+            !text.contains("endpoint=\"query\",outcome=\"timeout\""),
+            "zeros of errors are left out"
+        );
+        assert!(
+            text.contains("\nsysward_server_query_duration_seconds_sum{endpoint=\"query\"} 1\n")
+        );
+        assert!(
+            text.contains("\nsysward_server_query_duration_seconds_count{endpoint=\"query\"} 2\n")
+        );
+        assert!(text.contains("\nsysward_server_query_refusals_total{limit=\"max_samples\"} 1\n"));
+        assert!(text.contains("\nsysward_server_query_refusals_total{limit=\"other\"} 1\n"));
         // Every sample line belongs to a family declared just before, declared once.
         let mut declared = Vec::new();
         for line in text.lines() {
@@ -314,7 +469,12 @@ mod tests {
                 declared.push(name);
             } else if !line.starts_with('#') {
                 let name = line.split(['{', ' ']).next().unwrap();
-                assert_eq!(Some(&name), declared.last(), "{line}");
+                let family = declared.last().unwrap();
+                let summary_part = [format!("{family}_sum"), format!("{family}_count")];
+                assert!(
+                    name == *family || summary_part.iter().any(|p| p == name),
+                    "{line}"
+                );
                 let value = line.rsplit(' ').next().unwrap();
                 assert!(value.parse::<f64>().is_ok(), "{line}");
             }

@@ -131,6 +131,8 @@ impl Server {
             limits: config.limits.to_limits(),
             ingest_permits: Semaphore::new(config.limits.max_concurrent_ingests),
             metrics: ServerMetrics::default(),
+            query: config.query.clone(),
+            query_permits: Arc::new(Semaphore::new(config.query.max_concurrent)),
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         Ok(Self {

@@ -1,5 +1,6 @@
 //! The server's identity state in `data_dir/state.db` (SQLite, WAL): join tokens (hashed),
-//! agents and their status, admin tokens (hashed). The admin CLI opens the same file while
+//! agents and their status, admin tokens (hashed), API tokens (hashed, with a name, a role
+//! and an optional expiry; see [`Role`]). The admin CLI opens the same file while
 //! the server runs, so every change is one short transaction and revocation is seen by the
 //! next request.
 
@@ -27,7 +28,59 @@ pub enum StateError {
     ExpiredToken,
     #[error("no agent with id {0}")]
     NoSuchAgent(String),
+    #[error("an API token named {0:?} exists already")]
+    TokenExists(String),
+    #[error("no API token named {0:?}")]
+    NoSuchToken(String),
 }
+
+/// What an API token may do. `Read` is for the query APIs, `Write` for remote write in,
+/// `Admin` for everything `Read` may plus the admin endpoints. A write token cannot read:
+/// a sender of samples learns nothing of the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "read" => Some(Role::Read),
+            "write" => Some(Role::Write),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// Whether a token of this role may do what `needed` allows.
+    pub fn allows(self, needed: Role) -> bool {
+        self == needed || (self == Role::Admin && needed == Role::Read)
+    }
+}
+
+/// One row of `api-token list`: never the secret, which is not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenRow {
+    pub name: String,
+    pub role: Role,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub last_used_ms: Option<i64>,
+}
+
+/// How often a token's `last_used` is written at most: an operator reads it to the
+/// minute, and a dashboard sends a request per panel.
+const TOKEN_USE_EVERY_MS: i64 = 60_000;
 
 /// Where an agent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +173,10 @@ impl State {
              CREATE TABLE IF NOT EXISTS agents(
                  id TEXT PRIMARY KEY, hostname TEXT NOT NULL, status TEXT NOT NULL,
                  csr_pem TEXT, created_at INTEGER NOT NULL, last_seen INTEGER);
-             CREATE TABLE IF NOT EXISTS admin_tokens(hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL);",
+             CREATE TABLE IF NOT EXISTS admin_tokens(hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS api_tokens(
+                 name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+                 created_at INTEGER NOT NULL, expires_at INTEGER, last_used INTEGER);",
         )?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -312,6 +368,92 @@ impl State {
             .optional()?;
         Ok(found.is_some())
     }
+
+    /// Makes an API token and stores its hash; returns the secret, which is shown once.
+    pub fn create_api_token(
+        &self,
+        name: &str,
+        role: Role,
+        ttl: Option<Duration>,
+    ) -> Result<String, StateError> {
+        let secret = format!("swapi_{}", random_hex(24));
+        let now = now_ms();
+        let expires =
+            ttl.map(|t| now.saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)));
+        let inserted = self.conn().execute(
+            "INSERT OR IGNORE INTO api_tokens(name, hash, role, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, hash_secret(&secret), role.as_str(), now, expires],
+        )?;
+        if inserted == 0 {
+            return Err(StateError::TokenExists(name.to_string()));
+        }
+        Ok(secret)
+    }
+
+    /// Every API token, by name.
+    pub fn list_api_tokens(&self) -> Result<Vec<ApiTokenRow>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, role, created_at, expires_at, last_used FROM api_tokens ORDER BY name",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                let role: String = r.get(1)?;
+                Ok(ApiTokenRow {
+                    name: r.get(0)?,
+                    // An unknown role (a newer server's) reads as the least one.
+                    role: Role::parse(&role).unwrap_or(Role::Write),
+                    created_ms: r.get(2)?,
+                    expires_ms: r.get(3)?,
+                    last_used_ms: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Deletes an API token: the next request with it is refused.
+    pub fn revoke_api_token(&self, name: &str) -> Result<(), StateError> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM api_tokens WHERE name = ?1", params![name])?;
+        if n == 0 {
+            return Err(StateError::NoSuchToken(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The role of a bearer secret: an admin token is `Admin`; an API token its role while
+    /// it has not expired (its use is recorded); anything else `None`.
+    pub fn authenticate(&self, secret: &str) -> Result<Option<Role>, StateError> {
+        if self.is_admin_token(secret)? {
+            return Ok(Some(Role::Admin));
+        }
+        let hash = hash_secret(secret);
+        let conn = self.conn();
+        let row: Option<(String, Option<i64>, Option<i64>)> = conn
+            .query_row(
+                "SELECT role, expires_at, last_used FROM api_tokens WHERE hash = ?1",
+                params![hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((role, expires, last_used)) = row else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        if expires.is_some_and(|e| e <= now) {
+            return Ok(None);
+        }
+        if last_used.is_none_or(|t| now.saturating_sub(t) >= TOKEN_USE_EVERY_MS) {
+            conn.execute(
+                "UPDATE api_tokens SET last_used = ?1 WHERE hash = ?2",
+                params![now, hash],
+            )?;
+        }
+        Ok(Role::parse(&role))
+    }
 }
 
 fn row_to_agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
@@ -410,5 +552,44 @@ mod tests {
         assert!(s.ensure_admin_token(None).unwrap().is_none());
         assert!(s.is_admin_token(&t).unwrap());
         assert!(!s.is_admin_token("other").unwrap());
+        assert_eq!(s.authenticate(&t).unwrap(), Some(Role::Admin));
+    }
+
+    #[test]
+    fn api_tokens_authenticate_until_revoked_or_expired() {
+        let (_d, s) = state();
+        let read = s.create_api_token("grafana", Role::Read, None).unwrap();
+        assert!(matches!(
+            s.create_api_token("grafana", Role::Admin, None),
+            Err(StateError::TokenExists(_))
+        ));
+        let gone = s
+            .create_api_token("old", Role::Write, Some(Duration::ZERO))
+            .unwrap();
+        assert_eq!(s.authenticate(&read).unwrap(), Some(Role::Read));
+        assert_eq!(s.authenticate(&gone).unwrap(), None, "expired");
+        assert_eq!(s.authenticate("swapi_nothing").unwrap(), None);
+        let rows = s.list_api_tokens().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].name, "grafana");
+        assert!(rows[0].last_used_ms.is_some() && rows[0].expires_ms.is_none());
+        assert_eq!(rows[1].role, Role::Write);
+        assert!(rows[1].last_used_ms.is_none());
+        s.revoke_api_token("grafana").unwrap();
+        assert_eq!(s.authenticate(&read).unwrap(), None);
+        assert!(matches!(
+            s.revoke_api_token("grafana"),
+            Err(StateError::NoSuchToken(_))
+        ));
+    }
+
+    #[test]
+    fn roles_allow_what_the_docs_say() {
+        assert!(Role::Admin.allows(Role::Read) && Role::Admin.allows(Role::Admin));
+        assert!(!Role::Admin.allows(Role::Write));
+        assert!(!Role::Read.allows(Role::Admin) && !Role::Write.allows(Role::Read));
+        for r in [Role::Read, Role::Write, Role::Admin] {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
     }
 }

@@ -250,6 +250,44 @@ impl Server {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
+    /// `api-token create --role ROLE --name NAME [extra]`; returns the secret.
+    pub fn api_token(&self, role: &str, name: &str, extra: &[&str]) -> String {
+        let mut args = vec!["api-token", "create", "--role", role, "--name", name];
+        args.extend_from_slice(extra);
+        let out = self.cli(&args);
+        assert!(
+            out.status.success(),
+            "api-token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// GET a path of the Prometheus API with a bearer token (none when empty); returns
+    /// status and JSON body.
+    pub fn prom_get(&self, token: &str, path: &str) -> (u16, Value) {
+        let mut req = client(&self.ca_pem(), None).get(format!("{}{path}", self.url()));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    /// POST a form to a path of the Prometheus API with a bearer token, as Grafana and
+    /// promtool send queries; returns status and JSON body.
+    pub fn prom_post(&self, token: &str, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let resp = client(&self.ca_pem(), None)
+            .post(format!("{}{path}", self.url()))
+            .bearer_auth(token)
+            .form(form)
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
     /// GET an admin endpoint; returns status and JSON body.
     pub fn admin_get(&self, path: &str) -> (u16, Value) {
         let resp = client(&self.ca_pem(), None)
@@ -263,12 +301,7 @@ impl Server {
 
     /// Raw points of every series matching `selector`.
     pub fn read(&self, selector: &str) -> Vec<Value> {
-        let q = selector
-            .replace('{', "%7B")
-            .replace('}', "%7D")
-            .replace('"', "%22")
-            .replace(',', "%2C")
-            .replace('=', "%3D");
+        let q = url_escape(selector);
         let (status, body) = self.admin_get(&format!("/api/v1/read?match[]={q}"));
         assert_eq!(status, 200, "read {selector}: {body}");
         body["data"].as_array().cloned().unwrap_or_default()
@@ -310,6 +343,19 @@ impl Server {
             .cloned()
             .unwrap_or(Value::Null)
     }
+}
+
+/// `text` escaped for a URL's query string.
+pub fn url_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 impl Drop for Server {

@@ -20,11 +20,17 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 mod admin;
+mod auth;
 mod enroll;
 mod ingest;
+mod labels;
+mod prom;
+mod query;
 mod read;
+mod status;
 
 use crate::{
+    config::QueryConfig,
     metrics::{self, ProcessStats, ServerMetrics},
     pki::{Pki, agent_id_of},
     state::{AgentStatus, State, StateError, random_hex},
@@ -44,6 +50,10 @@ pub struct AppState {
     pub limits: Limits,
     pub ingest_permits: Semaphore,
     pub metrics: ServerMetrics,
+    /// `[query]`: the engine's limits.
+    pub query: QueryConfig,
+    /// One per query evaluated at once (`[query] max_concurrent`); others wait in turn.
+    pub query_permits: Arc<Semaphore>,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {
@@ -51,8 +61,29 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/health", get(health))
         .route("/api/v1/enroll", post(enroll::enroll))
         .route("/api/v1/ingest", post(ingest::ingest))
-        .route("/api/v1/series", get(read::series))
+        .route("/api/v1/series", get(read::series).post(read::series))
         .route("/api/v1/read", get(read::read))
+        .route("/api/v1/query", get(query::query).post(query::query))
+        .route(
+            "/api/v1/query_range",
+            get(query::query_range).post(query::query_range),
+        )
+        .route(
+            "/api/v1/query_exemplars",
+            get(query::query_exemplars).post(query::query_exemplars),
+        )
+        .route(
+            "/api/v1/format_query",
+            get(query::format_query).post(query::format_query),
+        )
+        .route(
+            "/api/v1/parse_query",
+            get(query::parse_query).post(query::parse_query),
+        )
+        .route("/api/v1/labels", get(labels::labels).post(labels::labels))
+        .route("/api/v1/label/{name}/values", get(labels::label_values))
+        .route("/api/v1/metadata", get(labels::metadata))
+        .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/agents", get(admin::agents))
         .route("/metrics", get(admin::metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -134,25 +165,22 @@ async fn health(AxState(app): AxState<Arc<AppState>>) -> Response {
 }
 
 async fn require_admin(app: &Arc<AppState>, headers: &HeaderMap) -> Result<(), ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "admin bearer token required"))?
-        .to_string();
-    let state = app.state.clone();
-    if blocking(move || state.is_admin_token(&token))
-        .await?
-        .map_err(internal)?
-    {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "admin token is not valid",
-        ))
-    }
+    require(app, headers, crate::state::Role::Admin).await
+}
+
+/// Lets a request through when its token's role allows `needed` (see `auth.rs`).
+async fn require(
+    app: &Arc<AppState>,
+    headers: &HeaderMap,
+    needed: crate::state::Role,
+) -> Result<(), ApiError> {
+    auth::authorize(app, headers, needed)
+        .await
+        .map(|_| ())
+        .map_err(|denied| match denied {
+            auth::Denied::Internal(e) => internal(e),
+            other => ApiError::new(other.status(), other.message()),
+        })
 }
 
 /// The whole body, refused past `limit` bytes.

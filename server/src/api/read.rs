@@ -1,6 +1,6 @@
-//! Series and range reads: `GET /api/v1/series` (Prometheus' answer shape) and
+//! Series and range reads: `GET|POST /api/v1/series` (Prometheus' API) and
 //! `GET /api/v1/read` (raw points or one tier's rollups, for tests and tools). Every
-//! `match[]` of a request is answered from one store snapshot.
+//! `match[]` of a request is answered from one store snapshot. Both need role read.
 
 use super::*;
 use crate::selector::{Selector, parse_selector};
@@ -46,23 +46,42 @@ fn labels_json(name: &str, labels: &BTreeMap<String, String>) -> serde_json::Val
     serde_json::Value::Object(m)
 }
 
-/// `GET /api/v1/series?match[]=SELECTOR`: every matching series once.
+/// `GET|POST /api/v1/series?match[]=SELECTOR[&start=&end=&limit=]`: every matching series
+/// once, in Prometheus' format (role read). Series come from the index, which keeps a
+/// series until retention removes it: `start` and `end` are checked, not used.
 pub(super) async fn series(
     AxState(app): AxState<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(params): Query<Vec<(String, String)>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    require_admin(&app, &headers).await?;
-    let selectors = selectors_of(&params)?;
-    let store = app.store.clone();
-    let found = blocking(move || store.select(&selectors))
-        .await?
-        .map_err(internal)?;
-    let data: Vec<_> = found
-        .iter()
-        .map(|s| labels_json(&s.name, &s.labels))
-        .collect();
-    Ok(Json(json!({ "status": "success", "data": data })))
+    req: axum::extract::Request,
+) -> Response {
+    use super::{labels::*, prom::*};
+    serve(app, "series", req, |app, r| async move {
+        let start = r.params.time("start", i64::MIN)?;
+        let end = r.params.time("end", i64::MAX)?;
+        if end < start {
+            return Err(PromError::bad_data(
+                "end timestamp must not be before start time",
+            ));
+        }
+        let selectors = r.params.selectors()?;
+        if selectors.is_empty() {
+            return Err(PromError::bad_data("no match[] parameter provided"));
+        }
+        let limit = r.params.limit()?;
+        let store = app.store.clone();
+        let max = app.query.max_series_per_selector;
+        let found = blocking_prom(move || select(store.as_ref(), &selectors, max)).await?;
+        let mut notes = crate::query::Annotations::default();
+        let mut data: Vec<_> = found
+            .iter()
+            .map(|s| labels_json(&s.name, &s.labels))
+            .collect();
+        if limit > 0 && data.len() > limit {
+            data.truncate(limit);
+            notes.warnings.push("results truncated due to limit".into());
+        }
+        Ok(success(json!(data), &notes))
+    })
+    .await
 }
 
 /// `tier=raw|5m|1h|1d|1mo|auto` (with `step=MS` for auto); absent means raw points.
@@ -95,7 +114,7 @@ pub(super) async fn read(
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require_admin(&app, &headers).await?;
+    require(&app, &headers, crate::state::Role::Read).await?;
     let tier = tier_of(&params)?;
     let with_tier = tier.is_some();
     let request = ReadRequest {
