@@ -57,6 +57,9 @@ enum Command {
         /// A new or empty directory.
         dest: PathBuf,
     },
+    /// Loads OpenMetrics text with timestamps (promtool's backfill input) into the store,
+    /// as agents' batches are stored. Stop the server first.
+    Import { file: PathBuf },
     /// Starts a server and a local agent enrolled to it, in one directory, for a first look.
     Quickstart {
         /// Where the quickstart keeps its configs and data.
@@ -164,6 +167,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Import { file } => crate::import::run(&config, &file)?,
         Command::Quickstart { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
@@ -340,7 +344,7 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
-fn format_ms(ms: i64) -> String {
+pub(crate) fn format_ms(ms: i64) -> String {
     let secs = ms / 1000;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
