@@ -21,11 +21,17 @@
 //! 1. **Check**: the whole file is parsed, nothing stored. Every malformed line is
 //!    reported with its number; if there is one, nothing is imported (Prometheus stops at
 //!    the first; all of them are more useful to fix a file).
-//! 2. **Import**: the file is read again and samples are buffered, up to
-//!    [`ImportOptions::flush_points`], then handed to the store grouped per series, and the
-//!    store cuts its heads as the server's background task would. For a file in time order
-//!    (as `gen_hosts` and most exporters write it) each flush is a time window across all
-//!    series. Memory is the buffer plus one entry per series (its newest timestamp).
+//! 2. **Import**: the file is read again and samples are buffered, then handed to the
+//!    store grouped per series, and the store cuts its heads as the server's background
+//!    task would. The buffer is flushed at [`ImportOptions::flush_points`] samples, and
+//!    before it would span more than [`ImportOptions::window_ms`]: the store takes a
+//!    series' points more than its out-of-order window before the newest of the same batch
+//!    as late (rollups only), so a batch must cover less than that window. For a file in
+//!    time order (as `gen_hosts` and Prometheus' federation write it) each flush is a time
+//!    window across all series; a file ordered series by series still imports, in many
+//!    small flushes, and the store then counts from the newest sample it has seen, so a
+//!    later series' points older than the raw retention go to the rollups only. Memory is
+//!    the buffer plus one entry per series (its newest timestamp).
 //!
 //! Samples must come in time order per series, as the store's raw tier needs (and
 //! Prometheus' block writer, which drops the others silently). A sample at or before its
@@ -71,6 +77,8 @@ pub struct ImportOptions {
     pub flush_points: usize,
     /// Most points in one batch.
     pub batch_points: usize,
+    /// Longest time one flush spans, ms: under the store's out-of-order window.
+    pub window_ms: i64,
 }
 
 impl Default for ImportOptions {
@@ -78,6 +86,7 @@ impl Default for ImportOptions {
         Self {
             flush_points: 200_000,
             batch_points: 20_000,
+            window_ms: 30 * 60_000,
         }
     }
 }
@@ -210,6 +219,10 @@ pub struct Importer<'a> {
     next_seq: HashMap<String, u64>,
     buffer: Buffer,
     buffered: usize,
+    /// Earliest and latest time in the buffer.
+    buffer_span: Option<(i64, i64)>,
+    /// Flushes so far, for progress reports.
+    flushes: u64,
     summary: Summary,
 }
 
@@ -231,6 +244,8 @@ impl<'a> Importer<'a> {
             next_seq: HashMap::new(),
             buffer: Buffer::new(),
             buffered: 0,
+            buffer_span: None,
+            flushes: 0,
             summary: Summary::default(),
         }
     }
@@ -245,6 +260,7 @@ impl<'a> Importer<'a> {
         let before = self.store.stats();
         let mut doc = Document::new();
         let mut failure: Option<ImportError> = None;
+        let mut reported = 0;
         for_each_line(reader, &mut doc, |doc, parsed| {
             if failure.is_some() {
                 return;
@@ -257,13 +273,16 @@ impl<'a> Importer<'a> {
             let result = result.and_then(|()| {
                 if self.buffered >= self.options.flush_points {
                     self.flush()?;
-                    progress(Progress {
-                        samples_read: self.summary.samples,
-                        samples_total,
-                    });
                 }
                 Ok(())
             });
+            if self.flushes != reported {
+                reported = self.flushes;
+                progress(Progress {
+                    samples_read: self.summary.samples,
+                    samples_total,
+                });
+            }
             if let Err(e) = result {
                 failure = Some(e);
             }
@@ -311,6 +330,15 @@ impl<'a> Importer<'a> {
             None => (ts, ts),
             Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
         });
+        if let Some((lo, hi)) = self.buffer_span
+            && hi.max(ts) - lo.min(ts) >= self.options.window_ms
+        {
+            self.flush()?;
+        }
+        self.buffer_span = Some(
+            self.buffer_span
+                .map_or((ts, ts), |(lo, hi)| (lo.min(ts), hi.max(ts))),
+        );
         let kind = doc.kind_of(&sample.name);
         let mut agent_id = String::new();
         let mut instance = String::new();
@@ -350,6 +378,8 @@ impl<'a> Importer<'a> {
     fn flush(&mut self) -> Result<(), ImportError> {
         let buffer = std::mem::take(&mut self.buffer);
         self.buffered = 0;
+        self.buffer_span = None;
+        self.flushes += 1;
         for ((agent_id, instance), series) in buffer {
             let mut batch: Vec<Series> = Vec::new();
             let mut points = 0;
@@ -488,7 +518,12 @@ pub fn run(config: &ServerConfig, file: &Path) -> anyhow::Result<()> {
     let store = TieredStore::open(&db, store_config, Arc::new(SystemClock))
         .with_context(|| format!("cannot open {}", db.display()))?;
     let boot_id = import_boot_id(file)?;
-    let importer = Importer::new(&store, &boot_id, oldest_kept, ImportOptions::default());
+    let window = config.storage.out_of_order_window / 2;
+    let options = ImportOptions {
+        window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1),
+        ..ImportOptions::default()
+    };
+    let importer = Importer::new(&store, &boot_id, oldest_kept, options);
     let mut last_report = Instant::now();
     let summary = importer.run(
         open()?,

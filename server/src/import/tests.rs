@@ -11,15 +11,18 @@ use crate::store::{
 const T0: i64 = 1_700_000_000_000;
 
 fn store(dir: &Path) -> TieredStore {
+    store_at(dir, T0 + 3_600_000)
+}
+
+fn store_at(dir: &Path, now: i64) -> TieredStore {
     let config = StoreConfig {
         max_series_per_agent: usize::MAX,
         ..StoreConfig::default()
     };
-    // The clock an hour after the file's samples: all within raw retention.
     TieredStore::open(
         &dir.join("store.db"),
         config,
-        Arc::new(ManualClock::new(T0 + 3_600_000)),
+        Arc::new(ManualClock::new(now)),
     )
     .unwrap()
 }
@@ -146,6 +149,7 @@ fn a_second_import_of_the_same_file_stores_nothing_twice() {
     let options = ImportOptions {
         flush_points: 2,
         batch_points: 1,
+        window_ms: 3_600_000,
     };
     let first = import(&store, TEXT, options);
     assert_eq!(first.stored, 8);
@@ -176,6 +180,7 @@ fn small_flushes_keep_each_series_in_order() {
         ImportOptions {
             flush_points: 7,
             batch_points: 2,
+            window_ms: 3_600_000,
         },
     );
     assert_eq!((s.stored, s.out_of_order, s.series), (1500, 0, 3));
@@ -183,6 +188,29 @@ fn small_flushes_keep_each_series_in_order() {
         assert_eq!(kind, SeriesKind::Counter);
         assert_eq!(points.len(), 500);
         assert!(points.iter().enumerate().all(|(i, p)| p.1 == i as f64));
+    }
+}
+
+/// A day in time order, as `gen_hosts` writes it: batches span less than the store's
+/// out-of-order window, so nothing within raw retention goes to the rollups only.
+#[test]
+fn a_day_in_time_order_stays_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(dir.path(), T0 + 86_400_000);
+    let mut text = String::new();
+    for i in 0..1440i64 {
+        for host in ["a", "b"] {
+            text.push_str(&format!(
+                "g{{instance=\"{host}\"}} {i} {}\n",
+                1_700_000_000 + i * 60
+            ));
+        }
+    }
+    text.push_str("# EOF\n");
+    let s = import(&store, &text, ImportOptions::default());
+    assert_eq!((s.stored, s.rollups_only), (2880, 0));
+    for (_, _, points) in read(&store, "g") {
+        assert_eq!(points.len(), 1440);
     }
 }
 
