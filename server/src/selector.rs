@@ -5,7 +5,7 @@
 
 use promql_parser::{
     label::{MatchOp as PromOp, Matcher as PromMatcher},
-    parser::{self, Expr},
+    parser::{self, Expr, VectorSelector},
 };
 
 use crate::store::{LabelMatcher, MatchOp, NAME_LABEL};
@@ -24,15 +24,20 @@ pub fn parse_selector(text: &str) -> Result<Vec<Selector>, String> {
     if vs.offset.is_some() || vs.at.is_some() {
         return Err("a series selector takes no offset or @ modifier".into());
     }
+    Ok(matchers_of(&vs))
+}
+
+/// The matcher lists of a parsed selector: one per `or` alternative, each with the
+/// matchers common to all and the metric name.
+pub fn matchers_of(vs: &VectorSelector) -> Vec<Selector> {
     let mut common: Selector = vs.matchers.matchers.iter().map(convert).collect();
     if let Some(name) = &vs.name {
         common.push(LabelMatcher::eq(NAME_LABEL, name));
     }
     if vs.matchers.or_matchers.is_empty() {
-        return Ok(vec![common]);
+        return vec![common];
     }
-    Ok(vs
-        .matchers
+    vs.matchers
         .or_matchers
         .iter()
         .map(|alt| {
@@ -42,7 +47,7 @@ pub fn parse_selector(text: &str) -> Result<Vec<Selector>, String> {
                 .chain(alt.iter().map(convert))
                 .collect()
         })
-        .collect())
+        .collect()
 }
 
 fn convert(m: &PromMatcher) -> LabelMatcher {

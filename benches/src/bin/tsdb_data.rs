@@ -43,6 +43,9 @@ struct Args {
     /// A new directory for Sysward's store.
     #[arg(long)]
     store_dir: PathBuf,
+    /// How long the store keeps raw points (the query comparison keeps the whole range).
+    #[arg(long, default_value_t = 1)]
+    raw_retention_days: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -81,11 +84,9 @@ fn main() -> anyhow::Result<()> {
 
     fs::create_dir_all(&args.store_dir)?;
     let clock = Arc::new(ManualClock::new(T0));
-    let store = TieredStore::open(
-        &args.store_dir.join("store.db"),
-        StoreConfig::default(),
-        clock.clone(),
-    )?;
+    let mut config = StoreConfig::default();
+    config.retention.keep[0] = std::time::Duration::from_secs(args.raw_retention_days * 86_400);
+    let store = TieredStore::open(&args.store_dir.join("store.db"), config, clock.clone())?;
     for tick in 0..args.ticks as usize {
         clock.set(T0 + tick as i64 * STEP);
         for (a, host) in hosts.iter().enumerate() {

@@ -11,9 +11,12 @@
 //! see `rollup.rs` for which questions a rollup answers and what it notes in the
 //! answer's infos when it has to widen a range.
 
+mod aggregate;
+mod binary;
 mod error;
 mod eval;
 mod functions;
+mod rollup;
 mod source;
 mod value;
 
@@ -26,6 +29,7 @@ pub use value::{
     format_value, is_stale, stale_nan,
 };
 
+pub(crate) use crate::selector::matchers_of as selector_matchers;
 use crate::store::Tier;
 
 /// What one query may cost; each refusal names the limit.
@@ -143,3 +147,6 @@ pub fn range_query(
 pub fn parse(expr: &str) -> Result<promql_parser::parser::Expr, QueryError> {
     promql_parser::parser::parse(expr).map_err(QueryError::BadData)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+//! Functions answered from rollup records, on a query that reads a rollup tier.
+//!
+//! A rollup bucket keeps count, sum, min, max, first, last and, for counters, the
+//! reset-corrected increase inside it. So `sum_over_time`, `count_over_time`,
+//! `avg_over_time`, `min_over_time`, `max_over_time`, `last_over_time`, `increase` and
+//! `rate` of a plain range selector are answered from the records of the buckets whose
+//! start lies in `[end - range, end)`; `increase` adds the boundary terms from the last
+//! sample before the window (see `store::total_increase`), and `rate` divides by the range.
+//! A range shorter than the tier's resolution is widened to it, and the answer's infos say
+//! so. Every other function of a range is refused on a rollup tier: its answer would be a
+//! different number with nothing to tell it apart.
+
+use promql_parser::parser::{Call, Expr};
+use sysward_proto::SeriesKind;
+
+use super::{
+    QueryError, Sample,
+    eval::{Evaluator, Steps, ms_of_duration},
+};
+use crate::store::{Rollup, total_increase};
+
+const ANSWERED: [&str; 8] = [
+    "sum_over_time",
+    "count_over_time",
+    "avg_over_time",
+    "min_over_time",
+    "max_over_time",
+    "last_over_time",
+    "increase",
+    "rate",
+];
+
+/// A duration as PromQL writes it: `5m`, `1h`, `1d`, `90s`.
+pub(super) fn duration_text(ms: i64) -> String {
+    let units = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ];
+    for (unit, size) in units {
+        if ms >= size && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// Evaluates `c` from rollups if it takes a range: `Ok(None)` when it takes none (the
+/// ordinary path then evaluates it on each bucket's last sample).
+pub(super) fn call(
+    ev: &mut Evaluator<'_>,
+    c: &Call,
+    times: &[i64],
+) -> Result<Option<Steps>, QueryError> {
+    let name = c.func.name;
+    let range_arg = c.args.args.iter().find(|a| is_range(a));
+    let Some(arg) = range_arg else {
+        return Ok(None);
+    };
+    let tier = ev.tier;
+    let Expr::MatrixSelector(ms) = unparen(arg) else {
+        return Err(QueryError::Execution(format!(
+            "{name} of a subquery cannot be answered from the {} tier; ask for tier=raw within the raw retention",
+            tier.name()
+        )));
+    };
+    if !ANSWERED.contains(&name) || c.args.args.len() != 1 {
+        return Err(QueryError::Execution(format!(
+            "{name} cannot be answered from the {} tier, which keeps only count, sum, min, max, first, last and increase per bucket; ask for tier=raw within the raw retention",
+            tier.name()
+        )));
+    }
+    let asked = ms_of_duration(&ms.range);
+    let res = tier.resolution_ms();
+    let width = asked.max(res);
+    if width > asked {
+        ev.ann.info(format!(
+            "{name}(...[{}]) was evaluated over {}, the resolution of the {} tier it was read from",
+            duration_text(asked),
+            duration_text(width),
+            tier.name()
+        ));
+    } else {
+        ev.ann
+            .info(format!("{name} was answered from the {} tier", tier.name()));
+    }
+    let series = ev.rollup_series(&ms.vs);
+    let keeps_name = name == "last_over_time";
+    let mut out = Vec::with_capacity(times.len());
+    for (i, &t) in times.iter().enumerate() {
+        if i % 64 == 0 {
+            ev.check_time()?;
+        }
+        let end = ev.moved_end(&ms.vs, t);
+        let mut step = Vec::new();
+        for (metric, kind, records) in &series {
+            let lo = records.partition_point(|r| r.start < end - width);
+            let hi = records.partition_point(|r| r.start < end);
+            if hi <= lo {
+                continue;
+            }
+            let before = lo.checked_sub(1).map(|j| &records[j]);
+            let Some(value) = answer(name, &records[lo..hi], before, *kind, width) else {
+                continue;
+            };
+            let metric = if keeps_name {
+                metric.clone()
+            } else {
+                super::binary::strip_name(metric)
+            };
+            step.push(Sample {
+                metric,
+                value,
+                ts: t,
+            });
+        }
+        out.push(step);
+    }
+    Ok(Some(Steps::Vector(out)))
+}
+
+fn answer(
+    name: &str,
+    window: &[Rollup],
+    before: Option<&Rollup>,
+    kind: SeriesKind,
+    width: i64,
+) -> Option<f64> {
+    let count: u64 = window.iter().map(|r| r.count).sum();
+    if count == 0 {
+        return None;
+    }
+    let sum = || window.iter().map(|r| r.sum).sum::<f64>();
+    Some(match name {
+        "sum_over_time" => sum(),
+        "count_over_time" => count as f64,
+        "avg_over_time" => sum() / count as f64,
+        "min_over_time" => window.iter().map(|r| r.min).fold(f64::NAN, f64::min),
+        "max_over_time" => window.iter().map(|r| r.max).fold(f64::NAN, f64::max),
+        "last_over_time" => window.last()?.last,
+        "increase" | "rate" => {
+            let inc = increase(window, before, kind);
+            if name == "rate" {
+                inc / (width as f64 / 1000.0)
+            } else {
+                inc
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// The increase over the window, from the last sample before it when there is one.
+fn increase(window: &[Rollup], before: Option<&Rollup>, kind: SeriesKind) -> f64 {
+    if kind == SeriesKind::Gauge {
+        // A gauge's record keeps no increase; its change is last minus first.
+        let first = before.map_or(window[0].first, |b| b.last);
+        return window[window.len() - 1].last - first;
+    }
+    match before {
+        Some(b) => {
+            let mut with: Vec<Rollup> = Vec::with_capacity(window.len() + 1);
+            with.push(*b);
+            with.extend_from_slice(window);
+            total_increase(&with) - b.increase
+        }
+        None => total_increase(window),
+    }
+}
+
+fn is_range(e: &Expr) -> bool {
+    matches!(unparen(e), Expr::MatrixSelector(_) | Expr::Subquery(_))
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        e => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_promql_writes_them() {
+        assert_eq!(duration_text(300_000), "5m");
+        assert_eq!(duration_text(3_600_000), "1h");
+        assert_eq!(duration_text(90_000), "90s");
+        assert_eq!(duration_text(1500), "1500ms");
+    }
+}
