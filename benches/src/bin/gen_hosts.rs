@@ -107,7 +107,7 @@ impl Host {
         let mem_total = f64::from(4 << (index % 3)) * gib;
         let fs_size = [50.0 * gib, 200.0 * gib, 100.0 * gib];
         let fs_avail = fs_size.map(|s| s * (0.3 + 0.4 * rng.unit()).round_to(1e-3));
-        let reboot_at = (index % 2 == 0 && ticks > 10)
+        let reboot_at = (index.is_multiple_of(2) && ticks > 10)
             .then(|| ticks / 10 + (rng.unit() * (ticks * 8 / 10) as f64) as u64);
         Self {
             index,
