@@ -64,6 +64,9 @@ enum Command {
         /// A new or empty directory.
         dest: PathBuf,
     },
+    /// Loads OpenMetrics text with timestamps (promtool's backfill input) into the store,
+    /// as agents' batches are stored. Stop the server first.
+    Import { file: PathBuf },
     /// Starts a server and a local agent enrolled to it, in one directory, for a first look.
     Quickstart {
         /// Where the quickstart keeps its configs and data.
@@ -172,6 +175,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Import { file } => crate::import::run(&config, &file)?,
         Command::Quickstart { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)

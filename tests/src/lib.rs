@@ -23,6 +23,8 @@ use rustls::{
 };
 use serde_json::Value;
 
+pub mod prometheus;
+
 /// The admin token every test server is configured with.
 pub const ADMIN_TOKEN: &str = "swadm_test_0123456789";
 
