@@ -4,9 +4,11 @@
 
 use std::{
     collections::HashMap,
-    hash::{DefaultHasher, Hash, Hasher},
+    hash::{Hash, Hasher},
     sync::Arc,
 };
+
+use rustc_hash::{FxHashMap, FxHasher};
 
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
@@ -33,6 +35,7 @@ pub(super) fn eval(
             "expected type instant vector in aggregation expression {op}"
         )));
     };
+    let mut memo = GroupMemo::default();
     let mut out = Vec::with_capacity(input.len());
     for (i, vector) in input.into_iter().enumerate() {
         let step_param = match &param {
@@ -46,7 +49,7 @@ pub(super) fn eval(
             None => Param::None,
         };
         out.push(aggregate_step(
-            ev, &op, &grouping, step_param, vector, times[i],
+            ev, &op, &grouping, &mut memo, step_param, vector, times[i],
         )?);
     }
     Ok(Steps::Vector(out))
@@ -90,7 +93,7 @@ impl Grouping {
     }
 
     fn key(&self, m: &Labels) -> u64 {
-        let mut h = DefaultHasher::new();
+        let mut h = FxHasher::default();
         for (k, v) in m.pairs().iter().filter(|(k, _)| self.keeps(k)) {
             k.hash(&mut h);
             v.hash(&mut h);
@@ -109,17 +112,43 @@ impl Grouping {
     }
 }
 
+/// Group keys and group labels remembered across the steps of one aggregation. Input
+/// samples of one series share one label allocation across steps, and every input was
+/// allocated before the aggregation began, so an address names one label set throughout.
+#[derive(Default)]
+struct GroupMemo {
+    keys: FxHashMap<*const Labels, u64>,
+    labels: FxHashMap<u64, Metric>,
+}
+
+impl GroupMemo {
+    fn key(&mut self, g: &Grouping, m: &Metric) -> u64 {
+        *self.keys.entry(Arc::as_ptr(m)).or_insert_with(|| g.key(m))
+    }
+
+    fn labels(&mut self, g: &Grouping, key: u64, m: &Labels) -> Metric {
+        self.labels
+            .entry(key)
+            .or_insert_with(|| Arc::new(g.labels(m)))
+            .clone()
+    }
+}
+
 /// The groups of one step, in order of first appearance.
-fn groups<'v>(g: &Grouping, v: &'v [Sample]) -> Vec<(Labels, Vec<&'v Sample>)> {
-    let mut index: HashMap<u64, usize> = HashMap::new();
-    let mut out: Vec<(Labels, Vec<&Sample>)> = Vec::new();
+fn groups<'v>(
+    g: &Grouping,
+    memo: &mut GroupMemo,
+    v: &'v [Sample],
+) -> Vec<(Metric, Vec<&'v Sample>)> {
+    let mut index: FxHashMap<u64, usize> = FxHashMap::default();
+    let mut out: Vec<(Metric, Vec<&Sample>)> = Vec::new();
     for s in v {
-        let key = g.key(&s.metric);
+        let key = memo.key(g, &s.metric);
         match index.get(&key) {
             Some(&i) => out[i].1.push(s),
             None => {
                 index.insert(key, out.len());
-                out.push((g.labels(&s.metric), vec![s]));
+                out.push((memo.labels(g, key, &s.metric), vec![s]));
             }
         }
     }
@@ -130,12 +159,13 @@ fn aggregate_step(
     ev: &mut Evaluator<'_>,
     op: &str,
     g: &Grouping,
+    memo: &mut GroupMemo,
     param: Param,
     v: Vector,
     t: i64,
 ) -> Result<Vector, QueryError> {
     match op {
-        "topk" | "bottomk" => return top(op, g, param, v),
+        "topk" | "bottomk" => return top(op, g, memo, param, v),
         "count_values" => return count_values(g, param, v, t),
         "quantile" => {
             let Param::Number(q) = param else {
@@ -160,7 +190,7 @@ fn aggregate_step(
         _ => {}
     }
     let mut out = Vec::new();
-    for (labels, samples) in groups(g, &v) {
+    for (labels, samples) in groups(g, memo, &v) {
         let values: Vec<f64> = samples.iter().map(|s| s.value).collect();
         let value = match op {
             "sum" => kahan_sum(&values),
@@ -186,7 +216,7 @@ fn aggregate_step(
             other => return Err(QueryError::BadData(format!("unknown aggregation {other}"))),
         };
         out.push(Sample {
-            metric: Arc::new(labels),
+            metric: labels,
             value,
             ts: t,
         });
@@ -331,14 +361,20 @@ fn k_of(op: &str, param: &Param) -> Result<i64, QueryError> {
 
 /// `topk`/`bottomk`: each group's k largest (smallest) samples, labels untouched, each
 /// group's in order; NaN ranks last either way.
-fn top(op: &str, g: &Grouping, param: Param, v: Vector) -> Result<Vector, QueryError> {
+fn top(
+    op: &str,
+    g: &Grouping,
+    memo: &mut GroupMemo,
+    param: Param,
+    v: Vector,
+) -> Result<Vector, QueryError> {
     let k = k_of(op, &param)?;
     if k < 1 {
         return Ok(Vec::new());
     }
     let desc = op == "topk";
     let mut out = Vec::new();
-    for (_, mut samples) in groups(g, &v) {
+    for (_, mut samples) in groups(g, memo, &v) {
         samples.sort_by(|a, b| {
             let (x, y) = (a.value, b.value);
             match (x.is_nan(), y.is_nan()) {

@@ -3,10 +3,12 @@
 //! `group_left`, `group_right`).
 
 use std::{
-    collections::{HashMap, HashSet},
-    hash::{DefaultHasher, Hash, Hasher},
+    cell::RefCell,
+    hash::{Hash, Hasher},
     sync::Arc,
 };
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet, FxHasher};
 
 use promql_parser::{
     label::Labels as NameList,
@@ -169,6 +171,9 @@ pub(super) struct Matching {
     labels: Vec<String>,
     /// `group_left(...)`/`group_right(...)` labels taken from the "one" side.
     include: Vec<String>,
+    /// Signatures by label address, across steps: both sides' samples were all allocated
+    /// before the operator ran, so an address names one label set throughout.
+    memo: RefCell<HashMap<*const Labels, u64>>,
 }
 
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -196,6 +201,7 @@ impl Matching {
                 on: false,
                 labels: Vec::new(),
                 include: Vec::new(),
+                memo: RefCell::default(),
             };
         };
         let (card, include) = match &m.card {
@@ -215,12 +221,21 @@ impl Matching {
             on,
             labels,
             include,
+            memo: RefCell::default(),
         }
     }
 
     /// The hash of the labels two samples must share to match.
-    fn signature(&self, m: &Labels) -> u64 {
-        let mut h = DefaultHasher::new();
+    fn signature(&self, m: &Metric) -> u64 {
+        *self
+            .memo
+            .borrow_mut()
+            .entry(Arc::as_ptr(m))
+            .or_insert_with(|| self.compute_signature(m))
+    }
+
+    fn compute_signature(&self, m: &Labels) -> u64 {
+        let mut h = FxHasher::default();
         for (k, v) in m.pairs() {
             let used = if self.on {
                 self.labels.iter().any(|l| l == k)
@@ -289,7 +304,7 @@ fn vector_vector(
     } else {
         (lhs, rhs)
     };
-    let mut one_by_sig: HashMap<u64, Sample> = HashMap::with_capacity(one.len());
+    let mut one_by_sig: HashMap<u64, Sample> = HashMap::default();
     for s in one {
         let sig = m.signature(&s.metric);
         if let Some(prev) = one_by_sig.get(&sig) {
@@ -307,7 +322,7 @@ fn vector_vector(
         }
         one_by_sig.insert(sig, s);
     }
-    let mut matched: HashMap<u64, HashSet<Labels>> = HashMap::new();
+    let mut matched: HashMap<u64, HashSet<Labels>> = HashMap::default();
     let mut out = Vec::new();
     for s in many {
         let sig = m.signature(&s.metric);

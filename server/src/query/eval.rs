@@ -15,11 +15,12 @@ use std::{
 use promql_parser::parser::{
     AtModifier, Call, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector, value::ValueType,
 };
+use rustc_hash::FxHashMap;
 use sysward_proto::SeriesKind;
 
 use super::{
-    Annotations, Matrix, Metric, QueryError, QueryOptions, QueryOutput, QuerySource, QueryStats,
-    Sample, Series, SourceRequest, Value, Vector, aggregate, binary,
+    Annotations, Labels, Matrix, Metric, QueryError, QueryOptions, QueryOutput, QuerySource,
+    QueryStats, Sample, Series, SourceRequest, Value, Vector, aggregate, binary,
     functions::{self, Arg, CallCtx, RangeArg, RangeSeries},
     rollup, selector_matchers,
     value::is_stale,
@@ -130,7 +131,8 @@ fn unparen(expr: &Expr) -> &Expr {
     }
 }
 
-/// Groups each step's samples into series, sorted by labels.
+/// Groups each step's samples into series, sorted by labels. Samples of one series
+/// usually share one label allocation across steps, so it is found by address first.
 fn to_matrix(steps: Steps, times: &[i64]) -> Matrix {
     match steps {
         Steps::Scalar(v) => vec![Series {
@@ -139,20 +141,46 @@ fn to_matrix(steps: Steps, times: &[i64]) -> Matrix {
         }],
         Steps::String(_) => Vec::new(),
         Steps::Vector(vectors) => {
-            let mut by_metric: HashMap<Metric, Vec<(i64, f64)>> = HashMap::new();
+            let mut out: Matrix = Vec::new();
+            // Every sample's labels stay alive in `keep` until the end, so no address is
+            // reused for other labels while it is a key.
+            let mut keep: Vec<Metric> = Vec::new();
+            let mut by_addr: FxHashMap<*const Labels, usize> = FxHashMap::default();
+            let mut by_labels: FxHashMap<Metric, usize> = FxHashMap::default();
             for (t, vector) in times.iter().zip(vectors) {
                 for s in vector {
-                    by_metric.entry(s.metric).or_default().push((*t, s.value));
+                    let addr = Arc::as_ptr(&s.metric);
+                    let i = match by_addr.get(&addr) {
+                        Some(&i) => i,
+                        None => {
+                            let i = *by_labels.entry(s.metric.clone()).or_insert_with(|| {
+                                out.push(Series {
+                                    metric: s.metric.clone(),
+                                    points: Vec::new(),
+                                });
+                                out.len() - 1
+                            });
+                            by_addr.insert(addr, i);
+                            keep.push(s.metric);
+                            i
+                        }
+                    };
+                    out[i].points.push((*t, s.value));
                 }
             }
-            let mut out: Matrix = by_metric
-                .into_iter()
-                .map(|(metric, points)| Series { metric, points })
-                .collect();
             out.sort_by(|a, b| a.metric.cmp(&b.metric));
             out
         }
     }
+}
+
+/// A binary operator with a scalar side: its vector keeps its labels, less the name.
+fn is_scalar_binary(expr: &Expr) -> bool {
+    let Expr::Binary(b) = expr else {
+        return false;
+    };
+    let scalar = |e: &Expr| matches!(e.value_type(), ValueType::Scalar);
+    scalar(&b.lhs) || scalar(&b.rhs)
 }
 
 pub(super) fn ms_of_duration(d: &Duration) -> i64 {
@@ -452,7 +480,9 @@ impl<'o> Evaluator<'o> {
                 ));
             }
         };
-        if matches!(expr, Expr::Unary(_) | Expr::Binary(_) | Expr::Call(_)) {
+        // Functions check their own output, and vector matching makes unique results;
+        // a dropped name is what can still make two samples alike.
+        if matches!(expr, Expr::Unary(_)) || is_scalar_binary(expr) {
             unique_label_sets(&steps)?;
         }
         self.account(&steps)?;
@@ -700,7 +730,7 @@ fn unique_label_sets(steps: &Steps) -> Result<(), QueryError> {
     let Steps::Vector(vectors) = steps else {
         return Ok(());
     };
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = rustc_hash::FxHashSet::default();
     for v in vectors.iter().filter(|v| v.len() > 1) {
         seen.clear();
         if !v.iter().all(|s| seen.insert(&*s.metric)) {
@@ -743,6 +773,8 @@ pub(super) struct Windows {
 
 pub(super) struct WindowSeries {
     pub(super) metric: Metric,
+    /// `metric` without `__name__`, made once for every step.
+    pub(super) unnamed: Metric,
     pub(super) points: Vec<(i64, f64)>,
     /// Per step, the points' index range `lo..hi` inside `(end - range, end]`.
     pub(super) bounds: Vec<(usize, usize)>,
@@ -758,8 +790,10 @@ impl WindowSeries {
                 (lo, hi.max(lo))
             })
             .collect();
+        let unnamed = super::binary::strip_name(&metric);
         Self {
             metric,
+            unnamed,
             points,
             bounds,
         }
@@ -777,6 +811,7 @@ impl Windows {
                     let (lo, hi) = s.bounds[i];
                     (hi > lo).then(|| RangeSeries {
                         metric: s.metric.clone(),
+                        unnamed: s.unnamed.clone(),
                         points: &s.points[lo..hi],
                     })
                 })

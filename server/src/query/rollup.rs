@@ -85,8 +85,19 @@ pub(super) fn call(
         ev.ann
             .info(format!("{name} was answered from the {} tier", tier.name()));
     }
-    let series = ev.rollup_series(&ms.vs);
     let keeps_name = name == "last_over_time";
+    let series: Vec<_> = ev
+        .rollup_series(&ms.vs)
+        .into_iter()
+        .map(|(metric, kind, records)| {
+            let out = if keeps_name {
+                metric
+            } else {
+                super::binary::strip_name(&metric)
+            };
+            (out, kind, records)
+        })
+        .collect();
     let mut out = Vec::with_capacity(times.len());
     for (i, &t) in times.iter().enumerate() {
         if i % 64 == 0 {
@@ -104,11 +115,7 @@ pub(super) fn call(
             let Some(value) = answer(name, &records[lo..hi], before, *kind, width) else {
                 continue;
             };
-            let metric = if keeps_name {
-                metric.clone()
-            } else {
-                super::binary::strip_name(metric)
-            };
+            let metric = metric.clone();
             step.push(Sample {
                 metric,
                 value,
@@ -158,14 +165,11 @@ fn increase(window: &[Rollup], before: Option<&Rollup>, kind: SeriesKind) -> f64
         let first = before.map_or(window[0].first, |b| b.last);
         return window[window.len() - 1].last - first;
     }
+    let within = total_increase(window);
     match before {
-        Some(b) => {
-            let mut with: Vec<Rollup> = Vec::with_capacity(window.len() + 1);
-            with.push(*b);
-            with.extend_from_slice(window);
-            total_increase(&with) - b.increase
-        }
-        None => total_increase(window),
+        // The boundary term from the last sample before the window to the first in it.
+        Some(b) => within + total_increase(&[*b, window[0]]) - b.increase - window[0].increase,
+        None => within,
     }
 }
 

@@ -24,7 +24,7 @@ mod misc;
 mod range;
 mod time;
 
-use std::{collections::HashSet, sync::Arc};
+use std::sync::Arc;
 
 use promql_parser::parser::Expr;
 
@@ -56,6 +56,9 @@ pub(super) struct RangeArg<'a> {
 pub(super) struct RangeSeries<'a> {
     /// Its labels.
     pub metric: Metric,
+    /// Its labels without `__name__`, shared across steps so that functions that drop
+    /// the name allocate nothing per step.
+    pub unnamed: Metric,
     /// Its points in the window.
     pub points: &'a [(i64, f64)],
 }
@@ -169,7 +172,7 @@ fn check_unique_labelsets(v: &Vector) -> Result<(), QueryError> {
     if v.len() < 2 {
         return Ok(());
     }
-    let mut seen: HashSet<&Labels> = HashSet::with_capacity(v.len());
+    let mut seen: rustc_hash::FxHashSet<&Labels> = rustc_hash::FxHashSet::default();
     for s in v {
         if !seen.insert(s.metric.as_ref()) {
             return Err(QueryError::Execution(
@@ -589,6 +592,7 @@ mod tests {
                         .enumerate()
                         .map(|(i, pts)| RangeSeries {
                             metric: labels(&[("__name__", "up"), ("i", &i.to_string())]),
+                            unnamed: labels(&[("i", &i.to_string())]),
                             points: pts,
                         })
                         .collect(),

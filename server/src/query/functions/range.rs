@@ -6,8 +6,8 @@
 //! `last_over_time` and `first_over_time`, which pick a sample as `offset` would.
 
 use super::{
-    Args, CallCtx, RangeArg, RangeSeries, Value, Vector, check_quantile, drop_name, kahan_inc,
-    quantile, sample,
+    Args, CallCtx, RangeArg, RangeSeries, Value, Vector, check_quantile, kahan_inc, quantile,
+    sample,
 };
 use crate::query::QueryError;
 
@@ -79,7 +79,7 @@ fn per_series(
             let metric = if keep_name {
                 s.metric.clone()
             } else {
-                drop_name(&s.metric)
+                s.unnamed.clone()
             };
             out.push(sample(metric, v, ctx));
         }
@@ -420,6 +420,7 @@ mod tests {
         Arg::Range(RangeArg {
             series: vec![RangeSeries {
                 metric: labels(&[("__name__", name)]),
+                unnamed: labels(&[]),
                 points: &pts[lo..hi],
             }],
             start: t - window,
@@ -549,6 +550,7 @@ mod tests {
         let arg = Arg::Range(RangeArg {
             series: vec![RangeSeries {
                 metric: labels(&[]),
+                unnamed: labels(&[]),
                 points: &pts[lo..],
             }],
             start: -5 * M,
