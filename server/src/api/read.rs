@@ -40,7 +40,8 @@ fn param_i64(params: &[(String, String)], key: &str, default: i64) -> Result<i64
 fn labels_json(name: &str, labels: &BTreeMap<String, String>) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     m.insert("__name__".into(), name.into());
-    for (k, v) in labels {
+    // An empty value is no label in PromQL (imported series have no `agent_id`).
+    for (k, v) in labels.iter().filter(|(_, v)| !v.is_empty()) {
         m.insert(k.clone(), v.clone().into());
     }
     serde_json::Value::Object(m)
