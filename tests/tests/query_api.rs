@@ -80,6 +80,9 @@ fn tokens_decide_who_may_query() {
     );
     let (_, body) = server.prom_get(&read, "/api/v1/parse_query?query=sum(up)");
     assert_eq!(body["data"]["type"], "aggregation", "{body}");
+    assert_eq!(body["data"]["op"], "sum", "{body}");
+    assert_eq!(body["data"]["expr"]["type"], "vectorSelector", "{body}");
+    assert_eq!(body["data"]["expr"]["name"], "up", "{body}");
     let (_, body) = server.prom_get(&read, "/api/v1/status/buildinfo");
     assert!(
         !body["data"]["version"].as_str().unwrap().is_empty(),

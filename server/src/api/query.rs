@@ -65,27 +65,13 @@ pub(super) async fn format_query(AxState(app): AxState<Arc<AppState>>, req: Requ
 pub(super) async fn parse_query(AxState(app): AxState<Arc<AppState>>, req: Request) -> Response {
     serve(app, "parse_query", req, |_, r| async move {
         let expr = query::parse(r.params.required("query")?)?;
-        let data = json!({ "type": kind_of(&expr), "expr": expr.to_string() });
+        // The parser's serialisation follows Prometheus' syntax tree format (PromLens'
+        // tree view reads it).
+        let data = serde_json::to_value(&expr)
+            .map_err(|e| QueryError::Internal(format!("cannot serialise the syntax tree: {e}")))?;
         Ok(success(data, &Default::default()))
     })
     .await
-}
-
-fn kind_of(expr: &promql_parser::parser::Expr) -> &'static str {
-    use promql_parser::parser::Expr;
-    match expr {
-        Expr::Aggregate(_) => "aggregation",
-        Expr::Unary(_) => "unaryExpr",
-        Expr::Binary(_) => "binaryExpr",
-        Expr::Paren(_) => "parenExpr",
-        Expr::Subquery(_) => "subquery",
-        Expr::NumberLiteral(_) => "numberLiteral",
-        Expr::StringLiteral(_) => "stringLiteral",
-        Expr::VectorSelector(_) => "vectorSelector",
-        Expr::MatrixSelector(_) => "matrixSelector",
-        Expr::Call(_) => "call",
-        Expr::Extension(_) => "extension",
-    }
 }
 
 /// The engine's options for one request: `timeout` (shortening `[query] timeout`),
