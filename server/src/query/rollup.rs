@@ -99,15 +99,21 @@ pub(super) fn call(
         })
         .collect();
     let mut out = Vec::with_capacity(times.len());
+    // Steps run forward, so each series' window bounds only move forward: cursors instead
+    // of a binary search per step (an `@` or a negative step order falls back to it).
+    let mut cursors = vec![(0usize, 0usize); series.len()];
+    let mut last_end = i64::MIN;
     for (i, &t) in times.iter().enumerate() {
         if i % 64 == 0 {
             ev.check_time()?;
         }
         let end = ev.moved_end(&ms.vs, t);
-        let mut step = Vec::new();
-        for (metric, kind, records) in &series {
-            let lo = records.partition_point(|r| r.start < end - width);
-            let hi = records.partition_point(|r| r.start < end);
+        let forward = end >= last_end;
+        last_end = end;
+        let mut step = Vec::with_capacity(series.len());
+        for ((metric, kind, records), cursor) in series.iter().zip(&mut cursors) {
+            let (lo, hi) = window(records, end - width, end, *cursor, forward);
+            *cursor = (lo, hi);
             if hi <= lo {
                 continue;
             }
@@ -125,6 +131,31 @@ pub(super) fn call(
         out.push(step);
     }
     Ok(Some(Steps::Vector(out)))
+}
+
+/// The index range of the records whose start lies in `[from, to)`, found from `cursor`
+/// when the window only moved forward.
+fn window(
+    records: &[Rollup],
+    from: i64,
+    to: i64,
+    cursor: (usize, usize),
+    forward: bool,
+) -> (usize, usize) {
+    if !forward {
+        let lo = records.partition_point(|r| r.start < from);
+        let hi = records.partition_point(|r| r.start < to);
+        return (lo, hi);
+    }
+    let (mut lo, mut hi) = cursor;
+    while lo < records.len() && records[lo].start < from {
+        lo += 1;
+    }
+    hi = hi.max(lo);
+    while hi < records.len() && records[hi].start < to {
+        hi += 1;
+    }
+    (lo, hi)
 }
 
 fn answer(

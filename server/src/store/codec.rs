@@ -204,6 +204,37 @@ impl<'a> BitReader<'a> {
         Ok(self.read_bits(1)? == 1)
     }
 
+    /// Reads a unary count: 1 bits up to and including a 0 bit, or `max` 1 bits (then no
+    /// 0 follows). Counts a word's leading ones at a time rather than bit by bit, since
+    /// Rice-coded residuals spend most of their bits here.
+    pub(crate) fn read_unary(&mut self, max: u64) -> Result<u64, CodecError> {
+        let mut q = 0u64;
+        while q < max {
+            let byte = self.pos / 8;
+            if byte + 8 > self.data.len() {
+                // Near the end: bit by bit.
+                if !self.read_bit()? {
+                    return Ok(q);
+                }
+                q += 1;
+                continue;
+            }
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&self.data[byte..byte + 8]);
+            // At least 57 valid bits once shifted; count within 56 of them.
+            let w = u64::from_be_bytes(word) << (self.pos % 8);
+            let ones = u64::from(w.leading_ones().min(56)).min(max - q);
+            q += ones;
+            self.pos += ones as usize;
+            if ones < 56 && q < max {
+                // The 0 that ends the count.
+                self.pos += 1;
+                return Ok(q);
+            }
+        }
+        Ok(q)
+    }
+
     pub(crate) fn read_uvar(&mut self) -> Result<u64, CodecError> {
         let mut out = 0u64;
         for i in 0..10u32 {
@@ -401,10 +432,7 @@ fn read_ints(r: &mut BitReader<'_>) -> Result<Vec<i64>, CodecError> {
         let residual = if g == 0 {
             0
         } else {
-            let mut q = 0u64;
-            while q < RICE_ESCAPE && r.read_bit()? {
-                q += 1;
-            }
+            let q = r.read_unary(RICE_ESCAPE)?;
             let z = if q == RICE_ESCAPE {
                 r.read_bits(64)?
             } else {
@@ -864,6 +892,35 @@ mod tests {
             (-1_000_000i64..1_000_000).prop_map(|n| n as f64 / 1000.0),
             (0u64..1 << 40).prop_map(|n| (n * 1024) as f64),
         ]
+    }
+
+    proptest! {
+        #[test]
+        fn unary_counts_read_by_words_match_bit_by_bit(bytes in prop::collection::vec(any::<u8>(), 0..40), max in 0u64..80, skip in 0u32..8) {
+            let mut fast = BitReader::new(&bytes);
+            let mut slow = BitReader::new(&bytes);
+            let _ = fast.read_bits(skip);
+            let _ = slow.read_bits(skip);
+            loop {
+                let a = fast.read_unary(max);
+                let mut q = 0;
+                let b = loop {
+                    if q >= max {
+                        break Ok(q);
+                    }
+                    match slow.read_bit() {
+                        Ok(true) => q += 1,
+                        Ok(false) => break Ok(q),
+                        Err(e) => break Err(e),
+                    }
+                };
+                prop_assert_eq!(&a, &b);
+                prop_assert_eq!(fast.pos, slow.pos);
+                if a.is_err() || max == 0 {
+                    break;
+                }
+            }
+        }
     }
 
     proptest! {
