@@ -15,6 +15,7 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use super::{
     Labels, Metric, QueryError, Sample, Vector,
     eval::{Evaluator, Steps},
+    functions::{kahan_inc, quantile},
 };
 use crate::store::NAME_LABEL;
 
@@ -211,7 +212,8 @@ fn aggregate_step(
                 let Param::Number(q) = param else {
                     return Err(QueryError::BadData("quantile needs a number".into()));
                 };
-                quantile(q, values)
+                let mut values = values;
+                quantile(q, &mut values)
             }
             other => return Err(QueryError::BadData(format!("unknown aggregation {other}"))),
         };
@@ -231,19 +233,6 @@ fn go_float(v: f64) -> String {
     } else {
         super::format_value(v)
     }
-}
-
-/// Prometheus' `kahanSumInc`: Neumaier's variant, reset on infinities.
-pub(super) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
 }
 
 pub(super) fn kahan_sum(values: &[f64]) -> f64 {
@@ -314,33 +303,6 @@ pub(super) fn variance(values: &[f64]) -> f64 {
         value += delta * (v - m);
     }
     value / count
-}
-
-/// Prometheus' `quantile`: linear interpolation between the closest ranks.
-pub(super) fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
-    if values.is_empty() || q.is_nan() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
-    }
-    values.sort_by(|a, b| a.total_cmp(b));
-    // NaNs sort by sign in total order; Prometheus sorts them first.
-    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Less,
-        (false, true) => std::cmp::Ordering::Greater,
-        _ => a.total_cmp(b),
-    });
-    let n = values.len() as f64;
-    let rank = q * (n - 1.0);
-    let lower = rank.floor().max(0.0);
-    let upper = (lower + 1.0).min(n - 1.0);
-    let weight = rank - rank.floor();
-    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
 }
 
 fn k_of(op: &str, param: &Param) -> Result<i64, QueryError> {
@@ -468,9 +430,9 @@ mod tests {
 
     #[test]
     fn quantiles_interpolate_and_clamp() {
-        assert_eq!(quantile(0.5, vec![1.0, 2.0, 3.0, 4.0]), 2.5);
-        assert_eq!(quantile(1.5, vec![1.0]), f64::INFINITY);
-        assert_eq!(quantile(-1.0, vec![1.0]), f64::NEG_INFINITY);
-        assert!(quantile(f64::NAN, vec![1.0]).is_nan());
+        assert_eq!(quantile(0.5, &mut [1.0, 2.0, 3.0, 4.0]), 2.5);
+        assert_eq!(quantile(1.5, &mut [1.0]), f64::INFINITY);
+        assert_eq!(quantile(-1.0, &mut [1.0]), f64::NEG_INFINITY);
+        assert!(quantile(f64::NAN, &mut [1.0]).is_nan());
     }
 }

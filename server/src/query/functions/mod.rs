@@ -227,7 +227,7 @@ fn go_g(v: f64) -> String {
 
 /// Neumaier's compensated addition as Prometheus' `kahansum.Inc`: the new sum and the new
 /// compensation; an infinite sum drops the compensation.
-fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+pub(super) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     if t.is_infinite() {
         (t, 0.0)
@@ -258,7 +258,7 @@ fn go_min(a: f64, b: f64) -> f64 {
 
 /// The φ-quantile of `values` (sorted here) as Prometheus' `quantile`: linear between the
 /// two nearest ranks, NaN for no values or a NaN φ, ±Inf for φ outside [0, 1].
-fn quantile(q: f64, values: &mut [f64]) -> f64 {
+pub(super) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if values.is_empty() || q.is_nan() {
         return f64::NAN;
     }
