@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-/// Reads `"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"7d"`, `"2w"`, or a sum such as `"1h30m"`.
+/// Reads `"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"7d"`, `"2w"`, `"1y"` (365 days, as
+/// Prometheus counts it), or a sum such as `"1h30m"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let text = s.trim();
     if text.is_empty() {
@@ -36,10 +37,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "w" => 604_800_000,
-            "" => return Err(format!("{text:?} has no unit (use ms, s, m, h, d or w)")),
+            "y" => 31_536_000_000,
+            "" => return Err(format!("{text:?} has no unit (use ms, s, m, h, d, w or y)")),
             other => {
                 return Err(format!(
-                    "{text:?}: unknown unit {other:?} (use ms, s, m, h, d or w)"
+                    "{text:?}: unknown unit {other:?} (use ms, s, m, h, d, w or y)"
                 ));
             }
         };

@@ -10,6 +10,8 @@
 
 use std::{future::Future, time::Instant};
 
+use sysward_proto::units;
+
 use axum::{extract::Request, http::Method};
 
 use super::{
@@ -192,42 +194,13 @@ impl Params {
     }
 }
 
-/// Decodes `application/x-www-form-urlencoded` text. Lenient as browsers are: a `%` not
-/// followed by two hex digits stays as it is, and bytes that are not UTF-8 become U+FFFD.
+/// Decodes `application/x-www-form-urlencoded` text (the `form_urlencoded` crate, as the
+/// `url` crate decodes it): lenient as browsers are, a `%` not followed by two hex digits
+/// stays as it is, and bytes that are not UTF-8 become U+FFFD.
 pub(super) fn decode_form(text: &str) -> Vec<(String, String)> {
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (unescape(k), unescape(v))
-        })
+    form_urlencoded::parse(text.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-fn unescape(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                if let Some(b) = hex {
-                    out.push(b);
-                    i += 2;
-                } else {
-                    out.push(b'%');
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A time as Prometheus' API takes it: Unix seconds (a float) or RFC 3339, into ms.
@@ -261,37 +234,12 @@ pub(super) fn parse_duration(text: &str) -> Result<i64, String> {
         }
         return Ok(ms as i64);
     }
-    let mut rest = text;
-    let mut total: i64 = 0;
-    if rest.is_empty() {
-        return Err(cannot());
-    }
-    while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        let number: i64 = rest[..digits].parse().map_err(|_| cannot())?;
-        rest = &rest[digits..];
-        let unit_len = rest.len()
-            - rest
-                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
-                .len();
-        let unit_ms: i64 = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return Err(cannot()),
-        };
-        rest = &rest[unit_len..];
-        total = number
-            .checked_mul(unit_ms)
-            .and_then(|ms| total.checked_add(ms))
-            .filter(|ms| *ms <= MAX_TIME_MS)
-            .ok_or_else(|| format!("{}: it overflows", cannot()))?;
-    }
-    Ok(total)
+    // Units as configs write them (`1h30m`, `500ms`, `2d`, `1w`, `1y`).
+    let d = units::parse_duration(text).map_err(|_| cannot())?;
+    i64::try_from(d.as_millis())
+        .ok()
+        .filter(|ms| *ms <= MAX_TIME_MS)
+        .ok_or_else(|| format!("{}: it overflows", cannot()))
 }
 
 /// A timestamp as Prometheus writes it: Unix seconds, with up to three decimals.

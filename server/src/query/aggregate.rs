@@ -400,15 +400,7 @@ fn count_values(g: &Grouping, param: Param, v: Vector, t: i64) -> Result<Vector,
 
 /// Go's `FormatFloat(v, 'f', -1, 64)`.
 fn count_value_text(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
+    super::value::go_special(v).map_or_else(|| format!("{v}"), str::to_string)
 }
 
 pub(super) fn valid_label_name(name: &str) -> bool {

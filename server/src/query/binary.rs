@@ -21,6 +21,7 @@ use promql_parser::{
 use super::{
     Labels, Metric, QueryError, Sample, Vector,
     eval::{Evaluator, Steps},
+    value::unnamed,
 };
 use crate::store::NAME_LABEL;
 
@@ -142,7 +143,7 @@ fn vector_scalar(
             }
             step.push(Sample {
                 metric: if drop_name {
-                    strip_name(&sample.metric)
+                    unnamed(&sample.metric)
                 } else {
                     sample.metric
                 },
@@ -153,14 +154,6 @@ fn vector_scalar(
         out.push(step);
     }
     Ok(out)
-}
-
-pub(super) fn strip_name(m: &Metric) -> Metric {
-    if m.get(NAME_LABEL).is_empty() {
-        m.clone()
-    } else {
-        Arc::new(m.without_name())
-    }
 }
 
 /// How two vectors' samples are paired.
@@ -322,6 +315,8 @@ fn vector_vector(
         }
         one_by_sig.insert(sig, s);
     }
+    // One-to-one: the match groups seen. Otherwise: per group, the result label sets.
+    let mut matched_once: HashSet<u64> = HashSet::default();
     let mut matched: HashMap<u64, HashSet<Labels>> = HashMap::default();
     let mut out = Vec::new();
     for s in many {
@@ -331,13 +326,10 @@ fn vector_vector(
         };
         // Ambiguous one-to-one matches are refused even when the comparison would filter
         // them out, so that the error does not depend on the data's values.
-        if m.card == Card::OneToOne && !matched.entry(sig).or_default().is_empty() {
+        if m.card == Card::OneToOne && !matched_once.insert(sig) {
             return Err(QueryError::Execution(
                 "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
             ));
-        }
-        if m.card == Card::OneToOne {
-            matched.entry(sig).or_default().insert(Labels::default());
         }
         let (fl, fr) = if m.card == Card::OneToMany {
             (o.value, s.value)

@@ -53,6 +53,18 @@ impl QueryError {
     }
 }
 
+/// A store failure: a refused budget is the query's limit, anything else internal.
+impl From<crate::store::StoreError> for QueryError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Limit { limit, message } => {
+                QueryError::Limit { limit, message }
+            }
+            other => QueryError::Internal(other.to_string()),
+        }
+    }
+}
+
 /// Warnings (the answer may be wrong or incomplete) and infos (it is right, but look),
 /// each message once, in the order first raised.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]

@@ -112,19 +112,19 @@ fn check_range_type(expr: &Expr) -> Result<(), QueryError> {
 }
 
 #[derive(PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Range,
     Instant,
 }
 
-fn expr_kind(expr: &Expr) -> Kind {
+pub(super) fn expr_kind(expr: &Expr) -> Kind {
     match unparen(expr) {
         Expr::MatrixSelector(_) | Expr::Subquery(_) => Kind::Range,
         _ => Kind::Instant,
     }
 }
 
-fn unparen(expr: &Expr) -> &Expr {
+pub(super) fn unparen(expr: &Expr) -> &Expr {
     match expr {
         Expr::Paren(p) => unparen(&p.expr),
         e => e,
@@ -181,6 +181,11 @@ fn is_scalar_binary(expr: &Expr) -> bool {
     };
     let scalar = |e: &Expr| matches!(e.value_type(), ValueType::Scalar);
     scalar(&b.lhs) || scalar(&b.rhs)
+}
+
+/// A duration in ms as PromQL writes it (`5m`, `1h`), by the parser's own printer.
+pub(super) fn display_ms(ms: i64) -> String {
+    promql_parser::util::display_duration(&Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
 }
 
 pub(super) fn ms_of_duration(d: &Duration) -> i64 {
@@ -282,23 +287,10 @@ impl<'o> Evaluator<'o> {
     ) -> Result<(), QueryError> {
         match expr {
             Expr::VectorSelector(vs) => {
-                let (a, b) = self.moved(&vs.at, &vs.offset, lo, hi);
-                let request = self.request(vs, a - self.options.lookback_ms, b)?;
-                out.push(Planned {
-                    key: node_key(vs),
-                    request,
-                    first_eval: a,
-                });
+                out.push(self.planned(vs, self.options.lookback_ms, lo, hi));
             }
             Expr::MatrixSelector(ms) => {
-                let (a, b) = self.moved(&ms.vs.at, &ms.vs.offset, lo, hi);
-                let range = ms_of_duration(&ms.range);
-                let request = self.request(&ms.vs, a - range, b)?;
-                out.push(Planned {
-                    key: node_key(&ms.vs),
-                    request,
-                    first_eval: a,
-                });
+                out.push(self.planned(&ms.vs, ms_of_duration(&ms.range), lo, hi));
             }
             Expr::Subquery(sq) => {
                 let (a, b) = self.moved(&sq.at, &sq.offset, lo, hi);
@@ -332,18 +324,20 @@ impl<'o> Evaluator<'o> {
         Ok(())
     }
 
-    fn request(
-        &self,
-        vs: &VectorSelector,
-        start: i64,
-        end: i64,
-    ) -> Result<SourceRequest, QueryError> {
-        Ok(SourceRequest {
-            selectors: selector_matchers(vs),
-            start,
-            end,
-            tier: Tier::Raw,
-        })
+    /// A selector's read: its window (`width` before each of its evaluation times, moved
+    /// by `offset` and `@`) for parent times from `lo` to `hi`.
+    fn planned(&self, vs: &VectorSelector, width: i64, lo: i64, hi: i64) -> Planned {
+        let (a, b) = self.moved(&vs.at, &vs.offset, lo, hi);
+        Planned {
+            key: node_key(vs),
+            request: SourceRequest {
+                selectors: selector_matchers(vs),
+                start: a - width,
+                end: b,
+                tier: Tier::Raw,
+            },
+            first_eval: a,
+        }
     }
 
     /// Raw while every selector's first evaluation time is within raw retention, unless a
@@ -426,7 +420,7 @@ impl<'o> Evaluator<'o> {
         Ok(())
     }
 
-    fn check_deadline(&self) -> Result<(), QueryError> {
+    pub(super) fn check_deadline(&self) -> Result<(), QueryError> {
         if Instant::now() > self.deadline {
             return Err(QueryError::Timeout(format!(
                 "query timed out in expression evaluation (after {:?}, [query] timeout)",
@@ -528,8 +522,8 @@ impl<'o> Evaluator<'o> {
             self.ann.info(format!(
                 "instant selectors read each bucket's last sample of the {} tier and look back {} instead of {}",
                 self.tier.name(),
-                rollup::duration_text(res),
-                rollup::duration_text(self.options.lookback_ms)
+                display_ms(res),
+                display_ms(self.options.lookback_ms)
             ));
             res
         } else {
@@ -649,21 +643,14 @@ impl<'o> Evaluator<'o> {
         let o = ms_of_offset(&ms.vs.offset);
         let at = self.at_time(&ms.vs.at);
         let ends: Vec<i64> = times.iter().map(|&t| at.unwrap_or(t) - o).collect();
-        let loaded = self
-            .data
-            .get(&node_key(&ms.vs))
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        // A range selector is evaluated once, for all its steps: its points move into the
+        // windows instead of being copied.
+        let loaded = self.data.remove(&node_key(&ms.vs)).unwrap_or_default();
         let series = loaded
-            .iter()
-            .map(|s| {
-                let points: Vec<(i64, f64)> = s
-                    .points
-                    .iter()
-                    .copied()
-                    .filter(|p| !is_stale(p.1))
-                    .collect();
-                WindowSeries::new(s.metric.clone(), points, &ends, range)
+            .into_iter()
+            .map(|mut s| {
+                s.points.retain(|p| !is_stale(p.1));
+                WindowSeries::new(s.metric, s.points, &ends, range)
             })
             .collect();
         Windows {
@@ -727,19 +714,12 @@ fn subquery_grid(sq: &SubqueryExpr, lo: i64, hi: i64) -> (i64, i64) {
 
 /// Refuses a step whose vector holds one label set twice, as a dropped name can make.
 fn unique_label_sets(steps: &Steps) -> Result<(), QueryError> {
-    let Steps::Vector(vectors) = steps else {
-        return Ok(());
-    };
-    let mut seen = rustc_hash::FxHashSet::default();
-    for v in vectors.iter().filter(|v| v.len() > 1) {
-        seen.clear();
-        if !v.iter().all(|s| seen.insert(&*s.metric)) {
-            return Err(QueryError::Execution(
-                "vector cannot contain metrics with the same labelset".into(),
-            ));
-        }
+    match steps {
+        Steps::Vector(vectors) => vectors
+            .iter()
+            .try_for_each(functions::check_unique_labelsets),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn negate(steps: Steps) -> Steps {
@@ -790,7 +770,7 @@ impl WindowSeries {
                 (lo, hi.max(lo))
             })
             .collect();
-        let unnamed = super::binary::strip_name(&metric);
+        let unnamed = super::value::unnamed(&metric);
         Self {
             metric,
             unnamed,
@@ -868,9 +848,5 @@ impl Evaluator<'_> {
 
     pub(super) fn moved_end(&self, vs: &VectorSelector, t: i64) -> i64 {
         self.at_time(&vs.at).unwrap_or(t) - ms_of_offset(&vs.offset)
-    }
-
-    pub(super) fn check_time(&self) -> Result<(), QueryError> {
-        self.check_deadline()
     }
 }

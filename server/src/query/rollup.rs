@@ -15,9 +15,9 @@ use sysward_proto::SeriesKind;
 
 use super::{
     QueryError, Sample,
-    eval::{Evaluator, Steps, ms_of_duration},
+    eval::{Evaluator, Kind, Steps, display_ms, expr_kind, ms_of_duration, unparen},
 };
-use crate::store::{Rollup, total_increase};
+use crate::store::{Rollup, counter_increase, total_increase};
 
 const ANSWERED: [&str; 8] = [
     "sum_over_time",
@@ -29,22 +29,6 @@ const ANSWERED: [&str; 8] = [
     "increase",
     "rate",
 ];
-
-/// A duration as PromQL writes it: `5m`, `1h`, `1d`, `90s`.
-pub(super) fn duration_text(ms: i64) -> String {
-    let units = [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-    ];
-    for (unit, size) in units {
-        if ms >= size && ms % size == 0 {
-            return format!("{}{unit}", ms / size);
-        }
-    }
-    format!("{ms}ms")
-}
 
 /// Evaluates `c` from rollups if it takes a range: `Ok(None)` when it takes none (the
 /// ordinary path then evaluates it on each bucket's last sample).
@@ -77,8 +61,8 @@ pub(super) fn call(
     if width > asked {
         ev.ann.info(format!(
             "{name}(...[{}]) was evaluated over {}, the resolution of the {} tier it was read from",
-            duration_text(asked),
-            duration_text(width),
+            display_ms(asked),
+            display_ms(width),
             tier.name()
         ));
     } else {
@@ -93,7 +77,7 @@ pub(super) fn call(
             let out = if keeps_name {
                 metric
             } else {
-                super::binary::strip_name(&metric)
+                super::value::unnamed(&metric)
             };
             (out, kind, records)
         })
@@ -105,7 +89,7 @@ pub(super) fn call(
     let mut last_end = i64::MIN;
     for (i, &t) in times.iter().enumerate() {
         if i % 64 == 0 {
-            ev.check_time()?;
+            ev.check_deadline()?;
         }
         let end = ev.moved_end(&ms.vs, t);
         let forward = end >= last_end;
@@ -197,33 +181,12 @@ fn increase(window: &[Rollup], before: Option<&Rollup>, kind: SeriesKind) -> f64
         return window[window.len() - 1].last - first;
     }
     let within = total_increase(window);
-    match before {
-        // The boundary term from the last sample before the window to the first in it.
-        Some(b) => within + total_increase(&[*b, window[0]]) - b.increase - window[0].increase,
-        None => within,
-    }
+    // From the last sample before the window to the first in it.
+    before.map_or(within, |b| {
+        within + counter_increase(b.last, window[0].first)
+    })
 }
 
 fn is_range(e: &Expr) -> bool {
-    matches!(unparen(e), Expr::MatrixSelector(_) | Expr::Subquery(_))
-}
-
-fn unparen(e: &Expr) -> &Expr {
-    match e {
-        Expr::Paren(p) => unparen(&p.expr),
-        e => e,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_as_promql_writes_them() {
-        assert_eq!(duration_text(300_000), "5m");
-        assert_eq!(duration_text(3_600_000), "1h");
-        assert_eq!(duration_text(90_000), "90s");
-        assert_eq!(duration_text(1500), "1500ms");
-    }
+    expr_kind(e) == Kind::Range
 }

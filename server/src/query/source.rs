@@ -6,8 +6,7 @@ use sysward_proto::SeriesKind;
 
 use super::{Labels, QueryError};
 use crate::store::{
-    LabelMatcher, NAME_LABEL, ReadBudget, ReadRequest, SeriesData, Store, StoreError, Tier,
-    TierChoice,
+    LabelMatcher, NAME_LABEL, ReadBudget, ReadRequest, SeriesData, Store, Tier, TierChoice,
 };
 
 /// One selector's read: its series with points in `[start, end]` at `tier`.
@@ -65,10 +64,7 @@ impl QuerySource for StoreSource {
                 tier: TierChoice::Exact(r.tier),
             })
             .collect();
-        let answers = self.0.read_many(&reads, budget).map_err(|e| match e {
-            StoreError::Limit { limit, message } => QueryError::Limit { limit, message },
-            other => QueryError::Internal(other.to_string()),
-        })?;
+        let answers = self.0.read_many(&reads, budget)?;
         Ok(answers
             .into_iter()
             .map(|series| {
@@ -118,10 +114,15 @@ impl MemorySource {
         };
         let list = &mut self.series[idx].1;
         list.extend_from_slice(points);
+        // A stable sort keeps writes of one time in order; the last one stays.
         list.sort_by_key(|p| p.0);
-        list.reverse();
-        list.dedup_by_key(|p| p.0);
-        list.reverse();
+        list.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                *earlier = *later;
+            }
+            same
+        });
     }
 
     /// Forgets every series.
@@ -150,16 +151,7 @@ impl QuerySource for MemorySource {
                 .iter()
                 .filter(|(m, _)| Self::matches(m, &r.selectors))
                 .collect();
-            if matched.len() > budget.max_series_per_request {
-                return Err(QueryError::Limit {
-                    limit: "max_series_per_selector",
-                    message: format!(
-                        "a selector matches {} series, over the limit of {}",
-                        matched.len(),
-                        budget.max_series_per_request
-                    ),
-                });
-            }
+            budget.check_series(matched.len())?;
             let mut answer = Vec::with_capacity(matched.len());
             for (metric, list) in matched {
                 let inside: Vec<(i64, f64)> = list
@@ -168,15 +160,7 @@ impl QuerySource for MemorySource {
                     .filter(|p| p.0 >= r.start && p.0 <= r.end)
                     .collect();
                 points += inside.len();
-                if points > budget.max_points {
-                    return Err(QueryError::Limit {
-                        limit: "max_samples",
-                        message: format!(
-                            "query processing would load too many samples into memory (over {})",
-                            budget.max_points
-                        ),
-                    });
-                }
+                budget.check_points(points)?;
                 answer.push(SourceSeries {
                     metric: metric.clone(),
                     kind: SeriesKind::Gauge,

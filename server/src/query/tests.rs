@@ -366,3 +366,11 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn infos_write_durations_as_promql_does() {
+    assert_eq!(eval::display_ms(300_000), "5m");
+    assert_eq!(eval::display_ms(3_600_000), "1h");
+    assert_eq!(eval::display_ms(90_000), "1m30s");
+    assert_eq!(eval::display_ms(1500), "1s500ms");
+}

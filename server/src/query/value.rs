@@ -133,6 +133,15 @@ impl Serialize for Labels {
 /// A shared label set: series keep theirs across every step of a query.
 pub type Metric = Arc<Labels>;
 
+/// `m` without `__name__`, sharing `m` itself when it has no name.
+pub(super) fn unnamed(m: &Metric) -> Metric {
+    if m.name().is_empty() {
+        Arc::clone(m)
+    } else {
+        Arc::new(m.without_name())
+    }
+}
+
 /// One element of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -185,14 +194,23 @@ impl Value {
     }
 }
 
+/// How Go spells the floats that are not numbers: `NaN`, `+Inf`, `-Inf`.
+pub(crate) fn go_special(v: f64) -> Option<&'static str> {
+    if v.is_nan() {
+        Some("NaN")
+    } else if v == f64::INFINITY {
+        Some("+Inf")
+    } else if v == f64::NEG_INFINITY {
+        Some("-Inf")
+    } else {
+        None
+    }
+}
+
 /// A float as Prometheus' API writes it: `NaN`, `+Inf`, `-Inf`, or Go's shortest form.
 pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
+    if let Some(s) = go_special(v) {
+        s.into()
     } else {
         let s = format!("{v}");
         // Go's strconv 'f' -1 writes large and small magnitudes with an exponent.

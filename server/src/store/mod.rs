@@ -21,6 +21,7 @@ use std::{
     time::Duration,
 };
 
+pub(crate) use rollup::inc as counter_increase;
 pub use rollup::total_increase;
 pub use sysward_proto::SeriesKind;
 use sysward_proto::{Event, Series};
@@ -355,6 +356,34 @@ impl ReadBudget {
         max_series_per_request: usize::MAX,
         max_points: usize::MAX,
     };
+
+    /// Refuses a request that matched `series` series, past the limit.
+    pub fn check_series(&self, series: usize) -> Result<(), StoreError> {
+        if series <= self.max_series_per_request {
+            return Ok(());
+        }
+        Err(StoreError::Limit {
+            limit: "max_series_per_selector",
+            message: format!(
+                "a selector matches {series} series, over the limit of {} ([query] max_series_per_selector)",
+                self.max_series_per_request
+            ),
+        })
+    }
+
+    /// Refuses reads that have taken `points` points so far, past the limit.
+    pub fn check_points(&self, points: usize) -> Result<(), StoreError> {
+        if points <= self.max_points {
+            return Ok(());
+        }
+        Err(StoreError::Limit {
+            limit: "max_samples",
+            message: format!(
+                "query processing would load too many samples into memory (over {}, [query] max_samples)",
+                self.max_points
+            ),
+        })
+    }
 }
 
 /// Points of one series from one tier.

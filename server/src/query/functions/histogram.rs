@@ -443,22 +443,25 @@ mod tests {
         assert!(close(quantile_of(0.5, v).0[0].value, 0.15));
     }
 
+    /// Cumulative counts that fall three times (at 1, 100 and +Inf).
+    fn non_monotonic() -> Vector {
+        buckets(
+            "n_bucket",
+            &[],
+            &[
+                ("0.1", 20.0),
+                ("1", 10.0),
+                ("10", 50.0),
+                ("100", 40.0),
+                ("1000", 90.0),
+                ("+Inf", 80.0),
+            ],
+        )
+    }
+
     #[test]
     fn quantile_forces_monotonicity_with_an_info() {
-        let h = || {
-            buckets(
-                "n_bucket",
-                &[],
-                &[
-                    ("0.1", 20.0),
-                    ("1", 10.0),
-                    ("10", 50.0),
-                    ("100", 40.0),
-                    ("1000", 90.0),
-                    ("+Inf", 80.0),
-                ],
-            )
-        };
+        let h = non_monotonic;
         for (q, want) in [(0.01, 0.0045), (0.5, 8.5), (0.99, 979.75)] {
             let (v, ann) = quantile_of(q, h());
             assert!(close(v[0].value, want), "q {q}: {}", v[0].value);
@@ -529,18 +532,7 @@ mod tests {
 
     #[test]
     fn quantiles_label_each_quantile() {
-        let h = buckets(
-            "n_bucket",
-            &[],
-            &[
-                ("0.1", 20.0),
-                ("1", 10.0),
-                ("10", 50.0),
-                ("100", 40.0),
-                ("1000", 90.0),
-                ("+Inf", 80.0),
-            ],
-        );
+        let h = non_monotonic();
         let args = vec![
             Arg::Vector(h),
             Arg::String("q".into()),

@@ -24,8 +24,6 @@ mod misc;
 mod range;
 mod time;
 
-use std::sync::Arc;
-
 use promql_parser::parser::Expr;
 
 use super::{Annotations, Labels, Metric, QueryError, Sample, Value, Vector};
@@ -168,7 +166,7 @@ impl<'a> Args<'_, 'a> {
 }
 
 /// Refuses a vector holding two samples with one label set, as Prometheus does.
-fn check_unique_labelsets(v: &Vector) -> Result<(), QueryError> {
+pub(super) fn check_unique_labelsets(v: &Vector) -> Result<(), QueryError> {
     if v.len() < 2 {
         return Ok(());
     }
@@ -183,14 +181,7 @@ fn check_unique_labelsets(v: &Vector) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// The labels without `__name__`, sharing the allocation when there is no name.
-fn drop_name(metric: &Metric) -> Metric {
-    if metric.name().is_empty() {
-        Arc::clone(metric)
-    } else {
-        Arc::new(metric.without_name())
-    }
-}
+use super::value::unnamed as drop_name;
 
 /// An output sample at the step's time.
 fn sample(metric: Metric, value: f64, ctx: &CallCtx<'_>) -> Sample {

@@ -155,16 +155,7 @@ impl TieredStore {
             } else {
                 self.copy_selection(&request.selectors)
             };
-            if selection.len() > budget.max_series_per_request {
-                return Err(StoreError::Limit {
-                    limit: "max_series_per_selector",
-                    message: format!(
-                        "a selector matches {} series, over the limit of {} ([query] max_series_per_selector)",
-                        selection.len(),
-                        budget.max_series_per_request
-                    ),
-                });
-            }
+            budget.check_series(selection.len())?;
             selections.push(selection);
         }
         let conn = self.reader()?;
@@ -188,15 +179,7 @@ impl TieredStore {
                     SeriesData::Raw(p) => p.len(),
                     SeriesData::Rollup(r) => r.len(),
                 };
-                if points > budget.max_points {
-                    return Err(StoreError::Limit {
-                        limit: "max_samples",
-                        message: format!(
-                            "query processing would load too many samples into memory (over {}, [query] max_samples)",
-                            budget.max_points
-                        ),
-                    });
-                }
+                budget.check_points(points)?;
                 answer.push(read);
             }
             out.push(answer);
