@@ -318,7 +318,7 @@ mod tests {
             ),
             (
                 "wait = \"5\"",
-                "bad setting `wait` for collector x: \"5\" has no unit (use ms, s, m, h, d or w)",
+                "bad setting `wait` for collector x: \"5\" has no unit (use ms, s, m, h, d, w or y)",
             ),
             (
                 "pattern = [\"a\"]",
