@@ -24,6 +24,7 @@ use crate::{
 };
 
 mod api_token;
+mod rules;
 
 const DEFAULT_CONFIG: &str = "/etc/sysward/server.toml";
 
@@ -43,6 +44,16 @@ enum Command {
     Serve,
     /// Checks a configuration file and exits.
     CheckConfig,
+    /// Checks files without a server or a configuration.
+    Check {
+        #[command(subcommand)]
+        command: rules::CheckCommand,
+    },
+    /// Runs unit tests of rules.
+    Test {
+        #[command(subcommand)]
+        command: rules::TestCommand,
+    },
     /// Join tokens for agents.
     Token {
         #[command(subcommand)]
@@ -106,12 +117,17 @@ enum AgentsCommand {
 
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    if let Command::Quickstart { dir, port } = &cli.command {
-        crate::serve::init_logging();
-        return crate::quickstart::run(dir, *port);
-    }
+    let command = match cli.command {
+        Command::Quickstart { dir, port } => {
+            crate::serve::init_logging();
+            return crate::quickstart::run(&dir, port);
+        }
+        Command::Check { command } => return Ok(rules::check(command)),
+        Command::Test { command } => return Ok(rules::test(command)),
+        other => other,
+    };
     let config = load_config(&cli.config)?;
-    match cli.command {
+    match command {
         Command::Serve => {
             crate::serve::init_logging();
             crate::serve::run_blocking(config)?;
@@ -176,7 +192,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
             }
         }
         Command::Import { file } => crate::import::run(&config, &file)?,
-        Command::Quickstart { .. } => unreachable!("handled above"),
+        Command::Quickstart { .. } | Command::Check { .. } | Command::Test { .. } => {
+            unreachable!("handled above")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,7 @@ pub mod import;
 pub mod metrics;
 pub mod pki;
 pub mod query;
+pub mod rules;
 pub mod quickstart;
 pub mod selector;
 pub mod serve;

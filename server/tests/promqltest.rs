@@ -499,7 +499,7 @@ mod parser_tests {
 
         #[test]
         fn series_values_never_panic(item in "[-+_0-9xeEInfNaxs.]{0,12}") {
-            let _ = parse_item(&item);
+            let _ = sysward_server::rules::unittest::series::parse_item(&item);
         }
     }
 }

@@ -110,7 +110,17 @@ pub fn instant_query(
     options: &QueryOptions,
 ) -> Result<QueryOutput, QueryError> {
     let parsed = parse(expr)?;
-    eval::run(source, &parsed, time_ms, time_ms, 0, options, false)
+    instant_query_expr(source, &parsed, time_ms, options)
+}
+
+/// An instant query of an expression parsed before (rules parse theirs once, at load).
+pub fn instant_query_expr(
+    source: &dyn QuerySource,
+    expr: &promql_parser::parser::Expr,
+    time_ms: i64,
+    options: &QueryOptions,
+) -> Result<QueryOutput, QueryError> {
+    eval::run(source, expr, time_ms, time_ms, 0, options, false)
 }
 
 /// Evaluates `expr` at every step from `start_ms` to `end_ms`.
