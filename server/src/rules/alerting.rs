@@ -493,3 +493,6 @@ pub(super) fn samples_of(value: Value) -> Result<Vec<(Labels, f64)>, RuleError> 
     }
 }
 
+
+#[cfg(test)]
+mod tests;

@@ -21,7 +21,7 @@ pub use alerting::{Alert, AlertState, AlertingState};
 pub use file::{GroupSpec, NoData, RuleFileError, RuleKind, RuleSpec, load_file, parse_file};
 pub use group::{Group, RuleHealth, RuleState};
 
-use crate::query::{Labels, QueryOptions, QuerySource, instant_query_expr};
+use crate::query::{Labels, MemorySource, QueryOptions, QuerySource, instant_query_expr};
 use template::{QuerySample, Template, TemplateData, TemplateError, TemplateQuery};
 
 /// Why one rule's evaluation failed; its group goes on with the next rule.
@@ -42,6 +42,23 @@ pub trait RuleStorage {
     fn source(&self) -> &dyn QuerySource;
     /// Appends samples at `time_ms`: recording rules' results, `ALERTS`, staleness markers.
     fn append(&mut self, time_ms: i64, samples: &[(Labels, f64)]) -> Result<(), String>;
+}
+
+/// Series in memory with the rules' output beside them: `test rules` and tests.
+#[derive(Debug, Default)]
+pub struct MemoryStorage(pub MemorySource);
+
+impl RuleStorage for MemoryStorage {
+    fn source(&self) -> &dyn QuerySource {
+        &self.0
+    }
+
+    fn append(&mut self, time_ms: i64, samples: &[(Labels, f64)]) -> Result<(), String> {
+        for (labels, value) in samples {
+            self.0.add(labels.clone(), &[(time_ms, *value)]);
+        }
+        Ok(())
+    }
 }
 
 /// What every rule of a server shares.

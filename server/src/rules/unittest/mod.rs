@@ -18,10 +18,8 @@ use std::{
 use promql_parser::parser::{Expr, VectorSelector};
 use serde::Deserialize;
 
-use super::{
-    AlertState, Group, RuleEnv, RuleKind, RuleStorage, file::prom_duration, load_file,
-};
-use crate::query::{Labels, MemorySource, QuerySource, Value, instant_query};
+use super::{AlertState, Group, MemoryStorage, RuleEnv, RuleKind, file::prom_duration, load_file};
+use crate::query::{Labels, MemorySource, Value, instant_query};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -248,22 +246,6 @@ fn duration_ms(text: &str) -> Result<i64, String> {
     prom_duration(text).map(|d| d.as_millis() as i64)
 }
 
-/// The test's own series and the rules' output.
-struct TestStorage(MemorySource);
-
-impl RuleStorage for TestStorage {
-    fn source(&self) -> &dyn QuerySource {
-        &self.0
-    }
-
-    fn append(&mut self, time_ms: i64, samples: &[(Labels, f64)]) -> Result<(), String> {
-        for (labels, value) in samples {
-            self.0.add(labels.clone(), &[(time_ms, *value)]);
-        }
-        Ok(())
-    }
-}
-
 struct GroupRun<'a> {
     test: &'a TestGroup,
     interval: i64,
@@ -320,7 +302,7 @@ impl<'a> GroupRun<'a> {
             .push(format!("    name: {},\n{message}", self.name));
     }
 
-    fn load_series(&mut self) -> Result<TestStorage, String> {
+    fn load_series(&mut self) -> Result<MemoryStorage, String> {
         let step = match &self.test.interval {
             Some(text) => duration_ms(text).map_err(|e| format!("    interval: {e}"))?,
             None => self.interval,
@@ -345,7 +327,7 @@ impl<'a> GroupRun<'a> {
                 .collect();
             source.add(labels, &points);
         }
-        Ok(TestStorage(source))
+        Ok(MemoryStorage(source))
     }
 
     fn alert_times(&mut self) -> Result<Vec<(i64, &'a AlertTest)>, ()> {
@@ -390,7 +372,7 @@ impl<'a> GroupRun<'a> {
     fn evaluate(
         &mut self,
         groups: &mut [Group],
-        storage: &mut TestStorage,
+        storage: &mut MemoryStorage,
         env: &RuleEnv,
         ts: i64,
     ) -> bool {
@@ -456,7 +438,7 @@ impl<'a> GroupRun<'a> {
         ));
     }
 
-    fn check_expr(&mut self, storage: &TestStorage, test: &ExprTest, at: i64) {
+    fn check_expr(&mut self, storage: &MemoryStorage, test: &ExprTest, at: i64) {
         let options = RuleEnv::default().query;
         let got = match instant_query(&storage.0, &test.expr, at, &options) {
             Ok(out) => match samples(out.value) {
