@@ -76,14 +76,14 @@ impl Group {
         }
     }
 
-    /// Evaluates every rule at `t` (less the group's `query_offset`) and returns the
-    /// alerts' transitions. A failing rule is marked and the others still run.
+    /// Evaluates every rule at `t` (less the group's `query_offset`) and returns each
+    /// rule's transitions. A failing rule is marked and the others still run.
     pub fn evaluate(
         &mut self,
         storage: &mut dyn RuleStorage,
         env: &RuleEnv,
         t: i64,
-    ) -> Vec<Transition> {
+    ) -> Vec<Vec<Transition>> {
         let started = Instant::now();
         let t = t - self.spec.query_offset.as_millis() as i64;
         let mut transitions = Vec::new();
@@ -100,11 +100,12 @@ impl Group {
             );
             match outcome {
                 Ok(moved) => {
-                    transitions.extend(moved);
+                    transitions.push(moved);
                     state.health = RuleHealth::Ok;
                     state.last_error = None;
                 }
                 Err(e) => {
+                    transitions.push(Vec::new());
                     state.health = RuleHealth::Err;
                     state.last_error = Some(e.to_string());
                 }

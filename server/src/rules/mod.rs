@@ -8,8 +8,11 @@
 //! durably, is built on these and knows nothing they do not.
 
 pub mod alerting;
+pub mod engine;
 pub mod file;
 pub mod group;
+pub mod persist;
+pub mod store_storage;
 pub mod template;
 pub mod unittest;
 
@@ -19,6 +22,7 @@ use promql_parser::parser::Expr;
 
 pub use alerting::{Alert, AlertState, AlertingState};
 pub use file::{GroupSpec, NoData, RuleFileError, RuleKind, RuleSpec, load_file, parse_file};
+pub use engine::{EngineConfig, RuleEngine};
 pub use group::{Group, RuleHealth, RuleState};
 
 use crate::query::{Labels, MemorySource, QueryOptions, QuerySource, instant_query_expr};

@@ -39,6 +39,7 @@ impl Harness {
         self.group
             .evaluate(&mut self.storage, &self.env, at * MIN)
             .into_iter()
+            .flatten()
             .map(|t| format!("{}>{}", t.from.name(), t.to.name()))
             .collect()
     }

@@ -1,0 +1,81 @@
+//! Rules on the server's store: reads through the query engine's snapshot, writes recording
+//! rules' results and `ALERTS` as batches, like an import's, so they are kept, rolled up and
+//! queried as every other series.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use sysward_proto::{Series, SeriesKind};
+
+use super::RuleStorage;
+use crate::{
+    query::{Labels, QuerySource, StoreSource},
+    state::random_hex,
+    store::{IngestBatch, NAME_LABEL, Store},
+};
+
+pub struct StoreStorage {
+    store: Arc<dyn Store>,
+    source: StoreSource,
+    /// Batches of this server run are `(agent_id, "rules-<random>", seq)`.
+    boot_id: String,
+    next_seq: HashMap<String, u64>,
+}
+
+impl StoreStorage {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            source: StoreSource(store.clone()),
+            store,
+            boot_id: format!("rules-{}", random_hex(8)),
+            next_seq: HashMap::new(),
+        }
+    }
+}
+
+impl RuleStorage for StoreStorage {
+    fn source(&self) -> &dyn QuerySource {
+        &self.source
+    }
+
+    fn append(&mut self, time_ms: i64, samples: &[(Labels, f64)]) -> Result<(), String> {
+        // The store keeps `agent_id` and `instance` as the batch's: one batch per pair, so
+        // a rule's output keeps the host labels of the series it came from.
+        let mut batches: BTreeMap<(String, String), Vec<Series>> = BTreeMap::new();
+        for (labels, value) in samples {
+            let mut rest = BTreeMap::new();
+            for (k, v) in labels.pairs() {
+                if !matches!(k.as_str(), NAME_LABEL | "agent_id" | "instance") {
+                    rest.insert(k.clone(), v.clone());
+                }
+            }
+            let key = (
+                labels.get("agent_id").to_string(),
+                labels.get("instance").to_string(),
+            );
+            batches.entry(key).or_default().push(Series {
+                name: labels.name().to_string(),
+                labels: rest,
+                kind: SeriesKind::Gauge,
+                points: vec![(time_ms, *value)],
+            });
+        }
+        for ((agent_id, instance), series) in batches {
+            let seq = self.next_seq.entry(agent_id.clone()).or_insert(0);
+            *seq += 1;
+            self.store
+                .ingest(&IngestBatch {
+                    agent_id: &agent_id,
+                    boot_id: &self.boot_id,
+                    seq: *seq,
+                    instance: &instance,
+                    series: &series,
+                    events: &[],
+                })
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
