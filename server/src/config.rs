@@ -33,6 +33,59 @@ pub struct ServerConfig {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub query: QueryConfig,
+    #[serde(default)]
+    pub rules: RulesConfig,
+}
+
+/// `[rules]`: alerting and recording rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Every `*.yml`/`*.yaml` file in it is a rule file (Prometheus' format); a directory
+    /// that does not exist means no rules.
+    #[serde(default = "d_rules_dir")]
+    pub dir: PathBuf,
+    /// Interval of groups that do not set their own.
+    #[serde(default = "d_rules_interval", deserialize_with = "duration")]
+    pub evaluation_interval: Duration,
+    /// A batch touching what a group reads evaluates it at once, at most this often.
+    #[serde(default = "d_rules_gap", deserialize_with = "duration")]
+    pub trigger_gap: Duration,
+    /// How long alert transitions stay in the history.
+    #[serde(default = "d_rules_history", deserialize_with = "duration")]
+    pub history_retention: Duration,
+    /// `$externalLabels` in templates.
+    #[serde(default)]
+    pub external_labels: std::collections::BTreeMap<String, String>,
+    /// `$externalURL` in templates: where operators reach this server.
+    #[serde(default)]
+    pub external_url: Option<String>,
+}
+
+fn d_rules_dir() -> PathBuf {
+    PathBuf::from("/etc/sysward/rules")
+}
+fn d_rules_interval() -> Duration {
+    crate::rules::EngineConfig::default().interval
+}
+fn d_rules_gap() -> Duration {
+    crate::rules::EngineConfig::default().trigger_gap
+}
+fn d_rules_history() -> Duration {
+    crate::rules::EngineConfig::default().history_retention
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            dir: d_rules_dir(),
+            evaluation_interval: d_rules_interval(),
+            trigger_gap: d_rules_gap(),
+            history_retention: d_rules_history(),
+            external_labels: Default::default(),
+            external_url: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -451,7 +504,31 @@ impl ServerConfig {
             );
         }
         config.query.validate(path)?;
+        for (key, value) in [
+            ("evaluation_interval", config.rules.evaluation_interval),
+            ("history_retention", config.rules.history_retention),
+        ] {
+            if value.is_zero() {
+                bail!("{}: [rules] {key} must be longer than 0", path.display());
+            }
+        }
         Ok(config)
+    }
+
+    /// The rule engine's settings.
+    pub fn rule_engine_config(&self) -> crate::rules::EngineConfig {
+        let r = &self.rules;
+        crate::rules::EngineConfig {
+            dir: Some(r.dir.clone()),
+            interval: r.evaluation_interval,
+            trigger_gap: r.trigger_gap,
+            history_retention: r.history_retention,
+            env: crate::rules::RuleEnv {
+                query: self.query.options(),
+                external_labels: r.external_labels.clone(),
+                external_url: r.external_url.clone().unwrap_or_else(|| self.public_url()),
+            },
+        }
     }
 
     /// The URL that goes into join tokens.

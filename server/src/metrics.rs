@@ -180,6 +180,71 @@ pub fn render(server: &ServerMetrics, store: &StoreStats, process: ProcessStats)
     out
 }
 
+/// What the rule engine reports: its counters, rules loaded, files refused, and alerts by
+/// state.
+pub struct RulesReport {
+    pub stats: crate::rules::engine::EngineStats,
+    pub rules: usize,
+    pub file_errors: usize,
+    pub alerts: [(&'static str, usize); 3],
+}
+
+/// The rule engine's figures.
+pub fn render_rules(r: &RulesReport) -> String {
+    let mut o = String::with_capacity(1024);
+    let s = &r.stats;
+    for (name, help, value) in [
+        (
+            "sysward_rule_group_evaluations_total",
+            "Group evaluations, scheduled and triggered by ingest.",
+            s.evaluations,
+        ),
+        (
+            "sysward_rule_group_triggered_evaluations_total",
+            "Group evaluations started by a batch touching what the group reads.",
+            s.triggered,
+        ),
+        (
+            "sysward_rule_evaluation_failures_total",
+            "Rule evaluations that failed (the rule shows health err).",
+            s.rule_failures,
+        ),
+        (
+            "sysward_rule_state_write_failures_total",
+            "Group evaluations whose state could not be saved (retried at the next).",
+            s.persist_failures,
+        ),
+    ] {
+        sample(&mut o, name, "counter", help, value);
+    }
+    sample(
+        &mut o,
+        "sysward_rule_last_round_seconds",
+        "gauge",
+        "How long the last round of due groups took.",
+        s.last_round.as_secs_f64(),
+    );
+    sample(
+        &mut o,
+        "sysward_rules_loaded",
+        "gauge",
+        "Rules loaded and evaluated.",
+        r.rules,
+    );
+    sample(
+        &mut o,
+        "sysward_rule_files_refused",
+        "gauge",
+        "Rule files refused at start (see the log); 0 after a good reload.",
+        r.file_errors,
+    );
+    family(&mut o, "sysward_alerts", "gauge", "Alerts by state.");
+    for (state, n) in r.alerts {
+        let _ = writeln!(o, "sysward_alerts{{state=\"{state}\"}} {n}");
+    }
+    o
+}
+
 /// The build, batches by outcome, series and samples.
 fn render_ingest(o: &mut String, server: &ServerMetrics, store: &StoreStats) {
     family(

@@ -17,6 +17,7 @@ use crate::{
     config::ServerConfig,
     metrics::ServerMetrics,
     pki::Pki,
+    rules::{RuleEngine, store_storage::StoreStorage},
     state::State,
     store::{SystemClock, TieredStore},
     tls,
@@ -119,6 +120,15 @@ impl Server {
                 fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
             }
         }
+        let rules = Arc::new(
+            RuleEngine::open(
+                config.rule_engine_config(),
+                Box::new(StoreStorage::new(store.clone())),
+                &dir.join("state.db"),
+                Arc::new(SystemClock),
+            )
+            .context("cannot open the rules' state")?,
+        );
         let tls = tls::server_config(&pki)?;
         let listener = TcpListener::bind(config.listen.address)
             .await
@@ -133,6 +143,7 @@ impl Server {
             metrics: ServerMetrics::default(),
             query: config.query.clone(),
             query_permits: Arc::new(Semaphore::new(config.query.max_concurrent)),
+            rules,
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         Ok(Self {
@@ -148,7 +159,18 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let router = api::router(self.app.clone());
-        tls::serve(self.listener, self.tls, router, shutdown).await?;
+        let engine = self.app.rules.clone();
+        let rules_thread = std::thread::Builder::new()
+            .name("rules".into())
+            .spawn(move || engine.run())?;
+        let reloads = tokio::spawn(reload_on_hangup(self.app.rules.clone()));
+        let served = tls::serve(self.listener, self.tls, router, shutdown).await;
+        reloads.abort();
+        self.app.rules.stop();
+        if rules_thread.join().is_err() {
+            warn!("The rules thread panicked.");
+        }
+        served?;
         let m = &self.app.metrics;
         info!(
             accepted = m.batches_accepted.get(),
@@ -158,6 +180,30 @@ impl Server {
             "Stopped."
         );
         Ok(())
+    }
+}
+
+/// Reloads the rules on SIGHUP (`systemctl reload`), telling systemd while it does.
+async fn reload_on_hangup(rules: Arc<RuleEngine>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        warn!("Cannot listen for SIGHUP; rules reload only through the API.");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        notify(&[sd_notify::NotifyState::Reloading]);
+        let engine = rules.clone();
+        let outcome = tokio::task::spawn_blocking(move || engine.reload()).await;
+        match outcome {
+            Ok(Ok(_)) => {}
+            Ok(Err(errors)) => {
+                for e in errors {
+                    warn!(error = %e, "Rules not reloaded; the running rules go on.");
+                }
+            }
+            Err(e) => warn!(error = %e, "The rule reload failed."),
+        }
+        notify(&[sd_notify::NotifyState::Ready]);
     }
 }
 

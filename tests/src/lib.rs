@@ -146,13 +146,20 @@ impl Server {
     /// As [`Server::start`], with `storage` added to the `[storage]` table (which the
     /// helper writes itself, so `extra` cannot open it again).
     pub fn start_with_storage(root: &Path, storage: &str, extra: &str) -> Self {
+        Self::start_with_rules(root, storage, "", extra)
+    }
+
+    /// As [`Server::start_with_storage`], with `rules` added to the `[rules]` table, whose
+    /// `dir` is `root/rules` (never the host's `/etc/sysward/rules`).
+    pub fn start_with_rules(root: &Path, storage: &str, rules: &str, extra: &str) -> Self {
         let port = free_port();
         let config = root.join("server.toml");
         fs::write(
             &config,
             format!(
-                "[listen]\naddress = \"127.0.0.1:{port}\"\n[storage]\ndata_dir = {:?}\n{storage}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n{extra}",
-                root.join("server-data").display().to_string()
+                "[listen]\naddress = \"127.0.0.1:{port}\"\n[storage]\ndata_dir = {:?}\n{storage}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n[rules]\ndir = {:?}\n{rules}\n{extra}",
+                root.join("server-data").display().to_string(),
+                root.join("rules").display().to_string()
             ),
         )
         .unwrap();
@@ -284,6 +291,23 @@ impl Server {
             .post(format!("{}{path}", self.url()))
             .bearer_auth(token)
             .form(form)
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    /// Sends a signal to the running server without waiting (SIGHUP: reload the rules).
+    pub fn signal(&self, signal: Signal) {
+        let child = self.child.as_ref().expect("the server is not running");
+        nix::sys::signal::kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    }
+
+    /// POST to an admin endpoint without a body; returns status and JSON body.
+    pub fn admin_post(&self, path: &str) -> (u16, Value) {
+        let resp = client(&self.ca_pem(), None)
+            .post(format!("{}{path}", self.url()))
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .unwrap();
         let status = resp.status().as_u16();

@@ -41,9 +41,12 @@ pub(super) async fn metrics(
     require_admin(&app, &headers).await?;
     let app2 = app.clone();
     // `stats` takes the store's memory lock, which a cut may hold for a moment.
-    let text =
-        blocking(move || metrics::render(&app2.metrics, &app2.store.stats(), ProcessStats::read()))
-            .await?;
+    let text = blocking(move || {
+        let mut text = metrics::render(&app2.metrics, &app2.store.stats(), ProcessStats::read());
+        text.push_str(&metrics::render_rules(&rules_report(&app2.rules)));
+        text
+    })
+    .await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -52,4 +55,29 @@ pub(super) async fn metrics(
         text,
     )
         .into_response())
+}
+
+fn rules_report(engine: &crate::rules::RuleEngine) -> metrics::RulesReport {
+    use crate::rules::AlertState;
+    let groups = engine.groups();
+    let mut counts = [("pending", 0), ("firing", 0), ("nodata", 0)];
+    let mut rules = 0;
+    for (g, _) in &groups {
+        rules += g.spec.rules.len();
+        for a in g.states.iter().flat_map(|s| s.alerting.alerts.values()) {
+            let i = match a.state {
+                AlertState::Pending => 0,
+                AlertState::Firing => 1,
+                AlertState::NoData => 2,
+                AlertState::Inactive => continue,
+            };
+            counts[i].1 += 1;
+        }
+    }
+    metrics::RulesReport {
+        stats: engine.stats(),
+        rules,
+        file_errors: engine.load_errors().len(),
+        alerts: counts,
+    }
 }

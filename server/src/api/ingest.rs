@@ -106,6 +106,7 @@ async fn ingest_inner(
     }
     let store = app.store.clone();
     let state = app.state.clone();
+    let rules = app.rules.clone();
     let hostname = batch
         .host
         .as_ref()
@@ -122,6 +123,9 @@ async fn ingest_inner(
             series: &batch.series,
             events: &batch.events,
         })?;
+        if outcome == IngestOutcome::Stored {
+            touch_rules(&rules, &batch.series);
+        }
         if let Err(error) = state.touch(&batch.agent_id, hostname.as_deref()) {
             warn!(%error, "Cannot record last seen.");
         }
@@ -135,3 +139,18 @@ async fn ingest_inner(
     }
     Ok(Json(AckResponse { acked_seq: seq }))
 }
+
+/// Tells the rule engine which metrics got fresh points. A backlog from an agent's spool is
+/// history: it makes no rule evaluate early.
+fn touch_rules(rules: &crate::rules::RuleEngine, series: &[sysward_proto::Series]) {
+    let fresh_after = crate::state::now_ms() - FRESH_MS;
+    rules.touched(
+        series
+            .iter()
+            .filter(|s| s.points.iter().any(|p| p.0 >= fresh_after))
+            .map(|s| s.name.as_str()),
+    );
+}
+
+/// Points newer than this are "now" for the rules (Prometheus' lookback).
+const FRESH_MS: i64 = 5 * 60 * 1000;

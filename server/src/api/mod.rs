@@ -27,6 +27,7 @@ mod labels;
 mod prom;
 mod query;
 mod read;
+mod rules;
 mod status;
 
 use crate::{
@@ -54,6 +55,8 @@ pub struct AppState {
     pub query: QueryConfig,
     /// One per query evaluated at once (`[query] max_concurrent`); others wait in turn.
     pub query_permits: Arc<Semaphore>,
+    /// Alerting and recording rules.
+    pub rules: Arc<crate::rules::RuleEngine>,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {
@@ -84,6 +87,11 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/label/{name}/values", get(labels::label_values))
         .route("/api/v1/metadata", get(labels::metadata))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
+        .route("/api/v1/alerts/history", get(rules::history))
+        .route("/api/v1/alerts/outbox", get(rules::outbox))
+        .route("/-/reload", post(rules::reload))
         .route("/api/v1/agents", get(admin::agents))
         .route("/metrics", get(admin::metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 pub use error::{Annotations, QueryError};
 pub use source::{MemorySource, QuerySource, SourceRequest, SourceSeries, StoreSource};
+pub(crate) use value::go_special;
 pub use value::{
     Labels, Matrix, Metric, STALE_NAN_BITS, Sample, Series, Value, Vector, format_time,
     format_value, is_stale, stale_nan,

@@ -148,8 +148,7 @@ fn find(
         let labels = alert_labels(rule, spec, group_labels, &base, value, ctx, t)?;
         if results.insert(labels, (base, value)).is_some() {
             return Err(RuleError::Eval(
-                "vector contains metrics with the same labelset after applying alert labels"
-                    .into(),
+                "vector contains metrics with the same labelset after applying alert labels".into(),
             ));
         }
     }
@@ -191,9 +190,9 @@ fn alert_labels(
     }
     let data = ctx.template_data(&data_labels, value, t);
     for (k, template) in &rule.labels {
-        let text = ctx.render(template, &data).map_err(|e| {
-            RuleError::Template(format!("label {k:?}: {e}"))
-        })?;
+        let text = ctx
+            .render(template, &data)
+            .map_err(|e| RuleError::Template(format!("label {k:?}: {e}")))?;
         pairs.insert(k.clone(), text);
     }
     pairs.insert("alertname".into(), spec.name.clone());
@@ -453,7 +452,8 @@ fn resolve(a: &mut Alert, t: i64) {
 
 /// A resolved alert is listed for [`RESOLVED_RETENTION_MS`].
 fn retained(a: &Alert, t: i64) -> bool {
-    a.resolved_at.is_none_or(|at| t - at <= RESOLVED_RETENTION_MS)
+    a.resolved_at
+        .is_none_or(|at| t - at <= RESOLVED_RETENTION_MS)
 }
 
 /// The `ALERTS` and `ALERTS_FOR_STATE` samples of the rule's active alerts.
@@ -492,7 +492,6 @@ pub(super) fn samples_of(value: Value) -> Result<Vec<(Labels, f64)>, RuleError> 
         ))),
     }
 }
-
 
 #[cfg(test)]
 mod tests;

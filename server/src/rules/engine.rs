@@ -102,10 +102,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<GroupSpec>, Vec<RuleFileError>> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|x| x == "yml" || x == "yaml")
-            })
+            .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => {
@@ -127,7 +124,11 @@ pub fn load_dir(dir: &Path) -> Result<Vec<GroupSpec>, Vec<RuleFileError>> {
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() { Ok(groups) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(groups)
+    } else {
+        Err(errors)
+    }
 }
 
 impl RuleEngine {
@@ -301,7 +302,11 @@ impl RuleEngine {
         if let Err(e) = inner.db.forget_other_rules(&keys) {
             warn!(error = %e, "Cannot delete the state of removed rules.");
         }
-        info!(groups = inner.groups.len(), rules = keys.len(), "Rules reloaded.");
+        info!(
+            groups = inner.groups.len(),
+            rules = keys.len(),
+            "Rules reloaded."
+        );
         Ok((inner.groups.len(), keys.len()))
     }
 
@@ -451,7 +456,10 @@ fn schedule(
             .map(|r| persist::rule_key(&spec, r))
             .collect();
         let reads = names_read(&spec);
-        let previous = old.iter().position(|g| g.key == key).map(|i| old.swap_remove(i));
+        let previous = old
+            .iter()
+            .position(|g| g.key == key)
+            .map(|i| old.swap_remove(i));
         let mut group = Group::new(spec);
         let mut written = vec![Written::default(); rule_keys.len()];
         for (j, rk) in rule_keys.iter().enumerate() {
@@ -525,7 +533,8 @@ fn collect_names(expr: &Expr, names: &mut HashSet<String>) -> bool {
         },
         E::MatrixSelector(m) => collect_names(&E::VectorSelector(m.vs.clone()), names),
         E::Aggregate(a) => {
-            collect_names(&a.expr, names) && a.param.as_ref().is_none_or(|p| collect_names(p, names))
+            collect_names(&a.expr, names)
+                && a.param.as_ref().is_none_or(|p| collect_names(p, names))
         }
         E::Unary(u) => collect_names(&u.expr, names),
         E::Binary(b) => collect_names(&b.lhs, names) && collect_names(&b.rhs, names),
@@ -536,7 +545,6 @@ fn collect_names(expr: &Expr, names: &mut HashSet<String>) -> bool {
         E::Extension(_) => false,
     }
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -101,9 +101,7 @@ pub struct RuleSpec {
 
 #[derive(Debug, Clone)]
 pub enum RuleKind {
-    Record {
-        name: String,
-    },
+    Record { name: String },
     Alert(Box<AlertSpec>),
 }
 
@@ -395,15 +393,16 @@ fn check_alert(r: &RuleYaml, name: &str, expr: &Expr) -> Result<AlertSpec, Strin
         None => (None, None),
     };
     let no_data = match &r.no_data {
-        Some(s) => NoData::parse(s).ok_or_else(|| {
-            format!("no_data: {s:?} is not one of ok, alerting, keep, nodata")
-        })?,
+        Some(s) => NoData::parse(s)
+            .ok_or_else(|| format!("no_data: {s:?} is not one of ok, alerting, keep, nodata"))?,
         None => NoData::Ok,
     };
     if no_data != NoData::Ok && threshold_parts(expr).is_none() {
-        return Err("no_data needs 'expr' to be a comparison with a number (`left > 90`): \
+        return Err(
+            "no_data needs 'expr' to be a comparison with a number (`left > 90`): \
                     its left side tells missing data from a condition that no longer holds"
-            .into());
+                .into(),
+        );
     }
     Ok(AlertSpec {
         name: name.to_string(),
@@ -419,7 +418,10 @@ fn check_alert(r: &RuleYaml, name: &str, expr: &Expr) -> Result<AlertSpec, Strin
     })
 }
 
-fn templates(what: &str, texts: &BTreeMap<String, String>) -> Result<Vec<(String, Template)>, String> {
+fn templates(
+    what: &str,
+    texts: &BTreeMap<String, String>,
+) -> Result<Vec<(String, Template)>, String> {
     texts
         .iter()
         .map(|(k, text)| {
@@ -434,7 +436,9 @@ fn templates(what: &str, texts: &BTreeMap<String, String>) -> Result<Vec<(String
 /// operator (`< 60`), a new threshold on the left side of the rule's own comparison.
 fn recovery_expr(expr: &Expr, text: &str) -> Result<Expr, String> {
     let trimmed = text.trim();
-    let is_threshold = ["<", ">", "==", "!="].iter().any(|op| trimmed.starts_with(op));
+    let is_threshold = ["<", ">", "==", "!="]
+        .iter()
+        .any(|op| trimmed.starts_with(op));
     if !is_threshold {
         return promql_parser::parser::parse(trimmed)
             .map_err(|e| format!("recover: could not parse expression: {e}"));
@@ -456,7 +460,13 @@ fn threshold_parts(expr: &Expr) -> Option<(Expr, f64)> {
     while let Expr::Paren(p) = e {
         e = &p.expr;
     }
-    let Expr::Binary(BinaryExpr { lhs, op, rhs, modifier }) = e else {
+    let Expr::Binary(BinaryExpr {
+        lhs,
+        op,
+        rhs,
+        modifier,
+    }) = e
+    else {
         return None;
     };
     if !op.is_comparison_operator() || modifier.as_ref().is_some_and(|m| m.return_bool) {

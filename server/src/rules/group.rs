@@ -181,8 +181,7 @@ fn record(
         }
         if !seen.insert(labels.clone()) {
             return Err(RuleError::Eval(
-                "vector contains metrics with the same labelset after applying rule labels"
-                    .into(),
+                "vector contains metrics with the same labelset after applying rule labels".into(),
             ));
         }
         out.push((labels, value));

@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use promql_parser::parser::Expr;
 
 pub use alerting::{Alert, AlertState, AlertingState};
-pub use file::{GroupSpec, NoData, RuleFileError, RuleKind, RuleSpec, load_file, parse_file};
 pub use engine::{EngineConfig, RuleEngine};
+pub use file::{GroupSpec, NoData, RuleFileError, RuleKind, RuleSpec, load_file, parse_file};
 pub use group::{Group, RuleHealth, RuleState};
 
 use crate::query::{Labels, MemorySource, QueryOptions, QuerySource, instant_query_expr};
@@ -129,7 +129,11 @@ impl EvalContext<'_> {
         }
     }
 
-    fn render(&self, template: &Template, data: &TemplateData<'_>) -> Result<String, TemplateError> {
+    fn render(
+        &self,
+        template: &Template,
+        data: &TemplateData<'_>,
+    ) -> Result<String, TemplateError> {
         if template.is_plain() {
             return Ok(template.source().to_string());
         }
@@ -150,7 +154,10 @@ struct SourceQuery<'a, 'b> {
 impl TemplateQuery for SourceQuery<'_, '_> {
     fn query(&self, expr: &str) -> Result<Vec<QuerySample>, String> {
         let parsed = crate::query::parse(expr).map_err(|e| e.to_string())?;
-        let samples = self.ctx.instant(&parsed, self.t).map_err(|e| e.to_string())?;
+        let samples = self
+            .ctx
+            .instant(&parsed, self.t)
+            .map_err(|e| e.to_string())?;
         Ok(samples
             .into_iter()
             .map(|(labels, value)| QuerySample {

@@ -14,9 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{
-    Alert, AlertState, AlertingState, GroupSpec, RuleKind, RuleSpec, Transition,
-};
+use super::{Alert, AlertState, AlertingState, GroupSpec, RuleKind, RuleSpec, Transition};
 use crate::query::Labels;
 
 #[derive(Debug, thiserror::Error)]
@@ -242,10 +240,14 @@ impl AlertDb {
         let mut q = self
             .conn
             .prepare_cached("SELECT labels, body FROM rule_alerts WHERE rule = ?1")?;
-        let rows = q.query_map([key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = q.query_map([key], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
         for row in rows {
             let (k, body) = row?;
-            let Some(labels) = labels_of(&k) else { continue };
+            let Some(labels) = labels_of(&k) else {
+                continue;
+            };
             let Some(alert) = serde_json::from_str::<AlertRow>(&body)
                 .ok()
                 .and_then(|r| r.alert(labels.clone()))

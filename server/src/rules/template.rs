@@ -29,9 +29,15 @@ pub trait TemplateQuery {
 
 impl Template {
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
-        Ok(Self { source: text.to_string() })
+        Ok(Self {
+            source: text.to_string(),
+        })
     }
-    pub fn render(&self, _data: &TemplateData<'_>, _q: &dyn TemplateQuery) -> Result<String, TemplateError> {
+    pub fn render(
+        &self,
+        _data: &TemplateData<'_>,
+        _q: &dyn TemplateQuery,
+    ) -> Result<String, TemplateError> {
         Ok(self.source.clone())
     }
     pub fn is_plain(&self) -> bool {

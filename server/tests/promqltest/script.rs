@@ -21,8 +21,8 @@
 //! The parser never panics: every malformed line is an error naming its line.
 
 use regex::Regex;
-use sysward_server::rules::unittest::series::parse_item;
 use std::sync::LazyLock;
+use sysward_server::rules::unittest::series::parse_item;
 
 /// Label pairs as written, the name as `__name__`.
 pub(crate) type LabelPairs = Vec<(String, String)>;

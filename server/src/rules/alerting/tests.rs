@@ -84,11 +84,22 @@ fn pending_then_firing_then_resolved_then_forgotten() {
     let got = run(
         &mut h,
         "x",
-        &[(0, 10.0), (1, 10.0), (2, 10.0), (3, 10.0), (4, 1.0), (5, 1.0)],
+        &[
+            (0, 10.0),
+            (1, 10.0),
+            (2, 10.0),
+            (3, 10.0),
+            (4, 1.0),
+            (5, 1.0),
+        ],
     );
     assert_eq!(
         got,
-        moves(&[(0, "inactive>pending"), (2, "pending>firing"), (4, "firing>inactive")])
+        moves(&[
+            (0, "inactive>pending"),
+            (2, "pending>firing"),
+            (4, "firing>inactive")
+        ])
     );
     // Listed as resolved for 15 minutes, then forgotten.
     assert_eq!(h.states(0), [AlertState::Inactive]);
@@ -104,7 +115,10 @@ fn pending_then_firing_then_resolved_then_forgotten() {
 fn a_pending_alert_whose_condition_stops_is_dropped_without_firing() {
     let mut h = Harness::new("  - alert: High\n    expr: x > 5\n    for: 5m\n");
     let got = run(&mut h, "x", &[(0, 10.0), (1, 10.0), (2, 1.0)]);
-    assert_eq!(got, moves(&[(0, "inactive>pending"), (2, "pending>inactive")]));
+    assert_eq!(
+        got,
+        moves(&[(0, "inactive>pending"), (2, "pending>inactive")])
+    );
     assert!(h.states(0).is_empty());
 }
 
@@ -121,7 +135,10 @@ fn keep_firing_for_holds_a_firing_alert() {
     let got = run(&mut h, "x", &[(0, 10.0), (1, 1.0), (2, 1.0), (3, 1.0)]);
     assert_eq!(
         got,
-        moves(&[(0, "inactive>pending pending>firing"), (3, "firing>inactive")])
+        moves(&[
+            (0, "inactive>pending pending>firing"),
+            (3, "firing>inactive")
+        ])
     );
 }
 
@@ -135,29 +152,40 @@ fn recovery_needs_its_own_threshold_held_for_its_own_time() {
     let values = [
         (0, 95.0),
         (1, 95.0),
-        (2, 95.0),  // fires
-        (3, 75.0),  // between: still firing
-        (4, 55.0),  // recovering since 4
-        (5, 65.0),  // not below 60: the recovery timer restarts
-        (6, 55.0),  // recovering since 6
+        (2, 95.0), // fires
+        (3, 75.0), // between: still firing
+        (4, 55.0), // recovering since 4
+        (5, 65.0), // not below 60: the recovery timer restarts
+        (6, 55.0), // recovering since 6
         (7, 55.0),
-        (8, 55.0),  // 2 minutes: not yet
-        (9, 55.0),  // 3 minutes: resolved
+        (8, 55.0), // 2 minutes: not yet
+        (9, 55.0), // 3 minutes: resolved
     ];
     let got = run(&mut h, "cpu", &values);
     assert_eq!(
         got,
-        moves(&[(0, "inactive>pending"), (2, "pending>firing"), (9, "firing>inactive")])
+        moves(&[
+            (0, "inactive>pending"),
+            (2, "pending>firing"),
+            (9, "firing>inactive")
+        ])
     );
 }
 
 #[test]
 fn recover_for_alone_needs_the_condition_gone_that_long() {
     let mut h = Harness::new("  - alert: High\n    expr: x > 5\n    recover_for: 2m\n");
-    let got = run(&mut h, "x", &[(0, 10.0), (1, 1.0), (2, 10.0), (3, 1.0), (4, 1.0), (5, 1.0)]);
+    let got = run(
+        &mut h,
+        "x",
+        &[(0, 10.0), (1, 1.0), (2, 10.0), (3, 1.0), (4, 1.0), (5, 1.0)],
+    );
     assert_eq!(
         got,
-        moves(&[(0, "inactive>pending pending>firing"), (5, "firing>inactive")])
+        moves(&[
+            (0, "inactive>pending pending>firing"),
+            (5, "firing>inactive")
+        ])
     );
 }
 
@@ -186,7 +214,10 @@ fn missing_data_resolves_under_ok_as_in_prometheus() {
     let got = vanish_while_firing(&mut h);
     assert_eq!(
         got,
-        moves(&[(0, "inactive>pending pending>firing"), (2, "firing>inactive")])
+        moves(&[
+            (0, "inactive>pending pending>firing"),
+            (2, "firing>inactive")
+        ])
     );
 }
 
@@ -233,19 +264,28 @@ fn a_series_that_stops_arriving_fires_under_alerting_even_when_it_was_fine() {
 
 #[test]
 fn alerts_are_queryable_as_alerts_series_and_go_stale_when_resolved() {
-    let mut h = Harness::new("  - alert: High\n    expr: x > 5\n    for: 1m\n    labels:\n      severity: page\n");
+    let mut h = Harness::new(
+        "  - alert: High\n    expr: x > 5\n    for: 1m\n    labels:\n      severity: page\n",
+    );
     run(&mut h, "x{host=\"a\"}", &[(0, 10.0), (1, 10.0)]);
     let firing = h.query("ALERTS{alertstate=\"firing\"}", 1);
     assert_eq!(firing.len(), 1);
     let labels = &firing[0].0;
     assert_eq!(
-        (labels.get("alertname"), labels.get("host"), labels.get("severity")),
+        (
+            labels.get("alertname"),
+            labels.get("host"),
+            labels.get("severity")
+        ),
         ("High", "a", "page")
     );
     let for_state = h.query("ALERTS_FOR_STATE", 1);
     assert_eq!(for_state[0].1, 0.0, "active since minute 0, in seconds");
     run(&mut h, "x{host=\"a\"}", &[(2, 1.0)]);
-    assert!(h.query("ALERTS", 2).is_empty(), "a staleness marker ends the series");
+    assert!(
+        h.query("ALERTS", 2).is_empty(),
+        "a staleness marker ends the series"
+    );
 }
 
 #[test]

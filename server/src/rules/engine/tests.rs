@@ -115,7 +115,9 @@ fn states(engine: &RuleEngine) -> Vec<AlertState> {
 fn moves(engine: &RuleEngine) -> Vec<String> {
     let mut h = engine.history(0, None, 100).unwrap();
     h.reverse();
-    h.into_iter().map(|t| format!("{}>{}", t.from, t.to)).collect()
+    h.into_iter()
+        .map(|t| format!("{}>{}", t.from, t.to))
+        .collect()
 }
 
 const HIGH: &str = "  - alert: High\n    expr: x > 5\n    for: 3m\n";
@@ -127,7 +129,10 @@ fn groups_run_at_whole_intervals() {
     f.set("x", 10.0);
     f.clock.set(T0);
     engine.run_due();
-    assert!(states(&engine).is_empty(), "nothing is due before the first slot");
+    assert!(
+        states(&engine).is_empty(),
+        "nothing is due before the first slot"
+    );
     f.at(&engine, 0);
     assert_eq!(engine.groups()[0].0.last_eval_ms, Some(first_slot()));
     assert_eq!(states(&engine), [AlertState::Pending]);
@@ -168,8 +173,14 @@ fn a_restart_continues_pending_timers_and_fires_nothing_twice() {
     // Only the firing transition is for the notifier.
     let outbox = engine.outbox(10).unwrap();
     assert_eq!(outbox.len(), 1);
-    assert_eq!((outbox[0].from.as_str(), outbox[0].to.as_str()), ("pending", "firing"));
-    assert_eq!(outbox[0].labels.get("alertname").map(String::as_str), Some("High"));
+    assert_eq!(
+        (outbox[0].from.as_str(), outbox[0].to.as_str()),
+        ("pending", "firing")
+    );
+    assert_eq!(
+        outbox[0].labels.get("alertname").map(String::as_str),
+        Some("High")
+    );
 }
 
 #[test]
@@ -207,7 +218,10 @@ fn ingest_of_a_read_metric_evaluates_at_once() {
     assert_eq!(engine.groups()[0].0.last_eval_ms, Some(first_slot()));
     engine.touched(["x"]);
     engine.run_due();
-    assert_eq!(engine.groups()[0].0.last_eval_ms, Some(first_slot() + 30_000));
+    assert_eq!(
+        engine.groups()[0].0.last_eval_ms,
+        Some(first_slot() + 30_000)
+    );
     assert_eq!(engine.stats().triggered, 1);
     // `for` (3 m) elapses with a batch at 3:00.5: the alert fires then, not at 4:00.
     f.clock.set(first_slot() + 3 * MIN + 500);

@@ -35,7 +35,11 @@ fn prometheus_own_rule_file_loads_unchanged() {
     let names: Vec<&str> = groups[1].rules.iter().map(|r| r.name()).collect();
     assert_eq!(
         names,
-        ["job:test:count_over_time1m", "fixed_data", "suquery_interval_test"]
+        [
+            "job:test:count_over_time1m",
+            "fixed_data",
+            "suquery_interval_test"
+        ]
     );
     // `expr: 1` is a YAML number; Prometheus reads it as the expression "1".
     assert_eq!(groups[1].rules[1].expr_text, "1");
@@ -88,7 +92,10 @@ fn every_error_names_file_line_group_and_rule() {
             "groups:\n- name: g\n  rules: []\n- name: g\n  rules: []\n",
             "r.yml:4: group name \"g\" is repeated in the same file",
         ),
-        ("groups:\n- rules: []\n", "r.yml:2: group name must not be empty"),
+        (
+            "groups:\n- rules: []\n",
+            "r.yml:2: group name must not be empty",
+        ),
         (
             "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    severity: page\n    labels: {severity: x}\n",
             "both 'severity' and a 'severity' label are set",
@@ -168,7 +175,10 @@ fn a_recovery_expression_of_its_own_is_kept_as_written() {
 fn durations_follow_prometheus() {
     assert_eq!(prom_duration("0").unwrap(), Duration::ZERO);
     assert_eq!(prom_duration("1h30m").unwrap(), Duration::from_secs(5400));
-    assert_eq!(prom_duration("2m59s999ms").unwrap(), Duration::from_millis(179_999));
+    assert_eq!(
+        prom_duration("2m59s999ms").unwrap(),
+        Duration::from_millis(179_999)
+    );
     assert!(prom_duration("5").is_err());
     assert!(prom_duration("1x").is_err());
 }

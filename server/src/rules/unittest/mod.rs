@@ -216,7 +216,11 @@ fn rule_paths(dir: &Path, name: &str) -> Result<Vec<PathBuf>, String> {
     let entries = std::fs::read_dir(parent).map_err(|e| format!("  {}: {e}", parent.display()))?;
     let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_str().is_some_and(|n| glob_match(pattern, n)))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| glob_match(pattern, n))
+        })
         .map(|e| e.path())
         .collect();
     found.sort();
@@ -283,8 +287,7 @@ impl<'a> GroupRun<'a> {
             if !self.evaluate(&mut groups, &mut storage, &env, ts) {
                 return;
             }
-            while next_alert < alert_tests.len() && alert_tests[next_alert].0 < ts + self.interval
-            {
+            while next_alert < alert_tests.len() && alert_tests[next_alert].0 < ts + self.interval {
                 let (at, test) = alert_tests[next_alert];
                 self.check_alerts(&groups, test, at);
                 next_alert += 1;
@@ -483,7 +486,10 @@ impl<'a> GroupRun<'a> {
 
 fn samples(value: Value) -> Result<Vec<(Labels, f64)>, String> {
     match value {
-        Value::Vector(v) => Ok(v.into_iter().map(|s| ((*s.metric).clone(), s.value)).collect()),
+        Value::Vector(v) => Ok(v
+            .into_iter()
+            .map(|s| ((*s.metric).clone(), s.value))
+            .collect()),
         Value::Scalar(v) => Ok(vec![(Labels::default(), v)]),
         other => Err(format!(
             "rule result is not a vector or scalar: {}",
@@ -516,7 +522,9 @@ pub fn parse_metric(text: &str) -> Result<Labels, String> {
         at: None,
     }) = expr
     else {
-        return Err(format!("{text:?} is not a series (name{{label=\"value\"}})"));
+        return Err(format!(
+            "{text:?} is not a series (name{{label=\"value\"}})"
+        ));
     };
     let mut pairs = Vec::new();
     if let Some(name) = name {
@@ -556,7 +564,11 @@ fn show_ms(ms: i64) -> String {
 }
 
 fn show_labels(l: &Labels) -> String {
-    let inner: Vec<String> = l.pairs().iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    let inner: Vec<String> = l
+        .pairs()
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
     format!("{{{}}}", inner.join(", "))
 }
 
