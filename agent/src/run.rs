@@ -265,6 +265,7 @@ fn batcher(
             hostname: hostname.to_string(),
             labels: config.agent.labels.clone(),
             agent_version: env!("CARGO_PKG_VERSION").into(),
+            critical_interval_ms: config.critical_interval.as_millis() as u64,
         },
         queue: queue.clone(),
         metrics: schedule.metrics.clone(),

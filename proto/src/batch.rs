@@ -191,6 +191,14 @@ pub struct HostInfo {
     /// The agent's version.
     #[serde(default)]
     pub agent_version: String,
+    /// The agent's critical tier interval: the server calls the host down after three of
+    /// them without a batch. 0 (older agents): the server assumes the agents' default.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub critical_interval_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// The server's answer to a stored (or already stored) batch.

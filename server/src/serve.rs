@@ -129,6 +129,11 @@ impl Server {
             )
             .context("cannot open the rules' state")?,
         );
+        for agent in state.list_agents()? {
+            if let Some(seen) = agent.last_seen_ms {
+                rules.hosts().seed(&agent.id, &agent.hostname, seen);
+            }
+        }
         let tls = tls::server_config(&pki)?;
         let listener = TcpListener::bind(config.listen.address)
             .await

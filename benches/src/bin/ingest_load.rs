@@ -798,6 +798,7 @@ fn encode_all(agents: &[SimAgent], batches: usize) -> anyhow::Result<Plan> {
                                             hostname: agent.hostname.clone(),
                                             labels: BTreeMap::new(),
                                             agent_version: "load".into(),
+                                            critical_interval_ms: 0,
                                         }),
                                     };
                                     Ok(encode_batch(&batch)?)

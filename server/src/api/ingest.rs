@@ -123,6 +123,14 @@ async fn ingest_inner(
             series: &batch.series,
             events: &batch.events,
         })?;
+        // A repeat still shows the agent is alive.
+        let critical_ms = batch.host.as_ref().map_or(0, |h| h.critical_interval_ms);
+        rules.hosts().seen(
+            &batch.agent_id,
+            &instance,
+            crate::state::now_ms(),
+            critical_ms,
+        );
         if outcome == IngestOutcome::Stored {
             touch_rules(&rules, &batch.series);
         }

@@ -244,6 +244,9 @@ fn alert_json(a: &Alert) -> serde_json::Value {
     if let Some(since) = a.keep_firing_since {
         out["keepFiringSince"] = json!(rfc3339(Some(since)));
     }
+    if let Some(why) = &a.inhibited_by {
+        out["inhibitedBy"] = json!(why);
+    }
     out
 }
 
@@ -260,6 +263,7 @@ fn transitions_json(list: &[StoredTransition]) -> serde_json::Value {
                 "to": t.to,
                 "value": t.value.map(go_exponent),
                 "activeAt": rfc3339(Some(t.active_at)),
+                "inhibitedBy": t.inhibited_by,
             }))
             .collect::<Vec<_>>()
     )

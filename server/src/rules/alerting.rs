@@ -17,7 +17,7 @@
 //! does not resolve the alert. A resolved alert is kept, inactive, for 15 minutes (what
 //! Prometheus sends to Alertmanager as resolved), then forgotten.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{
     EvalContext, RuleError, Transition,
@@ -75,6 +75,8 @@ pub struct Alert {
     pub resolved_at: Option<i64>,
     pub keep_firing_since: Option<i64>,
     pub recovering_since: Option<i64>,
+    /// Why the alert is kept but not notified (`host down`); set by the engine.
+    pub inhibited_by: Option<String>,
 }
 
 /// The alerts of one rule and what it learnt about its series.
@@ -94,6 +96,8 @@ struct Found {
     data: Option<HashSet<Labels>>,
     /// Base labels the recovery condition returned now.
     recovering: Option<HashSet<Labels>>,
+    /// Values of the data expression by base labels (rules with `recover` or `no_data`).
+    values: HashMap<Labels, f64>,
 }
 
 /// Evaluates `rule` at `t`, moving `state`'s alerts; returns the transitions.
@@ -116,6 +120,7 @@ pub fn evaluate(
     }
     let mut moves = Vec::new();
     open_alerts(spec, state, &found, ctx, t, &mut moves);
+    refresh_held(spec, state, &found, ctx, t);
     if let Some(data) = &found.data {
         for base in data {
             state.last_seen.insert(base.clone(), t);
@@ -152,11 +157,17 @@ fn find(
             ));
         }
     }
-    let data = if spec.no_data == NoData::Ok {
-        None
+    // The data expression's values: what tells missing data apart, and the value of an
+    // alert held between its trigger and recovery thresholds.
+    let values: HashMap<Labels, f64> = if spec.no_data != NoData::Ok || spec.recover.is_some() {
+        ctx.instant(&spec.data_expr, t)?
+            .into_iter()
+            .map(|(m, v)| (m.without_name(), v))
+            .collect()
     } else {
-        Some(base_set(ctx.instant(&spec.data_expr, t)?))
+        HashMap::new()
     };
+    let data = (spec.no_data != NoData::Ok).then(|| values.keys().cloned().collect());
     let recovering = match &spec.recover {
         Some(expr) => Some(base_set(ctx.instant(expr, t)?)),
         None => None,
@@ -165,6 +176,7 @@ fn find(
         results,
         data,
         recovering,
+        values,
     })
 }
 
@@ -252,10 +264,31 @@ fn open_alerts(
                     resolved_at: None,
                     keep_firing_since: None,
                     recovering_since: None,
+                    inhibited_by: None,
                 };
                 moves.push((alert.clone(), AlertState::Inactive));
                 state.alerts.insert(labels.clone(), alert);
             }
+        }
+    }
+}
+
+/// A firing alert that its expression no longer returns but that has not recovered yet
+/// shows its series' current value, not the last one above the threshold.
+fn refresh_held(
+    spec: &AlertSpec,
+    state: &mut AlertingState,
+    found: &Found,
+    ctx: &EvalContext<'_>,
+    t: i64,
+) {
+    for a in state.alerts.values_mut() {
+        if a.state != AlertState::Firing || found.results.contains_key(&a.labels) {
+            continue;
+        }
+        if let Some(v) = found.values.get(&a.base) {
+            a.value = *v;
+            a.annotations = annotations(spec, &a.base, *v, ctx, t);
         }
     }
 }
@@ -298,6 +331,7 @@ fn missing_series_alerts(
             resolved_at: None,
             keep_firing_since: None,
             recovering_since: None,
+            inhibited_by: None,
         };
         moves.push((alert.clone(), AlertState::Inactive));
         state.alerts.insert(labels, alert);

@@ -19,7 +19,10 @@ use promql_parser::parser::Expr;
 use tracing::{error, info, warn};
 
 use super::{
-    Group, GroupSpec, RuleEnv, RuleFileError, RuleHealth, RuleKind, RuleStorage, load_file,
+    Group, GroupSpec, RuleEnv, RuleFileError, RuleHealth, RuleKind, RuleStorage, Transition,
+    alerting::AlertingState,
+    hosts::{DownHosts, HostTracker},
+    load_file,
     persist::{self, AlertDb, PersistError, StoredTransition, Written},
 };
 use crate::store::Clock;
@@ -60,6 +63,8 @@ struct Scheduled {
     next_ms: i64,
     /// Metric names its rules read; `None` when a selector has no fixed name.
     reads: Option<HashSet<String>>,
+    /// Per rule: whether it reads `up`, so that a host down does not inhibit it.
+    reads_up: Vec<bool>,
     triggered: bool,
     last_triggered_ms: i64,
     /// Changes a failed commit did not save, saved with the next.
@@ -73,6 +78,8 @@ struct Inner {
     load_errors: Vec<String>,
     stopping: bool,
     last_prune_ms: i64,
+    /// When `up` is next written.
+    next_up_ms: i64,
 }
 
 /// Counters for `/metrics`.
@@ -93,6 +100,7 @@ pub struct RuleEngine {
     wake: Condvar,
     wake_lock: Mutex<bool>,
     stats: Mutex<EngineStats>,
+    hosts: HostTracker,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
 }
@@ -156,6 +164,7 @@ impl RuleEngine {
             load_errors,
             stopping: false,
             last_prune_ms: 0,
+            next_up_ms: 0,
         };
         let now = clock.now_ms();
         inner.groups = schedule(&config, specs, &mut Vec::new(), &inner.db, now)?;
@@ -172,6 +181,7 @@ impl RuleEngine {
             wake: Condvar::new(),
             wake_lock: Mutex::new(false),
             stats: Mutex::new(EngineStats::default()),
+            hosts: HostTracker::default(),
             clock,
             config,
         })
@@ -181,6 +191,11 @@ impl RuleEngine {
         // Evaluation panics leave only in-memory state half-moved; the database is
         // consistent, so the engine goes on.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Batch arrivals, for `up` and host-down inhibition.
+    pub fn hosts(&self) -> &HostTracker {
+        &self.hosts
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -218,6 +233,8 @@ impl RuleEngine {
             }
         }
         let inner = &mut *inner;
+        self.write_up(inner, now);
+        let down = self.hosts.down(now);
         for i in 0..inner.groups.len() {
             let g = &mut inner.groups[i];
             let t = if g.next_ms <= now {
@@ -233,7 +250,7 @@ impl RuleEngine {
             } else {
                 continue;
             };
-            evaluate_group(inner, &self.config.env, i, t, &mut round);
+            evaluate_group(inner, &self.config.env, &down, i, t, &mut round);
         }
         if now - inner.last_prune_ms >= 3_600_000 {
             inner.last_prune_ms = now;
@@ -245,6 +262,24 @@ impl RuleEngine {
         let next = next_due(&inner.groups, gap);
         round_into(&self.stats, round, started.elapsed());
         next
+    }
+
+    /// Writes `up` and last-seen times at whole default intervals, before the groups that
+    /// read them.
+    fn write_up(&self, inner: &mut Inner, now: i64) {
+        let interval = self.config.interval.as_millis().max(1) as i64;
+        if now < inner.next_up_ms {
+            return;
+        }
+        let t = now - now.rem_euclid(interval);
+        inner.next_up_ms = t + interval;
+        let samples = self.hosts.samples(t);
+        if samples.is_empty() {
+            return;
+        }
+        if let Err(e) = inner.storage.append(t, &samples) {
+            warn!(error = %e, "Cannot write the hosts' up series.");
+        }
     }
 
     /// Runs until [`RuleEngine::stop`]: evaluates what is due, sleeps until the next due
@@ -374,12 +409,22 @@ fn load_leniently(dir: &Path) -> (Vec<GroupSpec>, Vec<String>) {
     }
 }
 
-fn evaluate_group(inner: &mut Inner, env: &RuleEnv, i: usize, t: i64, round: &mut EngineStats) {
+fn evaluate_group(
+    inner: &mut Inner,
+    env: &RuleEnv,
+    down: &DownHosts,
+    i: usize,
+    t: i64,
+    round: &mut EngineStats,
+) {
     let g = &mut inner.groups[i];
     let per_rule = g.group.evaluate(inner.storage.as_mut(), env, t);
     round.evaluations += 1;
     let mut changes = std::mem::take(&mut g.unsaved);
-    for (j, moved) in per_rule.into_iter().enumerate() {
+    for (j, mut moved) in per_rule.into_iter().enumerate() {
+        if !g.reads_up[j] {
+            inhibit(&mut g.group.states[j].alerting, &mut moved, down);
+        }
         let state = &g.group.states[j];
         if state.health == RuleHealth::Err {
             round.rule_failures += 1;
@@ -409,6 +454,17 @@ fn evaluate_group(inner: &mut Inner, env: &RuleEnv, i: usize, t: i64, round: &mu
                 ..persist::RuleChanges::default()
             })
             .collect();
+    }
+}
+
+/// Marks the alerts of hosts that are down: kept and listed, not notified.
+fn inhibit(state: &mut AlertingState, moved: &mut [Transition], down: &DownHosts) {
+    const HOST_DOWN: &str = "host down";
+    for a in state.alerts.values_mut() {
+        a.inhibited_by = down.covers(&a.labels).then(|| HOST_DOWN.to_string());
+    }
+    for t in moved {
+        t.inhibited_by = down.covers(&t.labels).then(|| HOST_DOWN.to_string());
     }
 }
 
@@ -456,6 +512,15 @@ fn schedule(
             .map(|r| persist::rule_key(&spec, r))
             .collect();
         let reads = names_read(&spec);
+        let reads_up = spec
+            .rules
+            .iter()
+            .map(|r| {
+                let mut names = HashSet::new();
+                collect_names(&r.expr, &mut names);
+                names.contains("up")
+            })
+            .collect();
         let previous = old
             .iter()
             .position(|g| g.key == key)
@@ -493,6 +558,7 @@ fn schedule(
             interval_ms,
             next_ms,
             reads,
+            reads_up,
             triggered: false,
             last_triggered_ms: 0,
             unsaved: previous.map(|p| p.unsaved).unwrap_or_default(),

@@ -11,6 +11,7 @@ pub mod alerting;
 pub mod engine;
 pub mod file;
 pub mod group;
+pub mod hosts;
 pub mod persist;
 pub mod store_storage;
 pub mod template;
@@ -84,6 +85,8 @@ pub struct Transition {
     pub at_ms: i64,
     pub value: f64,
     pub active_at: i64,
+    /// Set when the alert is inhibited: recorded, not notified.
+    pub inhibited_by: Option<String>,
 }
 
 impl Transition {
@@ -97,6 +100,7 @@ impl Transition {
             at_ms,
             value: a.value,
             active_at: a.active_at,
+            inhibited_by: a.inhibited_by.clone(),
         }
     }
 }

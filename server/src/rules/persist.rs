@@ -87,6 +87,7 @@ impl AlertRow {
             resolved_at: self.resolved_at,
             keep_firing_since: self.keep_firing_since,
             recovering_since: self.recovering_since,
+            inhibited_by: None,
         })
     }
 }
@@ -104,6 +105,7 @@ pub struct StoredTransition {
     pub value: Option<f64>,
     pub active_at: i64,
     pub annotations: BTreeMap<String, String>,
+    pub inhibited_by: Option<String>,
 }
 
 /// What one rule's evaluation changed, to be written together.
@@ -223,7 +225,7 @@ impl AlertDb {
                  id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, rule TEXT NOT NULL,
                  alertname TEXT NOT NULL, labels TEXT NOT NULL, from_state TEXT NOT NULL,
                  to_state TEXT NOT NULL, value REAL, active_at INTEGER NOT NULL,
-                 annotations TEXT NOT NULL);
+                 annotations TEXT NOT NULL, inhibited_by TEXT);
              CREATE INDEX IF NOT EXISTS alert_transitions_at ON alert_transitions(at_ms);
              CREATE TABLE IF NOT EXISTS alert_outbox(
                  transition_id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL);
@@ -375,8 +377,8 @@ impl AlertDb {
     }
 }
 
-const TRANSITION_COLUMNS: &str =
-    "id, at_ms, rule, alertname, labels, from_state, to_state, value, active_at, annotations";
+const TRANSITION_COLUMNS: &str = "id, at_ms, rule, alertname, labels, from_state, to_state, value, active_at, annotations, \
+     inhibited_by";
 
 fn transition_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredTransition> {
     Ok(StoredTransition {
@@ -390,6 +392,7 @@ fn transition_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredTransition> {
         value: r.get(7)?,
         active_at: r.get(8)?,
         annotations: json_map(&r.get::<_, String>(9)?),
+        inhibited_by: r.get(10)?,
     })
 }
 
@@ -431,8 +434,8 @@ fn write_rule(tx: &rusqlite::Transaction<'_>, r: &RuleChanges, t: i64) -> Result
         let value = tr.value.is_finite().then_some(tr.value);
         tx.execute(
             "INSERT INTO alert_transitions(at_ms, rule, alertname, labels, from_state, to_state,
-                                           value, active_at, annotations)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                           value, active_at, annotations, inhibited_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 tr.at_ms,
                 r.key,
@@ -442,10 +445,11 @@ fn write_rule(tx: &rusqlite::Transaction<'_>, r: &RuleChanges, t: i64) -> Result
                 tr.to.name(),
                 value,
                 tr.active_at,
-                annotations
+                annotations,
+                tr.inhibited_by
             ],
         )?;
-        if notifiable(tr) {
+        if notifiable(tr) && tr.inhibited_by.is_none() {
             tx.execute(
                 "INSERT INTO alert_outbox(transition_id, created_ms) VALUES (?1, ?2)",
                 params![tx.last_insert_rowid(), t],

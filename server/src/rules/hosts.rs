@@ -1,0 +1,165 @@
+//! Host up and down, from batch arrivals: the `up` and
+//! `sysward_agent_last_seen_timestamp_seconds` series the engine writes, and the hosts whose
+//! other alerts are inhibited while they are down.
+//!
+//! A host is up while its batches arrive within three of its critical tier intervals (the
+//! agent states the interval in each batch's host information; 30 s, the agents' default,
+//! until it does). One missing batch is not an outage; three are.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
+
+use crate::query::Labels;
+
+/// Agents' default critical interval, for agents that do not state theirs.
+pub const DEFAULT_CRITICAL_MS: i64 = 30_000;
+/// Missed critical intervals before a host is down.
+pub const MISSED_INTERVALS: i64 = 3;
+
+#[derive(Debug, Clone)]
+struct Seen {
+    instance: String,
+    last_ms: i64,
+    critical_ms: i64,
+}
+
+/// What the engine knows of every agent's arrivals.
+#[derive(Debug, Default)]
+pub struct HostTracker {
+    hosts: Mutex<HashMap<String, Seen>>,
+}
+
+/// Hosts that are down now, by agent id and by instance.
+#[derive(Debug, Default, Clone)]
+pub struct DownHosts {
+    pub agents: HashSet<String>,
+    pub instances: HashSet<String>,
+}
+
+impl DownHosts {
+    /// Whether an alert with these labels is about a host that is down.
+    pub fn covers(&self, labels: &Labels) -> bool {
+        let agent = labels.get("agent_id");
+        if !agent.is_empty() {
+            return self.agents.contains(agent);
+        }
+        let instance = labels.get("instance");
+        !instance.is_empty() && self.instances.contains(instance)
+    }
+}
+
+impl HostTracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
+        self.hosts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A batch from `agent_id` arrived at `at_ms`; `critical_ms` 0 when the agent did not
+    /// say.
+    pub fn seen(&self, agent_id: &str, instance: &str, at_ms: i64, critical_ms: u64) {
+        let mut hosts = self.lock();
+        let entry = hosts.entry(agent_id.to_string()).or_insert_with(|| Seen {
+            instance: instance.to_string(),
+            last_ms: at_ms,
+            critical_ms: DEFAULT_CRITICAL_MS,
+        });
+        entry.last_ms = entry.last_ms.max(at_ms);
+        if !instance.is_empty() {
+            entry.instance = instance.to_string();
+        }
+        if critical_ms > 0 {
+            entry.critical_ms = i64::try_from(critical_ms).unwrap_or(i64::MAX);
+        }
+    }
+
+    /// Agents known before this run (from the state database), unless seen since.
+    pub fn seed(&self, agent_id: &str, instance: &str, last_ms: i64) {
+        self.lock().entry(agent_id.to_string()).or_insert(Seen {
+            instance: instance.to_string(),
+            last_ms,
+            critical_ms: DEFAULT_CRITICAL_MS,
+        });
+    }
+
+    fn is_up(s: &Seen, now: i64) -> bool {
+        now - s.last_ms <= MISSED_INTERVALS.saturating_mul(s.critical_ms)
+    }
+
+    /// `up` and the last-seen time of every known agent at `now`.
+    pub fn samples(&self, now: i64) -> Vec<(Labels, f64)> {
+        let hosts = self.lock();
+        let mut out = Vec::with_capacity(hosts.len() * 2);
+        for (agent_id, s) in hosts.iter() {
+            let base = Labels::new(vec![
+                ("agent_id".into(), agent_id.clone()),
+                ("instance".into(), s.instance.clone()),
+            ]);
+            let up = if Self::is_up(s, now) { 1.0 } else { 0.0 };
+            out.push((base.with("__name__", "up"), up));
+            out.push((
+                base.with("__name__", "sysward_agent_last_seen_timestamp_seconds"),
+                s.last_ms as f64 / 1000.0,
+            ));
+        }
+        out
+    }
+
+    pub fn down(&self, now: i64) -> DownHosts {
+        let hosts = self.lock();
+        let mut down = DownHosts::default();
+        for (agent_id, s) in hosts.iter().filter(|(_, s)| !Self::is_up(s, now)) {
+            down.agents.insert(agent_id.clone());
+            down.instances.insert(s.instance.clone());
+        }
+        down
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_down_after_three_missed_critical_intervals() {
+        let t = HostTracker::default();
+        t.seen("a1", "web1", 1_000, 10_000);
+        t.seen("a2", "db1", 1_000, 0);
+        let up = |now| {
+            let mut v: Vec<(String, f64)> = t
+                .samples(now)
+                .into_iter()
+                .filter(|(l, _)| l.name() == "up")
+                .map(|(l, v)| (l.get("instance").to_string(), v))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        assert_eq!(up(31_000), [("db1".into(), 1.0), ("web1".into(), 1.0)]);
+        // web1 said 10 s: down past 30 s; db1 said nothing: 30 s assumed, down past 90 s.
+        assert_eq!(up(31_001), [("db1".into(), 1.0), ("web1".into(), 0.0)]);
+        assert_eq!(up(91_001), [("db1".into(), 0.0), ("web1".into(), 0.0)]);
+        let down = t.down(31_001);
+        let alert = Labels::new(vec![("agent_id".into(), "a1".into())]);
+        assert!(down.covers(&alert));
+        let by_instance = Labels::new(vec![("instance".into(), "web1".into())]);
+        assert!(down.covers(&by_instance));
+        assert!(!down.covers(&Labels::new(vec![("instance".into(), "db1".into())])));
+        // Back.
+        t.seen("a1", "web1", 40_000, 10_000);
+        assert!(t.down(41_000).agents.is_empty());
+    }
+
+    #[test]
+    fn last_seen_is_a_series_in_seconds() {
+        let t = HostTracker::default();
+        t.seed("a1", "web1", 5_500);
+        let s = t.samples(6_000);
+        let seen = s
+            .iter()
+            .find(|(l, _)| l.name() == "sysward_agent_last_seen_timestamp_seconds")
+            .unwrap();
+        assert_eq!(seen.1, 5.5);
+        assert_eq!(seen.0.get("agent_id"), "a1");
+    }
+}
