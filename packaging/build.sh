@@ -147,6 +147,12 @@ stage() {
 		# Empty: the operator's health checks go here.
 		install -d -m 0755 "$dir/etc/sysward/checks.d"
 		;;
+	sysward-server)
+		# The shipped alert rules, a conffile like the config; the operator's own rule
+		# files go beside it.
+		install -d -m 0755 "$dir/etc/sysward/rules"
+		install -m 0644 packaging/rules/host.yml "$dir/etc/sysward/rules/host.yml"
+		;;
 	sysward-smart)
 		# Where the agent's smart collector looks first. root:sysward 0750 and the file
 		# capabilities are set by the postinst (deb) or %attr/%caps (rpm).

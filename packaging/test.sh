@@ -89,7 +89,8 @@ contains "server control: name" "$(dpkg-deb -I "$server_deb")" "Package: sysward
 list=$(dpkg-deb -c "$server_deb")
 for entry in "-rwxr-xr-x root/root .* ./usr/bin/sysward-server" \
 	"-rw-r--r-- root/root .* ./usr/lib/systemd/system/sysward-server.service" \
-	"-rw-r--r-- root/root .* ./etc/sysward/server.toml"; do
+	"-rw-r--r-- root/root .* ./etc/sysward/server.toml" \
+	"-rw-r--r-- root/root .* ./etc/sysward/rules/host.yml"; do
 	if grep -qE -- "^$entry\$" <<<"$list"; then ok "server holds $entry"; else fail "server holds $entry"; fi
 done
 

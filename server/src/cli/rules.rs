@@ -8,8 +8,9 @@ use crate::rules::{RuleKind, load_file, unittest};
 
 #[derive(Subcommand)]
 pub(super) enum CheckCommand {
-    /// Checks rule files as the server loads them: syntax, expressions, templates,
-    /// durations and duplicates, each error with its file, line, group and rule.
+    /// Checks rule files (or every *.yml/*.yaml of a directory) as the server loads them:
+    /// syntax, expressions, templates, durations and duplicates, each error with its file,
+    /// line, group and rule.
     Rules {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -28,7 +29,7 @@ pub(super) enum TestCommand {
 pub(super) fn check(command: CheckCommand) -> ExitCode {
     let CheckCommand::Rules { files } = command;
     let mut failed = false;
-    for path in files {
+    for path in expand(files) {
         println!("Checking {}", path.display());
         match load_file(&path) {
             Ok(groups) => {
@@ -53,6 +54,24 @@ pub(super) fn check(command: CheckCommand) -> ExitCode {
         println!();
     }
     exit(failed)
+}
+
+/// Files as given, directories as their rule files in name order.
+fn expand(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            out.push(path);
+            continue;
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+            .map(|it| it.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"));
+        files.sort();
+        out.extend(files);
+    }
+    out
 }
 
 pub(super) fn test(command: TestCommand) -> ExitCode {

@@ -240,8 +240,14 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<GroupSpec>, RuleFileErr
 }
 
 /// The first line of a parser's message (serde-saphyr appends a source excerpt).
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().trim().to_string()
+/// serde-saphyr's message starts with the position, which the caller already gives.
+pub(super) fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or_default().trim();
+    let without_position = line
+        .strip_prefix("error: line ")
+        .and_then(|rest| rest.split_once(": "))
+        .map_or(line, |(_, message)| message);
+    without_position.to_string()
 }
 
 fn check_group(path: &Path, line: usize, g: GroupYaml) -> Result<GroupSpec, RuleFileError> {

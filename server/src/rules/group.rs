@@ -129,7 +129,7 @@ fn evaluate_rule(
     t: i64,
 ) -> Result<Vec<Transition>, RuleError> {
     let ctx = EvalContext {
-        source: storage.source(),
+        storage: &*storage,
         env,
     };
     let (samples, transitions) = match &rule.kind {

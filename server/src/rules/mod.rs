@@ -47,6 +47,11 @@ pub trait RuleStorage {
     fn source(&self) -> &dyn QuerySource;
     /// Appends samples at `time_ms`: recording rules' results, `ALERTS`, staleness markers.
     fn append(&mut self, time_ms: i64, samples: &[(Labels, f64)]) -> Result<(), String>;
+
+    /// The output of a check's latest result, for the template function `checkOutput`.
+    fn check_output(&self, _agent_id: &str, _check: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Series in memory with the rules' output beside them: `test rules` and tests.
@@ -107,13 +112,13 @@ impl Transition {
 
 /// What a rule evaluates with at one time.
 pub struct EvalContext<'a> {
-    pub source: &'a dyn QuerySource,
+    pub storage: &'a dyn RuleStorage,
     pub env: &'a RuleEnv,
 }
 
 impl EvalContext<'_> {
     fn instant(&self, expr: &Expr, t: i64) -> Result<Vec<(Labels, f64)>, RuleError> {
-        let out = instant_query_expr(self.source, expr, t, &self.env.query)
+        let out = instant_query_expr(self.storage.source(), expr, t, &self.env.query)
             .map_err(|e| RuleError::Eval(e.to_string()))?;
         alerting::samples_of(out.value)
     }
@@ -169,5 +174,13 @@ impl TemplateQuery for SourceQuery<'_, '_> {
                 value,
             })
             .collect())
+    }
+
+    fn check_output(&self, agent_id: &str, check: &str) -> Result<String, String> {
+        Ok(self
+            .ctx
+            .storage
+            .check_output(agent_id, check)
+            .unwrap_or_default())
     }
 }

@@ -31,6 +31,7 @@ pub(super) enum Func {
     Gt,
     Ge,
     Query,
+    CheckOutput,
     First,
     Label,
     Value,
@@ -132,6 +133,7 @@ static TABLE: &[(&str, Func, Sig)] = &[
     ("gt", Func::Gt, TWO_VALUES),
     ("ge", Func::Ge, TWO_VALUES),
     ("query", Func::Query, ONE_STR),
+    ("checkOutput", Func::CheckOutput, sig(&[Str, Str], None)),
     ("first", Func::First, sig(&[Q], None)),
     ("label", Func::Label, sig(&[Str, S], None)),
     ("value", Func::Value, sig(&[S], None)),
@@ -526,6 +528,10 @@ fn compare(f: Func, args: &[Value]) -> FResult {
 fn prometheus(f: Func, args: Vec<Value>, ctx: &mut Ctx<'_>) -> FResult {
     match f {
         Func::Query => query(str_arg(&args, 0), ctx),
+        Func::CheckOutput => ctx
+            .query
+            .check_output(str_arg(&args, 0), str_arg(&args, 1))
+            .map(Value::string),
         Func::First => match arg(&args, 0) {
             Value::Vector(v) if !v.is_empty() => Ok(Value::Sample(v[0].clone())),
             _ => Err("first() called on vector with no elements".to_string()),

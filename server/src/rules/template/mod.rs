@@ -69,6 +69,12 @@ pub struct QuerySample {
 
 pub trait TemplateQuery {
     fn query(&self, expr: &str) -> Result<Vec<QuerySample>, String>;
+
+    /// Sysward's `checkOutput AGENT_ID CHECK`: the output of that check's latest result,
+    /// "" when there is none.
+    fn check_output(&self, _agent_id: &str, _check: &str) -> Result<String, String> {
+        Ok(String::new())
+    }
 }
 
 /// A `TemplateQuery` that refuses (for `check rules` and tests).

@@ -157,7 +157,7 @@ fn run_into(path: &Path, outcome: &mut FileOutcome) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("  {}: {e}", path.display()))?;
     let file: TestFile = serde_saphyr::from_str(&text).map_err(|e| {
         let line = e.location().map_or(0, |l| l.line());
-        let first = e.to_string().lines().next().unwrap_or_default().to_string();
+        let first = super::file::first_line(&e.to_string());
         format!("  {}:{line}: {first}", path.display())
     })?;
     let interval = duration_ms(file.evaluation_interval.as_deref().unwrap_or("1m"))
