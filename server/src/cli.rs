@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: api_token::ApiTokenCommand,
     },
+    /// Alerts as the rule engine last saved them (works with the server running or not).
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// Enrolled agents.
     Agents {
         #[command(subcommand)]
@@ -103,6 +108,12 @@ enum TokenCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         count: u32,
     },
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// Lists pending, firing, nodata and recently resolved alerts.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -192,11 +203,47 @@ pub fn run() -> anyhow::Result<ExitCode> {
             }
         }
         Command::Import { file } => crate::import::run(&config, &file)?,
+        Command::Alerts {
+            command: AlertsCommand::List,
+        } => list_alerts(&config)?,
         Command::Quickstart { .. } | Command::Check { .. } | Command::Test { .. } => {
             unreachable!("handled above")
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn list_alerts(config: &ServerConfig) -> anyhow::Result<()> {
+    let path = config.storage.data_dir.join("state.db");
+    if !path.exists() {
+        bail!("no state database at {}", path.display());
+    }
+    let db = crate::rules::persist::AlertDb::open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    println!("{:<24} {:<9} {:<25} LABELS", "ALERT", "STATE", "SINCE");
+    for a in db.stored_alerts()? {
+        let name = a.labels.get("alertname").to_string();
+        let since = if a.state == "firing" {
+            a.fired_at.unwrap_or(a.active_at)
+        } else {
+            a.active_at
+        };
+        let labels: Vec<String> = a
+            .labels
+            .pairs()
+            .iter()
+            .filter(|(k, _)| k != "alertname")
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        println!(
+            "{:<24} {:<9} {:<25} {{{}}}",
+            name,
+            a.state,
+            format_ms(since),
+            labels.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn load_config(path: &Path) -> anyhow::Result<ServerConfig> {

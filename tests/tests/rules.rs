@@ -162,6 +162,18 @@ fn alerts_move_through_their_states_on_agent_data_and_show_everywhere() {
     assert_eq!(queued.len(), 1, "{body}");
     assert_eq!(queued[0]["to"], "firing");
 
+    // The command line reads the same saved state.
+    let listed = server.cli(&["alerts", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("LoadSeen"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(
+        line.contains("firing") && line.contains(&format!("instance={instance:?}")),
+        "{listed}"
+    );
+
     // The server's own figures.
     let metrics = reqwest_text(&server, "/metrics");
     assert!(

@@ -108,6 +108,16 @@ pub struct StoredTransition {
     pub inhibited_by: Option<String>,
 }
 
+/// An alert as stored, for listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAlert {
+    pub rule: String,
+    pub labels: Labels,
+    pub state: String,
+    pub active_at: i64,
+    pub fired_at: Option<i64>,
+}
+
 /// What one rule's evaluation changed, to be written together.
 #[derive(Debug, Default)]
 pub struct RuleChanges {
@@ -271,6 +281,38 @@ impl AlertDb {
             }
         }
         Ok((state, written))
+    }
+
+    /// Every stored alert: its rule key, labels, state and since when, for
+    /// `sysward-server alerts list` (which reads the database without a running server).
+    pub fn stored_alerts(&self) -> Result<Vec<StoredAlert>, PersistError> {
+        let mut q = self
+            .conn
+            .prepare("SELECT rule, labels, body FROM rule_alerts ORDER BY rule, labels")?;
+        let rows = q.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (rule, labels, body) = row?;
+            let (Some(labels), Ok(body)) =
+                (labels_of(&labels), serde_json::from_str::<AlertRow>(&body))
+            else {
+                continue;
+            };
+            out.push(StoredAlert {
+                rule,
+                labels,
+                state: body.state,
+                active_at: body.active_at,
+                fired_at: body.fired_at,
+            });
+        }
+        Ok(out)
     }
 
     /// When the group `key` was last evaluated.
