@@ -62,20 +62,22 @@ impl RuleStorage for StoreStorage {
                 points: vec![(time_ms, *value)],
             });
         }
-        for ((agent_id, instance), series) in batches {
+        let mut prepared = Vec::with_capacity(batches.len());
+        for ((agent_id, instance), series) in &batches {
             let seq = self.next_seq.entry(agent_id.clone()).or_insert(0);
             *seq += 1;
-            self.store
-                .ingest(&IngestBatch {
-                    agent_id: &agent_id,
-                    boot_id: &self.boot_id,
-                    seq: *seq,
-                    instance: &instance,
-                    series: &series,
-                    events: &[],
-                })
-                .map_err(|e| e.to_string())?;
+            prepared.push(IngestBatch {
+                agent_id,
+                boot_id: &self.boot_id,
+                seq: *seq,
+                instance,
+                series,
+                events: &[],
+            });
         }
+        self.store
+            .ingest_many(&prepared)
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 }

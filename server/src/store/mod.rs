@@ -569,6 +569,12 @@ pub struct StoreStats {
 pub trait Store: Send + Sync {
     /// Stores a batch durably, once.
     fn ingest(&self, batch: &IngestBatch<'_>) -> Result<IngestOutcome, StoreError>;
+
+    /// Stores several batches, in as few commits as the store can (the rule engine writes
+    /// one batch per host for each rule).
+    fn ingest_many(&self, batches: &[IngestBatch<'_>]) -> Result<Vec<IngestOutcome>, StoreError> {
+        batches.iter().map(|b| self.ingest(b)).collect()
+    }
     /// Per boot of an agent: how many batches are stored and the highest seq. Equal numbers
     /// mean no batch of that boot is missing.
     fn batch_stats(&self, agent_id: &str) -> Result<Vec<BatchStats>, StoreError>;

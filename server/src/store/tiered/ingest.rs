@@ -517,14 +517,39 @@ impl TieredStore {
         &self,
         batch: &IngestBatch<'_>,
     ) -> Result<IngestOutcome, StoreError> {
-        // Group commit (see the module doc): queue the prepared batch, then either find it
-        // committed by another thread's group once the writer is ours, or commit the queue.
-        let slot = Arc::new(Slot::default());
-        let prepared = self.prepare(batch);
-        self.lock_queue().push_back(Queued {
-            batch: prepared,
-            slot: slot.clone(),
-        });
+        self.ingest_together(std::slice::from_ref(batch))?
+            .pop()
+            .ok_or_else(|| StoreError::Commit("no outcome for the batch".into()))
+    }
+
+    /// [`Store::ingest_many`]: queues every batch at once, so that they go into as few
+    /// group commits as the group limits allow (one, for a few small batches).
+    pub(super) fn ingest_together(
+        &self,
+        batches: &[IngestBatch<'_>],
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        // Group commit (see the module doc): queue the prepared batches, then either find
+        // them committed by another thread's group once the writer is ours, or commit the
+        // queue.
+        let slots: Vec<Arc<Slot>> = batches.iter().map(|_| Arc::new(Slot::default())).collect();
+        let prepared: Vec<Prepared> = batches.iter().map(|b| self.prepare(b)).collect();
+        {
+            let mut queue = self.lock_queue();
+            for (batch, slot) in prepared.into_iter().zip(&slots) {
+                queue.push_back(Queued {
+                    batch,
+                    slot: slot.clone(),
+                });
+            }
+        }
+        let mut outcomes = Vec::with_capacity(slots.len());
+        for slot in &slots {
+            outcomes.push(self.wait_for(slot)?);
+        }
+        Ok(outcomes)
+    }
+
+    fn wait_for(&self, slot: &Slot) -> Result<IngestOutcome, StoreError> {
         loop {
             let mut conn = self.lock_writer();
             if let Some(result) = slot.take() {

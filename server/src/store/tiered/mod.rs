@@ -454,6 +454,10 @@ impl Store for TieredStore {
         self.ingest_grouped(batch)
     }
 
+    fn ingest_many(&self, batches: &[IngestBatch<'_>]) -> Result<Vec<IngestOutcome>, StoreError> {
+        self.ingest_together(batches)
+    }
+
     fn batch_stats(&self, agent_id: &str) -> Result<Vec<BatchStats>, StoreError> {
         let conn = self.reader()?;
         dedup::stats(&conn, agent_id)
