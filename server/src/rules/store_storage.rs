@@ -1,27 +1,20 @@
 //! Rules on the server's store: reads through the query engine's snapshot, writes recording
-//! rules' results and `ALERTS` as batches, like an import's, so they are kept, rolled up and
-//! queried as every other series.
+//! rules' results, `ALERTS` and `up` as server-written batches (no batch identity), so they
+//! are kept, rolled up and queried as every other series.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use sysward_proto::{Series, SeriesKind};
 
 use super::RuleStorage;
 use crate::{
     query::{Labels, QuerySource, StoreSource},
-    state::random_hex,
     store::{IngestBatch, NAME_LABEL, Store},
 };
 
 pub struct StoreStorage {
     store: Arc<dyn Store>,
     source: StoreSource,
-    /// Batches of this server run are `(agent_id, "rules-<random>", seq)`.
-    boot_id: String,
-    next_seq: HashMap<String, u64>,
 }
 
 impl StoreStorage {
@@ -29,8 +22,6 @@ impl StoreStorage {
         Self {
             source: StoreSource(store.clone()),
             store,
-            boot_id: format!("rules-{}", random_hex(8)),
-            next_seq: HashMap::new(),
         }
     }
 }
@@ -62,19 +53,18 @@ impl RuleStorage for StoreStorage {
                 points: vec![(time_ms, *value)],
             });
         }
-        let mut prepared = Vec::with_capacity(batches.len());
-        for ((agent_id, instance), series) in &batches {
-            let seq = self.next_seq.entry(agent_id.clone()).or_insert(0);
-            *seq += 1;
-            prepared.push(IngestBatch {
+        // Server-written batches: an empty boot id, no identity kept.
+        let prepared: Vec<IngestBatch<'_>> = batches
+            .iter()
+            .map(|((agent_id, instance), series)| IngestBatch {
                 agent_id,
-                boot_id: &self.boot_id,
-                seq: *seq,
+                boot_id: "",
+                seq: 0,
                 instance,
                 series,
                 events: &[],
-            });
-        }
+            })
+            .collect();
         self.store
             .ingest_many(&prepared)
             .map_err(|e| e.to_string())?;

@@ -64,7 +64,9 @@ pub enum StoreError {
 pub struct IngestBatch<'a> {
     /// The sending agent, from its certificate.
     pub agent_id: &'a str,
-    /// The agent process' boot.
+    /// The agent process' boot. Empty for a batch the server writes itself (rules'
+    /// results, `up`): it is not de-duplicated and leaves no identity behind. Agents'
+    /// batches always have one (the wire protocol refuses an empty `boot_id`).
     pub boot_id: &'a str,
     /// Sequence number within the boot.
     pub seq: u64,

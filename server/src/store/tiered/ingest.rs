@@ -363,22 +363,25 @@ impl TieredStore {
     }
 
     /// One batch's rows: its identity (a conflict means a duplicate: nothing else is
-    /// written), new series, the head-log row and events.
+    /// written; none for a server-written batch), new series, the head-log row and events.
     pub(super) fn write_batch(
         &self,
         tx: &Connection,
         batch: Prepared,
         view: &GroupView,
     ) -> Result<Option<Written>, StoreError> {
-        let seen = dedup::record(
-            tx,
-            &batch.agent_id,
-            &batch.boot_id,
-            batch.seq,
-            batch.received,
-        )?;
-        if seen == dedup::Seen::Again {
-            return Ok(None);
+        // A server-written batch (rule output) has no identity to remember.
+        if !batch.boot_id.is_empty() {
+            let seen = dedup::record(
+                tx,
+                &batch.agent_id,
+                &batch.boot_id,
+                batch.seq,
+                batch.received,
+            )?;
+            if seen == dedup::Seen::Again {
+                return Ok(None);
+            }
         }
         let mem = self.mem_read();
         let known_agent = mem
