@@ -40,7 +40,7 @@ pub struct ServerMetrics {
 }
 
 /// The Prometheus API's endpoints, as the `endpoint` label names them.
-pub const QUERY_ENDPOINTS: [&str; 10] = [
+pub const QUERY_ENDPOINTS: [&str; 12] = [
     "query",
     "query_range",
     "query_exemplars",
@@ -51,6 +51,8 @@ pub const QUERY_ENDPOINTS: [&str; 10] = [
     "format_query",
     "parse_query",
     "buildinfo",
+    "events",
+    "checks",
 ];
 
 /// How a request ended: success, one of Prometheus' error types, or refused access.

@@ -294,3 +294,136 @@ fn a_script_in_usr_local_lib_sysward_runs() {
         "{text}"
     );
 }
+
+/// A failing check's result reaches `/api/v1/events` and `/api/v1/checks` with its state,
+/// output and host; both endpoints want a token and refuse a bad time.
+#[test]
+fn check_results_are_served_by_the_events_and_checks_endpoints() {
+    let scratch = trusted_scratch();
+    let fire = script(
+        scratch.path(),
+        "check_fire",
+        "echo 'CRITICAL - disk on fire'\nexit 2",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "");
+    let config = format!(
+        "[intervals]\ncritical = \"1s\"\n\n[[checks.script]]\nname = \"fire\"\ncommand = \"{fire}\"\n"
+    );
+    let mut agent = Agent::configure(dir.path(), "burning", &server.url(), &config);
+    let id = agent.enroll(&server.token(&[]));
+    agent.start();
+    let token = server.api_token("read", "console", &[]);
+
+    let checks = poll(
+        Duration::from_secs(30),
+        "the check in /api/v1/checks",
+        || {
+            let (status, body) = server.prom_get(&token, &format!("/api/v1/checks?agent_id={id}"));
+            assert_eq!(status, 200, "{body}");
+            let list = body["data"].as_array()?.clone();
+            (!list.is_empty()).then_some(list)
+        },
+    );
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    let check = &checks[0];
+    assert_eq!(check["agent_id"], id.as_str());
+    assert_eq!(check["instance"], "burning");
+    assert_eq!(check["check"], "fire");
+    assert_eq!(check["state"], "CRITICAL");
+    assert_eq!(check["output"], "CRITICAL - disk on fire");
+    let (since, last) = (
+        check["since"].as_str().unwrap(),
+        check["last"].as_str().unwrap(),
+    );
+    // RFC 3339 in UTC: the same width, so text order is time order.
+    assert!(since.ends_with('Z') && since <= last, "{since} {last}");
+
+    let results = poll(
+        Duration::from_secs(30),
+        "two results in /api/v1/events",
+        || {
+            let (status, body) = server.prom_get(&token, "/api/v1/events?check=fire&limit=2");
+            assert_eq!(status, 200, "{body}");
+            let list = body["data"].as_array()?.clone();
+            (list.len() == 2).then_some(list)
+        },
+    );
+    let newest = &results[0];
+    assert_eq!(newest["agent_id"], id.as_str());
+    assert_eq!(newest["instance"], "burning");
+    assert_eq!(newest["state"], "CRITICAL");
+    assert_eq!(newest["output"], "CRITICAL - disk on fire");
+    assert!(newest["hard"].is_boolean(), "{newest}");
+    assert!(newest["time"].as_str().unwrap().ends_with('Z'), "{newest}");
+    assert!(
+        newest["ts"].as_f64().unwrap() >= results[1]["ts"].as_f64().unwrap(),
+        "newest first: {results:?}"
+    );
+    // A window in the future holds nothing; other filters exclude it.
+    for path in [
+        "/api/v1/events?since=4000000000".to_string(),
+        "/api/v1/events?check=other".to_string(),
+        "/api/v1/checks?agent_id=nobody".to_string(),
+    ] {
+        let (status, body) = server.prom_get(&token, &path);
+        assert_eq!(
+            (status, body["data"].clone()),
+            (200, serde_json::json!([])),
+            "{path}"
+        );
+    }
+
+    for path in ["/api/v1/events", "/api/v1/checks"] {
+        let (status, body) = server.prom_get("", path);
+        assert_eq!(status, 401, "{path}: {body}");
+        assert_eq!(body["errorType"], "unauthorized", "{path}");
+    }
+    let (status, body) = server.prom_get(&token, "/api/v1/events?since=yesterday");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errorType"], "bad_data");
+    assert!(
+        body["error"].as_str().unwrap().contains("\"since\""),
+        "{body}"
+    );
+}
+
+/// A failing check's output reaches its alert: `checkOutput` in an annotation reads the
+/// check's latest result from the store.
+#[test]
+fn a_failing_checks_output_is_in_its_alert() {
+    let scratch = trusted_scratch();
+    let fire = script(
+        scratch.path(),
+        "check_fire",
+        "echo 'CRITICAL - disk on fire'\nexit 2",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("rules")).unwrap();
+    fs::write(
+        dir.path().join("rules/checks.yml"),
+        "groups:\n- name: checks\n  rules:\n  - alert: CheckCritical\n    expr: sysward_check_status == 2\n    annotations:\n      output: \"{{ $labels.check }}: {{ checkOutput $labels.agent_id $labels.check }}\"\n",
+    )
+    .unwrap();
+    let server = Server::start_with_rules(dir.path(), "", "evaluation_interval = \"1s\"\n", "");
+    let config = format!(
+        "[intervals]\ncritical = \"1s\"\n\n[[checks.script]]\nname = \"fire\"\ncommand = \"{fire}\"\n"
+    );
+    let mut agent = Agent::configure(dir.path(), "burning", &server.url(), &config);
+    agent.enroll(&server.token(&[]));
+    agent.start();
+    let alert = poll(Duration::from_secs(30), "CheckCritical firing", || {
+        let (status, body) = server.prom_get(sysward_tests::ADMIN_TOKEN, "/api/v1/alerts");
+        assert_eq!(status, 200, "{body}");
+        body["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["state"] == "firing")
+            .cloned()
+    });
+    assert_eq!(alert["labels"]["check"], "fire");
+    assert_eq!(
+        alert["annotations"]["output"], "fire: CRITICAL - disk on fire",
+        "{alert}"
+    );
+}

@@ -49,7 +49,9 @@ const STEP_MS: i64 = 15_000;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let dir = args.dir.join(format!("sysward-rules-bench-{}", std::process::id()));
+    let dir = args
+        .dir
+        .join(format!("sysward-rules-bench-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("rules"))?;
     let result = run(&args, &dir);
     let _ = std::fs::remove_dir_all(&dir);
@@ -65,7 +67,10 @@ fn now_ms() -> i64 {
 fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let host_yml = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/rules/host.yml");
     std::fs::copy(&host_yml, dir.join("rules/host.yml")).context("host.yml")?;
-    std::fs::write(dir.join("rules/extra.yml"), extra_rules(args.rules, args.hosts))?;
+    std::fs::write(
+        dir.join("rules/extra.yml"),
+        extra_rules(args.rules, args.hosts),
+    )?;
     std::fs::write(dir.join("rules/signal.yml"), SIGNAL_RULES)?;
 
     let store = Arc::new(TieredStore::open(
@@ -97,11 +102,13 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         Arc::new(SystemClock),
     )?);
     for h in 0..args.hosts {
-        engine
-            .hosts()
-            .seen(&agent(h), &host(h), now_ms(), 15_000);
+        engine.hosts().seen(&agent(h), &host(h), now_ms(), 15_000);
     }
-    let rules: usize = engine.groups().iter().map(|(g, _)| g.spec.rules.len()).sum();
+    let rules: usize = engine
+        .groups()
+        .iter()
+        .map(|(g, _)| g.spec.rules.len())
+        .sum();
     println!("rules: {rules} in {} groups", engine.groups().len());
     let mut rounds = Vec::new();
     for _ in 0..args.rounds {
@@ -126,7 +133,11 @@ fn report_rounds(rounds: &[Duration], before: u64, after: u64, engine: &RuleEngi
             );
             if g.spec.name.starts_with("sysward") {
                 for (r, st) in g.spec.rules.iter().zip(&g.states) {
-                    println!("    {}: {:.1} ms", r.name(), st.last_duration.as_secs_f64() * 1000.0);
+                    println!(
+                        "    {}: {:.1} ms",
+                        r.name(),
+                        st.last_duration.as_secs_f64() * 1000.0
+                    );
                 }
             }
         }
@@ -189,7 +200,8 @@ fn latency(engine: &Arc<RuleEngine>, store: &Arc<TieredStore>, args: &Args) -> a
     engine.stop();
     let _ = thread.join();
     latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+    let pick =
+        |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
     println!(
         "batch to transition: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} batches ({} triggered evaluations)",
         pick(0.5),
@@ -201,7 +213,8 @@ fn latency(engine: &Arc<RuleEngine>, store: &Arc<TieredStore>, args: &Args) -> a
     Ok(())
 }
 
-const SIGNAL_RULES: &str = "groups:\n- name: signal\n  rules:\n  - alert: BenchSignal\n    expr: bench_signal > 0\n";
+const SIGNAL_RULES: &str =
+    "groups:\n- name: signal\n  rules:\n  - alert: BenchSignal\n    expr: bench_signal > 0\n";
 
 fn host(h: usize) -> String {
     format!("host-{h:04}")
@@ -323,7 +336,10 @@ fn host_series(h: usize) -> Vec<Series> {
             add(
                 "node_systemd_unit_state",
                 SeriesKind::Gauge,
-                &[("name", format!("unit{unit}.service")), ("state", state.into())],
+                &[
+                    ("name", format!("unit{unit}.service")),
+                    ("state", state.into()),
+                ],
             );
         }
     }
@@ -344,7 +360,10 @@ fn host_series(h: usize) -> Vec<Series> {
         add(
             "sysward_process_resident_memory_bytes",
             SeriesKind::Gauge,
-            &[("pid", (100 + pid).to_string()), ("name", format!("proc{pid}"))],
+            &[
+                ("pid", (100 + pid).to_string()),
+                ("name", format!("proc{pid}")),
+            ],
         );
     }
     let _ = h;

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 mod admin;
 mod auth;
 mod enroll;
+mod events;
 mod ingest;
 mod labels;
 mod prom;
@@ -87,6 +88,8 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/label/{name}/values", get(labels::label_values))
         .route("/api/v1/metadata", get(labels::metadata))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/events", get(events::events))
+        .route("/api/v1/checks", get(events::checks))
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/alerts/history", get(rules::history))

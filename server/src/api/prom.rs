@@ -138,6 +138,17 @@ pub(super) fn success(data: serde_json::Value, notes: &Annotations) -> Response 
 pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
+    /// Parameters as a request would carry them, for tests of the handlers' parsing.
+    #[cfg(test)]
+    pub(super) fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        )
+    }
+
     /// The first value of `key`.
     pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0
@@ -249,6 +260,26 @@ pub(super) fn time_json(ms: i64) -> serde_json::Value {
     } else {
         json!(ms as f64 / 1000.0)
     }
+}
+
+/// Go's `time.Time` in JSON; the zero time when there is none, as Prometheus shows a rule
+/// never evaluated.
+pub(super) fn rfc3339(ms: Option<i64>) -> String {
+    let Some(ms) = ms else {
+        return "0001-01-01T00:00:00Z".into();
+    };
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// `limit` of a list endpoint: 0 (none given) meaning 1,000, and at most 10,000.
+pub(super) fn page_size(limit: usize) -> usize {
+    if limit == 0 { 1000 } else { limit.min(10_000) }
 }
 
 /// An API request as the handlers see it.

@@ -6,7 +6,7 @@ use axum::extract::Request;
 use super::{
     auth::authorize,
     labels::blocking_prom,
-    prom::{PromError, serve, success},
+    prom::{PromError, page_size, rfc3339, serve, success},
     *,
 };
 use crate::{
@@ -94,11 +94,6 @@ pub(super) async fn reload(AxState(app): AxState<Arc<AppState>>, headers: Header
         }
         Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
-}
-
-/// `limit`, 0 (none given) meaning 1,000, and at most 10,000.
-fn page_size(limit: usize) -> usize {
-    if limit == 0 { 1000 } else { limit.min(10_000) }
 }
 
 /// Prometheus' `type`, `rule_name[]`, `rule_group[]`, `file[]` and `exclude_alerts`.
@@ -267,21 +262,6 @@ fn transitions_json(list: &[StoredTransition]) -> serde_json::Value {
             }))
             .collect::<Vec<_>>()
     )
-}
-
-/// Go's `time.Time` in JSON; the zero time when there is none, as Prometheus shows a rule
-/// never evaluated.
-fn rfc3339(ms: Option<i64>) -> String {
-    let Some(ms) = ms else {
-        return "0001-01-01T00:00:00Z".into();
-    };
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, how Prometheus writes an alert's value.

@@ -9,7 +9,7 @@ use sysward_proto::{Series, SeriesKind};
 use super::RuleStorage;
 use crate::{
     query::{Labels, QuerySource, StoreSource},
-    store::{IngestBatch, NAME_LABEL, Store},
+    store::{EventQuery, IngestBatch, NAME_LABEL, Store},
 };
 
 pub struct StoreStorage {
@@ -69,5 +69,18 @@ impl RuleStorage for StoreStorage {
             .ingest_many(&prepared)
             .map_err(|e| e.to_string())?;
         Ok(())
+    }
+
+    fn check_output(&self, agent_id: &str, check: &str) -> Option<String> {
+        // The newest kept result of this one check (an index lookup).
+        let query = EventQuery {
+            agent_id: Some(agent_id.to_string()),
+            check: Some(check.to_string()),
+            since_ms: 0,
+            until_ms: None,
+            limit: 1,
+        };
+        let events = self.store.events(&query).ok()?;
+        events.into_iter().next().map(|e| e.output)
     }
 }

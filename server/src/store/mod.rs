@@ -567,6 +567,58 @@ pub struct StoreStats {
     pub events: u64,
 }
 
+/// Most events one [`Store::events`] read may ask for.
+pub const MAX_EVENTS: usize = 10_000;
+
+/// Which check results to read: all of the filters apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only this agent's.
+    pub agent_id: Option<String>,
+    /// Only this check's.
+    pub check: Option<String>,
+    /// From this time, unix ms, inclusive.
+    pub since_ms: i64,
+    /// Up to this time, unix ms, inclusive; none: up to the newest.
+    pub until_ms: Option<i64>,
+    /// At most this many, the newest; at most [`MAX_EVENTS`].
+    pub limit: usize,
+}
+
+/// A check result as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The agent that ran the check.
+    pub agent_id: String,
+    /// The agent's host name when it sent the result (the `instance` label of its series);
+    /// empty for a result stored before the store kept it, of an agent with no series.
+    pub instance: String,
+    /// The check's name.
+    pub name: String,
+    /// OK, WARNING, CRITICAL or UNKNOWN.
+    pub state: String,
+    /// The first line of output.
+    pub output: String,
+    /// The further lines of output.
+    pub long_output: String,
+    /// Whether the state was confirmed over the check's attempts; `None` for a result
+    /// stored before the store kept it.
+    pub hard: Option<bool>,
+    /// When the check ran, unix ms (the agent's clock).
+    pub ts: i64,
+}
+
+/// The latest result of one check of one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestCheck {
+    /// The result.
+    pub event: StoredEvent,
+    /// When the check entered its current state: the time of the first result of the
+    /// latest unbroken run of results in this state. Retention bounds it: a check in the
+    /// same state for longer than events are kept shows the oldest result kept.
+    pub state_since_ms: i64,
+}
+
 /// Storage as ingest, the API and (later) query and rules use it.
 pub trait Store: Send + Sync {
     /// Stores a batch durably, once.
@@ -602,6 +654,12 @@ pub trait Store: Send + Sync {
     fn label_names(&self) -> Result<Vec<String>, StoreError>;
     /// Every value of one label.
     fn label_values(&self, label: &str) -> Result<Vec<String>, StoreError>;
+    /// Check results matching `query`, newest first (of equal times, the last stored
+    /// first).
+    fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The latest result of every check (of one agent, or of all), by agent and check
+    /// name, each with the time it entered its state.
+    fn latest_checks(&self, agent_id: Option<&str>) -> Result<Vec<LatestCheck>, StoreError>;
     /// The store's own figures.
     fn stats(&self) -> StoreStats;
 }

@@ -81,6 +81,8 @@ pub(super) struct Queued {
 /// A batch made ready outside the writer lock: labels made canonical, known series found.
 pub(super) struct Prepared {
     agent_id: String,
+    /// The agent's host name, kept with its events.
+    instance: String,
     boot_id: String,
     seq: i64,
     /// Server time when it arrived.
@@ -220,6 +222,7 @@ impl TieredStore {
             .insert(batch.agent_id.to_string(), next_layout);
         Prepared {
             agent_id: batch.agent_id.to_string(),
+            instance: batch.instance.to_string(),
             boot_id: batch.boot_id.to_string(),
             seq: i64::try_from(batch.seq).unwrap_or(i64::MAX),
             received,
@@ -499,10 +502,20 @@ impl TieredStore {
                 .execute(params![agent, batch.received, log])?;
         }
         let mut event = tx.prepare_cached(
-            "INSERT INTO events(agent_id, name, state, output, ts) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO events(agent_id, instance, name, state, output, long_output, hard, ts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for e in &batch.events {
-            event.execute(params![batch.agent_id, e.name, e.state, e.output, e.ts])?;
+            event.execute(params![
+                batch.agent_id,
+                batch.instance,
+                e.name,
+                e.state,
+                e.output,
+                e.long_output,
+                e.hard,
+                e.ts
+            ])?;
         }
         Ok(Some(Written {
             agent_id: batch.agent_id,

@@ -11,6 +11,7 @@
 //! | `ts_chunks` | cut × timestamp group | compressed timestamps shared by many series |
 //! | `raw_chunks` | cut × series | compressed values; points at `ts_chunks.id`'s times |
 //! | `rollups` | series × tier × window | encoded rollup records (see `rollup.rs`) |
+//! | `events` | check result | agent, host name, check, state, output, long output, hard, time (see `events.rs`) |
 //! | `meta` | figure | bytes per tier |
 //!
 //! # Life of a point
@@ -79,14 +80,15 @@ use sysward_proto::SeriesKind;
 use tracing::{debug, info, warn};
 
 use super::{
-    BatchStats, Clock, IngestBatch, IngestOutcome, LabelMatcher, ReadBudget, ReadRequest, Rollup,
-    SeriesData, SeriesLabels, SeriesRead, Store, StoreConfig, StoreError, StoreStats, Tier,
-    TierChoice, codec,
+    BatchStats, Clock, EventQuery, IngestBatch, IngestOutcome, LabelMatcher, LatestCheck,
+    ReadBudget, ReadRequest, Rollup, SeriesData, SeriesLabels, SeriesRead, Store, StoreConfig,
+    StoreError, StoreStats, StoredEvent, Tier, TierChoice, codec,
     index::{Index, check_hash, identity_hash},
     rollup::{decode_window, encode_window, merge_into},
 };
 
 mod dedup;
+mod events;
 mod head_log;
 mod ingest;
 mod maintenance;
@@ -308,6 +310,7 @@ impl TieredStore {
                 schema::move_old_rollups(&tx)?;
             }
             dedup::migrate_batch_rows(&tx)?;
+            schema::add_event_columns(&tx)?;
             tx.commit()?;
         }
         let store = Self {
@@ -502,6 +505,14 @@ impl Store for TieredStore {
 
     fn label_values(&self, label: &str) -> Result<Vec<String>, StoreError> {
         Ok(self.mem_read().index.label_values(label))
+    }
+
+    fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read_events(query)
+    }
+
+    fn latest_checks(&self, agent_id: Option<&str>) -> Result<Vec<LatestCheck>, StoreError> {
+        self.read_latest_checks(agent_id)
     }
 
     fn stats(&self) -> StoreStats {

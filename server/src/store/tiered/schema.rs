@@ -15,8 +15,10 @@ pub(super) const SCHEMA: &str = "
     CREATE INDEX IF NOT EXISTS batch_ranges_expiry ON batch_ranges(received_at);
     CREATE TABLE IF NOT EXISTS events(
         agent_id TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,
-        output TEXT NOT NULL, ts INTEGER NOT NULL);
+        output TEXT NOT NULL, ts INTEGER NOT NULL,
+        instance TEXT NOT NULL DEFAULT '', long_output TEXT NOT NULL DEFAULT '', hard INTEGER);
     CREATE INDEX IF NOT EXISTS events_by_check ON events(agent_id, name, ts);
+    CREATE INDEX IF NOT EXISTS events_by_state ON events(agent_id, name, state, ts);
     CREATE INDEX IF NOT EXISTS events_expiry ON events(ts);
     CREATE TABLE IF NOT EXISTS head_log(
         id INTEGER PRIMARY KEY, agent INTEGER NOT NULL, at INTEGER NOT NULL, data BLOB NOT NULL);
@@ -126,6 +128,52 @@ pub(super) fn move_old_rollups(conn: &Connection) -> Result<(), StoreError> {
         "INSERT INTO rollups(series_id, tier, win_start, win_end, data)
              SELECT series_id, tier, win_start, win_end, data FROM old_rollups;
          DROP TABLE old_rollups;",
+    )?;
+    Ok(())
+}
+
+/// The columns `events` gained after its first layout, as [`SCHEMA`] declares them (at
+/// the end, where `ADD COLUMN` puts them, so both layouts are the same). `hard` stays
+/// NULL on older rows: whether those were hard is not known.
+const EVENT_COLUMNS: [(&str, &str); 3] = [
+    ("instance", "TEXT NOT NULL DEFAULT ''"),
+    ("long_output", "TEXT NOT NULL DEFAULT ''"),
+    ("hard", "INTEGER"),
+];
+
+/// Adds the columns an older `events` table lacks, in the caller's transaction after
+/// [`SCHEMA`]; older rows get their agent's host name where the store knows it.
+pub(super) fn add_event_columns(conn: &Connection) -> Result<(), StoreError> {
+    let have = conn
+        .prepare("SELECT name FROM pragma_table_info('events')")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let missing: Vec<_> = EVENT_COLUMNS
+        .iter()
+        .filter(|(name, _)| !have.iter().any(|h| h == name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    info!("Adding columns to the events table; this runs once.");
+    for (name, decl) in &missing {
+        conn.execute_batch(&format!("ALTER TABLE events ADD COLUMN {name} {decl};"))?;
+    }
+    if missing.iter().any(|(name, _)| *name == "instance") {
+        backfill_event_instances(conn)?;
+    }
+    Ok(())
+}
+
+/// Gives older rows the host name of their agent's newest series: the name it sent last.
+/// One pass over `series`, which has no index by agent, rather than one per row.
+fn backfill_event_instances(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "UPDATE events SET instance = known.instance
+         FROM (SELECT a.agent_id AS agent_id, json_extract(s.labels, '$.instance') AS instance
+               FROM series s JOIN agents a ON a.id = s.agent
+               WHERE s.id IN (SELECT max(id) FROM series GROUP BY agent)) AS known
+         WHERE events.agent_id = known.agent_id AND known.instance IS NOT NULL;",
     )?;
     Ok(())
 }

@@ -3,7 +3,9 @@ use std::time::Duration;
 use sysward_proto::Series;
 
 use super::*;
-use crate::store::{ManualClock, MatchOp, rollup::tests::brute_force};
+use crate::store::{
+    EventQuery, MAX_EVENTS, ManualClock, MatchOp, StoredEvent, rollup::tests::brute_force,
+};
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const MIN: i64 = 60_000;
@@ -698,4 +700,342 @@ fn rollups_move_out_of_the_without_rowid_table() {
     assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
     let after: Vec<Vec<Rollup>> = Tier::ROLLUPS.iter().map(|&t| f.rollups("g", t)).collect();
     assert_eq!(before, after);
+}
+
+/// A check result of `state` with `output`.
+fn result(name: &str, state: &str, ts: i64, output: &str) -> sysward_proto::Event {
+    sysward_proto::Event {
+        state: state.into(),
+        output: output.into(),
+        long_output: format!("{output}\nmore"),
+        hard: state != "OK",
+        ..event(name, ts)
+    }
+}
+
+impl Fixture {
+    /// Stores `events` as one batch of `agent` on host `agent`-host, without samples.
+    fn send_events(&mut self, agent: &str, events: &[sysward_proto::Event]) {
+        self.seq += 1;
+        let instance = format!("{agent}-host");
+        let outcome = self
+            .store
+            .ingest(&IngestBatch {
+                agent_id: agent,
+                boot_id: "boot",
+                seq: self.seq,
+                instance: &instance,
+                series: &[],
+                events,
+            })
+            .unwrap();
+        assert_eq!(outcome, IngestOutcome::Stored);
+    }
+
+    fn events(&self, agent: Option<&str>, check: Option<&str>, since: i64) -> Vec<StoredEvent> {
+        self.store
+            .events(&EventQuery {
+                agent_id: agent.map(str::to_string),
+                check: check.map(str::to_string),
+                since_ms: since,
+                until_ms: None,
+                limit: 100,
+            })
+            .unwrap()
+    }
+}
+
+/// (agent, check, ts) of each event, for short assertions.
+fn keys(events: &[StoredEvent]) -> Vec<(&str, &str, i64)> {
+    events
+        .iter()
+        .map(|e| (e.agent_id.as_str(), e.name.as_str(), e.ts))
+        .collect()
+}
+
+#[test]
+fn events_filter_by_agent_check_and_time_newest_first() {
+    let mut f = Fixture::new(StoreConfig::default());
+    for i in 0..3 {
+        let ts = T0 + i * MIN;
+        f.send_events(
+            "a",
+            &[
+                result("disk", "OK", ts, "ok"),
+                result("web", "OK", ts, "up"),
+            ],
+        );
+        f.send_events("b", &[result("disk", "CRITICAL", ts, "full")]);
+    }
+    let all = f.events(None, None, 0);
+    assert_eq!(all.len(), 9);
+    assert!(all.windows(2).all(|w| w[0].ts >= w[1].ts), "{all:?}");
+    // Of equal times, the last stored first.
+    assert_eq!(
+        keys(&all[..3]),
+        vec![
+            ("b", "disk", T0 + 2 * MIN),
+            ("a", "web", T0 + 2 * MIN),
+            ("a", "disk", T0 + 2 * MIN)
+        ]
+    );
+    let first = &all[2];
+    assert_eq!(
+        (
+            first.instance.as_str(),
+            first.state.as_str(),
+            first.output.as_str()
+        ),
+        ("a-host", "OK", "ok")
+    );
+    assert_eq!(
+        (first.long_output.as_str(), first.hard),
+        ("ok\nmore", Some(false))
+    );
+    assert_eq!(
+        keys(&f.events(Some("a"), Some("disk"), T0 + MIN)),
+        vec![("a", "disk", T0 + 2 * MIN), ("a", "disk", T0 + MIN)]
+    );
+    assert_eq!(f.events(Some("a"), None, 0).len(), 6);
+    assert_eq!(f.events(None, Some("disk"), 0).len(), 6);
+    assert!(f.events(Some("nobody"), None, 0).is_empty());
+    let query = |until_ms, limit| EventQuery {
+        agent_id: None,
+        check: Some("disk".into()),
+        since_ms: T0,
+        until_ms,
+        limit,
+    };
+    let got = f.store.events(&query(Some(T0 + MIN), 100)).unwrap();
+    assert_eq!(
+        keys(&got),
+        vec![
+            ("b", "disk", T0 + MIN),
+            ("a", "disk", T0 + MIN),
+            ("b", "disk", T0),
+            ("a", "disk", T0)
+        ]
+    );
+    let got = f.store.events(&query(None, 3)).unwrap();
+    assert_eq!(
+        keys(&got),
+        vec![
+            ("b", "disk", T0 + 2 * MIN),
+            ("a", "disk", T0 + 2 * MIN),
+            ("b", "disk", T0 + MIN)
+        ]
+    );
+    assert!(
+        f.store
+            .events(&query(Some(T0 - 1), 100))
+            .unwrap()
+            .is_empty()
+    );
+    let too_many = f.store.events(&query(None, MAX_EVENTS + 1));
+    assert!(
+        matches!(too_many, Err(StoreError::Invalid(_))),
+        "{too_many:?}"
+    );
+}
+
+/// (check, state, state_since_ms, ts, output) of each latest result.
+fn latest(store: &TieredStore, agent: Option<&str>) -> Vec<(String, String, i64, i64, String)> {
+    store
+        .latest_checks(agent)
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            let e = c.event;
+            (
+                format!("{}/{}", e.agent_id, e.name),
+                e.state,
+                c.state_since_ms,
+                e.ts,
+                e.output,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn latest_checks_give_each_check_its_newest_result_and_when_its_state_began() {
+    let mut f = Fixture::new(StoreConfig::default());
+    let runs: [(&str, &[&str]); 4] = [
+        ("disk", &["OK", "OK", "CRITICAL", "CRITICAL"]),
+        ("web", &["CRITICAL", "OK", "CRITICAL", "OK", "OK"]),
+        ("dns", &["WARNING"]),
+        ("ntp", &["OK", "CRITICAL", "UNKNOWN", "CRITICAL"]),
+    ];
+    // Newest batches first, as an agent sends its spool after an outage: the store
+    // orders by time, not by arrival.
+    let mut batches: Vec<Vec<sysward_proto::Event>> = Vec::new();
+    for (check, states) in runs {
+        for (i, state) in states.iter().enumerate() {
+            let ts = T0 + i as i64 * MIN;
+            let output = format!("{check} {state} {i}");
+            batches.push(vec![result(check, state, ts, &output)]);
+        }
+    }
+    for batch in batches.iter().rev() {
+        f.send_events("a", batch);
+    }
+    f.send_events("b", &[result("disk", "OK", T0 + 9 * MIN, "fine")]);
+    let s = |x: &str| x.to_string();
+    let want_a = vec![
+        (
+            s("a/disk"),
+            s("CRITICAL"),
+            T0 + 2 * MIN,
+            T0 + 3 * MIN,
+            s("disk CRITICAL 3"),
+        ),
+        (s("a/dns"), s("WARNING"), T0, T0, s("dns WARNING 0")),
+        (
+            s("a/ntp"),
+            s("CRITICAL"),
+            T0 + 3 * MIN,
+            T0 + 3 * MIN,
+            s("ntp CRITICAL 3"),
+        ),
+        (
+            s("a/web"),
+            s("OK"),
+            T0 + 3 * MIN,
+            T0 + 4 * MIN,
+            s("web OK 4"),
+        ),
+    ];
+    assert_eq!(latest(&f.store, Some("a")), want_a);
+    let mut want_all = want_a.clone();
+    want_all.push((s("b/disk"), s("OK"), T0 + 9 * MIN, T0 + 9 * MIN, s("fine")));
+    assert_eq!(latest(&f.store, None), want_all);
+    assert!(latest(&f.store, Some("nobody")).is_empty());
+    let first = &f.store.latest_checks(Some("b")).unwrap()[0].event;
+    assert_eq!(
+        (first.instance.as_str(), first.hard),
+        ("b-host", Some(false))
+    );
+}
+
+/// `latest_checks` seeks in the indexes rather than scanning the table or sorting: its
+/// cost follows the checks and their states, not the results kept.
+#[test]
+fn latest_checks_read_through_the_indexes() {
+    let f = Fixture::new(StoreConfig::default());
+    let conn = f.store.reader().unwrap();
+    let plan = |sql: &str| -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    };
+    let order = "ORDER BY agent_id DESC, name DESC, state DESC, ts DESC LIMIT 1";
+    let step = plan(&format!(
+        "SELECT agent_id, name, state, ts FROM events WHERE (agent_id, name, state) < ('a', 'b', 'c') {order}"
+    ));
+    assert!(
+        step.contains("COVERING INDEX events_by_state (") && !step.contains("TEMP B-TREE"),
+        "{step}"
+    );
+    let newest = plan(
+        "SELECT output FROM events WHERE agent_id = 'a' AND name = 'b' ORDER BY ts DESC, rowid DESC LIMIT 1",
+    );
+    assert!(
+        newest.contains("INDEX events_by_check (") && !newest.contains("TEMP B-TREE"),
+        "{newest}"
+    );
+    let since = plan(
+        "SELECT ts FROM events WHERE agent_id = 'a' AND name = 'b' AND state = 'OK' AND ts >= 5 ORDER BY ts LIMIT 1",
+    );
+    assert!(
+        since.contains("COVERING INDEX events_by_state (") && !since.contains("TEMP B-TREE"),
+        "{since}"
+    );
+}
+
+/// Reads hide results past events retention as soon as they are past it, and the purge
+/// still deletes them; a check whose results all expired leaves the latest checks, and one
+/// in the same state since before retention shows the oldest result kept.
+#[test]
+fn expired_events_are_hidden_then_purged() {
+    let config = StoreConfig {
+        events_retention: Duration::from_secs(3600),
+        ..StoreConfig::default()
+    };
+    let mut f = Fixture::new(config);
+    f.send_events("a", &[result("gone", "OK", T0, "old")]);
+    for i in 0..6 {
+        f.send_events(
+            "a",
+            &[result("disk", "CRITICAL", T0 + i * 20 * MIN, "full")],
+        );
+    }
+    f.clock.set(T0 + 100 * MIN);
+    // An hour back from now: 40, 60, 80 and 100 minutes.
+    assert_eq!(f.events(Some("a"), None, 0).len(), 4);
+    assert_eq!(table_rows(&f.store, "events"), 7);
+    let checks = latest(&f.store, None);
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert_eq!((checks[0].2, checks[0].3), (T0 + 40 * MIN, T0 + 100 * MIN));
+    f.store.purge().unwrap();
+    assert_eq!(table_rows(&f.store, "events"), 4);
+    assert_eq!(f.store.stats().events, 4);
+    assert_eq!(f.events(Some("a"), None, 0).len(), 4);
+}
+
+/// A store from before `instance`, `long_output` and `hard` were kept gains the columns
+/// on open: its rows get their agent's host name, empty long output and an unknown hard
+/// flag, and new results keep all three.
+#[test]
+fn an_old_events_table_gains_its_columns_on_open() {
+    let mut f = Fixture::new(StoreConfig::default());
+    f.ingest("ag", &[series("m", SeriesKind::Gauge, &[(T0, 1.0)])]);
+    let columns = |f: &Fixture| -> Vec<(String, String, Option<String>)> {
+        let conn = f.store.reader().unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name, type, dflt_value FROM pragma_table_info('events')")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let fresh = columns(&f);
+    {
+        let conn = Connection::open(f.dir.path().join("s.db")).unwrap();
+        conn.execute_batch(
+            "BEGIN;
+             DROP TABLE events;
+             CREATE TABLE events(agent_id TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,
+                 output TEXT NOT NULL, ts INTEGER NOT NULL);
+             CREATE INDEX events_by_check ON events(agent_id, name, ts);
+             CREATE INDEX events_expiry ON events(ts);
+             INSERT INTO events VALUES ('ag', 'disk', 'OK', 'fine', 1767225600000),
+                 ('lost', 'disk', 'OK', 'fine', 1767225600000);
+             COMMIT;",
+        )
+        .unwrap();
+    }
+    f.reopen();
+    assert_eq!(columns(&f), fresh);
+    let old = f.events(None, None, 0);
+    let got: Vec<_> = old
+        .iter()
+        .map(|e| {
+            (
+                e.agent_id.as_str(),
+                e.instance.as_str(),
+                e.long_output.as_str(),
+                e.hard,
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![("lost", "", "", None), ("ag", "host", "", None)]);
+    f.send_events("ag", &[result("disk", "WARNING", T0 + MIN, "slow")]);
+    f.reopen();
+    let new = &f.events(Some("ag"), None, 0)[0];
+    assert_eq!(
+        (new.instance.as_str(), new.long_output.as_str(), new.hard),
+        ("ag-host", "slow\nmore", Some(true))
+    );
+    assert_eq!(latest(&f.store, Some("ag"))[0].2, T0 + MIN);
 }
