@@ -163,14 +163,12 @@ fn report_rounds(rounds: &[Duration], before: u64, after: u64, engine: &RuleEngi
 fn latency(engine: &Arc<RuleEngine>, store: &Arc<TieredStore>, args: &Args) -> anyhow::Result<()> {
     let runner = engine.clone();
     let thread = std::thread::spawn(move || runner.run());
-    let mut seq = 1_000_000;
     let mut latencies = Vec::new();
     for k in 0..args.signals {
         // Past the engine's trigger gap (1 s), so each batch is a fresh trigger.
         std::thread::sleep(Duration::from_millis(1050));
         let before = engine.history(0, Some("BenchSignal"), 100_000)?.len();
         let sent = Instant::now();
-        seq += 1;
         let series = vec![Series {
             name: "bench_signal".into(),
             labels: [("k".to_string(), k.to_string())].into(),
@@ -180,7 +178,7 @@ fn latency(engine: &Arc<RuleEngine>, store: &Arc<TieredStore>, args: &Args) -> a
         store.ingest(&IngestBatch {
             agent_id: &agent(0),
             boot_id: "signal",
-            seq,
+            seq: 1 + k as u64,
             instance: &host(0),
             series: &series,
             events: &[],
