@@ -167,6 +167,9 @@ stat_is /etc/sysward root:root 755
 stat_is /etc/sysward/agent.toml root:sysward 640
 stat_is /etc/sysward/server.toml root:sysward 640
 stat_is /etc/sysward/checks.d root:sysward 750
+stat_is /etc/sysward/rules/host.yml root:root 644
+check "the shipped rules pass check rules, as ExecReload runs it" sysward-server check rules /etc/sysward/rules
+contains "server control: the shipped rules are a conffile" "$(cat /var/lib/dpkg/info/sysward-server.conffiles 2>/dev/null)" "/etc/sysward/rules/host.yml"
 stat_is /var/lib/sysward-agent sysward:sysward 750
 stat_is /var/lib/sysward-server sysward:sysward 700
 user=$(getent passwd sysward || true)
