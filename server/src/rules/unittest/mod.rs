@@ -21,6 +21,10 @@ use serde::Deserialize;
 use super::{AlertState, Group, MemoryStorage, RuleEnv, RuleKind, file::prom_duration, load_file};
 use crate::query::{Labels, MemorySource, Value, instant_query};
 
+/// Evaluations one test group may ask for (a year of minutes is half of it): a typo in an
+/// `eval_time` must not run for hours.
+const MAX_EVALUATIONS: i64 = 1_000_000;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TestFile {
@@ -281,6 +285,13 @@ impl<'a> GroupRun<'a> {
             .chain(expr_tests.iter().map(|(t, _)| *t))
             .max()
             .unwrap_or(0);
+        if last / self.interval > MAX_EVALUATIONS {
+            return self.fail(format!(
+                "    the last eval_time ({}) needs more than {MAX_EVALUATIONS} evaluations at evaluation_interval {}",
+                show_ms(last),
+                show_ms(self.interval)
+            ));
+        }
         let mut next_alert = 0;
         let mut ts = 0;
         while ts <= last {

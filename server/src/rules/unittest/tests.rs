@@ -130,6 +130,9 @@ fn malformed_test_files_are_errors_with_a_line() {
     let out = run_file(&path);
     assert!(!out.ok());
     assert!(out.report().contains("series \"x\""), "{}", out.report());
+    std::fs::write(&path, "tests:\n- promql_expr_test: [{expr: '1', eval_time: 10y, exp_samples: []}]\n").unwrap();
+    let out = run_file(&path);
+    assert!(out.report().contains("more than 1000000 evaluations"), "{}", out.report());
     std::fs::write(&path, "tests:\n- colour: red\n").unwrap();
     let out = run_file(&path);
     assert!(
@@ -157,4 +160,25 @@ fn series_are_written_as_promql_writes_them() {
     assert_eq!(parse_metric("{job=\"a\"}").unwrap().name(), "");
     assert!(parse_metric("up{job=~\"a\"}").is_err());
     assert!(parse_metric("rate(up[1m])").is_err());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Test files are outside input too: any text is run or refused, never a panic.
+    #[test]
+    fn any_test_file_is_run_or_refused_without_panic(
+        series in "[a-z_{}=\",]{0,20}",
+        values in "[-+_0-9xe. a-z]{0,24}",
+        eval in "[0-9a-z]{0,6}",
+        expr in "[a-z_()\\[\\]0-9+*> ]{0,20}",
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.yml");
+        let text = format!(
+            "tests:\n- interval: 1m\n  input_series:\n  - series: '{series}'\n    values: '{values}'\n  promql_expr_test:\n  - expr: '{expr}'\n    eval_time: '{eval}'\n  alert_rule_test:\n  - eval_time: '{eval}'\n    alertname: A\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let _ = run_file(&path).report();
+    }
 }
