@@ -110,7 +110,7 @@ pub fn evaluate(
     ctx: &EvalContext<'_>,
     t: i64,
 ) -> Result<Vec<Transition>, RuleError> {
-    let found = find(rule, spec, group_labels, ctx, t)?;
+    let found = find(rule, spec, group_labels, state, ctx, t)?;
     if limit > 0 && found.results.len() > limit {
         state.alerts.clear();
         return Err(RuleError::Limit {
@@ -144,6 +144,7 @@ fn find(
     rule: &RuleSpec,
     spec: &AlertSpec,
     group_labels: &BTreeMap<String, String>,
+    state: &AlertingState,
     ctx: &EvalContext<'_>,
     t: i64,
 ) -> Result<Found, RuleError> {
@@ -158,8 +159,12 @@ fn find(
         }
     }
     // The data expression's values: what tells missing data apart, and the value of an
-    // alert held between its trigger and recovery thresholds.
-    let values: HashMap<Labels, f64> = if spec.no_data != NoData::Ok || spec.recover.is_some() {
+    // alert held between its trigger and recovery thresholds. Like the recovery condition,
+    // only queried when some alert needs it: most rules have nothing firing most of the time.
+    let firing = state.alerts.values().filter(|a| a.state == AlertState::Firing);
+    let held = firing.clone().any(|a| !results.contains_key(&a.labels));
+    let any_firing = firing.count() > 0;
+    let values: HashMap<Labels, f64> = if spec.no_data != NoData::Ok || (spec.recover.is_some() && held) {
         ctx.instant(&spec.data_expr, t)?
             .into_iter()
             .map(|(m, v)| (m.without_name(), v))
@@ -169,7 +174,8 @@ fn find(
     };
     let data = (spec.no_data != NoData::Ok).then(|| values.keys().cloned().collect());
     let recovering = match &spec.recover {
-        Some(expr) => Some(base_set(ctx.instant(expr, t)?)),
+        Some(expr) if any_firing => Some(base_set(ctx.instant(expr, t)?)),
+        Some(_) => Some(HashSet::new()),
         None => None,
     };
     Ok(Found {
