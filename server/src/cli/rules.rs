@@ -64,12 +64,7 @@ fn expand(paths: Vec<PathBuf>) -> Vec<PathBuf> {
             out.push(path);
             continue;
         }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
-            .map(|it| it.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        files.retain(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"));
-        files.sort();
-        out.extend(files);
+        out.extend(crate::rules::engine::rule_files(&path).unwrap_or_default());
     }
     out
 }

@@ -161,17 +161,21 @@ fn find(
     // The data expression's values: what tells missing data apart, and the value of an
     // alert held between its trigger and recovery thresholds. Like the recovery condition,
     // only queried when some alert needs it: most rules have nothing firing most of the time.
-    let firing = state.alerts.values().filter(|a| a.state == AlertState::Firing);
+    let firing = state
+        .alerts
+        .values()
+        .filter(|a| a.state == AlertState::Firing);
     let held = firing.clone().any(|a| !results.contains_key(&a.labels));
     let any_firing = firing.count() > 0;
-    let values: HashMap<Labels, f64> = if spec.no_data != NoData::Ok || (spec.recover.is_some() && held) {
-        ctx.instant(&spec.data_expr, t)?
-            .into_iter()
-            .map(|(m, v)| (m.without_name(), v))
-            .collect()
-    } else {
-        HashMap::new()
-    };
+    let values: HashMap<Labels, f64> =
+        if spec.no_data != NoData::Ok || (spec.recover.is_some() && held) {
+            ctx.instant(&spec.data_expr, t)?
+                .into_iter()
+                .map(|(m, v)| (m.without_name(), v))
+                .collect()
+        } else {
+            HashMap::new()
+        };
     let data = (spec.no_data != NoData::Ok).then(|| values.keys().cloned().collect());
     let recovering = match &spec.recover {
         Some(expr) if any_firing => Some(base_set(ctx.instant(expr, t)?)),

@@ -106,25 +106,33 @@ pub struct RuleEngine {
     config: EngineConfig,
 }
 
-/// Reads every rule file of `dir`, in name order.
-pub fn load_dir(dir: &Path) -> Result<Vec<GroupSpec>, Vec<RuleFileError>> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-            .collect(),
+/// The rule files of `dir` (`*.yml`, `*.yaml`), in name order.
+pub fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads every rule file of `dir`, in name order: the groups of the files that are right,
+/// and an error for each file that is not.
+pub fn load_dir(dir: &Path) -> (Vec<GroupSpec>, Vec<RuleFileError>) {
+    let files = match rule_files(dir) {
+        Ok(files) => files,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => {
-            return Err(vec![RuleFileError {
+            let error = RuleFileError {
                 file: dir.to_path_buf(),
                 line: 0,
                 group: None,
                 rule: None,
                 message: format!("cannot read the rules directory: {e}"),
-            }]);
+            };
+            return (Vec::new(), vec![error]);
         }
     };
-    files.sort();
     let mut groups = Vec::new();
     let mut errors = Vec::new();
     for file in files {
@@ -133,11 +141,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<GroupSpec>, Vec<RuleFileError>> {
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() {
-        Ok(groups)
-    } else {
-        Err(errors)
-    }
+    (groups, errors)
 }
 
 impl RuleEngine {
@@ -150,10 +154,11 @@ impl RuleEngine {
         db_path: &Path,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, PersistError> {
-        let (specs, load_errors) = match &config.dir {
+        let (specs, refused) = match &config.dir {
             None => (Vec::new(), Vec::new()),
-            Some(dir) => load_leniently(dir),
+            Some(dir) => load_dir(dir),
         };
+        let load_errors: Vec<String> = refused.iter().map(ToString::to_string).collect();
         for e in &load_errors {
             error!(error = %e, "Rule file refused; its rules do not run.");
         }
@@ -332,7 +337,13 @@ impl RuleEngine {
     pub fn reload(&self) -> Result<(usize, usize), Vec<RuleFileError>> {
         let specs = match &self.config.dir {
             None => Vec::new(),
-            Some(dir) => load_dir(dir)?,
+            Some(dir) => {
+                let (specs, errors) = load_dir(dir);
+                if !errors.is_empty() {
+                    return Err(errors);
+                }
+                specs
+            }
         };
         let mut inner = self.lock();
         let now = self.clock.now_ms();
@@ -400,31 +411,6 @@ fn round_into(stats: &Mutex<EngineStats>, round: EngineStats, took: Duration) {
     s.triggered += round.triggered;
     if round.evaluations > 0 {
         s.last_round = took;
-    }
-}
-
-fn load_leniently(dir: &Path) -> (Vec<GroupSpec>, Vec<String>) {
-    match load_dir(dir) {
-        Ok(g) => (g, Vec::new()),
-        Err(_) => {
-            // Load file by file to keep the good ones.
-            let mut groups = Vec::new();
-            let mut errors = Vec::new();
-            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map(|it| it.filter_map(|e| e.ok().map(|e| e.path())).collect())
-                .unwrap_or_default();
-            files.sort();
-            for f in files
-                .iter()
-                .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-            {
-                match load_file(f) {
-                    Ok(g) => groups.extend(g),
-                    Err(e) => errors.push(e.to_string()),
-                }
-            }
-            (groups, errors)
-        }
     }
 }
 

@@ -19,7 +19,7 @@ use promql_parser::parser::{Expr, VectorSelector};
 use serde::Deserialize;
 
 use super::{AlertState, Group, MemoryStorage, RuleEnv, RuleKind, file::prom_duration, load_file};
-use crate::query::{Labels, MemorySource, Value, instant_query};
+use crate::query::{Labels, MemorySource, instant_query};
 
 /// Evaluations one test group may ask for (a year of minutes is half of it): a typo in an
 /// `eval_time` must not run for hours.
@@ -455,7 +455,7 @@ impl<'a> GroupRun<'a> {
     fn check_expr(&mut self, storage: &MemoryStorage, test: &ExprTest, at: i64) {
         let options = RuleEnv::default().query;
         let got = match instant_query(&storage.0, &test.expr, at, &options) {
-            Ok(out) => match samples(out.value) {
+            Ok(out) => match super::alerting::samples_of(out.value).map_err(|e| e.to_string()) {
                 Ok(s) => s,
                 Err(e) => return self.expr_error(test, at, &e),
             },
@@ -492,20 +492,6 @@ impl<'a> GroupRun<'a> {
             test.expr,
             show_ms(at)
         ));
-    }
-}
-
-fn samples(value: Value) -> Result<Vec<(Labels, f64)>, String> {
-    match value {
-        Value::Vector(v) => Ok(v
-            .into_iter()
-            .map(|s| ((*s.metric).clone(), s.value))
-            .collect()),
-        Value::Scalar(v) => Ok(vec![(Labels::default(), v)]),
-        other => Err(format!(
-            "rule result is not a vector or scalar: {}",
-            other.type_name()
-        )),
     }
 }
 

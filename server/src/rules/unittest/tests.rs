@@ -130,9 +130,17 @@ fn malformed_test_files_are_errors_with_a_line() {
     let out = run_file(&path);
     assert!(!out.ok());
     assert!(out.report().contains("series \"x\""), "{}", out.report());
-    std::fs::write(&path, "tests:\n- promql_expr_test: [{expr: '1', eval_time: 10y, exp_samples: []}]\n").unwrap();
+    std::fs::write(
+        &path,
+        "tests:\n- promql_expr_test: [{expr: '1', eval_time: 10y, exp_samples: []}]\n",
+    )
+    .unwrap();
     let out = run_file(&path);
-    assert!(out.report().contains("more than 1000000 evaluations"), "{}", out.report());
+    assert!(
+        out.report().contains("more than 1000000 evaluations"),
+        "{}",
+        out.report()
+    );
     std::fs::write(&path, "tests:\n- colour: red\n").unwrap();
     let out = run_file(&path);
     assert!(
