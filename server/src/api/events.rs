@@ -83,19 +83,16 @@ fn event_json(e: &StoredEvent) -> serde_json::Value {
     })
 }
 
+/// A check's latest result: the result's fields, with `since` and `last` for its times.
 fn check_json(c: &LatestCheck) -> serde_json::Value {
-    let e = &c.event;
-    json!({
-        "agent_id": e.agent_id,
-        "instance": e.instance,
-        "check": e.name,
-        "state": e.state,
-        "output": e.output,
-        "long_output": e.long_output,
-        "hard": e.hard,
-        "since": rfc3339(Some(c.state_since_ms)),
-        "last": rfc3339(Some(e.ts)),
-    })
+    let mut out = event_json(&c.event);
+    if let Some(fields) = out.as_object_mut() {
+        fields.remove("time");
+        fields.remove("ts");
+        fields.insert("since".into(), json!(rfc3339(Some(c.state_since_ms))));
+        fields.insert("last".into(), json!(rfc3339(Some(c.event.ts))));
+    }
+    out
 }
 
 #[cfg(test)]
