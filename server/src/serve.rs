@@ -129,11 +129,7 @@ impl Server {
             )
             .context("cannot open the rules' state")?,
         );
-        for agent in state.list_agents()? {
-            if let Some(seen) = agent.last_seen_ms {
-                rules.hosts().seed(&agent.id, &agent.hostname, seen);
-            }
-        }
+        rules.hosts().sync(&approved_agents(&state)?);
         let tls = tls::server_config(&pki)?;
         let listener = TcpListener::bind(config.listen.address)
             .await
@@ -169,8 +165,10 @@ impl Server {
             .name("rules".into())
             .spawn(move || engine.run())?;
         let reloads = tokio::spawn(reload_on_hangup(self.app.rules.clone()));
+        let agents = tokio::spawn(follow_agents(self.app.clone()));
         let served = tls::serve(self.listener, self.tls, router, shutdown).await;
         reloads.abort();
+        agents.abort();
         self.app.rules.stop();
         if rules_thread.join().is_err() {
             warn!("The rules thread panicked.");
@@ -185,6 +183,34 @@ impl Server {
             "Stopped."
         );
         Ok(())
+    }
+}
+
+/// The approved agents as the rules' host tracker takes them.
+fn approved_agents(state: &State) -> anyhow::Result<Vec<(String, String, Option<i64>)>> {
+    Ok(state
+        .list_agents()?
+        .into_iter()
+        .filter(|a| a.status == crate::state::AgentStatus::Approved)
+        .map(|a| (a.id, a.hostname, a.last_seen_ms))
+        .collect())
+}
+
+/// Agents are approved and revoked by commands on the state database, beside the running
+/// server: once a minute the host tracker catches up, so that a revoked host stops being
+/// "down".
+async fn follow_agents(app: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let app = app.clone();
+        let synced = tokio::task::spawn_blocking(move || {
+            approved_agents(&app.state).map(|list| app.rules.hosts().sync(&list))
+        })
+        .await;
+        if let Ok(Err(e)) = synced {
+            warn!(error = %e, "Cannot read the agents for the rules' host tracker.");
+        }
     }
 }
 

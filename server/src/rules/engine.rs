@@ -175,7 +175,10 @@ impl RuleEngine {
         let now = clock.now_ms();
         inner.groups = schedule(&config, specs, &mut Vec::new(), &inner.db, now)?;
         let keys = all_rule_keys(&inner.groups);
-        inner.db.forget_other_rules(&keys)?;
+        // With a file refused, its rules' saved state stays for when it is fixed.
+        if inner.load_errors.is_empty() {
+            inner.db.forget_other_rules(&keys)?;
+        }
         info!(
             groups = inner.groups.len(),
             rules = keys.len(),

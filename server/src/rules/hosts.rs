@@ -73,13 +73,21 @@ impl HostTracker {
         }
     }
 
-    /// Agents known before this run (from the state database), unless seen since.
-    pub fn seed(&self, agent_id: &str, instance: &str, last_ms: i64) {
-        self.lock().entry(agent_id.to_string()).or_insert(Seen {
-            instance: instance.to_string(),
-            last_ms,
-            critical_ms: DEFAULT_CRITICAL_MS,
-        });
+    /// Makes the tracker know exactly the agents in `approved` (id → host name): revoked
+    /// and deleted agents stop counting as hosts (no `up` series, no host-down alert);
+    /// approved ones not seen yet this run start from their last-seen time, if any.
+    pub fn sync(&self, approved: &[(String, String, Option<i64>)]) {
+        let mut hosts = self.lock();
+        hosts.retain(|id, _| approved.iter().any(|(a, _, _)| a == id));
+        for (id, instance, last) in approved {
+            if let Some(last_ms) = last {
+                hosts.entry(id.clone()).or_insert(Seen {
+                    instance: instance.clone(),
+                    last_ms: *last_ms,
+                    critical_ms: DEFAULT_CRITICAL_MS,
+                });
+            }
+        }
     }
 
     fn is_up(s: &Seen, now: i64) -> bool {
@@ -151,9 +159,20 @@ mod tests {
     }
 
     #[test]
+    fn revoked_agents_stop_being_hosts() {
+        let t = HostTracker::default();
+        t.seen("a1", "web1", 1_000, 10_000);
+        t.seen("a2", "db1", 1_000, 10_000);
+        t.sync(&[("a1".into(), "web1".into(), Some(1_000))]);
+        let down = t.down(100_000);
+        assert!(down.agents.contains("a1") && !down.agents.contains("a2"));
+        assert_eq!(t.samples(100_000).len(), 2, "up and last seen of a1 only");
+    }
+
+    #[test]
     fn last_seen_is_a_series_in_seconds() {
         let t = HostTracker::default();
-        t.seed("a1", "web1", 5_500);
+        t.sync(&[("a1".into(), "web1".into(), Some(5_500))]);
         let s = t.samples(6_000);
         let seen = s
             .iter()

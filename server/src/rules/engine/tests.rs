@@ -264,6 +264,33 @@ fn a_bad_file_at_start_is_reported_and_the_good_ones_run() {
     assert_eq!(engine.groups().len(), 1);
 }
 
+#[test]
+fn a_file_broken_across_a_restart_keeps_its_rules_state_for_when_it_is_fixed() {
+    let f = Fixture::new(HIGH);
+    {
+        let engine = f.engine();
+        f.set("x", 10.0);
+        f.at(&engine, 0);
+        assert_eq!(states(&engine), [AlertState::Pending]);
+    }
+    let good = std::fs::read_to_string(f.dir.path().join("rules/a.yml")).unwrap();
+    std::fs::write(f.dir.path().join("rules/a.yml"), "groups: [\n").unwrap();
+    {
+        let engine = f.engine();
+        assert_eq!(engine.load_errors().len(), 1);
+        assert!(engine.groups().is_empty());
+    }
+    std::fs::write(f.dir.path().join("rules/a.yml"), good).unwrap();
+    let engine = f.engine();
+    let alert = engine.groups()[0].0.states[0]
+        .alerting
+        .alerts
+        .values()
+        .next()
+        .cloned();
+    assert_eq!(alert.map(|a| a.active_at), Some(first_slot()));
+}
+
 /// A scenario with every kind of transition: `x` high (pending, firing), between the
 /// thresholds (held), low (recovering, resolved), high again, then gone (nodata).
 fn scenario_value(minute: i64) -> Option<f64> {
