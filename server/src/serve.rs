@@ -90,6 +90,9 @@ pub struct Server {
     listener: TcpListener,
     tls: rustls::ServerConfig,
     app: Arc<AppState>,
+    /// SIGHUP's handler, installed at start: before it, a SIGHUP (a `systemctl reload`
+    /// right after READY) would end the process, SIGHUP's default.
+    hangups: Option<tokio::signal::unix::Signal>,
     pub addr: SocketAddr,
 }
 
@@ -147,10 +150,15 @@ impl Server {
             rules,
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        if let Err(error) = &hangups {
+            warn!(%error, "Cannot listen for SIGHUP; rules reload only through the API.");
+        }
         Ok(Self {
             listener,
             tls,
             app,
+            hangups: hangups.ok(),
             addr,
         })
     }
@@ -164,7 +172,7 @@ impl Server {
         let rules_thread = std::thread::Builder::new()
             .name("rules".into())
             .spawn(move || engine.run())?;
-        let reloads = tokio::spawn(reload_on_hangup(self.app.rules.clone()));
+        let reloads = tokio::spawn(reload_on_hangup(self.hangups, self.app.rules.clone()));
         let agents = tokio::spawn(follow_agents(self.app.clone()));
         let served = tls::serve(self.listener, self.tls, router, shutdown).await;
         reloads.abort();
@@ -215,10 +223,8 @@ async fn follow_agents(app: Arc<AppState>) {
 }
 
 /// Reloads the rules on SIGHUP (`systemctl reload`), telling systemd while it does.
-async fn reload_on_hangup(rules: Arc<RuleEngine>) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        warn!("Cannot listen for SIGHUP; rules reload only through the API.");
+async fn reload_on_hangup(hangups: Option<tokio::signal::unix::Signal>, rules: Arc<RuleEngine>) {
+    let Some(mut hangups) = hangups else {
         return;
     };
     while hangups.recv().await.is_some() {
