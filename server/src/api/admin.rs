@@ -58,26 +58,11 @@ pub(super) async fn metrics(
 }
 
 fn rules_report(engine: &crate::rules::RuleEngine) -> metrics::RulesReport {
-    use crate::rules::AlertState;
-    let groups = engine.groups();
-    let mut counts = [("pending", 0), ("firing", 0), ("nodata", 0)];
-    let mut rules = 0;
-    for (g, _) in &groups {
-        rules += g.spec.rules.len();
-        for a in g.states.iter().flat_map(|s| s.alerting.alerts.values()) {
-            let i = match a.state {
-                AlertState::Pending => 0,
-                AlertState::Firing => 1,
-                AlertState::NoData => 2,
-                AlertState::Inactive => continue,
-            };
-            counts[i].1 += 1;
-        }
-    }
+    let (rules, [pending, firing, nodata]) = engine.summary();
     metrics::RulesReport {
         stats: engine.stats(),
         rules,
         file_errors: engine.load_errors().len(),
-        alerts: counts,
+        alerts: [("pending", pending), ("firing", firing), ("nodata", nodata)],
     }
 }

@@ -20,7 +20,8 @@ use promql_parser::parser::Expr;
 use tracing::{error, info, warn};
 
 use super::{
-    Group, GroupSpec, RuleEnv, RuleFileError, RuleHealth, RuleKind, RuleStorage, Transition,
+    AlertState, Group, GroupSpec, RuleEnv, RuleFileError, RuleHealth, RuleKind, RuleStorage,
+    Transition,
     alerting::AlertingState,
     hosts::{DownHosts, HostTracker},
     load_file,
@@ -234,7 +235,6 @@ impl RuleEngine {
         let mut inner = self.lock();
         let now = self.clock.now_ms();
         let gap = self.config.trigger_gap.as_millis() as i64;
-        let mut round = EngineStats::default();
         let started = Instant::now();
         for g in &mut inner.groups {
             if !names.is_empty() && reads_any(&g.reads, &names) {
@@ -242,25 +242,21 @@ impl RuleEngine {
             }
         }
         let inner = &mut *inner;
-        self.write_up(inner, now);
-        let down = self.hosts.down(now);
-        for i in 0..inner.groups.len() {
-            let g = &mut inner.groups[i];
-            let t = if g.next_ms <= now {
+        let round = self.evaluate_round(inner, now, |g, round| {
+            if g.next_ms <= now {
                 let t = now - (now - g.next_ms) % g.interval_ms;
                 g.next_ms = t + g.interval_ms;
                 g.triggered = false;
-                t
+                Some(t)
             } else if g.triggered && now - g.last_triggered_ms >= trigger_gap(g, gap) {
                 g.triggered = false;
                 g.last_triggered_ms = now;
                 round.triggered += 1;
-                now
+                Some(now)
             } else {
-                continue;
-            };
-            evaluate_group(inner, &self.config.env, &down, i, t, &mut round);
-        }
+                None
+            }
+        });
         if now - inner.last_prune_ms >= 3_600_000 {
             inner.last_prune_ms = now;
             let before = now - self.config.history_retention.as_millis() as i64;
@@ -271,6 +267,49 @@ impl RuleEngine {
         let next = next_due(&inner.groups, gap);
         round_into(&self.stats, round, started.elapsed());
         next
+    }
+
+    /// `up` first, then each group `time_of` gives a time for, at that time.
+    fn evaluate_round(
+        &self,
+        inner: &mut Inner,
+        now: i64,
+        mut time_of: impl FnMut(&mut Scheduled, &mut EngineStats) -> Option<i64>,
+    ) -> EngineStats {
+        self.write_up(inner, now);
+        let down = self.hosts.down(now);
+        let mut round = EngineStats::default();
+        for i in 0..inner.groups.len() {
+            if let Some(t) = time_of(&mut inner.groups[i], &mut round) {
+                evaluate_group(inner, &self.config.env, &down, i, t, &mut round);
+            }
+        }
+        round
+    }
+
+    /// Rules loaded and alerts by state (pending, firing, nodata), counted in place: what
+    /// `/metrics` needs, without copying every rule's state as [`RuleEngine::groups`] does.
+    pub fn summary(&self) -> (usize, [usize; 3]) {
+        let inner = self.lock();
+        let mut rules = 0;
+        let mut alerts = [0; 3];
+        for g in &inner.groups {
+            rules += g.group.spec.rules.len();
+            for a in g
+                .group
+                .states
+                .iter()
+                .flat_map(|s| s.alerting.alerts.values())
+            {
+                match a.state {
+                    AlertState::Pending => alerts[0] += 1,
+                    AlertState::Firing => alerts[1] += 1,
+                    AlertState::NoData => alerts[2] += 1,
+                    AlertState::Inactive => {}
+                }
+            }
+        }
+        (rules, alerts)
     }
 
     /// Writes `up` and last-seen times at whole default intervals, before the groups that
@@ -297,13 +336,7 @@ impl RuleEngine {
         let started = Instant::now();
         let mut inner = self.lock();
         let now = self.clock.now_ms();
-        let mut round = EngineStats::default();
-        let inner = &mut *inner;
-        self.write_up(inner, now);
-        let down = self.hosts.down(now);
-        for i in 0..inner.groups.len() {
-            evaluate_group(inner, &self.config.env, &down, i, now, &mut round);
-        }
+        let round = self.evaluate_round(&mut inner, now, |_, _| Some(now));
         let took = started.elapsed();
         round_into(&self.stats, round, took);
         took
