@@ -1,0 +1,26 @@
+//! TODO(helper): the teams channel.
+
+use serde::Deserialize;
+
+use crate::{
+    Context, Notification,
+    receiver::{Channel, SendFuture},
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsConfig {}
+
+impl Channel for TeamsConfig {
+    fn kind(&self) -> &'static str {
+        "teams"
+    }
+
+    fn prepare(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn send<'a>(&'a self, _ctx: &'a Context, _n: &'a Notification) -> SendFuture<'a> {
+        Box::pin(async { Err(crate::SendError::Permanent("not built yet".into())) })
+    }
+}
