@@ -24,6 +24,7 @@ use crate::{
 };
 
 mod api_token;
+mod notify;
 mod rules;
 
 const DEFAULT_CONFIG: &str = "/etc/sysward/server.toml";
@@ -68,6 +69,16 @@ enum Command {
     Alerts {
         #[command(subcommand)]
         command: AlertsCommand,
+    },
+    /// Silences and maintenance windows (a running server follows within a second).
+    Silence {
+        #[command(subcommand)]
+        command: notify::SilenceCommand,
+    },
+    /// Notifications.
+    Notify {
+        #[command(subcommand)]
+        command: notify::NotifyCommand,
     },
     /// Enrolled agents.
     Agents {
@@ -114,6 +125,16 @@ enum TokenCommand {
 enum AlertsCommand {
     /// Lists pending, firing, nodata and recently resolved alerts.
     List,
+    /// Lists alert groups: id, firing alerts, escalation step, acknowledgement.
+    Groups,
+    /// Acknowledges an alert group (by group id or alert fingerprint): its escalation
+    /// stops and PagerDuty and Opsgenie are told.
+    Ack {
+        id: String,
+        /// Who acknowledges.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -206,6 +227,16 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Alerts {
             command: AlertsCommand::List,
         } => list_alerts(&config)?,
+        Command::Alerts {
+            command: AlertsCommand::Groups,
+        } => notify::groups(&config)?,
+        Command::Alerts {
+            command: AlertsCommand::Ack { id, by },
+        } => notify::ack(&config, &id, &by)?,
+        Command::Silence { command } => notify::silence(&config, command)?,
+        Command::Notify {
+            command: notify::NotifyCommand::Test { receiver },
+        } => return notify::test(&config, &receiver),
         Command::Quickstart { .. } | Command::Check { .. } | Command::Test { .. } => {
             unreachable!("handled above")
         }

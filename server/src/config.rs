@@ -35,6 +35,12 @@ pub struct ServerConfig {
     pub query: QueryConfig,
     #[serde(default)]
     pub rules: RulesConfig,
+    /// `[notify]`: receivers, routes, escalation, suppression.
+    #[serde(default)]
+    pub notify: std::sync::Arc<crate::notify::NotifyConfig>,
+    /// The file it was read from (a reload reads it again).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// `[rules]`: alerting and recording rules.
@@ -461,12 +467,17 @@ impl ServerConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::parse(&text, path)
+        let mut config = Self::parse(&text, path)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     pub fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
-        let config: ServerConfig = toml::from_str(text)
+        let mut config: ServerConfig = toml::from_str(text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        if let Some(notify) = std::sync::Arc::get_mut(&mut config.notify) {
+            notify.prepare(path).map_err(|e| anyhow::anyhow!(e))?;
+        }
         let r = &config.retention;
         for (key, keep) in [
             ("raw", r.raw),
@@ -529,6 +540,14 @@ impl ServerConfig {
                 external_url: r.external_url.clone().unwrap_or_else(|| self.public_url()),
             },
         }
+    }
+
+    /// Where operators reach the server: in notifications' links.
+    pub fn external_url(&self) -> String {
+        self.rules
+            .external_url
+            .clone()
+            .unwrap_or_else(|| self.public_url())
     }
 
     /// The URL that goes into join tokens.

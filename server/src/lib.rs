@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod import;
 pub mod metrics;
+pub mod notify;
 pub mod pki;
 pub mod query;
 pub mod quickstart;

@@ -133,6 +133,16 @@ impl Server {
             .context("cannot open the rules' state")?,
         );
         rules.hosts().sync(&approved_agents(&state)?);
+        let notifier = Arc::new(
+            crate::notify::Notifier::open(
+                config.notify.clone(),
+                &dir.join("state.db"),
+                Arc::new(SystemClock),
+                config.external_url(),
+                rules.outbox_signal(),
+            )
+            .context("cannot open the notifier's state")?,
+        );
         let tls = tls::server_config(&pki)?;
         let listener = TcpListener::bind(config.listen.address)
             .await
@@ -148,6 +158,8 @@ impl Server {
             query: config.query.clone(),
             query_permits: Arc::new(Semaphore::new(config.query.max_concurrent)),
             rules,
+            notifier,
+            config_path: config.source.clone(),
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
@@ -172,11 +184,17 @@ impl Server {
         let rules_thread = std::thread::Builder::new()
             .name("rules".into())
             .spawn(move || engine.run())?;
-        let reloads = tokio::spawn(reload_on_hangup(self.hangups, self.app.rules.clone()));
+        let reloads = tokio::spawn(reload_on_hangup(self.hangups, self.app.clone()));
         let agents = tokio::spawn(follow_agents(self.app.clone()));
+        let (stop_notifier, notifier_stopped) = tokio::sync::oneshot::channel::<()>();
+        let notifier = tokio::spawn(self.app.notifier.clone().run(async {
+            let _ = notifier_stopped.await;
+        }));
         let served = tls::serve(self.listener, self.tls, router, shutdown).await;
         reloads.abort();
         agents.abort();
+        let _ = stop_notifier.send(());
+        let _ = notifier.await;
         self.app.rules.stop();
         if rules_thread.join().is_err() {
             warn!("The rules thread panicked.");
@@ -222,14 +240,29 @@ async fn follow_agents(app: Arc<AppState>) {
     }
 }
 
-/// Reloads the rules on SIGHUP (`systemctl reload`), telling systemd while it does.
-async fn reload_on_hangup(hangups: Option<tokio::signal::unix::Signal>, rules: Arc<RuleEngine>) {
+/// Reads `[notify]` of the config file again; a bad file keeps the running settings.
+pub fn reload_notify(app: &AppState) {
+    let Some(path) = &app.config_path else {
+        return;
+    };
+    match ServerConfig::load(path) {
+        Ok(c) => match app.notifier.reload(c.notify.clone()) {
+            Ok(()) => info!("Notification settings reloaded."),
+            Err(e) => warn!(error = %e, "Notification settings not reloaded."),
+        },
+        Err(e) => warn!(error = %e, "Config file refused; the running notification settings go on."),
+    }
+}
+
+/// Reloads the rules and the notification settings on SIGHUP (`systemctl reload`), telling systemd while it does.
+async fn reload_on_hangup(hangups: Option<tokio::signal::unix::Signal>, app: Arc<AppState>) {
     let Some(mut hangups) = hangups else {
         return;
     };
     while hangups.recv().await.is_some() {
         notify(&[sd_notify::NotifyState::Reloading]);
-        let engine = rules.clone();
+        reload_notify(&app);
+        let engine = app.rules.clone();
         let outcome = tokio::task::spawn_blocking(move || engine.reload()).await;
         match outcome {
             Ok(Ok(_)) => {}

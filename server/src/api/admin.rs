@@ -44,6 +44,7 @@ pub(super) async fn metrics(
     let text = blocking(move || {
         let mut text = metrics::render(&app2.metrics, &app2.store.stats(), ProcessStats::read());
         text.push_str(&metrics::render_rules(&rules_report(&app2.rules)));
+        text.push_str(&metrics::render_notify(&app2.notifier));
         text
     })
     .await?;

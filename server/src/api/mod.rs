@@ -9,7 +9,7 @@ use axum::{
     extract::{Query, State as AxState},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 use serde_json::json;
 use sysward_proto::{
@@ -25,6 +25,7 @@ mod enroll;
 mod events;
 mod ingest;
 mod labels;
+mod notify;
 mod prom;
 mod query;
 mod read;
@@ -58,6 +59,10 @@ pub struct AppState {
     pub query_permits: Arc<Semaphore>,
     /// Alerting and recording rules.
     pub rules: Arc<crate::rules::RuleEngine>,
+    /// Delivers alerts to receivers.
+    pub notifier: Arc<crate::notify::Notifier>,
+    /// The config file, read again by a reload.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {
@@ -95,6 +100,19 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/alerts/history", get(rules::history))
         .route("/api/v1/alerts/outbox", get(rules::outbox))
         .route("/-/reload", post(rules::reload))
+        .route("/api/v1/notifications", get(notify::history))
+        .route("/api/v1/alerts/groups", get(notify::groups))
+        .route("/api/v1/alerts/ack", post(notify::ack))
+        .route(
+            "/api/v1/ack/{token}",
+            get(notify::ack_page).post(notify::ack_link),
+        )
+        .route(
+            "/api/v1/silences",
+            get(notify::silences).post(notify::add_silence),
+        )
+        .route("/api/v1/silence/{id}", delete(notify::expire_silence))
+        .route("/api/v1/notify/test/{receiver}", post(notify::test_receiver))
         .route("/api/v1/agents", get(admin::agents))
         .route("/metrics", get(admin::metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })

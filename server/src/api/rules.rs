@@ -79,6 +79,7 @@ pub(super) async fn reload(AxState(app): AxState<Arc<AppState>>, headers: Header
     if let Err(denied) = authorize(&app, &headers, Role::Admin).await {
         return ApiError::new(denied.status(), denied.message()).into_response();
     }
+    crate::serve::reload_notify(&app);
     let engine = app.rules.clone();
     match tokio::task::spawn_blocking(move || engine.reload()).await {
         Ok(Ok((groups, rules))) => {

@@ -105,6 +105,7 @@ pub struct RuleEngine {
     hosts: HostTracker,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
+    outbox_signal: Arc<tokio::sync::Notify>,
 }
 
 /// The rule files of `dir` (`*.yml`, `*.yaml`), in name order.
@@ -194,6 +195,7 @@ impl RuleEngine {
             hosts: HostTracker::default(),
             clock,
             config,
+            outbox_signal: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -284,7 +286,16 @@ impl RuleEngine {
                 evaluate_group(inner, &self.config.env, &down, i, t, &mut round);
             }
         }
+        if round.evaluations > 0 {
+            // The notifier looks at the outbox at once instead of at its next tick.
+            self.outbox_signal.notify_one();
+        }
         round
+    }
+
+    /// Signalled after every round that evaluated something: the outbox may have grown.
+    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_signal.clone()
     }
 
     /// Rules loaded and alerts by state (pending, firing, nodata), counted in place: what
