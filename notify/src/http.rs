@@ -148,7 +148,7 @@ pub fn answer_text(body: &[u8]) -> String {
 }
 
 /// A network error without the URL reqwest puts in it: webhook URLs carry their keys.
-fn network_error(e: reqwest::Error) -> String {
+pub(crate) fn network_error(e: reqwest::Error) -> String {
     let e = e.without_url();
     if e.is_timeout() {
         "timed out".to_string()
