@@ -41,8 +41,10 @@ CREATE TABLE IF NOT EXISTS notify_alerts(
     group_key TEXT NOT NULL, fingerprint TEXT NOT NULL, labels TEXT NOT NULL,
     annotations TEXT NOT NULL, status TEXT NOT NULL, starts_ms INTEGER NOT NULL,
     ends_ms INTEGER, value REAL, notified INTEGER NOT NULL DEFAULT 0,
-    flips TEXT NOT NULL DEFAULT '[]', flapping INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY(group_key, fingerprint));
+CREATE TABLE IF NOT EXISTS notify_flaps(
+    fingerprint TEXT PRIMARY KEY, flips TEXT NOT NULL, flapping INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS notify_messages(
     id TEXT PRIMARY KEY, notification_id TEXT NOT NULL, group_key TEXT NOT NULL,
     receiver TEXT NOT NULL, channel TEXT NOT NULL, event TEXT NOT NULL, body TEXT NOT NULL,
@@ -348,5 +350,9 @@ pub(super) fn prune(conn: &Connection, before_ms: i64) -> Result<usize, NotifyEr
         [before_ms],
     )?;
     conn.execute("DELETE FROM notify_silences WHERE ends_ms < ?1", [before_ms])?;
+    conn.execute(
+        "DELETE FROM notify_flaps WHERE flapping = 0 AND last_ms < ?1",
+        [before_ms],
+    )?;
     Ok(n)
 }

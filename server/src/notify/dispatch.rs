@@ -181,37 +181,25 @@ fn add_to_group(
     )?;
     let fp = fingerprint(a.labels);
     let status = if a.firing { "firing" } else { "resolved" };
-    let previous: Option<(String, String)> = tx
+    let previous: Option<String> = tx
         .query_row(
-            "SELECT status, flips FROM notify_alerts WHERE group_key = ?1 AND fingerprint = ?2",
+            "SELECT status FROM notify_alerts WHERE group_key = ?1 AND fingerprint = ?2",
             params![key, fp],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )
         .optional()?;
-    let mut flips: Vec<i64> = previous
-        .as_ref()
-        .and_then(|(_, f)| serde_json::from_str(f).ok())
-        .unwrap_or_default();
-    if previous.as_ref().is_some_and(|(s, _)| s != status) || previous.is_none() {
-        flips.push(a.at_ms);
-    }
-    let mut flapping = false;
-    if let Some((n, period)) = env.plan.flapping {
-        let since = now - period.as_millis() as i64;
-        flips.retain(|t| *t >= since);
-        flapping = flips.len() > n;
+    if previous.as_deref() != Some(status) {
+        record_flip(tx, env, &fp, a.at_ms)?;
     }
     tx.execute(
         "INSERT INTO notify_alerts(group_key, fingerprint, labels, annotations, status, starts_ms,
-                                   ends_ms, value, flips, flapping)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                   ends_ms, value)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT(group_key, fingerprint) DO UPDATE SET
              annotations = excluded.annotations, status = excluded.status,
              starts_ms = CASE WHEN notify_alerts.status = 'firing' AND excluded.status = 'firing'
                               THEN notify_alerts.starts_ms ELSE excluded.starts_ms END,
-             ends_ms = excluded.ends_ms, value = excluded.value, flips = excluded.flips,
-             flapping = CASE WHEN excluded.flapping = 0 THEN 0
-                             WHEN notify_alerts.flapping = 2 THEN 2 ELSE 1 END",
+             ends_ms = excluded.ends_ms, value = excluded.value",
         params![
             key,
             fp,
@@ -221,11 +209,75 @@ fn add_to_group(
             a.starts_ms,
             (!a.firing).then_some(a.at_ms),
             a.value,
-            serde_json::to_string(&flips).unwrap_or_default(),
-            flapping as i64
         ],
     )?;
     Ok(())
+}
+
+/// Flap detection: an alert's state changes within the period, kept by fingerprint (apart
+/// from its group rows, which go once it resolves).
+fn record_flip(tx: &Transaction<'_>, env: &StepEnv<'_>, fp: &str, at: i64) -> Result<(), NotifyError> {
+    let Some((n, period)) = env.plan.flapping else {
+        return Ok(());
+    };
+    let row: Option<(String, i64)> = tx
+        .query_row(
+            "SELECT flips, flapping FROM notify_flaps WHERE fingerprint = ?1",
+            [fp],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (flips, state) = row.unwrap_or_else(|| ("[]".into(), 0));
+    let mut flips: Vec<i64> = serde_json::from_str(&flips).unwrap_or_default();
+    flips.push(at);
+    let since = env.now - period.as_millis() as i64;
+    flips.retain(|t| *t >= since);
+    // 1: flapping, not yet told; 2: told.
+    let state = match (flips.len() > n, state) {
+        (false, _) => 0,
+        (true, 0) => 1,
+        (true, s) => s,
+    };
+    tx.execute(
+        "INSERT INTO notify_flaps(fingerprint, flips, flapping, last_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(fingerprint) DO UPDATE SET flips = excluded.flips,
+             flapping = excluded.flapping, last_ms = excluded.last_ms",
+        params![fp, serde_json::to_string(&flips).unwrap_or_default(), state, at],
+    )?;
+    Ok(())
+}
+
+/// Ends the flapping of alerts whose changes in the period fell to the limit; true when
+/// some are still flapping.
+fn settle_flaps(tx: &Transaction<'_>, env: &StepEnv<'_>, fps: &[&str]) -> Result<bool, NotifyError> {
+    let Some((n, period)) = env.plan.flapping else {
+        return Ok(false);
+    };
+    let since = env.now - period.as_millis() as i64;
+    let mut still = false;
+    for fp in fps {
+        let flips: Option<String> = tx
+            .query_row(
+                "SELECT flips FROM notify_flaps WHERE fingerprint = ?1 AND flapping > 0",
+                [fp],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(flips) = flips else {
+            continue;
+        };
+        let mut flips: Vec<i64> = serde_json::from_str(&flips).unwrap_or_default();
+        flips.retain(|t| *t >= since);
+        if flips.len() > n {
+            still = true;
+        } else {
+            tx.execute(
+                "UPDATE notify_flaps SET flapping = 0, flips = ?2 WHERE fingerprint = ?1",
+                params![fp, serde_json::to_string(&flips).unwrap_or_default()],
+            )?;
+        }
+    }
+    Ok(still)
 }
 
 /// Silences, maintenance windows and muting rules in force at this step.
@@ -320,8 +372,10 @@ struct Member {
 
 fn members(tx: &Transaction<'_>, key: &str, external_url: &str) -> Result<Vec<Member>, NotifyError> {
     let mut q = tx.prepare_cached(
-        "SELECT fingerprint, labels, annotations, status, starts_ms, ends_ms, value, notified,
-                flapping FROM notify_alerts WHERE group_key = ?1 ORDER BY fingerprint",
+        "SELECT a.fingerprint, a.labels, a.annotations, a.status, a.starts_ms, a.ends_ms, a.value,
+                a.notified, COALESCE(f.flapping, 0)
+         FROM notify_alerts a LEFT JOIN notify_flaps f ON f.fingerprint = a.fingerprint
+         WHERE a.group_key = ?1 ORDER BY a.status, a.starts_ms, a.fingerprint",
     )?;
     let rows = q.query_map([key], |r| {
         let fingerprint: String = r.get(0)?;
@@ -422,14 +476,27 @@ fn flush(
     if !flapping.is_empty() {
         let alerts = flapping.iter().map(|m| m.info.clone()).collect();
         made += notify_reached(tx, env, route, &g, key, Event::Flapping, alerts, None)?;
-        tx.execute(
-            "UPDATE notify_alerts SET flapping = 2 WHERE group_key = ?1 AND flapping = 1",
-            [key],
-        )?;
+        for m in &flapping {
+            tx.execute(
+                "UPDATE notify_flaps SET flapping = 2 WHERE fingerprint = ?1",
+                [&m.fingerprint],
+            )?;
+        }
     }
+    let flapping_fps: Vec<&str> = all
+        .iter()
+        .filter(|m| m.flapping > 0)
+        .map(|m| m.fingerprint.as_str())
+        .collect();
+    let still_flapping = settle_flaps(tx, env, &flapping_fps)?;
+    let settled: BTreeSet<&str> = if still_flapping {
+        BTreeSet::new()
+    } else {
+        flapping_fps.iter().copied().collect()
+    };
     let visible: Vec<&Member> = all
         .iter()
-        .filter(|m| m.flapping == 0)
+        .filter(|m| m.flapping == 0 || settled.contains(m.fingerprint.as_str()))
         .filter(|m| match m.info.status {
             Status::Firing => muting.reason(plan, &m.info.labels).is_none(),
             Status::Resolved => m.notified,
@@ -490,7 +557,11 @@ fn flush(
     }
     finish_flush(tx, key, &visible, flushed)?;
     let episode_over = !firing && flushed;
-    let next = next_due(plan, route, &g, step, first, now, firing, flushed, has_am, am_sent);
+    let mut next = next_due(plan, route, &g, step, first, now, firing, flushed, has_am, am_sent);
+    if still_flapping {
+        let recheck = now + HOLD_RECHECK_MS;
+        next = Some(next.map_or(recheck, |n| n.min(recheck)));
+    }
     tx.execute(
         "UPDATE notify_groups SET next_ms = ?2, step = ?3, first_notified_ms = ?4,
              am_sent_ms = ?5,

@@ -37,7 +37,8 @@ impl TimeInterval {
                 let (a, b) = t
                     .split_once('-')
                     .ok_or_else(|| format!("times {t:?}: expected HH:MM-HH:MM"))?;
-                Ok((minute(a)?, minute(b)?))
+                let (a, b) = (minute(a), minute(b));
+                Ok((a.map_err(|e| format!("times {t:?}: {e}"))?, b.map_err(|e| format!("times {t:?}: {e}"))?))
             })
             .collect::<Result<_, String>>()?;
         Ok(TimeInterval { tz, days, ranges })
