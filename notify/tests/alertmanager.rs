@@ -4,7 +4,7 @@
 //! is set. The request's details are checked against a recording server.
 
 mod fixtures;
-mod support;
+use sysward_tests::recorder as support;
 
 use std::{
     net::TcpListener,

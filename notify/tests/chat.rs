@@ -2,7 +2,7 @@
 //! service's documented format, and each kind of answer sorted as the outbox needs.
 
 mod fixtures;
-mod support;
+use sysward_tests::recorder as support;
 
 use std::time::Duration;
 

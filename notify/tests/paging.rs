@@ -2,7 +2,7 @@
 //! PagerDuty's Events API v2 and Opsgenie's Alert API v2 document them, and how their
 //! answers are read.
 
-mod support;
+use sysward_tests::recorder as support;
 
 use std::{
     collections::{BTreeMap, BTreeSet},

@@ -2,7 +2,7 @@
 //! authentication and form fields as Twilio documents them, the text's one-segment GSM-7
 //! budget, and how Twilio's answers are read.
 
-mod support;
+use sysward_tests::recorder as support;
 
 use std::{
     collections::BTreeMap,

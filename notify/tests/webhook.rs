@@ -2,7 +2,7 @@
 //! key, methods, headers, authorization, custom bodies, and how answers are sorted.
 
 mod fixtures;
-mod support;
+use sysward_tests::recorder as support;
 
 use std::time::Duration;
 

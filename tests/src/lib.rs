@@ -24,6 +24,7 @@ use rustls::{
 use serde_json::Value;
 
 pub mod prometheus;
+pub mod recorder;
 
 /// The admin token every test server is configured with.
 pub const ADMIN_TOKEN: &str = "swadm_test_0123456789";

@@ -1,7 +1,6 @@
 //! A local HTTP server that records what arrives and answers as scripted: the stand-in for
 //! Slack, PagerDuty and the other services that cannot run here. Requests are checked field
 //! by field against each service's documented format by the tests.
-#![allow(dead_code, unreachable_pub)]
 
 use std::{
     collections::VecDeque,
