@@ -250,7 +250,9 @@ pub fn reload_notify(app: &AppState) {
             Ok(()) => info!("Notification settings reloaded."),
             Err(e) => warn!(error = %e, "Notification settings not reloaded."),
         },
-        Err(e) => warn!(error = %e, "Config file refused; the running notification settings go on."),
+        Err(e) => {
+            warn!(error = %e, "Config file refused; the running notification settings go on.")
+        }
     }
 }
 

@@ -23,8 +23,10 @@ use rustls::{
 };
 use serde_json::Value;
 
+pub mod alertmanager;
 pub mod prometheus;
 pub mod recorder;
+pub mod smtp;
 
 /// The admin token every test server is configured with.
 pub const ADMIN_TOKEN: &str = "swadm_test_0123456789";
@@ -324,6 +326,17 @@ impl Server {
             .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    /// GET an admin endpoint; returns status and the body as text (`/metrics`).
+    pub fn admin_get_text(&self, path: &str) -> (u16, String) {
+        let resp = client(&self.ca_pem(), None)
+            .get(format!("{}{path}", self.url()))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().unwrap_or_default())
     }
 
     /// Raw points of every series matching `selector`.

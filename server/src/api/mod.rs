@@ -112,7 +112,10 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(notify::silences).post(notify::add_silence),
         )
         .route("/api/v1/silence/{id}", delete(notify::expire_silence))
-        .route("/api/v1/notify/test/{receiver}", post(notify::test_receiver))
+        .route(
+            "/api/v1/notify/test/{receiver}",
+            post(notify::test_receiver),
+        )
         .route("/api/v1/agents", get(admin::agents))
         .route("/metrics", get(admin::metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })

@@ -95,7 +95,10 @@ pub(super) async fn ack_page(AxPath(token): AxPath<String>) -> Response {
          escalation?</p><button type=submit>Acknowledge</button></form>"
     );
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
         page,
     )
         .into_response()
@@ -117,7 +120,10 @@ pub(super) async fn ack_link(
             other => notify_error(other),
         })?;
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
         format!(
             "<!doctype html><meta charset=utf-8><title>Acknowledged</title><p>Acknowledged \
              ({} group{}).</p>",
@@ -135,7 +141,9 @@ pub(super) async fn silences(
 ) -> Result<Response, ApiError> {
     require(&app, &headers, Role::Read).await?;
     let n = app.notifier.clone();
-    let list = blocking(move || n.silences()).await?.map_err(notify_error)?;
+    let list = blocking(move || n.silences())
+        .await?
+        .map_err(notify_error)?;
     Ok(ok(json!(list)))
 }
 
@@ -218,7 +226,9 @@ pub(super) async fn test_receiver(
     let list: Vec<serde_json::Value> = results
         .into_iter()
         .map(|(channel, r)| match r {
-            Ok(d) => json!({ "channel": channel, "ok": true, "status": d.status, "answer": d.answer }),
+            Ok(d) => {
+                json!({ "channel": channel, "ok": true, "status": d.status, "answer": d.answer })
+            }
             Err(e) => json!({ "channel": channel, "ok": false, "error": e.to_string() }),
         })
         .collect();

@@ -74,7 +74,10 @@ pub(super) fn ack(config: &ServerConfig, id: &str, by: &str) -> anyhow::Result<(
 }
 
 pub(super) fn groups(config: &ServerConfig) -> anyhow::Result<()> {
-    println!("{:<13} {:<7} {:<6} {:<10} LABELS", "GROUP", "FIRING", "STEP", "ACKED BY");
+    println!(
+        "{:<13} {:<7} {:<6} {:<10} LABELS",
+        "GROUP", "FIRING", "STEP", "ACKED BY"
+    );
     for g in notifier(config)?.groups()? {
         let labels: Vec<String> = g.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
         println!(
@@ -107,7 +110,8 @@ pub(super) fn silence(config: &ServerConfig, command: SilenceCommand) -> anyhow:
             };
             let ends = match (duration, end) {
                 (Some(d), _) => {
-                    let d = units::parse_duration(&d).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+                    let d = units::parse_duration(&d)
+                        .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
                     starts + d.as_millis() as i64
                 }
                 (None, Some(e)) => parse_instant(&e).map_err(anyhow::Error::msg)?,
@@ -115,7 +119,12 @@ pub(super) fn silence(config: &ServerConfig, command: SilenceCommand) -> anyhow:
             };
             let id = n.add_silence(SilenceRow {
                 id: String::new(),
-                kind: if maintenance { "maintenance" } else { "silence" }.into(),
+                kind: if maintenance {
+                    "maintenance"
+                } else {
+                    "silence"
+                }
+                .into(),
                 matchers,
                 starts_ms: starts,
                 ends_ms: ends,
@@ -126,7 +135,10 @@ pub(super) fn silence(config: &ServerConfig, command: SilenceCommand) -> anyhow:
             println!("{id}");
         }
         SilenceCommand::List => {
-            println!("{:<17} {:<12} {:<25} {:<25} {:<10} MATCHERS", "ID", "KIND", "STARTS", "ENDS", "BY");
+            println!(
+                "{:<17} {:<12} {:<25} {:<25} {:<10} MATCHERS",
+                "ID", "KIND", "STARTS", "ENDS", "BY"
+            );
             for s in n.silences()? {
                 println!(
                     "{:<17} {:<12} {:<25} {:<25} {:<10} {}",
@@ -163,5 +175,9 @@ pub(super) fn test(config: &ServerConfig, receiver: &str) -> anyhow::Result<Exit
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -269,7 +269,10 @@ impl NotifyConfig {
         let mut names = BTreeSet::new();
         for r in &mut self.parts.receivers {
             if !names.insert(r.name.clone()) {
-                return Err(format!("{at}: [notify] receiver {:?} is defined twice", r.name));
+                return Err(format!(
+                    "{at}: [notify] receiver {:?} is defined twice",
+                    r.name
+                ));
             }
             r.prepare()
                 .map_err(|e| format!("{at}: [notify] receiver {:?}: {e}", r.name))?;
@@ -315,7 +318,10 @@ impl NotifyConfig {
     fn check(&self, _path: &Path) -> Result<(), String> {
         let p = &self.parts;
         let receivers: BTreeSet<&str> = p.receivers.iter().map(|r| r.name.as_str()).collect();
-        let intervals = unique(p.time_intervals.iter().map(|t| t.name.as_str()), "time interval")?;
+        let intervals = unique(
+            p.time_intervals.iter().map(|t| t.name.as_str()),
+            "time interval",
+        )?;
         for t in &p.time_intervals {
             TimeInterval::new(&t.time_zone, &t.weekdays, &t.times)
                 .map_err(|e| format!("time interval {:?}: {e}", t.name))?;
@@ -323,9 +329,16 @@ impl NotifyConfig {
         let schedules = unique(p.schedules.iter().map(|s| s.name.as_str()), "schedule")?;
         for s in &p.schedules {
             super::oncall::Schedule::new(s).map_err(|e| format!("schedule {:?}: {e}", s.name))?;
-            for r in s.rotation.iter().chain(s.overrides.iter().map(|o| &o.receiver)) {
+            for r in s
+                .rotation
+                .iter()
+                .chain(s.overrides.iter().map(|o| &o.receiver))
+            {
                 if !receivers.contains(r.as_str()) {
-                    return Err(format!("schedule {:?}: receiver {r:?} is not defined", s.name));
+                    return Err(format!(
+                        "schedule {:?}: receiver {r:?} is not defined",
+                        s.name
+                    ));
                 }
             }
         }
@@ -390,7 +403,9 @@ fn check_policy(
     let mut last = Duration::ZERO;
     for (i, s) in e.steps.iter().enumerate() {
         if s.after < last {
-            return Err(format!("steps[{i}]: after must not be earlier than the step before"));
+            return Err(format!(
+                "steps[{i}]: after must not be earlier than the step before"
+            ));
         }
         last = s.after;
         if s.receivers.is_empty() && s.oncall.is_empty() {
@@ -407,7 +422,9 @@ fn check_policy(
                 return Err(format!("steps[{i}]: schedule {schedule:?} is not defined"));
             }
             if !matches!(role, "primary" | "secondary") {
-                return Err(format!("steps[{i}]: {o:?}: the role is primary or secondary"));
+                return Err(format!(
+                    "steps[{i}]: {o:?}: the role is primary or secondary"
+                ));
             }
         }
         check_interval_names(&s.active_time_intervals, intervals)
@@ -465,13 +482,22 @@ fn check_route(
     check_interval_names(&r.active_time_intervals, intervals)
         .and_then(|_| check_interval_names(&r.mute_time_intervals, intervals))
         .map_err(|e| format!("{at}: {e}"))?;
-    for (key, d) in [("group_interval", r.group_interval), ("repeat_interval", r.repeat_interval)] {
+    for (key, d) in [
+        ("group_interval", r.group_interval),
+        ("repeat_interval", r.repeat_interval),
+    ] {
         if d.is_some_and(|d| d.is_zero()) {
             return Err(format!("{at}: {key} must be longer than 0"));
         }
     }
     for (i, child) in r.routes.iter().enumerate() {
-        check_route(child, &format!("{at}.routes[{i}]"), receivers, policies, intervals)?;
+        check_route(
+            child,
+            &format!("{at}.routes[{i}]"),
+            receivers,
+            policies,
+            intervals,
+        )?;
     }
     Ok(())
 }

@@ -111,7 +111,11 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
 }
 
 /// Queued messages due at `now`, oldest first.
-pub(super) fn due_messages(conn: &Connection, now: i64, limit: usize) -> Result<Vec<MessageRow>, NotifyError> {
+pub(super) fn due_messages(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<MessageRow>, NotifyError> {
     let mut q = conn.prepare_cached(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM notify_messages WHERE state = 'queued' AND next_ms <= ?1
          ORDER BY next_ms, created_ms LIMIT ?2"
@@ -172,7 +176,12 @@ pub(super) fn record_sent(
     Ok(())
 }
 
-pub(super) fn record_retry(conn: &Connection, id: &str, next_ms: i64, error: &str) -> Result<(), NotifyError> {
+pub(super) fn record_retry(
+    conn: &Connection,
+    id: &str,
+    next_ms: i64,
+    error: &str,
+) -> Result<(), NotifyError> {
     conn.execute(
         "UPDATE notify_messages SET attempts = attempts + 1, next_ms = ?2, error = ?3 WHERE id = ?1",
         params![id, next_ms, error],
@@ -349,7 +358,10 @@ pub(super) fn prune(conn: &Connection, before_ms: i64) -> Result<usize, NotifyEr
         "DELETE FROM notify_ack_links WHERE expires_ms < ?1",
         [before_ms],
     )?;
-    conn.execute("DELETE FROM notify_silences WHERE ends_ms < ?1", [before_ms])?;
+    conn.execute(
+        "DELETE FROM notify_silences WHERE ends_ms < ?1",
+        [before_ms],
+    )?;
     conn.execute(
         "DELETE FROM notify_flaps WHERE flapping = 0 AND last_ms < ?1",
         [before_ms],

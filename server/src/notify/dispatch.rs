@@ -49,9 +49,8 @@ pub(super) fn step(tx: &Transaction<'_>, env: &StepEnv<'_>) -> Result<StepReport
         )?;
     }
     let due: Vec<String> = {
-        let mut q = tx.prepare_cached(
-            "SELECT key FROM notify_groups WHERE next_ms <= ?1 ORDER BY next_ms",
-        )?;
+        let mut q = tx
+            .prepare_cached("SELECT key FROM notify_groups WHERE next_ms <= ?1 ORDER BY next_ms")?;
         q.query_map([env.now], |r| r.get(0))?
             .collect::<Result<_, _>>()?
     };
@@ -216,7 +215,12 @@ fn add_to_group(
 
 /// Flap detection: an alert's state changes within the period, kept by fingerprint (apart
 /// from its group rows, which go once it resolves).
-fn record_flip(tx: &Transaction<'_>, env: &StepEnv<'_>, fp: &str, at: i64) -> Result<(), NotifyError> {
+fn record_flip(
+    tx: &Transaction<'_>,
+    env: &StepEnv<'_>,
+    fp: &str,
+    at: i64,
+) -> Result<(), NotifyError> {
     let Some((n, period)) = env.plan.flapping else {
         return Ok(());
     };
@@ -242,14 +246,23 @@ fn record_flip(tx: &Transaction<'_>, env: &StepEnv<'_>, fp: &str, at: i64) -> Re
         "INSERT INTO notify_flaps(fingerprint, flips, flapping, last_ms) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(fingerprint) DO UPDATE SET flips = excluded.flips,
              flapping = excluded.flapping, last_ms = excluded.last_ms",
-        params![fp, serde_json::to_string(&flips).unwrap_or_default(), state, at],
+        params![
+            fp,
+            serde_json::to_string(&flips).unwrap_or_default(),
+            state,
+            at
+        ],
     )?;
     Ok(())
 }
 
 /// Ends the flapping of alerts whose changes in the period fell to the limit; true when
 /// some are still flapping.
-fn settle_flaps(tx: &Transaction<'_>, env: &StepEnv<'_>, fps: &[&str]) -> Result<bool, NotifyError> {
+fn settle_flaps(
+    tx: &Transaction<'_>,
+    env: &StepEnv<'_>,
+    fps: &[&str],
+) -> Result<bool, NotifyError> {
     let Some((n, period)) = env.plan.flapping else {
         return Ok(false);
     };
@@ -351,8 +364,7 @@ impl Muting {
                 continue;
             }
             let muted = self.firing.iter().any(|src| {
-                matches(&rule.source, src)
-                    && rule.equal.iter().all(|k| src.get(k) == labels.get(k))
+                matches(&rule.source, src) && rule.equal.iter().all(|k| src.get(k) == labels.get(k))
             });
             if muted {
                 return Some(rule.name.clone());
@@ -370,7 +382,11 @@ struct Member {
     flapping: i64,
 }
 
-fn members(tx: &Transaction<'_>, key: &str, external_url: &str) -> Result<Vec<Member>, NotifyError> {
+fn members(
+    tx: &Transaction<'_>,
+    key: &str,
+    external_url: &str,
+) -> Result<Vec<Member>, NotifyError> {
     let mut q = tx.prepare_cached(
         "SELECT a.fingerprint, a.labels, a.annotations, a.status, a.starts_ms, a.ends_ms, a.value,
                 a.notified, COALESCE(f.flapping, 0)
@@ -380,8 +396,7 @@ fn members(tx: &Transaction<'_>, key: &str, external_url: &str) -> Result<Vec<Me
     let rows = q.query_map([key], |r| {
         let fingerprint: String = r.get(0)?;
         let labels: Labels = serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default();
-        let annotations: Labels =
-            serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default();
+        let annotations: Labels = serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default();
         let firing = r.get::<_, String>(3)? == "firing";
         let generator_url = format!(
             "{external_url}/api/v1/alerts?alertname={}",
@@ -390,7 +405,11 @@ fn members(tx: &Transaction<'_>, key: &str, external_url: &str) -> Result<Vec<Me
         Ok(Member {
             info: AlertInfo {
                 fingerprint: fingerprint.clone(),
-                status: if firing { Status::Firing } else { Status::Resolved },
+                status: if firing {
+                    Status::Firing
+                } else {
+                    Status::Resolved
+                },
                 labels,
                 annotations,
                 starts_at_ms: r.get(4)?,
@@ -537,7 +556,16 @@ fn flush(
             }
             step += 1;
             for r in plan.step_receivers(policy, next, now) {
-                made += notify(tx, env, &g, key, &r, Event::Escalated { step: next }, alerts.clone(), None)?;
+                made += notify(
+                    tx,
+                    env,
+                    &g,
+                    key,
+                    &r,
+                    Event::Escalated { step: next },
+                    alerts.clone(),
+                    None,
+                )?;
             }
         }
     }
@@ -551,13 +579,24 @@ fn flush(
         am_sent = Some(now);
     } else if firing && has_am && g.am_sent_ms.is_none_or(|t| now >= t + am_every) {
         for r in &receivers {
-            made += notify(tx, env, &g, key, r, Event::Alerts, alerts.clone(), Some("alertmanager"))?;
+            made += notify(
+                tx,
+                env,
+                &g,
+                key,
+                r,
+                Event::Alerts,
+                alerts.clone(),
+                Some("alertmanager"),
+            )?;
         }
         am_sent = Some(now);
     }
     finish_flush(tx, key, &visible, flushed)?;
     let episode_over = !firing && flushed;
-    let mut next = next_due(plan, route, &g, step, first, now, firing, flushed, has_am, am_sent);
+    let mut next = next_due(
+        plan, route, &g, step, first, now, firing, flushed, has_am, am_sent,
+    );
     if still_flapping {
         let recheck = now + HOLD_RECHECK_MS;
         next = Some(next.map_or(recheck, |n| n.min(recheck)));
@@ -653,7 +692,10 @@ fn next_due(
             consider(l + route.repeat_interval.as_millis() as i64);
         }
         if let (Some(policy), Some(f)) = (&route.escalation, first)
-            && let Some(s) = plan.policies.get(policy).and_then(|s| s.get((step + 1) as usize))
+            && let Some(s) = plan
+                .policies
+                .get(policy)
+                .and_then(|s| s.get((step + 1) as usize))
         {
             consider(f + s.after.as_millis() as i64);
         }
@@ -717,7 +759,14 @@ fn build(
     } else {
         Status::Resolved
     };
-    let id = hash_hex(&[key, receiver, &env.now.to_string(), &format!("{event:?}"), &rand::random::<u64>().to_string()])[..20].to_string();
+    let id = hash_hex(&[
+        key,
+        receiver,
+        &env.now.to_string(),
+        &format!("{event:?}"),
+        &rand::random::<u64>().to_string(),
+    ])[..20]
+        .to_string();
     let ack_url = if status == Status::Firing && !matches!(event, Event::Acknowledged { .. }) {
         Some(ack_link(tx, env, key)?)
     } else {
@@ -817,7 +866,11 @@ fn write_messages(
 
 /// The frequency limit: past N notifications per period, a receiver's notifications are
 /// held and counted; the latest is kept for the digest.
-fn held_by_limit(tx: &Transaction<'_>, env: &StepEnv<'_>, n: &Notification) -> Result<bool, NotifyError> {
+fn held_by_limit(
+    tx: &Transaction<'_>,
+    env: &StepEnv<'_>,
+    n: &Notification,
+) -> Result<bool, NotifyError> {
     let Some((limit, period)) = env.plan.per_receiver else {
         return Ok(false);
     };
@@ -890,7 +943,10 @@ fn send_acknowledgements(tx: &Transaction<'_>, env: &StepEnv<'_>) -> Result<usiz
     };
     let mut made = 0;
     for (key, by) in pending {
-        tx.execute("UPDATE notify_groups SET ack_sent = 1 WHERE key = ?1", [&key])?;
+        tx.execute(
+            "UPDATE notify_groups SET ack_sent = 1 WHERE key = ?1",
+            [&key],
+        )?;
         let Some(g) = group_state(tx, &key)? else {
             continue;
         };
@@ -899,8 +955,10 @@ fn send_acknowledgements(tx: &Transaction<'_>, env: &StepEnv<'_>) -> Result<usiz
                 "SELECT DISTINCT receiver FROM notify_messages
                  WHERE group_key = ?1 AND created_ms >= ?2 AND event != 'acknowledged'",
             )?;
-            q.query_map(params![g.id, g.first_notified_ms.unwrap_or(0)], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
+            q.query_map(params![g.id, g.first_notified_ms.unwrap_or(0)], |r| {
+                r.get(0)
+            })?
+            .collect::<Result<_, _>>()?
         };
         let alerts: Vec<AlertInfo> = members(tx, &key, env.external_url)?
             .into_iter()
@@ -912,7 +970,16 @@ fn send_acknowledgements(tx: &Transaction<'_>, env: &StepEnv<'_>) -> Result<usiz
             by_receiver.insert(r, ());
         }
         for r in by_receiver.keys() {
-            made += notify(tx, env, &g, &key, r, Event::Acknowledged { by: by.clone() }, alerts.clone(), None)?;
+            made += notify(
+                tx,
+                env,
+                &g,
+                &key,
+                r,
+                Event::Acknowledged { by: by.clone() },
+                alerts.clone(),
+                None,
+            )?;
         }
     }
     Ok(made)

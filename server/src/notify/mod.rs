@@ -200,7 +200,10 @@ impl Notifier {
         let plan = self.plan();
         let outcome = match serde_json::from_str::<Notification>(&m.body) {
             Err(e) => Err(SendError::Permanent(format!("unreadable message: {e}"))),
-            Ok(n) => match plan.receiver(&m.receiver).and_then(|r| r.channel(&m.channel)) {
+            Ok(n) => match plan
+                .receiver(&m.receiver)
+                .and_then(|r| r.channel(&m.channel))
+            {
                 None => Err(SendError::Permanent(format!(
                     "receiver {:?} has no channel {} any more",
                     m.receiver, m.channel
@@ -220,17 +223,33 @@ impl Notifier {
             Err(SendError::Retry { reason, after }) if now - m.created_ms < give_up => {
                 self.metrics.count(&m.receiver, &kind, "retried");
                 let next = now + backoff_ms(m.attempts, after);
-                warn!(receiver = m.receiver, channel = m.channel, error = reason, retry_in_ms = next - now, "Notification not delivered; will retry.");
+                warn!(
+                    receiver = m.receiver,
+                    channel = m.channel,
+                    error = reason,
+                    retry_in_ms = next - now,
+                    "Notification not delivered; will retry."
+                );
                 db::record_retry(&conn, &m.id, next, &reason)
             }
             Err(SendError::Retry { reason, .. }) => {
                 self.metrics.count(&m.receiver, &kind, "given_up");
-                warn!(receiver = m.receiver, channel = m.channel, error = reason, "Notification given up after retrying too long.");
+                warn!(
+                    receiver = m.receiver,
+                    channel = m.channel,
+                    error = reason,
+                    "Notification given up after retrying too long."
+                );
                 db::record_failed(&conn, &m.id, now, "given_up", &reason)
             }
             Err(SendError::Permanent(reason)) => {
                 self.metrics.count(&m.receiver, &kind, "failed");
-                warn!(receiver = m.receiver, channel = m.channel, error = reason, "Notification refused by the service.");
+                warn!(
+                    receiver = m.receiver,
+                    channel = m.channel,
+                    error = reason,
+                    "Notification refused by the service."
+                );
                 db::record_failed(&conn, &m.id, now, "failed", &reason)
             }
         };
@@ -280,10 +299,14 @@ impl Notifier {
             return Err(NotifyError::Invalid("a silence needs matchers".into()));
         }
         if s.ends_ms <= s.starts_ms {
-            return Err(NotifyError::Invalid("a silence must end after it starts".into()));
+            return Err(NotifyError::Invalid(
+                "a silence must end after it starts".into(),
+            ));
         }
         if !matches!(s.kind.as_str(), "silence" | "maintenance") {
-            return Err(NotifyError::Invalid("kind is silence or maintenance".into()));
+            return Err(NotifyError::Invalid(
+                "kind is silence or maintenance".into(),
+            ));
         }
         s.id = hex::encode(rand::random::<[u8; 8]>());
         s.created_ms = self.clock.now_ms();
@@ -339,7 +362,9 @@ impl Notifier {
 
 /// Exponential from 1 s, capped, with up to 25 % jitter; at least what the service asked.
 fn backoff_ms(attempts: i64, after: Option<Duration>) -> i64 {
-    let base = 1000i64.saturating_mul(1 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
+    let base = 1000i64
+        .saturating_mul(1 << attempts.clamp(0, 20))
+        .min(MAX_BACKOFF_MS);
     let jitter = rand::random_range(0..=base / 4);
     let asked = after.map_or(0, |d| d.as_millis() as i64);
     (base + jitter).max(asked)

@@ -31,12 +31,14 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn new(c: &ScheduleConfig) -> Result<Schedule, String> {
-        let tz = TimeZone::get(&c.time_zone)
-            .map_err(|e| format!("time zone {:?}: {e}", c.time_zone))?;
-        let start: DateTime = c
-            .start
-            .parse()
-            .map_err(|e| format!("start {:?}: expected a local date and time like 2026-01-05T09:00: {e}", c.start))?;
+        let tz =
+            TimeZone::get(&c.time_zone).map_err(|e| format!("time zone {:?}: {e}", c.time_zone))?;
+        let start: DateTime = c.start.parse().map_err(|e| {
+            format!(
+                "start {:?}: expected a local date and time like 2026-01-05T09:00: {e}",
+                c.start
+            )
+        })?;
         let anchor = start
             .to_zoned(tz)
             .map_err(|e| format!("start {:?}: {e}", c.start))?;
@@ -47,10 +49,14 @@ impl Schedule {
         for o in &c.overrides {
             let (s, e) = (parse_instant(&o.start)?, parse_instant(&o.end)?);
             if e <= s {
-                return Err(format!("override of {:?}: end must be after start", o.receiver));
+                return Err(format!(
+                    "override of {:?}: end must be after start",
+                    o.receiver
+                ));
             }
-            let role = Role::parse(&o.role)
-                .ok_or_else(|| format!("override of {:?}: role is primary or secondary", o.receiver))?;
+            let role = Role::parse(&o.role).ok_or_else(|| {
+                format!("override of {:?}: role is primary or secondary", o.receiver)
+            })?;
             overrides.push((s, e, role, o.receiver.clone()));
         }
         Ok(Schedule {
@@ -125,7 +131,11 @@ mod tests {
         assert_eq!(s.who(ms("2026-03-09T07:59:00Z"), Role::Primary), "ann");
         assert_eq!(s.who(ms("2026-03-09T08:00:00Z"), Role::Primary), "bob");
         // After the switch to summer time (2026-03-29), 09:00 local is 07:00 UTC.
-        assert_eq!(s.who(ms("2026-03-30T06:59:00Z"), Role::Primary), "ann", "week 3 is ann again until 09:00 local");
+        assert_eq!(
+            s.who(ms("2026-03-30T06:59:00Z"), Role::Primary),
+            "ann",
+            "week 3 is ann again until 09:00 local"
+        );
         assert_eq!(s.who(ms("2026-03-30T07:00:00Z"), Role::Primary), "bob");
         assert_eq!(s.who(ms("2026-03-30T07:00:00Z"), Role::Secondary), "cy");
     }

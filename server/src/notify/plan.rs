@@ -39,13 +39,15 @@ pub struct Route {
 
 impl Route {
     fn build(c: &RouteConfig, id: String, parent: Option<&Route>) -> Result<Route, String> {
-        let inherit = |own: Option<Duration>, up: Option<Duration>, default| {
-            own.or(up).unwrap_or(default)
-        };
+        let inherit =
+            |own: Option<Duration>, up: Option<Duration>, default| own.or(up).unwrap_or(default);
         let mut route = Route {
             id: id.clone(),
             matchers: parse_matchers(&c.matchers)?,
-            receiver: c.receiver.clone().or_else(|| parent.and_then(|p| p.receiver.clone())),
+            receiver: c
+                .receiver
+                .clone()
+                .or_else(|| parent.and_then(|p| p.receiver.clone())),
             escalation: c
                 .escalation
                 .clone()

@@ -52,9 +52,8 @@ impl Fixture {
         // The rules' tables: the outbox comes from there.
         crate::rules::persist::AlertDb::open(&path).expect("rules db");
         let text = format!("{notify_toml}\n{RECEIVERS}");
-        let config =
-            crate::config::ServerConfig::parse(&text, std::path::Path::new("server.toml"))
-                .expect("config");
+        let config = crate::config::ServerConfig::parse(&text, std::path::Path::new("server.toml"))
+            .expect("config");
         let clock = Arc::new(ManualClock::new(T0));
         let notifier = Notifier::open(
             config.notify.clone(),
@@ -165,11 +164,21 @@ fn alerts_of_a_group_wait_together_then_resolve_once() {
     let n = &sent[0].1;
     assert_eq!(n.alerts.len(), 2, "one message carries the group");
     assert_eq!(n.status, Status::Firing);
-    assert_eq!(n.group_labels.get("alertname").map(String::as_str), Some("HighCpu"));
-    assert!(n.ack_url.as_deref().is_some_and(|u| u.starts_with("https://sysward.test/api/v1/ack/")));
+    assert_eq!(
+        n.group_labels.get("alertname").map(String::as_str),
+        Some("HighCpu")
+    );
+    assert!(
+        n.ack_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://sysward.test/api/v1/ack/"))
+    );
     // One resolves: told after group_interval, not before.
     f.clock.set(T0 + MIN);
-    f.transition(&[("alertname", "HighCpu"), ("instance", "web-1")], "inactive");
+    f.transition(
+        &[("alertname", "HighCpu"), ("instance", "web-1")],
+        "inactive",
+    );
     f.at(T0 + MIN);
     assert_eq!(f.sent().len(), 1);
     f.at(T0 + 30_000 + 5 * MIN);
@@ -182,7 +191,10 @@ fn alerts_of_a_group_wait_together_then_resolve_once() {
     );
     // The resolved one is not told again.
     f.clock.set(T0 + 6 * MIN);
-    f.transition(&[("alertname", "HighCpu"), ("instance", "web-2")], "inactive");
+    f.transition(
+        &[("alertname", "HighCpu"), ("instance", "web-2")],
+        "inactive",
+    );
     f.at(T0 + 11 * MIN);
     let sent = f.sent();
     assert_eq!(sent.len(), 3);
@@ -245,15 +257,26 @@ fn escalation_steps_until_acknowledged_and_the_ack_is_sent_on() {
     f.at(T0 + 15 * MIN);
     let later = f.sent_since(2);
     assert_eq!(receivers(&later), ["lead", "ann"]);
-    assert!(later.iter().all(|(_, n)| n.event == Event::Escalated { step: 1 }));
+    assert!(
+        later
+            .iter()
+            .all(|(_, n)| n.event == Event::Escalated { step: 1 })
+    );
     let group = f.notifier.groups().expect("groups")[0].id.clone();
     f.notifier.acknowledge(&group, "ann").expect("ack");
     f.at(T0 + 16 * MIN);
     let acks = f.sent_since(4);
     let mut who = receivers(&acks);
     who.sort();
-    assert_eq!(who, ["ann", "bob", "lead", "team"], "everyone reached hears of the ack");
-    assert!(acks.iter().all(|(_, n)| n.event == Event::Acknowledged { by: "ann".into() }));
+    assert_eq!(
+        who,
+        ["ann", "bob", "lead", "team"],
+        "everyone reached hears of the ack"
+    );
+    assert!(
+        acks.iter()
+            .all(|(_, n)| n.event == Event::Acknowledged { by: "ann".into() })
+    );
     f.at(T0 + 45 * MIN);
     assert_eq!(f.sent().len(), 8, "the manager is never called");
     // Resolution ends the episode; the next firing starts from step 0, unacknowledged.
@@ -263,13 +286,21 @@ fn escalation_steps_until_acknowledged_and_the_ack_is_sent_on() {
     f.at(T0 + 60 * MIN);
     f.at(T0 + 75 * MIN);
     let tail = f.sent_since(8);
-    assert!(tail.iter().any(|(r, n)| r == "lead" && n.event == Event::Escalated { step: 1 }), "{:?}", receivers(&tail));
+    assert!(
+        tail.iter()
+            .any(|(r, n)| r == "lead" && n.event == Event::Escalated { step: 1 }),
+        "{:?}",
+        receivers(&tail)
+    );
 }
 
 #[test]
 fn an_acknowledgement_needs_a_firing_group() {
     let f = Fixture::new(ESCALATION);
-    assert!(matches!(f.notifier.acknowledge("nope", "x"), Err(NotifyError::NotFound(_))));
+    assert!(matches!(
+        f.notifier.acknowledge("nope", "x"),
+        Err(NotifyError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -393,16 +424,44 @@ parent = ['instance=\"router-1\"']
 children = ['site=\"office\"']
 "
     ));
-    f.transition(&[("alertname", "HostDown"), ("instance", "web-1")], "firing");
-    f.transition(&[("alertname", "Disk"), ("instance", "web-1"), ("severity", "warning")], "firing");
-    f.transition(&[("alertname", "Disk"), ("instance", "web-2"), ("severity", "warning")], "firing");
+    f.transition(
+        &[("alertname", "HostDown"), ("instance", "web-1")],
+        "firing",
+    );
+    f.transition(
+        &[
+            ("alertname", "Disk"),
+            ("instance", "web-1"),
+            ("severity", "warning"),
+        ],
+        "firing",
+    );
+    f.transition(
+        &[
+            ("alertname", "Disk"),
+            ("instance", "web-2"),
+            ("severity", "warning"),
+        ],
+        "firing",
+    );
     f.transition(&[("alertname", "Ping"), ("instance", "router-1")], "firing");
-    f.transition(&[("alertname", "Printer"), ("instance", "p-1"), ("site", "office")], "firing");
+    f.transition(
+        &[
+            ("alertname", "Printer"),
+            ("instance", "p-1"),
+            ("site", "office"),
+        ],
+        "firing",
+    );
     f.at(T0 + 30_000);
     let mut told: Vec<String> = f
         .sent()
         .iter()
-        .flat_map(|(_, n)| n.alerts.iter().map(|a| format!("{}/{}", a.alertname(), a.labels["instance"])))
+        .flat_map(|(_, n)| {
+            n.alerts
+                .iter()
+                .map(|a| format!("{}/{}", a.alertname(), a.labels["instance"]))
+        })
         .collect();
     told.sort();
     assert_eq!(told, ["Disk/web-2", "HostDown/web-1", "Ping/router-1"]);
@@ -412,13 +471,20 @@ children = ['site=\"office\"']
 fn a_flapping_alert_is_told_once_as_flapping() {
     let mut f = Fixture::new(&format!("{ROUTE}\n[notify.limits]\nflapping = \"3/1h\"\n"));
     let a = [("alertname", "Flappy")];
-    for (i, to) in ["firing", "inactive", "firing", "inactive"].iter().enumerate() {
+    for (i, to) in ["firing", "inactive", "firing", "inactive"]
+        .iter()
+        .enumerate()
+    {
         f.clock.set(T0 + i as i64 * MIN);
         f.transition(&a, to);
         f.at(T0 + i as i64 * MIN);
     }
     f.at(T0 + 10 * MIN);
-    let flapping: Vec<_> = f.sent().into_iter().filter(|(_, n)| n.event == Event::Flapping).collect();
+    let flapping: Vec<_> = f
+        .sent()
+        .into_iter()
+        .filter(|(_, n)| n.event == Event::Flapping)
+        .collect();
     assert_eq!(flapping.len(), 1);
     let before = f.sent().len();
     f.clock.set(T0 + 11 * MIN);
@@ -429,7 +495,9 @@ fn a_flapping_alert_is_told_once_as_flapping() {
 
 #[test]
 fn the_frequency_limit_holds_the_excess_and_sends_one_digest() {
-    let mut f = Fixture::new(&format!("{ROUTE}\n[notify.limits]\nper_receiver = \"2/1h\"\n"));
+    let mut f = Fixture::new(&format!(
+        "{ROUTE}\n[notify.limits]\nper_receiver = \"2/1h\"\n"
+    ));
     for name in ["A", "B", "C", "D"] {
         f.transition(&[("alertname", name)], "firing");
     }
@@ -439,8 +507,16 @@ fn the_frequency_limit_holds_the_excess_and_sends_one_digest() {
     assert_eq!(f.sent().len(), 2);
     f.at(T0 + 30_000 + 3600 * 1000 + 1);
     let sent = f.sent();
-    let digest: Vec<_> = sent.iter().filter(|(_, n)| n.event == Event::Digest { held: 2 }).collect();
-    assert_eq!(digest.len(), 1, "{:?}", sent.iter().map(|(_, n)| &n.event).collect::<Vec<_>>());
+    let digest: Vec<_> = sent
+        .iter()
+        .filter(|(_, n)| n.event == Event::Digest { held: 2 })
+        .collect();
+    assert_eq!(
+        digest.len(),
+        1,
+        "{:?}",
+        sent.iter().map(|(_, n)| &n.event).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -518,11 +594,26 @@ fn ack_links_work_once() {
 #[test]
 fn config_errors_name_the_place() {
     let cases = [
-        ("[notify.route]\nreceiver = \"nobody\"\n", "receiver \"nobody\" is not defined"),
-        ("[notify.route]\nreceiver = \"team\"\nmatchers = ['a=~\"(\"']\n", "route: matcher"),
-        ("[notify.route]\nescalation = \"x\"\n", "escalation \"x\" is not defined"),
-        ("[[notify.time_intervals]]\nname = \"t\"\ntime_zone = \"Nowhere/City\"\n", "Nowhere/City"),
-        ("[notify.limits]\nper_receiver = \"lots\"\n", "limits.per_receiver"),
+        (
+            "[notify.route]\nreceiver = \"nobody\"\n",
+            "receiver \"nobody\" is not defined",
+        ),
+        (
+            "[notify.route]\nreceiver = \"team\"\nmatchers = ['a=~\"(\"']\n",
+            "route: matcher",
+        ),
+        (
+            "[notify.route]\nescalation = \"x\"\n",
+            "escalation \"x\" is not defined",
+        ),
+        (
+            "[[notify.time_intervals]]\nname = \"t\"\ntime_zone = \"Nowhere/City\"\n",
+            "Nowhere/City",
+        ),
+        (
+            "[notify.limits]\nper_receiver = \"lots\"\n",
+            "limits.per_receiver",
+        ),
         (
             "[[notify.maintenance]]\nname = \"m\"\nmatchers = ['a=\"b\"']\nstart = \"2026-01-02T00:00:00Z\"\nend = \"2026-01-01T00:00:00Z\"\n",
             "end must be after start",
@@ -533,7 +624,10 @@ fn config_errors_name_the_place() {
         let err = crate::config::ServerConfig::parse(&text, std::path::Path::new("s.toml"))
             .expect_err(toml)
             .to_string();
-        assert!(err.contains(want) && err.contains("s.toml"), "{toml}: {err}");
+        assert!(
+            err.contains(want) && err.contains("s.toml"),
+            "{toml}: {err}"
+        );
     }
 }
 

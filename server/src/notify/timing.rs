@@ -16,8 +16,7 @@ pub struct TimeInterval {
 
 impl TimeInterval {
     pub fn new(time_zone: &str, weekdays: &[String], times: &[String]) -> Result<Self, String> {
-        let tz = TimeZone::get(time_zone)
-            .map_err(|e| format!("time zone {time_zone:?}: {e}"))?;
+        let tz = TimeZone::get(time_zone).map_err(|e| format!("time zone {time_zone:?}: {e}"))?;
         let mut days = [weekdays.is_empty(); 7];
         for w in weekdays {
             let (a, b) = w.split_once('-').unwrap_or((w, w));
@@ -38,7 +37,10 @@ impl TimeInterval {
                     .split_once('-')
                     .ok_or_else(|| format!("times {t:?}: expected HH:MM-HH:MM"))?;
                 let (a, b) = (minute(a), minute(b));
-                Ok((a.map_err(|e| format!("times {t:?}: {e}"))?, b.map_err(|e| format!("times {t:?}: {e}"))?))
+                Ok((
+                    a.map_err(|e| format!("times {t:?}: {e}"))?,
+                    b.map_err(|e| format!("times {t:?}: {e}"))?,
+                ))
             })
             .collect::<Result<_, String>>()?;
         Ok(TimeInterval { tz, days, ranges })
@@ -130,7 +132,10 @@ mod tests {
         let t = TimeInterval::new("UTC", &["sat-sun".into()], &["22:00-06:00".into()])
             .expect("interval");
         assert!(t.contains(ms("2026-12-05T23:00:00Z")), "Saturday night");
-        assert!(t.contains(ms("2026-12-07T05:00:00Z")), "Monday morning after Sunday");
+        assert!(
+            t.contains(ms("2026-12-07T05:00:00Z")),
+            "Monday morning after Sunday"
+        );
         assert!(!t.contains(ms("2026-12-04T23:00:00Z")), "Friday night");
     }
 
