@@ -2,13 +2,14 @@
 
 use std::rc::Rc;
 
+use super::data;
 use super::funcs::{self, Ctx, Func, PType};
 use super::gofmt::sprint_value;
 use super::parse::{Command, Control, Node, Number, OpKind, Operand, PRELUDE_VARS, Pipeline, Span};
 use super::value::{Root, Value};
 use super::{
-    MAX_DEPTH, MAX_OUTPUT, MAX_RANGE_ITERATIONS, MAX_WORK, TemplateData, TemplateError,
-    TemplateQuery, line_col,
+    MAX_DEPTH, MAX_OUTPUT, MAX_RANGE_ITERATIONS, MAX_WORK, Mode, NoQuery, TemplateData,
+    TemplateError, TemplateQuery, line_col,
 };
 
 struct ExecError {
@@ -33,6 +34,7 @@ enum Flow {
     Continue,
 }
 
+/// Renders a rule template: `.` is the alert, with Prometheus' variables.
 pub(super) fn run<'t>(
     nodes: &'t [Node],
     src: &'t str,
@@ -52,19 +54,40 @@ pub(super) fn run<'t>(
         Value::Str(root.external_url.clone()),
         Value::Float(root.value),
     ];
-    let mut state = State {
+    let state = State {
         src,
-        ctx: Ctx::new(query, root.clone(), data.time_ms),
+        mode: Mode::Rule,
+        ctx: Ctx::new(query, root.external_url.clone(), data.time_ms),
         vars: PRELUDE_VARS.iter().copied().zip(prelude).collect(),
         out: String::new(),
         iterations: 0,
         work: 0,
         depth: 0,
     };
-    match state.walk(&Value::Root(root), nodes) {
-        Ok(_) => Ok(state.out),
-        Err(e) => Err(exec_error(src, e)),
-    }
+    state.render(&Value::Root(root), nodes)
+}
+
+/// Renders a data template: `.` and `$` are the JSON data.
+pub(super) fn run_data(
+    nodes: &[Node],
+    src: &str,
+    data: &serde_json::Value,
+) -> Result<String, TemplateError> {
+    let root = data::from_json(data).map_err(|msg| TemplateError::Exec {
+        message: format!("template: {msg}"),
+    })?;
+    let state = State {
+        src,
+        mode: Mode::Data,
+        // The functions that would reach these do not exist in data templates.
+        ctx: Ctx::new(&NoQuery, Rc::from(""), 0),
+        vars: vec![("$", root.clone())],
+        out: String::new(),
+        iterations: 0,
+        work: 0,
+        depth: 0,
+    };
+    state.render(&root, nodes)
 }
 
 fn exec_error(src: &str, e: ExecError) -> TemplateError {
@@ -85,6 +108,7 @@ fn exec_error(src: &str, e: ExecError) -> TemplateError {
 
 struct State<'t, 'q> {
     src: &'t str,
+    mode: Mode,
     ctx: Ctx<'q>,
     vars: Vec<(&'t str, Value)>,
     out: String,
@@ -94,6 +118,13 @@ struct State<'t, 'q> {
 }
 
 impl<'t> State<'t, '_> {
+    fn render(mut self, dot: &Value, nodes: &'t [Node]) -> Result<String, TemplateError> {
+        match self.walk(dot, nodes) {
+            Ok(_) => Ok(self.out),
+            Err(e) => Err(exec_error(self.src, e)),
+        }
+    }
+
     fn walk(&mut self, dot: &Value, nodes: &'t [Node]) -> R<Flow> {
         for node in nodes {
             let flow = match node {
@@ -179,6 +210,10 @@ impl<'t> State<'t, '_> {
         let val = self.eval_pipeline(dot, &c.pipe)?;
         let body_mark = self.vars.len();
         let pairs = range_pairs(&val, c)?;
+        if matches!(val, Value::Object(_) | Value::List(_)) {
+            // Copying the elements is work even when a `break` ends the loop at once.
+            self.charge(pairs.len() as u64, c.pipe.span)?;
+        }
         let mut flow = Flow::Normal;
         if pairs.is_empty() {
             // A `break` in the else branch belongs to an enclosing range.
@@ -272,15 +307,15 @@ impl<'t> State<'t, '_> {
         match &first.kind {
             OpKind::Func(f) => return self.eval_function(dot, *f, cmd.span, &cmd.args[1..], fin),
             OpKind::Field(path) => {
-                return self.eval_fields(dot.clone(), path, first.span, has_args);
+                return self.eval_field_command(dot, dot.clone(), path, cmd, fin);
             }
             OpKind::Chain(inner, path) => {
                 let recv = self.eval_chain_head(dot, inner)?;
-                return self.eval_fields(recv, path, first.span, has_args);
+                return self.eval_field_command(dot, recv, path, cmd, fin);
             }
             OpKind::Var(name, path) if !path.is_empty() => {
                 let recv = self.var_value(name, first.span)?;
-                return self.eval_fields(recv, path, first.span, has_args);
+                return self.eval_field_command(dot, recv, path, cmd, fin);
             }
             _ => {}
         }
@@ -295,6 +330,67 @@ impl<'t> State<'t, '_> {
             );
         }
         self.eval_arg(dot, first, PType::Any, first.span)
+    }
+
+    /// A command starting with a field chain (`.a.b`, `$x.a.b`, `(...).a.b`):
+    /// the command's other words are arguments of the last name, which
+    /// must then be a method (only data values have methods with arguments:
+    /// `.CommonLabels.Remove .GroupLabels.Names`, `.StartsAt.Format "15:04"`).
+    fn eval_field_command(
+        &mut self,
+        dot: &Value,
+        recv: Value,
+        path: &'t [String],
+        cmd: &'t Command,
+        fin: Option<Value>,
+    ) -> R<Value> {
+        let (head, args) = match cmd.args.split_first() {
+            Some((head, args)) => (head.span, args),
+            None => (cmd.span, &[][..]),
+        };
+        let has_args = !args.is_empty() || fin.is_some();
+        let Some((name, init)) = path.split_last().filter(|_| has_args) else {
+            return self.eval_fields(recv, path, head, false);
+        };
+        let recv = self.eval_fields(recv, init, head, false)?;
+        let params = match self.method_params(&recv, name) {
+            Some(params) => params,
+            None => return self.eval_fields(recv, std::slice::from_ref(name), head, true),
+        };
+        let n_in = args.len() + usize::from(fin.is_some());
+        if n_in != params.len() {
+            let want = params.len();
+            return fail(
+                cmd.span,
+                format!("wrong number of args for {name}: want {want} got {n_in}"),
+            );
+        }
+        let mut vals = Vec::with_capacity(n_in);
+        for (a, ty) in args.iter().zip(params) {
+            vals.push(self.eval_arg(dot, a, *ty, cmd.span)?);
+        }
+        if let (Some(v), Some(ty)) = (fin, params.last()) {
+            vals.push(check_type(v, *ty, cmd.span)?);
+        }
+        self.call_method(&recv, name, &vals, cmd.span)
+    }
+
+    /// Methods exist on data values only, so rule templates keep Go's
+    /// errors for fields called with arguments.
+    fn method_params(&self, recv: &Value, name: &str) -> Option<&'static [PType]> {
+        match self.mode {
+            Mode::Data => data::method_params(recv, name),
+            Mode::Rule => None,
+        }
+    }
+
+    fn call_method(&mut self, recv: &Value, name: &str, args: &[Value], span: Span) -> R<Value> {
+        let (value, cost) = match data::call_method(recv, name, args) {
+            Ok(found) => found,
+            Err(msg) => return fail(span, format!("error calling {name}: {msg}")),
+        };
+        self.charge(cost, span)?;
+        Ok(value)
     }
 
     fn eval_chain_head(&mut self, dot: &Value, inner: &'t Operand) -> R<Value> {
@@ -338,7 +434,7 @@ impl<'t> State<'t, '_> {
         if let Some(v) = fin {
             vals.push(check_type(v, sig.param(n_in - 1), span)?);
         }
-        let bytes_in: usize = vals.iter().map(str_len).sum();
+        let bytes_in: usize = vals.iter().map(|v| weight(f, v)).sum();
         let result = match funcs::call(f, vals, &mut self.ctx) {
             Ok(v) => v,
             Err(msg) => return fail(span, format!("error calling {name}: {msg}")),
@@ -410,9 +506,25 @@ impl<'t> State<'t, '_> {
     ) -> R<Value> {
         let mut v = recv;
         for (i, name) in path.iter().enumerate() {
-            v = field(&v, name, has_args && i + 1 == path.len()).or_else(|msg| fail(span, msg))?;
+            let with_args = has_args && i + 1 == path.len();
+            v = self.field(&v, name, with_args, span)?;
         }
         Ok(v)
+    }
+
+    /// One `.name`: a data value's method without arguments, else a field.
+    fn field(&mut self, recv: &Value, name: &str, has_args: bool, span: Span) -> R<Value> {
+        match self.method_params(recv, name) {
+            Some([]) => self.call_method(recv, name, &[], span),
+            Some(params) => {
+                let want = params.len();
+                fail(
+                    span,
+                    format!("wrong number of args for {name}: want {want} got 0"),
+                )
+            }
+            None => field(recv, name, has_args).or_else(|msg| fail(span, msg)),
+        }
     }
 }
 
@@ -430,6 +542,17 @@ fn range_pairs(val: &Value, c: &Control) -> R<Vec<(Value, Value)>> {
             .map(|(k, v)| (Value::str(k), Value::str(v)))
             .collect(),
         Value::Map(m) => m.iter().map(|(k, v)| (Value::str(k), v.clone())).collect(),
+        Value::Object(o) => o
+            .entries
+            .iter()
+            .map(|(k, v)| (Value::str(k), v.clone()))
+            .collect(),
+        Value::List(l) => l
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (Value::Int(i as i64), v.clone()))
+            .collect(),
         Value::Int(n) if c.pipe.decl.len() > 1 => {
             let msg = format!("can't use {n} to iterate over more than one variable");
             return fail(c.pipe.span, msg);
@@ -449,6 +572,18 @@ fn range_pairs(val: &Value, c: &Control) -> R<Vec<(Value, Value)>> {
 fn str_len(v: &Value) -> usize {
     match v {
         Value::Str(s) => s.len(),
+        _ => 0,
+    }
+}
+
+/// What an argument costs a function, in bytes of the work budget: its
+/// length for a string, and 64 per element of the lists `join` and
+/// `slice` walk; `date` scans its layout element by element, a unit a byte.
+fn weight(f: Func, v: &Value) -> usize {
+    match v {
+        Value::Str(s) if f == Func::Date => s.len().saturating_mul(64),
+        Value::Str(s) => s.len(),
+        Value::List(l) if matches!(f, Func::Join | Func::Slice) => l.items.len().saturating_mul(64),
         _ => 0,
     }
 }
@@ -479,11 +614,12 @@ fn field(recv: &Value, name: &str, has_args: bool) -> Result<Value, String> {
             "Value" => no_args(Value::Float(s.value)),
             _ => Err(missing()),
         },
-        Value::Labels(_) | Value::Map(_) if has_args => {
+        Value::Labels(_) | Value::Map(_) | Value::Object(_) if has_args => {
             Err(format!("{name} is not a method but has arguments"))
         }
         Value::Labels(m) => Ok(Value::str(m.get(name).map_or("", String::as_str))),
         Value::Map(m) => Ok(m.get(name).cloned().unwrap_or(Value::Nil)),
+        Value::Object(o) => Ok(data::key(o, name)),
         Value::Time(ns) => time_method(*ns, name).ok_or_else(missing).and_then(no_args),
         Value::Duration(ns) => duration_method(*ns, name)
             .ok_or_else(missing)
@@ -535,7 +671,7 @@ fn literal(v: Value, ty: PType, span: Span) -> R<Value> {
 fn nil_arg(ty: PType, span: Span) -> R<Value> {
     match ty {
         PType::Str | PType::Value => fail(span, format!("cannot assign nil to {}", ty.go_name())),
-        PType::Any | PType::Sample | PType::Vector => Ok(Value::Nil),
+        PType::Any | PType::Sample | PType::Vector | PType::StrList => Ok(Value::Nil),
     }
 }
 
@@ -546,6 +682,8 @@ fn check_type(v: Value, ty: PType, span: Span) -> R<Value> {
         (PType::Str, Value::Str(_)) => true,
         (PType::Sample, Value::Sample(_) | Value::Nil) => true,
         (PType::Vector, Value::Vector(_) | Value::Nil) => true,
+        (PType::StrList, Value::Nil) => true,
+        (PType::StrList, Value::List(l)) => l.items.iter().all(|i| matches!(i, Value::Str(_))),
         (PType::Str, Value::Nil) => return fail(span, "invalid value; expected string"),
         _ => false,
     };

@@ -7,8 +7,8 @@ use std::rc::Rc;
 use regex::{Regex, RegexBuilder};
 
 use super::gofmt::{format_float, go_quote, sprint, sprintf, sprintln};
-use super::value::{ArgsMap, Root, Sample, Value};
-use super::{MAX_DEPTH, MAX_OUTPUT, TemplateQuery};
+use super::value::{ArgsMap, List, Sample, Value};
+use super::{MAX_DEPTH, MAX_OUTPUT, Mode, TemplateQuery, data};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Func {
@@ -59,6 +59,13 @@ pub(super) enum Func {
     ExternalUrl,
     PathPrefix,
     Now,
+    // Alertmanager's, in data templates only.
+    Join,
+    TrimSpace,
+    StringSlice,
+    Date,
+    /// Alertmanager's `title`, which also lower-cases the rest of each word.
+    TitleLowerRest,
 }
 
 /// What a parameter accepts, as Go's reflection would check it.
@@ -71,6 +78,8 @@ pub(super) enum PType {
     Str,
     Sample,
     Vector,
+    /// `[]string`: a list of strings (nil too).
+    StrList,
 }
 
 impl PType {
@@ -81,6 +90,7 @@ impl PType {
             PType::Str => "string",
             PType::Sample => "*template.sample",
             PType::Vector => "template.queryResult",
+            PType::StrList => "[]string",
         }
     }
 }
@@ -104,7 +114,7 @@ const fn sig(fixed: &'static [PType], variadic: Option<PType>) -> Sig {
     Sig { fixed, variadic }
 }
 
-use PType::{Any, Sample as S, Str, Value as V, Vector as Q};
+use PType::{Any, Sample as S, Str, StrList, Value as V, Vector as Q};
 
 const NONE: Sig = sig(&[], None);
 const ONE_STR: Sig = sig(&[Str], None);
@@ -165,14 +175,46 @@ static TABLE: &[(&str, Func, Sig)] = &[
     ("externalURL", Func::ExternalUrl, NONE),
     ("pathPrefix", Func::PathPrefix, NONE),
     ("now", Func::Now, NONE),
+    ("join", Func::Join, sig(&[Str, StrList], None)),
+    ("trimSpace", Func::TrimSpace, ONE_STR),
+    ("stringSlice", Func::StringSlice, sig(&[], Some(Str))),
+    ("date", Func::Date, sig(&[Str, Any], None)),
+    ("title", Func::TitleLowerRest, ONE_STR),
 ];
 
 impl Func {
-    pub(super) fn lookup(name: &str) -> Option<Func> {
+    /// The function `name` of templates of that mode (two share `title`).
+    pub(super) fn lookup(name: &str, mode: Mode) -> Option<Func> {
         TABLE
             .iter()
-            .find(|(n, _, _)| *n == name)
+            .find(|(n, f, _)| *n == name && f.available(mode))
             .map(|(_, f, _)| *f)
+    }
+
+    /// Data templates have no query, evaluation instant or rule URL, so the
+    /// functions reading them do not exist there (a parse error, found when
+    /// the configuration loads); Alertmanager's functions are theirs alone,
+    /// so that rule templates stay exactly Prometheus'.
+    fn available(self, mode: Mode) -> bool {
+        match self {
+            Func::Query
+            | Func::CheckOutput
+            | Func::First
+            | Func::Label
+            | Func::Value
+            | Func::Strvalue
+            | Func::SortByLabel
+            | Func::ExternalUrl
+            | Func::PathPrefix
+            | Func::Now
+            | Func::Title => mode == Mode::Rule,
+            Func::Join
+            | Func::TrimSpace
+            | Func::StringSlice
+            | Func::Date
+            | Func::TitleLowerRest => mode == Mode::Data,
+            _ => true,
+        }
     }
 
     fn entry(self) -> &'static (&'static str, Func, Sig) {
@@ -195,16 +237,20 @@ impl Func {
 /// What functions may reach beyond their arguments.
 pub(super) struct Ctx<'q> {
     pub(super) query: &'q dyn TemplateQuery,
-    pub(super) root: Rc<Root>,
+    pub(super) external_url: Rc<str>,
     pub(super) time_ms: i64,
     regexes: HashMap<String, Regex>,
 }
 
 impl<'q> Ctx<'q> {
-    pub(super) fn new(query: &'q dyn TemplateQuery, root: Rc<Root>, time_ms: i64) -> Ctx<'q> {
+    pub(super) fn new(
+        query: &'q dyn TemplateQuery,
+        external_url: Rc<str>,
+        time_ms: i64,
+    ) -> Ctx<'q> {
         Ctx {
             query,
-            root,
+            external_url,
             time_ms,
             regexes: HashMap::new(),
         }
@@ -362,6 +408,8 @@ fn len(v: &Value) -> FResult {
         Value::Labels(m) => m.len(),
         Value::Map(m) => m.len(),
         Value::Vector(v) => v.len(),
+        Value::Object(o) => o.entries.len(),
+        Value::List(l) => l.items.len(),
         Value::Nil => return Err("len of nil pointer".to_string()),
         Value::Sample(_) => return Err("len of type template.sample".to_string()),
         other => return Err(format!("len of type {}", other.type_name())),
@@ -406,6 +454,8 @@ fn index(item: &Value, idxs: &[Value]) -> FResult {
             Value::Str(s) => Value::Int(i64::from(s.as_bytes()[index_arg(ix, s.len(), false)?])),
             Value::Labels(m) => Value::str(m.get(map_key(ix)?).map_or("", String::as_str)),
             Value::Map(m) => m.get(map_key(ix)?).cloned().unwrap_or(Value::Nil),
+            Value::List(l) => l.items[index_arg(ix, l.items.len(), false)?].clone(),
+            Value::Object(o) => data::key(o, map_key(ix)?),
             other => return Err(format!("can't index item of type {}", other.type_name())),
         };
     }
@@ -418,6 +468,7 @@ fn slice(item: &Value, idxs: &[Value]) -> FResult {
         Value::Str(_) if idxs.len() == 3 => return Err("cannot 3-index slice a string".to_string()),
         Value::Str(s) => s.len(),
         Value::Vector(v) => v.len(),
+        Value::List(l) => l.items.len(),
         other => return Err(format!("can't slice item of type {}", other.type_name())),
     };
     if idxs.len() > 3 {
@@ -436,6 +487,7 @@ fn slice(item: &Value, idxs: &[Value]) -> FResult {
     Ok(match item {
         Value::Str(s) => Value::string(String::from_utf8_lossy(&s.as_bytes()[lo..hi]).into_owned()),
         Value::Vector(v) => Value::Vector(Rc::new(v[lo..hi].to_vec())),
+        Value::List(l) => Value::List(Rc::new(List::new(l.items[lo..hi].to_vec(), l.pairs))),
         _ => Value::Nil,
     })
 }
@@ -544,6 +596,12 @@ fn prometheus(f: Func, args: Vec<Value>, ctx: &mut Ctx<'_>) -> FResult {
         },
         Func::SortByLabel => Ok(sort_by_label(str_arg(&args, 0), arg(&args, 1))),
         Func::Args => args_map(args),
+        Func::Join => join(str_arg(&args, 0), arg(&args, 1)),
+        Func::StringSlice => Ok(Value::List(Rc::new(List::new(args, false)))),
+        Func::Date => {
+            let t = data::stamp(arg(&args, 1))?;
+            data::format_time(t, str_arg(&args, 0)).map(Value::string)
+        }
         Func::SafeHtml => Ok(arg(&args, 0).clone()),
         Func::Match => Ok(Value::Bool(
             ctx.regex(str_arg(&args, 0))?.is_match(str_arg(&args, 1)),
@@ -561,15 +619,17 @@ fn prometheus(f: Func, args: Vec<Value>, ctx: &mut Ctx<'_>) -> FResult {
 fn strings_and_numbers(f: Func, args: &[Value], ctx: &Ctx<'_>) -> FResult {
     let s = str_arg(args, 0);
     let text = match f {
-        Func::Title => title(s),
+        Func::Title => title(s, false),
+        Func::TitleLowerRest => title(s, true),
         Func::ToUpper => map_chars(s, char::to_uppercase),
         Func::ToLower => map_chars(s, char::to_lowercase),
         Func::StripPort => split_host_port(s).map_or(s.to_string(), |(h, _)| h.to_string()),
         Func::StripDomain => strip_domain(s),
         Func::GraphLink => format!("/graph?g0.expr={}&g0.tab=0", query_escape(s)),
         Func::TableLink => format!("/graph?g0.expr={}&g0.tab=1", query_escape(s)),
-        Func::ExternalUrl => ctx.root.external_url.to_string(),
-        Func::PathPrefix => url_path(&ctx.root.external_url).to_string(),
+        Func::ExternalUrl => ctx.external_url.to_string(),
+        Func::PathPrefix => url_path(&ctx.external_url).to_string(),
+        Func::TrimSpace => s.trim().to_string(),
         Func::ParseDuration => return parse_duration(s).map(|ns| Value::Float(ns as f64 / 1e9)),
         Func::Now => return Ok(Value::Float(ctx.time_ms as f64 / 1000.0)),
         _ => return humanize_family(f, arg(args, 0)),
@@ -640,6 +700,27 @@ fn args_map(args: Vec<Value>) -> FResult {
     Ok(Value::Map(Rc::new(ArgsMap { entries, depth })))
 }
 
+/// Alertmanager's `join SEP LIST` (separator first, for pipelines); the
+/// list's type was checked, so it holds strings or is nil.
+fn join(sep: &str, list: &Value) -> FResult {
+    let Value::List(l) = list else {
+        return Ok(Value::str(""));
+    };
+    let mut out = String::new();
+    for (i, item) in l.items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        if let Value::Str(s) = item {
+            out.push_str(s);
+        }
+        if out.len() > MAX_OUTPUT {
+            return Err(too_long());
+        }
+    }
+    Ok(Value::string(out))
+}
+
 /// `Regexp.ReplaceAllString`, stopping before the result grows too long.
 fn re_replace_all(re: &Regex, repl: &str, text: &str) -> FResult {
     let mut out = String::new();
@@ -674,13 +755,17 @@ fn map_chars<I: Iterator<Item = char>>(s: &str, f: impl Fn(char) -> I) -> String
 }
 
 /// Upper-cases the first letter of each word and leaves the rest, like
-/// `cases.Title(language.AmericanEnglish, cases.NoLower)`.
-fn title(s: &str) -> String {
+/// `cases.Title(language.AmericanEnglish, cases.NoLower)` (Prometheus'),
+/// or lower-cases the rest, like Alertmanager's `cases.Title` without
+/// `NoLower`.
+fn title(s: &str, lower_rest: bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut in_word = false;
     for c in s.chars() {
         if !in_word && c.is_alphabetic() {
             out.push_str(&map_chars(&c.to_string(), char::to_uppercase));
+        } else if lower_rest {
+            out.push_str(&map_chars(&c.to_string(), char::to_lowercase));
         } else {
             out.push(c);
         }

@@ -1,6 +1,7 @@
 //! Go's `fmt` and `strconv` formatting, as far as templates reach:
 //! `print`, `println`, `printf` and the default rendering of values.
 
+use super::data;
 use super::value::{Value, go_duration, go_time};
 
 /// `strconv.FormatFloat(v, fmt, prec, 64)`; `prec` None is Go's -1
@@ -388,7 +389,60 @@ impl Printer {
                 ];
                 self.print_struct(&fields, verb, depth);
             }
+            Value::Object(o) if o.is_kv() && self.stringer_verb(verb) => {
+                let entries = data::sorted(o).map(|(k, v)| (k.as_str(), v.clone()));
+                self.print_stringer(entries, v, verb, depth);
+            }
+            Value::Object(o) => {
+                self.print_map(o.entries.iter().map(|(k, v)| (k, v.clone())), verb, depth);
+            }
+            Value::List(l) if l.pairs && self.stringer_verb(verb) => {
+                let entries = l.items.iter().filter_map(|p| match p {
+                    Value::Object(p) => Some((pair_name(p), data::key(p, "Value"))),
+                    _ => None,
+                });
+                self.print_stringer(entries, v, verb, depth);
+            }
+            Value::List(l) => {
+                self.write("[");
+                for (i, item) in l.items.iter().enumerate() {
+                    if i > 0 {
+                        self.write(" ");
+                    }
+                    self.print_element(item, verb, depth + 1);
+                }
+                self.write("]");
+            }
             other => self.print_element(other, verb, depth),
+        }
+    }
+
+    /// The verbs for which Go prints a value through its `String` method.
+    fn stringer_verb(&self, verb: char) -> bool {
+        matches!(verb, 'v' | 's' | 'q' | 'x' | 'X') && !self.f.sharp_v
+    }
+
+    /// Alertmanager's `KV.String` and `Pairs.String`: `k=v, k=v`, formatted
+    /// as one string.
+    fn print_stringer<'a>(
+        &mut self,
+        entries: impl Iterator<Item = (&'a str, Value)>,
+        v: &Value,
+        verb: char,
+        depth: usize,
+    ) {
+        let mut inner = Printer::new(self.limit.saturating_sub(self.buf.len()));
+        for (i, (k, val)) in entries.enumerate() {
+            if i > 0 {
+                inner.write(", ");
+            }
+            inner.write(k);
+            inner.write("=");
+            inner.print_element(&val, 'v', depth + 1);
+        }
+        match inner.finish() {
+            Some(text) => self.fmt_string(&text, v, verb),
+            None => self.overflow = true,
         }
     }
 
@@ -428,9 +482,12 @@ impl Printer {
     fn print_element(&mut self, v: &Value, verb: char, depth: usize) {
         match v {
             Value::Nil => self.pad("<nil>"),
-            Value::Labels(_) | Value::Map(_) | Value::Vector(_) | Value::Sample(_) => {
-                self.print_composite(v, verb, depth)
-            }
+            Value::Labels(_)
+            | Value::Map(_)
+            | Value::Vector(_)
+            | Value::Sample(_)
+            | Value::Object(_)
+            | Value::List(_) => self.print_composite(v, verb, depth),
             other => self.print_arg(other, verb),
         }
     }
@@ -820,4 +877,12 @@ fn parse_num(b: &[u8], start: usize, end: usize) -> (usize, bool, usize) {
         i += 1;
     }
     (num, i > start, i)
+}
+
+/// A pair's name, "" when it has none (pairs are built with one).
+fn pair_name(p: &super::value::Object) -> &str {
+    match p.entries.get("Name") {
+        Some(Value::Str(s)) => s,
+        _ => "",
+    }
 }

@@ -2,9 +2,9 @@
 //! functions must exist, variables must be declared, `break`/`continue`
 //! only inside `range`.
 
-use super::MAX_DEPTH;
 use super::funcs::Func;
 use super::lexer::{Keyword, Tok, Token, char_value, lex};
+use super::{MAX_DEPTH, Mode};
 
 #[derive(Debug)]
 pub(super) struct ParseError {
@@ -91,16 +91,23 @@ pub(super) enum Number {
 pub(super) const PRELUDE_VARS: [&str; 5] =
     ["$", "$labels", "$externalLabels", "$externalURL", "$value"];
 
-pub(super) fn parse(src: &str) -> PResult<Vec<Node>> {
+/// Parses a template of that mode: its variables and functions differ.
+pub(super) fn parse(src: &str, mode: Mode) -> PResult<Vec<Node>> {
     let toks = lex(src).map_err(|e| ParseError {
         pos: e.pos,
         msg: e.msg,
     })?;
+    let vars: &[&str] = match mode {
+        Mode::Rule => &PRELUDE_VARS,
+        // As in Go: only `$`, the data.
+        Mode::Data => &["$"],
+    };
     let mut p = Parser {
         src,
         toks,
         i: 0,
-        vars: PRELUDE_VARS.iter().map(|v| v.to_string()).collect(),
+        mode,
+        vars: vars.iter().map(|v| v.to_string()).collect(),
         range_depth: 0,
         depth: 0,
     };
@@ -135,6 +142,7 @@ struct Parser<'a> {
     src: &'a str,
     toks: Vec<Token>,
     i: usize,
+    mode: Mode,
     vars: Vec<String>,
     range_depth: usize,
     depth: usize,
@@ -546,7 +554,7 @@ impl Parser<'_> {
             end: t.end,
         };
         let kind = match t.tok {
-            Tok::Ident(name) => match Func::lookup(&name) {
+            Tok::Ident(name) => match Func::lookup(&name, self.mode) {
                 Some(f) => OpKind::Func(f),
                 None => return self.err(t.start, format!("function {name:?} not defined")),
             },

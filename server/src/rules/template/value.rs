@@ -41,6 +41,10 @@ pub(super) enum Value {
     Time(i64),
     /// `time.Duration`, in nanoseconds.
     Duration(i64),
+    /// A JSON object of a data template: a missing key reads as "".
+    Object(Rc<Object>),
+    /// A JSON array of a data template, or a list a method built.
+    List(Rc<List>),
 }
 
 /// The map `args` builds. `args` can nest maps inside maps, so each
@@ -49,6 +53,46 @@ pub(super) enum Value {
 pub(super) struct ArgsMap {
     pub(super) entries: BTreeMap<String, Value>,
     pub(super) depth: usize,
+}
+
+/// An object of a data template. Like an `args` map it knows how deep it
+/// nests, so that nothing a template builds from it recurses without bound.
+#[derive(Debug)]
+pub(super) struct Object {
+    pub(super) entries: BTreeMap<String, Value>,
+    pub(super) depth: usize,
+}
+
+impl Object {
+    pub(super) fn new(entries: BTreeMap<String, Value>) -> Object {
+        let depth = 1 + entries.values().map(Value::depth).max().unwrap_or(0);
+        Object { entries, depth }
+    }
+
+    /// Every value a string: Alertmanager's `KV` (labels, annotations).
+    pub(super) fn is_kv(&self) -> bool {
+        self.entries.values().all(|v| matches!(v, Value::Str(_)))
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct List {
+    pub(super) items: Vec<Value>,
+    pub(super) depth: usize,
+    /// Built by `SortedPairs`: `{Name, Value}` objects, with `.Names`
+    /// and `.Values` (Alertmanager's `Pairs`).
+    pub(super) pairs: bool,
+}
+
+impl List {
+    pub(super) fn new(items: Vec<Value>, pairs: bool) -> List {
+        let depth = 1 + items.iter().map(Value::depth).max().unwrap_or(0);
+        List {
+            items,
+            depth,
+            pairs,
+        }
+    }
 }
 
 impl std::ops::Deref for ArgsMap {
@@ -86,13 +130,18 @@ impl Value {
             Value::Root(_) => ROOT_TYPE,
             Value::Time(_) => "*time.Time",
             Value::Duration(_) => "time.Duration",
+            Value::Object(_) => "map[string]interface {}",
+            Value::List(l) if l.pairs => "template.Pairs",
+            Value::List(_) => "[]interface {}",
         }
     }
 
-    /// How many `args` maps are nested in this value.
+    /// How many maps and lists are nested in this value.
     pub(super) fn depth(&self) -> usize {
         match self {
             Value::Map(m) => m.depth,
+            Value::Object(o) => o.depth,
+            Value::List(l) => l.depth,
             _ => 0,
         }
     }
@@ -109,6 +158,8 @@ impl Value {
             Value::Map(m) => !m.is_empty(),
             Value::Vector(v) => !v.is_empty(),
             Value::Duration(d) => *d != 0,
+            Value::Object(o) => !o.entries.is_empty(),
+            Value::List(l) => !l.items.is_empty(),
             Value::Sample(_) | Value::Root(_) | Value::Time(_) => true,
         }
     }
@@ -137,7 +188,7 @@ pub(super) fn go_time(ns: i64) -> String {
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(super) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
