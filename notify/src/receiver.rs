@@ -37,6 +37,16 @@ pub trait Channel: std::fmt::Debug + Send + Sync {
 #[serde(deny_unknown_fields)]
 pub struct Receiver {
     pub name: String,
+    /// Operators' own wording, as Go templates over Alertmanager's template data (`.Alerts`,
+    /// `.CommonLabels`, …), rendered by the server: the title (subject, header) …
+    #[serde(default)]
+    pub title: Option<String>,
+    /// … the text that replaces the list of alerts …
+    #[serde(default)]
+    pub text: Option<String>,
+    /// … and a webhook's whole body.
+    #[serde(default)]
+    pub body: Option<String>,
     #[serde(default)]
     pub email: Vec<EmailConfig>,
     #[serde(default)]

@@ -276,6 +276,8 @@ impl NotifyConfig {
             }
             r.prepare()
                 .map_err(|e| format!("{at}: [notify] receiver {:?}: {e}", r.name))?;
+            super::plan::ReceiverTemplates::of(r)
+                .map_err(|e| format!("{at}: [notify] receiver {:?}: {e}", r.name))?;
         }
         self.check(path).map_err(|e| format!("{at}: [notify] {e}"))
     }

@@ -772,7 +772,7 @@ fn build(
     } else {
         None
     };
-    Ok(Notification {
+    let mut n = Notification {
         id,
         group_key: g.id.clone(),
         receiver: receiver.to_string(),
@@ -786,7 +786,11 @@ fn build(
         ack_url,
         custom: CustomText::default(),
         created_ms: env.now,
-    })
+    };
+    if let Some(t) = env.plan.templates.get(receiver) {
+        n.custom = super::templates::render(t, &n);
+    }
+    Ok(n)
 }
 
 /// The pairs every map has.

@@ -14,6 +14,7 @@ mod db;
 mod dispatch;
 pub mod oncall;
 pub mod plan;
+mod templates;
 pub mod timing;
 
 use std::{

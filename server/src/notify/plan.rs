@@ -11,7 +11,7 @@ use super::{
     oncall::{Role, Schedule},
     timing::{TimeInterval, parse_instant},
 };
-use crate::store::LabelMatcher;
+use crate::{rules::template::JsonTemplate, store::LabelMatcher};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -171,6 +171,34 @@ pub struct Mute {
     pub equal: Vec<String>,
 }
 
+/// A receiver's own templates, parsed.
+#[derive(Debug, Default)]
+pub struct ReceiverTemplates {
+    pub title: Option<JsonTemplate>,
+    pub text: Option<JsonTemplate>,
+    pub body: Option<JsonTemplate>,
+}
+
+impl ReceiverTemplates {
+    pub fn of(r: &Receiver) -> Result<ReceiverTemplates, String> {
+        let parse = |key: &str, t: &Option<String>| {
+            t.as_deref()
+                .map(JsonTemplate::parse)
+                .transpose()
+                .map_err(|e| format!("{key}: {e}"))
+        };
+        Ok(ReceiverTemplates {
+            title: parse("title", &r.title)?,
+            text: parse("text", &r.text)?,
+            body: parse("body", &r.body)?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none() && self.text.is_none() && self.body.is_none()
+    }
+}
+
 #[derive(Debug)]
 pub struct Plan {
     pub config: Arc<NotifyConfig>,
@@ -182,6 +210,7 @@ pub struct Plan {
     pub mutes: Vec<Mute>,
     pub per_receiver: Option<(usize, Duration)>,
     pub flapping: Option<(usize, Duration)>,
+    pub templates: BTreeMap<String, ReceiverTemplates>,
 }
 
 impl Plan {
@@ -263,7 +292,15 @@ impl Plan {
             });
         }
         let rate = |v: &Option<String>| v.as_deref().map(parse_rate).transpose();
+        let mut templates = BTreeMap::new();
+        for r in &p.receivers {
+            let t = ReceiverTemplates::of(r)?;
+            if !t.is_empty() {
+                templates.insert(r.name.clone(), t);
+            }
+        }
         Ok(Plan {
+            templates,
             per_receiver: rate(&config.limits.per_receiver)?,
             flapping: rate(&config.limits.flapping)?,
             root,

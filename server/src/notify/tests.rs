@@ -638,3 +638,41 @@ fn no_route_leaves_the_outbox_alone() {
     assert_eq!(f.at(T0).transitions, 0);
     let _ = (BTreeMap::<String, String>::new(), Duration::ZERO);
 }
+
+#[test]
+fn receivers_templates_render_over_alertmanager_data_and_a_failing_one_keeps_the_default() {
+    let mut f = Fixture::new(
+        r#"
+[notify.route]
+receiver = "custom"
+group_wait = "10s"
+group_by = ["alertname"]
+[[notify.receivers]]
+name = "custom"
+title = '[{{ .Status | toUpper }}:{{ len .Alerts.Firing }}] {{ .CommonLabels.alertname }}'
+text = '{{ range .Alerts }}{{ .Labels.instance }}: {{ .Annotations.summary }} {{ end }}'
+body = '{{ index .Alerts 5 }}'
+[[notify.receivers.webhook]]
+url = "http://127.0.0.1:9/custom"
+"#,
+    );
+    f.transition(&[("alertname", "Disk"), ("instance", "db-1")], "firing");
+    f.transition(&[("alertname", "Disk"), ("instance", "db-2")], "firing");
+    f.at(T0 + 10_000);
+    let sent = f.sent();
+    let custom = &sent.last().expect("a notification").1.custom;
+    assert_eq!(custom.title.as_deref(), Some("[FIRING:2] Disk"));
+    assert_eq!(
+        custom.text.as_deref(),
+        Some("db-1: it broke db-2: it broke ")
+    );
+    assert_eq!(
+        custom.body, None,
+        "a template that fails leaves the default"
+    );
+    let text = format!("[[notify.receivers]]\nname = \"x\"\ntitle = \"{{{{ .Nope \"\n{RECEIVERS}");
+    let err = crate::config::ServerConfig::parse(&text, std::path::Path::new("s.toml"))
+        .expect_err("a broken template")
+        .to_string();
+    assert!(err.contains("receiver \"x\": title"), "{err}");
+}
