@@ -478,6 +478,47 @@ fn micros(us: u64) -> f64 {
     us as f64 / 1e6
 }
 
+/// Notifications by receiver, channel and result, and the queue.
+pub fn render_notify(n: &crate::notify::Notifier) -> String {
+    let mut o = String::with_capacity(1024);
+    family(
+        &mut o,
+        "sysward_notifications_total",
+        "counter",
+        "Notification sends by receiver, channel and result (sent, retried, failed, given_up).",
+    );
+    for ((receiver, channel, result), count) in n.metrics.snapshot() {
+        let _ = writeln!(
+            o,
+            "sysward_notifications_total{{receiver=\"{}\",channel=\"{}\",result=\"{result}\"}} {count}",
+            escape_label(&receiver),
+            escape_label(&channel)
+        );
+    }
+    let (depth, oldest_ms) = n.queue_depth();
+    sample(
+        &mut o,
+        "sysward_notification_queue_messages",
+        "gauge",
+        "Messages written and not yet delivered (waiting for a retry included).",
+        depth,
+    );
+    sample(
+        &mut o,
+        "sysward_notification_queue_oldest_seconds",
+        "gauge",
+        "Age of the oldest undelivered message.",
+        oldest_ms as f64 / 1000.0,
+    );
+    o
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,45 +607,4 @@ mod tests {
         assert!(p.resident_bytes.is_some_and(|b| b > 0));
         assert!(p.cpu_seconds.is_some());
     }
-}
-
-/// Notifications by receiver, channel and result, and the queue.
-pub fn render_notify(n: &crate::notify::Notifier) -> String {
-    let mut o = String::with_capacity(1024);
-    family(
-        &mut o,
-        "sysward_notifications_total",
-        "counter",
-        "Notification sends by receiver, channel and result (sent, retried, failed, given_up).",
-    );
-    for ((receiver, channel, result), count) in n.metrics.snapshot() {
-        let _ = writeln!(
-            o,
-            "sysward_notifications_total{{receiver=\"{}\",channel=\"{}\",result=\"{result}\"}} {count}",
-            escape_label(&receiver),
-            escape_label(&channel)
-        );
-    }
-    let (depth, oldest_ms) = n.queue_depth();
-    sample(
-        &mut o,
-        "sysward_notification_queue_messages",
-        "gauge",
-        "Messages written and not yet delivered (waiting for a retry included).",
-        depth,
-    );
-    sample(
-        &mut o,
-        "sysward_notification_queue_oldest_seconds",
-        "gauge",
-        "Age of the oldest undelivered message.",
-        oldest_ms as f64 / 1000.0,
-    );
-    o
-}
-
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

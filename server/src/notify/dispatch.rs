@@ -37,8 +37,10 @@ pub struct StepReport {
 }
 
 pub(super) fn step(tx: &Transaction<'_>, env: &StepEnv<'_>) -> Result<StepReport, NotifyError> {
-    let mut report = StepReport::default();
-    report.transitions = take_outbox(tx, env)?;
+    let mut report = StepReport {
+        transitions: take_outbox(tx, env)?,
+        ..StepReport::default()
+    };
     let muting = Muting::load(tx, env)?;
     if muting.changed(tx)? {
         // A window or silence began or ended: every group is looked at again, so that what
@@ -87,7 +89,7 @@ fn take_outbox(tx: &Transaction<'_>, env: &StepEnv<'_>) -> Result<usize, NotifyE
         // No route: transitions stay in the outbox until one is configured.
         return Ok(0);
     };
-    let rows: Vec<(i64, String, String, String, Option<f64>, i64, String, i64)> = {
+    let rows: Vec<OutboxRow> = {
         let mut q = tx.prepare_cached(
             "SELECT t.id, t.labels, t.to_state, t.annotations, t.value, t.active_at, t.alertname,
                     t.at_ms
@@ -95,41 +97,56 @@ fn take_outbox(tx: &Transaction<'_>, env: &StepEnv<'_>) -> Result<usize, NotifyE
              ORDER BY o.transition_id LIMIT ?1",
         )?;
         q.query_map([OUTBOX_BATCH as i64], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                labels: r.get(1)?,
+                to: r.get(2)?,
+                annotations: r.get(3)?,
+                value: r.get(4)?,
+                active_at: r.get(5)?,
+                alertname: r.get(6)?,
+                at_ms: r.get(7)?,
+            })
         })?
         .collect::<Result<_, _>>()?
     };
-    for (id, labels, to, annotations, value, active_at, alertname, at_ms) in &rows {
-        let mut labels: Labels = pairs(labels);
+    for row in &rows {
+        let mut labels: Labels = pairs(&row.labels);
         labels
             .entry("alertname".into())
-            .or_insert_with(|| alertname.clone());
-        let annotations = pairs(annotations);
+            .or_insert_with(|| row.alertname.clone());
+        let annotations = pairs(&row.annotations);
         let mut routes = Vec::new();
         root.routes_for(&labels, &mut routes);
         for route in routes {
             let alert = Incoming {
                 labels: &labels,
                 annotations: &annotations,
-                firing: to != "inactive",
-                value: *value,
-                starts_ms: *active_at,
-                at_ms: *at_ms,
+                firing: row.to != "inactive",
+                value: row.value,
+                starts_ms: row.active_at,
+                at_ms: row.at_ms,
             };
             add_to_group(tx, env, route, &alert)?;
         }
-        tx.execute("DELETE FROM alert_outbox WHERE transition_id = ?1", [id])?;
+        tx.execute(
+            "DELETE FROM alert_outbox WHERE transition_id = ?1",
+            [row.id],
+        )?;
     }
     Ok(rows.len())
+}
+
+/// A transition waiting in the rules' outbox.
+struct OutboxRow {
+    id: i64,
+    labels: String,
+    to: String,
+    annotations: String,
+    value: Option<f64>,
+    active_at: i64,
+    alertname: String,
+    at_ms: i64,
 }
 
 /// The rules store labels and annotations as a JSON list of pairs.
