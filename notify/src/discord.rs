@@ -182,7 +182,7 @@ async fn post(ctx: &Context, req: &HttpRequest) -> Result<Delivery, SendError> {
     let mut builder = ctx
         .http
         .request(req.method.clone(), &req.url)
-        .header(CONTENT_TYPE, req.content_type)
+        .header(CONTENT_TYPE, req.content_type.as_ref())
         .body(req.body.clone());
     for (name, value) in &req.headers {
         builder = builder.header(name, value);

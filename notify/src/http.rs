@@ -12,7 +12,7 @@ pub struct HttpRequest {
     pub url: String,
     /// Besides `Content-Type` and `User-Agent`.
     pub headers: Vec<(String, String)>,
-    pub content_type: &'static str,
+    pub content_type: std::borrow::Cow<'static, str>,
     pub body: Vec<u8>,
 }
 
@@ -22,7 +22,7 @@ impl HttpRequest {
             method: Method::POST,
             url: url.into(),
             headers: Vec::new(),
-            content_type: "application/json",
+            content_type: "application/json".into(),
             body: serde_json::to_vec(body).unwrap_or_default(),
         }
     }
@@ -83,7 +83,7 @@ pub async fn send(ctx: &Context, req: &HttpRequest) -> Result<Delivery, SendErro
     let mut builder = ctx
         .http
         .request(req.method.clone(), &req.url)
-        .header(reqwest::header::CONTENT_TYPE, req.content_type)
+        .header(reqwest::header::CONTENT_TYPE, req.content_type.as_ref())
         .body(req.body.clone());
     for (name, value) in &req.headers {
         builder = builder.header(name, value);

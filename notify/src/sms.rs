@@ -140,7 +140,7 @@ impl SmsConfig {
                 self.api_url, self.account_sid
             ),
             headers: vec![("Authorization".to_string(), format!("Basic {basic}"))],
-            content_type: "application/x-www-form-urlencoded",
+            content_type: "application/x-www-form-urlencoded".into(),
             body: form.finish().into_bytes(),
         }
     }

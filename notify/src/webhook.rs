@@ -7,9 +7,8 @@
 //! files, URL checks, authorization and the Sysward headers.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     path::PathBuf,
-    sync::{Mutex, OnceLock, PoisonError},
 };
 
 use base64::Engine;
@@ -92,7 +91,7 @@ pub struct WebhookConfig {
 struct Ready {
     url: Secret,
     headers: Vec<(String, Secret)>,
-    content_type: &'static str,
+    content_type: String,
 }
 
 /// HTTP basic authentication.
@@ -221,22 +220,6 @@ fn v4_alert(a: &AlertInfo) -> Value {
     })
 }
 
-/// `HttpRequest` takes a `&'static str` content type. Each distinct configured type is kept
-/// once for the life of the process, so configuration reloads do not leak more.
-fn intern(content_type: &str) -> &'static str {
-    static TYPES: OnceLock<Mutex<BTreeSet<&'static str>>> = OnceLock::new();
-    let mut types = TYPES
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if let Some(known) = types.get(content_type) {
-        return known;
-    }
-    let kept: &'static str = Box::leak(content_type.to_string().into_boxed_str());
-    types.insert(kept);
-    kept
-}
-
 fn check_headers(
     headers: &BTreeMap<String, Secret>,
     has_auth: bool,
@@ -270,13 +253,13 @@ impl WebhookConfig {
             .ready
             .as_ref()
             .ok_or_else(|| SendError::Permanent("webhook: not prepared".to_string()))?;
-        let (body, content_type) = match &n.custom.body {
-            Some(body) => (body.clone().into_bytes(), ready.content_type),
+        let (body, content_type): (Vec<u8>, std::borrow::Cow<'static, str>) = match &n.custom.body {
+            Some(body) => (body.clone().into_bytes(), ready.content_type.clone().into()),
             None => {
                 let payload = v4_payload(n, self.max_alerts);
                 (
                     serde_json::to_vec(&payload).unwrap_or_default(),
-                    "application/json",
+                    "application/json".into(),
                 )
             }
         };
@@ -314,8 +297,8 @@ impl Channel for WebhookConfig {
         let mut headers = check_headers(&self.headers, auth.is_some())?;
         headers.extend(auth.map(|a| ("Authorization".to_string(), a)));
         let content_type = match self.content_type.as_deref() {
-            None => "application/json",
-            Some(t) if HeaderValue::from_str(t).is_ok() && !t.trim().is_empty() => intern(t),
+            None => "application/json".to_string(),
+            Some(t) if HeaderValue::from_str(t).is_ok() && !t.trim().is_empty() => t.to_string(),
             Some(_) => return Err("content_type is not a valid header value".to_string()),
         };
         self.ready = Some(Ready {
@@ -538,12 +521,5 @@ mod tests {
         assert!(header.contains("content_type"), "{header}");
         let secret_url = err(json!({"url": "http//secret-key"}));
         assert!(!secret_url.contains("secret-key"), "{secret_url}");
-    }
-
-    #[test]
-    fn interned_types_are_kept_once() {
-        let a = intern("application/x-sysward-test");
-        let b = intern(&String::from("application/x-sysward-test"));
-        assert!(std::ptr::eq(a, b));
     }
 }
