@@ -6,10 +6,7 @@
 //! This module also holds what the other HTTP channels share: secrets given inline or as
 //! files, URL checks, authorization and the Sysward headers.
 
-use std::{
-    collections::BTreeMap,
-    path::PathBuf,
-};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use base64::Engine;
 use reqwest::{

@@ -20,6 +20,8 @@ pub struct Recorded {
     /// Names in lower case.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When its body was read.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -206,5 +208,6 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
         target,
         headers,
         body,
+        at: Instant::now(),
     })
 }

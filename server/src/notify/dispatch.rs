@@ -16,8 +16,9 @@ use super::{
     plan::{Labels, Plan, Route},
 };
 
-/// Transitions taken from the outbox per step.
+/// Transitions read from the outbox at a time, and at most this many times per step.
 const OUTBOX_BATCH: usize = 5_000;
+const OUTBOX_BATCHES: usize = 20;
 /// A group held by business hours is looked at again this often.
 const HOLD_RECHECK_MS: i64 = 60_000;
 
@@ -37,10 +38,16 @@ pub struct StepReport {
 }
 
 pub(super) fn step(tx: &Transaction<'_>, env: &StepEnv<'_>) -> Result<StepReport, NotifyError> {
-    let mut report = StepReport {
-        transitions: take_outbox(tx, env)?,
-        ..StepReport::default()
-    };
+    let mut report = StepReport::default();
+    // The whole outbox before any flush (up to a bound), so that a burst of alerts is
+    // grouped instead of split across steps.
+    for _ in 0..OUTBOX_BATCHES {
+        let taken = take_outbox(tx, env)?;
+        report.transitions += taken;
+        if taken < OUTBOX_BATCH {
+            break;
+        }
+    }
     let muting = Muting::load(tx, env)?;
     if muting.changed(tx)? {
         // A window or silence began or ended: every group is looked at again, so that what
