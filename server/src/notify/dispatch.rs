@@ -19,6 +19,8 @@ use super::{
 /// Transitions read from the outbox at a time, and at most this many times per step.
 const OUTBOX_BATCH: usize = 5_000;
 const OUTBOX_BATCHES: usize = 20;
+/// How long transitions wait in the outbox while no route is configured.
+const UNROUTED_KEEP_MS: i64 = 24 * 3600 * 1000;
 /// A group held by business hours is looked at again this often.
 const HOLD_RECHECK_MS: i64 = 60_000;
 
@@ -93,7 +95,12 @@ pub fn fingerprint(labels: &Labels) -> String {
 /// Moves the rules' outbox into groups, one transition at a time in order.
 fn take_outbox(tx: &Transaction<'_>, env: &StepEnv<'_>) -> Result<usize, NotifyError> {
     let Some(root) = &env.plan.root else {
-        // No route: transitions stay in the outbox until one is configured.
+        // No route: transitions wait a day for one to be configured, then go (the history
+        // keeps them); an outbox nobody reads must not grow for ever.
+        tx.execute(
+            "DELETE FROM alert_outbox WHERE created_ms < ?1",
+            [env.now - UNROUTED_KEEP_MS],
+        )?;
         return Ok(0);
     };
     let rows: Vec<OutboxRow> = {

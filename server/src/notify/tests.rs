@@ -632,10 +632,22 @@ fn config_errors_name_the_place() {
 }
 
 #[test]
-fn no_route_leaves_the_outbox_alone() {
+fn without_a_route_the_outbox_waits_a_day_then_empties() {
     let mut f = Fixture::new("");
     f.transition(&[("alertname", "A")], "firing");
     assert_eq!(f.at(T0).transitions, 0);
+    let waiting = || {
+        let conn = rusqlite::Connection::open(&f.path).expect("open");
+        conn.query_row("SELECT COUNT(*) FROM alert_outbox", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .expect("count")
+    };
+    assert_eq!(waiting(), 1);
+    f.at(T0 + 23 * 3600 * 1000);
+    assert_eq!(waiting(), 1);
+    f.at(T0 + 25 * 3600 * 1000);
+    assert_eq!(waiting(), 0);
     let _ = (BTreeMap::<String, String>::new(), Duration::ZERO);
 }
 

@@ -149,4 +149,22 @@ mod tests {
         assert!(e.contains("9-17"), "{e}");
         assert!(parse_instant("yesterday").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(
+            zone in "\\PC{0,20}",
+            days in proptest::collection::vec("\\PC{0,12}", 0..4),
+            times in proptest::collection::vec("[0-9:\\-]{0,14}|\\PC{0,14}", 0..4),
+            instant in "\\PC{0,40}",
+            at in proptest::num::i64::ANY,
+        ) {
+            if let Ok(t) = TimeInterval::new(&zone, &days, &times) {
+                let _ = t.contains(at);
+            }
+            let _ = parse_instant(&instant);
+            let _ = crate::notify::config::parse_rate(&instant);
+            let _ = crate::notify::config::parse_matchers(&[instant.clone()]);
+        }
+    }
 }
