@@ -18,7 +18,7 @@ use crate::{
     secret::Secret,
     slack::{Tone, ack_link, intro, links, ordered, own_links},
     text,
-    webhook::{check_url, pick, tag},
+    webhook::{chat_webhook_url, check_url, tag},
 };
 
 const TITLE: usize = 256;
@@ -239,14 +239,7 @@ impl Channel for DiscordConfig {
     }
 
     fn prepare(&mut self) -> Result<(), String> {
-        let url = pick(
-            &self.webhook_url,
-            &self.webhook_url_file,
-            "webhook_url",
-            true,
-        )?
-        .unwrap_or_default();
-        check_url(url.expose(), "webhook_url")?;
+        let url = chat_webhook_url(&self.webhook_url, &self.webhook_url_file)?;
         if let Some(avatar) = &self.avatar_url {
             check_url(avatar, "avatar_url")?;
         }

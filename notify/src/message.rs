@@ -39,6 +39,20 @@ pub enum Event {
     Test,
 }
 
+impl Event {
+    /// Its name in headers, the history and templates' `.Event`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Alerts => "alerts",
+            Event::Escalated { .. } => "escalated",
+            Event::Acknowledged { .. } => "acknowledged",
+            Event::Digest { .. } => "digest",
+            Event::Flapping => "flapping",
+            Event::Test => "test",
+        }
+    }
+}
+
 /// The alert's severity from its `severity` label: what chat colours and pager urgency follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {

@@ -150,7 +150,7 @@ impl Channel for OpsgenieConfig {
             "api_key",
             true,
         )?;
-        check_url(&self.api_url)?;
+        crate::webhook::check_url(&self.api_url, "api_url")?;
         self.api_url = self.api_url.trim_end_matches('/').to_string();
         check_responders(&self.responders)?;
         check_tags(&self.tags)?;
@@ -303,14 +303,6 @@ fn path_segment(s: &str) -> String {
         }
     }
     out
-}
-
-fn check_url(url: &str) -> Result<(), String> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-        Ok(_) => Err(format!("api_url {url:?} is not http(s)")),
-        Err(e) => Err(format!("api_url {url:?} is not a URL: {e}")),
-    }
 }
 
 fn check_responders(list: &[Responder]) -> Result<(), String> {

@@ -131,7 +131,7 @@ impl Channel for PagerdutyConfig {
             "routing_key",
             true,
         )?;
-        check_url(&self.url)?;
+        crate::webhook::check_url(&self.url, "url")?;
         for (name, value) in [
             ("source", &self.source),
             ("component", &self.component),
@@ -286,14 +286,6 @@ fn links(a: &AlertInfo) -> Value {
 /// PagerDuty rejects the whole event for a link it cannot use.
 fn is_web_link(s: &str) -> bool {
     s.starts_with("https://") || s.starts_with("http://")
-}
-
-fn check_url(url: &str) -> Result<(), String> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-        Ok(_) => Err(format!("url {url:?} is not http(s)")),
-        Err(e) => Err(format!("url {url:?} is not a URL: {e}")),
-    }
 }
 
 fn not_prepared() -> SendError {

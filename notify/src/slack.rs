@@ -16,7 +16,7 @@ use crate::{
     receiver::{Channel, SendFuture},
     secret::Secret,
     text,
-    webhook::{check_url, pick, tag},
+    webhook::{chat_webhook_url, check_url, tag},
 };
 
 const MAX_BLOCKS: usize = 50;
@@ -314,14 +314,7 @@ impl Channel for SlackConfig {
     }
 
     fn prepare(&mut self) -> Result<(), String> {
-        let url = pick(
-            &self.webhook_url,
-            &self.webhook_url_file,
-            "webhook_url",
-            true,
-        )?
-        .unwrap_or_default();
-        check_url(url.expose(), "webhook_url")?;
+        let url = chat_webhook_url(&self.webhook_url, &self.webhook_url_file)?;
         if self.icon_emoji.is_some() && self.icon_url.is_some() {
             return Err("give either icon_emoji or icon_url, not both".to_string());
         }

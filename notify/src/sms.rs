@@ -90,7 +90,7 @@ impl Channel for SmsConfig {
                 "to: {bad:?} is not an E.164 number like +14155550100"
             ));
         }
-        check_url(&self.api_url)?;
+        crate::webhook::check_url(&self.api_url, "api_url")?;
         self.api_url = self.api_url.trim_end_matches('/').to_string();
         self.token = token;
         Ok(())
@@ -349,14 +349,6 @@ fn check_sid(name: &str, sid: &str, prefix: &str) -> Result<(), String> {
         Err(format!(
             "{name}: {sid:?} is not a SID ({prefix} and 32 hexadecimal digits)"
         ))
-    }
-}
-
-fn check_url(url: &str) -> Result<(), String> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-        Ok(_) => Err(format!("api_url {url:?} is not http(s)")),
-        Err(e) => Err(format!("api_url {url:?} is not a URL: {e}")),
     }
 }
 

@@ -17,7 +17,7 @@ use crate::{
     secret::Secret,
     slack::{Tone, ack_link, intro, links, ordered, own_links},
     text,
-    webhook::{check_url, pick, tag},
+    webhook::{chat_webhook_url, tag},
 };
 
 /// The attachment's content type for an Adaptive Card.
@@ -188,14 +188,7 @@ impl Channel for TeamsConfig {
     }
 
     fn prepare(&mut self) -> Result<(), String> {
-        let url = pick(
-            &self.webhook_url,
-            &self.webhook_url_file,
-            "webhook_url",
-            true,
-        )?
-        .unwrap_or_default();
-        check_url(url.expose(), "webhook_url")?;
+        let url = chat_webhook_url(&self.webhook_url, &self.webhook_url_file)?;
         self.url = Some(url);
         Ok(())
     }

@@ -164,14 +164,17 @@ pub(crate) fn authorization(
 
 /// The event's name in [`EVENT_HEADER`].
 pub fn event_name(event: &Event) -> &'static str {
-    match event {
-        Event::Alerts => "alerts",
-        Event::Escalated { .. } => "escalated",
-        Event::Acknowledged { .. } => "acknowledged",
-        Event::Digest { .. } => "digest",
-        Event::Flapping => "flapping",
-        Event::Test => "test",
-    }
+    event.name()
+}
+
+/// A chat service's `webhook_url` (or `webhook_url_file`), required and checked.
+pub(crate) fn chat_webhook_url(
+    inline: &Option<Secret>,
+    file: &Option<PathBuf>,
+) -> Result<Secret, String> {
+    let url = pick(inline, file, "webhook_url", true)?.unwrap_or_default();
+    check_url(url.expose(), "webhook_url")?;
+    Ok(url)
 }
 
 /// Adds Sysward's headers, which services that do not know them ignore.

@@ -852,17 +852,6 @@ pub(super) fn ack_token_hash(token: &str) -> String {
     hash_hex(&[token])
 }
 
-fn event_name(e: &Event) -> &'static str {
-    match e {
-        Event::Alerts => "alerts",
-        Event::Escalated { .. } => "escalated",
-        Event::Acknowledged { .. } => "acknowledged",
-        Event::Digest { .. } => "digest",
-        Event::Flapping => "flapping",
-        Event::Test => "test",
-    }
-}
-
 fn write_messages(
     tx: &Transaction<'_>,
     env: &StepEnv<'_>,
@@ -889,7 +878,7 @@ fn write_messages(
                 n.group_key,
                 n.receiver,
                 name,
-                event_name(&n.event),
+                n.event.name(),
                 body,
                 env.now
             ],
@@ -913,13 +902,7 @@ fn held_by_limit(
         return Ok(false);
     }
     let since = env.now - period.as_millis() as i64;
-    let sent: i64 = tx.query_row(
-        "SELECT COUNT(DISTINCT notification_id) FROM notify_messages
-         WHERE receiver = ?1 AND created_ms > ?2",
-        params![n.receiver, since],
-        |r| r.get(0),
-    )?;
-    if (sent as usize) < limit {
+    if sent_since(tx, &n.receiver, since)? < limit {
         return Ok(false);
     }
     tx.execute(
@@ -928,6 +911,17 @@ fn held_by_limit(
         params![n.receiver, serde_json::to_string(n).unwrap_or_default()],
     )?;
     Ok(true)
+}
+
+/// Notifications written for `receiver` after `since`.
+fn sent_since(tx: &Transaction<'_>, receiver: &str, since: i64) -> Result<usize, NotifyError> {
+    let n: i64 = tx.query_row(
+        "SELECT COUNT(DISTINCT notification_id) FROM notify_messages
+         WHERE receiver = ?1 AND created_ms > ?2",
+        params![receiver, since],
+        |r| r.get(0),
+    )?;
+    Ok(n as usize)
 }
 
 /// Sends one digest for each receiver whose limit allows again.
@@ -943,13 +937,7 @@ fn release_held(tx: &Transaction<'_>, env: &StepEnv<'_>) -> Result<usize, Notify
     let since = env.now - period.as_millis() as i64;
     let mut made = 0;
     for (receiver, count, last) in held {
-        let sent: i64 = tx.query_row(
-            "SELECT COUNT(DISTINCT notification_id) FROM notify_messages
-             WHERE receiver = ?1 AND created_ms > ?2",
-            params![receiver, since],
-            |r| r.get(0),
-        )?;
-        if sent as usize >= limit {
+        if sent_since(tx, &receiver, since)? >= limit {
             continue;
         }
         let Ok(mut n) = serde_json::from_str::<Notification>(&last) else {

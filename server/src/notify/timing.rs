@@ -164,7 +164,7 @@ mod tests {
             }
             let _ = parse_instant(&instant);
             let _ = crate::notify::config::parse_rate(&instant);
-            let _ = crate::notify::config::parse_matchers(&[instant.clone()]);
+            let _ = crate::notify::config::parse_matchers(std::slice::from_ref(&instant));
         }
     }
 }
