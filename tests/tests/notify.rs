@@ -272,6 +272,58 @@ url = "{hook}/lead"
     for channel in ["webhook[0]", "email[0]", "alertmanager[0]"] {
         assert!(sent.contains(channel), "{sent:?}");
     }
+    // The signed link of the email acknowledges once (a GET only shows the button).
+    let start = text.find("https://sysward.example/api/v1/ack/").unwrap();
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let local = link.replace("https://sysward.example", &server.url());
+    let http = sysward_tests::client(&server.ca_pem(), None);
+    let page = http.get(&local).send().unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().unwrap().contains("<form method=post"));
+    assert_eq!(http.post(&local).send().unwrap().status(), 200);
+    assert_eq!(http.post(&local).send().unwrap().status(), 410, "one use");
+
+    // `notify test` sends through every channel of a receiver and prints the answers.
+    let before = hook.requests().len();
+    let out = server.cli(&["notify", "test", "lead"]);
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{printed}");
+    assert!(printed.contains("webhook[0]: delivered (200)"), "{printed}");
+    let test = hook.wait_for(before + 1, WITHIN);
+    assert!(
+        test[before..]
+            .iter()
+            .any(|r| r.header("x-sysward-event") == Some("test"))
+    );
+
+    // Silences by CLI: added, listed, expired.
+    let out = server.cli(&[
+        "silence",
+        "add",
+        "--matcher",
+        "alertname=\"Nope\"",
+        "--duration",
+        "1h",
+        "--author",
+        "ann",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let listed = String::from_utf8_lossy(&server.cli(&["silence", "list"]).stdout).to_string();
+    assert!(
+        listed.contains(&id) && listed.contains("alertname=\"Nope\""),
+        "{listed}"
+    );
+    assert!(server.cli(&["silence", "expire", &id]).status.success());
+    assert!(!server.cli(&["silence", "expire", "0000"]).status.success());
+
     let (_, metrics) = server.admin_get_text("/metrics");
     assert!(
         metrics.contains(
