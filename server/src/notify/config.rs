@@ -41,8 +41,21 @@ pub struct NotifyConfig {
     pub alertmanager_resend: Duration,
     #[serde(default)]
     pub route: Option<RouteConfig>,
-    #[serde(flatten)]
-    pub parts: NotifyParts,
+    // Not `#[serde(flatten)] NotifyParts`: flattening loses the TOML positions of errors.
+    #[serde(default)]
+    pub receivers: Vec<Receiver>,
+    #[serde(default)]
+    pub escalations: Vec<EscalationConfig>,
+    #[serde(default)]
+    pub schedules: Vec<ScheduleConfig>,
+    #[serde(default)]
+    pub time_intervals: Vec<TimeIntervalConfig>,
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceConfig>,
+    #[serde(default)]
+    pub inhibit_rules: Vec<InhibitConfig>,
+    #[serde(default)]
+    pub dependencies: Vec<DependencyConfig>,
     #[serde(default)]
     pub limits: LimitsConfig,
 }
@@ -267,7 +280,7 @@ impl NotifyConfig {
         }
         let at = path.display();
         let mut names = BTreeSet::new();
-        for r in &mut self.parts.receivers {
+        for r in &mut self.receivers {
             if !names.insert(r.name.clone()) {
                 return Err(format!(
                     "{at}: [notify] receiver {:?} is defined twice",
@@ -303,7 +316,7 @@ impl NotifyConfig {
                 r.prepare()
                     .map_err(|e| format!("{}: receiver {:?}: {e}", file.display(), r.name))?;
             }
-            let p = &mut self.parts;
+            let p = &mut *self;
             p.receivers.append(&mut part.receivers);
             p.escalations.append(&mut part.escalations);
             p.schedules.append(&mut part.schedules);
@@ -318,7 +331,7 @@ impl NotifyConfig {
     /// Checks names, references, matchers, time zones and limits (the compiled forms are
     /// built the same way by the notifier; this only keeps their errors).
     fn check(&self, _path: &Path) -> Result<(), String> {
-        let p = &self.parts;
+        let p = self;
         let receivers: BTreeSet<&str> = p.receivers.iter().map(|r| r.name.as_str()).collect();
         let intervals = unique(
             p.time_intervals.iter().map(|t| t.name.as_str()),
@@ -370,6 +383,11 @@ impl NotifyConfig {
                 parse_rate(v).map_err(|e| format!("limits.{key}: {e}"))?;
             }
         }
+        // Alertmanager resolves a forwarded alert 4 minutes after its last re-send.
+        if self.alertmanager_resend.is_zero() || self.alertmanager_resend > Duration::from_secs(120)
+        {
+            return Err("alertmanager_resend must be between 1s and 2m (Alertmanager resolves alerts not re-sent within 4m)".into());
+        }
         if let Some(route) = &self.route {
             if route.receiver.is_none() && route.escalation.is_none() {
                 return Err("route: the top route needs a receiver or an escalation".into());
@@ -401,6 +419,9 @@ fn check_policy(
 ) -> Result<(), String> {
     if e.steps.is_empty() {
         return Err("has no steps".into());
+    }
+    if !e.steps[0].after.is_zero() {
+        return Err("steps[0]: the first step goes out with the group's first notification; its after must be 0 (use the route's group_wait to wait)".into());
     }
     let mut last = Duration::ZERO;
     for (i, s) in e.steps.iter().enumerate() {

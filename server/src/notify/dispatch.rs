@@ -52,10 +52,13 @@ pub(super) fn step(tx: &Transaction<'_>, env: &StepEnv<'_>) -> Result<StepReport
     }
     let muting = Muting::load(tx, env)?;
     if muting.changed(tx)? {
-        // A window or silence began or ended: every group is looked at again, so that what
-        // still fires when a maintenance window ends is notified then.
+        // A window or silence began or ended, or an alert that mutes others began or ended:
+        // every group is looked at again, so that what still fires when a maintenance window
+        // ends (or its inhibiting alert resolves) is notified then.
+        // Groups still in their group_wait keep it.
         tx.execute(
-            "UPDATE notify_groups SET next_ms = MIN(COALESCE(next_ms, ?1), ?1)",
+            "UPDATE notify_groups SET next_ms = MIN(COALESCE(next_ms, ?1), ?1)
+             WHERE next_ms IS NULL OR last_flush_ms IS NOT NULL",
             [env.now],
         )?;
     }
@@ -130,6 +133,9 @@ fn take_outbox(tx: &Transaction<'_>, env: &StepEnv<'_>) -> Result<usize, NotifyE
             .entry("alertname".into())
             .or_insert_with(|| row.alertname.clone());
         let annotations = pairs(&row.annotations);
+        // Every transition in the outbox is a change of state: counted once, however many
+        // routes the alert goes to.
+        record_flip(tx, env, &fingerprint(&labels), row.at_ms)?;
         let mut routes = Vec::new();
         root.routes_for(&labels, &mut routes);
         for route in routes {
@@ -211,16 +217,6 @@ fn add_to_group(
     )?;
     let fp = fingerprint(a.labels);
     let status = if a.firing { "firing" } else { "resolved" };
-    let previous: Option<String> = tx
-        .query_row(
-            "SELECT status FROM notify_alerts WHERE group_key = ?1 AND fingerprint = ?2",
-            params![key, fp],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if previous.as_deref() != Some(status) {
-        record_flip(tx, env, &fp, a.at_ms)?;
-    }
     tx.execute(
         "INSERT INTO notify_alerts(group_key, fingerprint, labels, annotations, status, starts_ms,
                                    ends_ms, value)
@@ -355,8 +351,15 @@ impl Muting {
                 .filter_map(|t| serde_json::from_str(&t).ok())
                 .collect()
         };
-        let mut names: Vec<&str> = windows.iter().map(|(n, _)| n.as_str()).collect();
+        let mut names: Vec<String> = windows.iter().map(|(n, _)| n.clone()).collect();
+        for src in firing
+            .iter()
+            .filter(|l| env.plan.mutes.iter().any(|m| matches(&m.source, l)))
+        {
+            names.push(labels_json(src));
+        }
         names.sort_unstable();
+        names.dedup();
         let signature = names.join("\n");
         Ok(Muting {
             windows,
@@ -917,7 +920,7 @@ fn held_by_limit(
 fn sent_since(tx: &Transaction<'_>, receiver: &str, since: i64) -> Result<usize, NotifyError> {
     let n: i64 = tx.query_row(
         "SELECT COUNT(DISTINCT notification_id) FROM notify_messages
-         WHERE receiver = ?1 AND created_ms > ?2",
+         WHERE receiver = ?1 AND created_ms > ?2 AND channel NOT LIKE 'alertmanager[%'",
         params![receiver, since],
         |r| r.get(0),
     )?;

@@ -352,10 +352,27 @@ impl Notifier {
         let r = plan
             .receiver(receiver)
             .ok_or_else(|| NotifyError::NotFound(format!("receiver {receiver:?}")))?;
-        let n = test_notification(receiver, &self.external_url, self.clock.now_ms());
+        let mut n = test_notification(receiver, &self.external_url, self.clock.now_ms());
+        if let Some(t) = plan.templates.get(receiver) {
+            n.custom = templates::render(t, &n);
+        }
+        let mut resolved = n.clone();
+        resolved.status = Status::Resolved;
+        for a in &mut resolved.alerts {
+            a.status = Status::Resolved;
+            a.ends_at_ms = Some(n.created_ms);
+        }
         let mut out = Vec::new();
         for (name, channel) in r.channels() {
-            out.push((name, channel.send(&self.ctx, &n).await));
+            let mut sent = channel.send(&self.ctx, &n).await;
+            // Services that open incidents get them closed again at once.
+            if sent.is_ok()
+                && matches!(channel.kind(), "pagerduty" | "opsgenie" | "alertmanager")
+                && let Err(e) = channel.send(&self.ctx, &resolved).await
+            {
+                sent = Err(e);
+            }
+            out.push((name, sent));
         }
         Ok(out)
     }

@@ -216,7 +216,7 @@ pub struct Plan {
 impl Plan {
     /// Compiles a prepared configuration (its errors were reported by `prepare`).
     pub fn build(config: Arc<NotifyConfig>) -> Result<Plan, String> {
-        let p = &config.parts;
+        let p = &*config;
         let root = config
             .route
             .as_ref()
@@ -314,7 +314,7 @@ impl Plan {
     }
 
     pub fn receiver(&self, name: &str) -> Option<&Receiver> {
-        self.config.parts.receivers.iter().find(|r| r.name == name)
+        self.config.receivers.iter().find(|r| r.name == name)
     }
 
     /// Whether notifications are allowed now under these active and mute intervals.

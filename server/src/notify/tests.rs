@@ -688,3 +688,121 @@ url = "http://127.0.0.1:9/custom"
         .to_string();
     assert!(err.contains("receiver \"x\": title"), "{err}");
 }
+
+#[test]
+fn a_target_is_told_once_its_inhibiting_alert_in_another_group_resolves() {
+    let mut f = Fixture::new(&format!(
+        "{ROUTE}
+[[notify.inhibit_rules]]
+source_matchers = ['alertname=\"HostDown\"']
+target_matchers = ['severity=\"warning\"']
+equal = [\"instance\"]
+"
+    ));
+    f.transition(
+        &[("alertname", "HostDown"), ("instance", "web-1")],
+        "firing",
+    );
+    f.transition(
+        &[
+            ("alertname", "Disk"),
+            ("instance", "web-1"),
+            ("severity", "warning"),
+        ],
+        "firing",
+    );
+    f.at(T0 + 30_000);
+    assert_eq!(receivers(&f.sent()).len(), 1, "only HostDown");
+    f.clock.set(T0 + MIN);
+    f.transition(
+        &[("alertname", "HostDown"), ("instance", "web-1")],
+        "inactive",
+    );
+    f.at(T0 + 10 * MIN);
+    let told: Vec<String> = f
+        .sent()
+        .iter()
+        .flat_map(|(_, n)| {
+            n.alerts
+                .iter()
+                .map(|a| format!("{}:{:?}", a.alertname(), a.status))
+        })
+        .collect();
+    assert!(told.contains(&"Disk:Firing".to_string()), "{told:?}");
+}
+
+#[test]
+fn an_alert_on_several_routes_counts_each_change_once_for_flapping() {
+    let mut f = Fixture::new(
+        r#"
+[notify.route]
+receiver = "team"
+group_wait = "0s"
+[[notify.route.routes]]
+matchers = ['alertname="F"']
+receiver = "lead"
+continue = true
+[[notify.route.routes]]
+matchers = ['alertname="F"']
+receiver = "manager"
+[notify.limits]
+flapping = "3/1h"
+"#,
+    );
+    f.transition(&[("alertname", "F")], "firing");
+    f.clock.set(T0 + MIN);
+    f.transition(&[("alertname", "F")], "inactive");
+    f.at(T0 + 10 * MIN);
+    let sent = f.sent();
+    assert!(sent.iter().all(|(_, n)| n.event != Event::Flapping));
+    let mut who: Vec<(&str, Status)> = sent.iter().map(|(r, n)| (r.as_str(), n.status)).collect();
+    who.sort_by_key(|(r, _)| *r);
+    assert_eq!(
+        who,
+        [
+            ("lead", Status::Firing),
+            ("lead", Status::Resolved),
+            ("manager", Status::Firing),
+            ("manager", Status::Resolved)
+        ]
+    );
+}
+
+#[test]
+fn alertmanager_re_sends_do_not_use_up_the_frequency_limit() {
+    let mut f = Fixture::new(
+        r#"
+[notify.route]
+receiver = "am"
+group_wait = "0s"
+group_by = ["alertname"]
+[notify.limits]
+per_receiver = "2/1h"
+[[notify.receivers]]
+name = "am"
+[[notify.receivers.alertmanager]]
+url = "http://127.0.0.1:9"
+"#,
+    );
+    f.transition(&[("alertname", "A")], "firing");
+    for m in 1..5 {
+        f.at(T0 + m * MIN);
+    }
+    f.transition(&[("alertname", "B")], "firing");
+    let told_b = f
+        .sent()
+        .iter()
+        .any(|(_, n)| n.event == Event::Alerts && n.alerts[0].alertname() == "B");
+    assert!(told_b, "B was held by re-sends of A");
+}
+
+#[test]
+fn the_first_escalation_step_cannot_wait() {
+    let text = format!(
+        "[[notify.escalations]]\nname = \"e\"\n[[notify.escalations.steps]]\nafter = \"5m\"\nreceivers = [\"team\"]\n{RECEIVERS}"
+    );
+    let err = crate::config::ServerConfig::parse(&text, std::path::Path::new("s.toml"))
+        .expect_err("a waiting first step")
+        .to_string();
+    assert!(err.contains("steps[0]"), "{err}");
+}
