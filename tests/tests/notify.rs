@@ -378,11 +378,11 @@ url = "{}/hook"
         hook.url
     );
     let mut names = Vec::new();
-    let rounds = if std::env::var_os("SYSWARD_LONG").is_some() {
-        20
-    } else {
-        6
-    };
+    // CI runs a short series; benches/notify-kill-soak.sh a long one.
+    let rounds: usize = std::env::var("SYSWARD_NOTIFY_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(6);
     write_rules(root.path(), "kill.yml", &vector_rules(&names));
     let mut server =
         Server::start_with_rules(root.path(), "", "evaluation_interval = \"1s\"\n", &notify);
