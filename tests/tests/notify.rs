@@ -416,12 +416,19 @@ url = "{}/hook"
     }
     // Repeats (in flight at a kill) carry the same id and the same body.
     let mut bodies: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut repeats = 0;
     for r in hook.requests() {
         let id = r.header("x-sysward-notification-id").unwrap().to_string();
         if let Some(b) = bodies.get(&id) {
             assert_eq!(b, &r.body, "a repeat of {id} differs");
+            repeats += 1;
         } else {
             bodies.insert(id, r.body.clone());
         }
     }
+    println!(
+        "{rounds} kills: {} alerts told in {} notifications, {repeats} sent again after a kill",
+        all.len(),
+        bodies.len()
+    );
 }
