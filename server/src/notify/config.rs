@@ -16,7 +16,7 @@ use sysward_proto::units;
 
 use super::timing::{TimeInterval, parse_instant};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     /// More `*.toml` files with `receivers`, `escalations`, `schedules`, `time_intervals`,
@@ -78,6 +78,30 @@ pub struct NotifyParts {
     pub inhibit_rules: Vec<InhibitConfig>,
     #[serde(default)]
     pub dependencies: Vec<DependencyConfig>,
+}
+
+// Not derived: a derived Default would give zero durations to a server.toml without
+// `[notify]` (a zero send timeout, a zero re-send interval).
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            dir: None,
+            timeout: d_timeout(),
+            give_up_after: d_give_up(),
+            ack_link_ttl: d_ack_ttl(),
+            history_retention: d_history(),
+            alertmanager_resend: d_am_resend(),
+            route: None,
+            receivers: Vec::new(),
+            escalations: Vec::new(),
+            schedules: Vec::new(),
+            time_intervals: Vec::new(),
+            maintenance: Vec::new(),
+            inhibit_rules: Vec::new(),
+            dependencies: Vec::new(),
+            limits: LimitsConfig::default(),
+        }
+    }
 }
 
 fn d_timeout() -> Duration {

@@ -648,7 +648,6 @@ fn without_a_route_the_outbox_waits_a_day_then_empties() {
     assert_eq!(waiting(), 1);
     f.at(T0 + 25 * 3600 * 1000);
     assert_eq!(waiting(), 0);
-    let _ = (BTreeMap::<String, String>::new(), Duration::ZERO);
 }
 
 #[test]
@@ -805,4 +804,13 @@ fn the_first_escalation_step_cannot_wait() {
         .expect_err("a waiting first step")
         .to_string();
     assert!(err.contains("steps[0]"), "{err}");
+}
+
+#[test]
+fn a_config_without_notify_has_the_documented_defaults() {
+    let c = crate::config::ServerConfig::parse("", std::path::Path::new("s.toml")).expect("config");
+    assert_eq!(c.notify.timeout, Duration::from_secs(10));
+    assert_eq!(c.notify.alertmanager_resend, Duration::from_secs(60));
+    assert_eq!(c.notify.give_up_after, Duration::from_secs(86_400));
+    assert!(c.notify.route.is_none());
 }
