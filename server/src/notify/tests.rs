@@ -2,7 +2,7 @@
 //! acknowledgement, maintenance windows, silences, business hours, inhibition, dependencies,
 //! flapping and the frequency limit. Messages are read from the queue, not sent.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use rusqlite::params;
 use sysward_notify::{Event, Notification, Status};
