@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// `[notify]`: receivers, routes, escalation, suppression.
     #[serde(default)]
     pub notify: std::sync::Arc<crate::notify::NotifyConfig>,
+    /// `[health]`: when the server calls itself degraded, and its own metrics.
+    #[serde(default)]
+    pub health: crate::health::HealthConfig,
     /// The file it was read from (a reload reads it again).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -453,7 +456,7 @@ fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     units::parse_size(&s).map_err(serde::de::Error::custom)
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     units::parse_duration(&s).map_err(serde::de::Error::custom)
 }
@@ -515,6 +518,10 @@ impl ServerConfig {
             );
         }
         config.query.validate(path)?;
+        config
+            .health
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         for (key, value) in [
             ("evaluation_interval", config.rules.evaluation_interval),
             ("history_retention", config.rules.history_retention),

@@ -4,11 +4,12 @@
 //! Modules depend downward only: [`cli`] and [`serve`] wire everything; [`api`] holds the
 //! HTTP handlers (ingest, admin, reads, queries); [`query`] evaluates PromQL; [`store`] keeps samples and events; [`state`] keeps
 //! identities (agents, join and admin tokens); [`pki`] and [`tls`] make and check the
-//! certificates; [`metrics`] renders the server's own figures.
+//! certificates; [`metrics`] renders the server's own figures and [`health`] judges them.
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod import;
 pub mod metrics;
 pub mod notify;

@@ -12,6 +12,8 @@ use anyhow::Context;
 use tokio::{net::TcpListener, sync::Semaphore};
 use tracing::{info, warn};
 
+mod health;
+
 use crate::{
     api::{self, AppState},
     config::ServerConfig,
@@ -88,6 +90,7 @@ async fn watchdog(every: std::time::Duration) {
 /// A started server: bound and ready, not yet serving.
 pub struct Server {
     listener: TcpListener,
+    data_dir: std::path::PathBuf,
     tls: rustls::ServerConfig,
     app: Arc<AppState>,
     /// SIGHUP's handler, installed at start: before it, a SIGHUP (a `systemctl reload`
@@ -154,12 +157,15 @@ impl Server {
             pki: Arc::new(pki),
             limits: config.limits.to_limits(),
             ingest_permits: Semaphore::new(config.limits.max_concurrent_ingests),
+            ingest_slots: config.limits.max_concurrent_ingests,
             metrics: ServerMetrics::default(),
             query: config.query.clone(),
             query_permits: Arc::new(Semaphore::new(config.query.max_concurrent)),
             rules,
             notifier,
             config_path: config.source.clone(),
+            health: Arc::new(crate::health::HealthMonitor::default()),
+            health_config: config.health.clone(),
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
@@ -168,6 +174,7 @@ impl Server {
         }
         Ok(Self {
             listener,
+            data_dir: dir.clone(),
             tls,
             app,
             hangups: hangups.ok(),
@@ -186,6 +193,8 @@ impl Server {
             .spawn(move || engine.run())?;
         let reloads = tokio::spawn(reload_on_hangup(self.hangups, self.app.clone()));
         let agents = tokio::spawn(follow_agents(self.app.clone()));
+        let probes = tokio::spawn(health::run_probes(self.app.clone(), self.data_dir.clone()));
+        let own_metrics = tokio::spawn(health::write_own_metrics(self.app.clone()));
         let (stop_notifier, notifier_stopped) = tokio::sync::oneshot::channel::<()>();
         let notifier = tokio::spawn(self.app.notifier.clone().run(async {
             let _ = notifier_stopped.await;
@@ -193,6 +202,8 @@ impl Server {
         let served = tls::serve(self.listener, self.tls, router, shutdown).await;
         reloads.abort();
         agents.abort();
+        probes.abort();
+        own_metrics.abort();
         let _ = stop_notifier.send(());
         let _ = notifier.await;
         self.app.rules.stop();

@@ -31,11 +31,16 @@ pub mod smtp;
 /// The admin token every test server is configured with.
 pub const ADMIN_TOKEN: &str = "swadm_test_0123456789";
 
-/// A built binary of this workspace, beside the test executable's target directory.
+/// A built binary of this workspace, beside the test executable's target directory, or in
+/// `SYSWARD_BIN_DIR` when set (for checkouts that share one target directory, where each
+/// build replaces the others' binaries).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let dir = match std::env::var_os("SYSWARD_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => exe.parent().and_then(Path::parent).unwrap().to_path_buf(),
+    };
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -153,14 +158,21 @@ impl Server {
     }
 
     /// As [`Server::start_with_storage`], with `rules` added to the `[rules]` table, whose
-    /// `dir` is `root/rules` (never the host's `/etc/sysward/rules`).
+    /// `dir` is `root/rules` (never the host's `/etc/sysward/rules`). The server does not
+    /// store its own metrics (they would add series that tests of exact series counts do
+    /// not expect) unless `extra` has a `[health]` table of its own.
     pub fn start_with_rules(root: &Path, storage: &str, rules: &str, extra: &str) -> Self {
         let port = free_port();
         let config = root.join("server.toml");
+        let health = if extra.contains("[health]") {
+            ""
+        } else {
+            "[health]\nself_metrics_interval = \"0s\"\n"
+        };
         fs::write(
             &config,
             format!(
-                "[listen]\naddress = \"127.0.0.1:{port}\"\n[storage]\ndata_dir = {:?}\n{storage}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n[rules]\ndir = {:?}\n{rules}\n{extra}",
+                "[listen]\naddress = \"127.0.0.1:{port}\"\n[storage]\ndata_dir = {:?}\n{storage}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n[rules]\ndir = {:?}\n{rules}\n{health}{extra}",
                 root.join("server-data").display().to_string(),
                 root.join("rules").display().to_string()
             ),

@@ -41,13 +41,7 @@ pub(super) async fn metrics(
     require_admin(&app, &headers).await?;
     let app2 = app.clone();
     // `stats` takes the store's memory lock, which a cut may hold for a moment.
-    let text = blocking(move || {
-        let mut text = metrics::render(&app2.metrics, &app2.store.stats(), ProcessStats::read());
-        text.push_str(&metrics::render_rules(&rules_report(&app2.rules)));
-        text.push_str(&metrics::render_notify(&app2.notifier));
-        text
-    })
-    .await?;
+    let text = blocking(move || render_metrics(&app2)).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -56,6 +50,26 @@ pub(super) async fn metrics(
         text,
     )
         .into_response())
+}
+
+/// The whole `/metrics` page (also what the server stores of itself).
+pub(crate) fn render_metrics(app: &AppState) -> String {
+    let stats = app.store.stats();
+    let mut text = metrics::render(&app.metrics, &stats, ProcessStats::read());
+    text.push_str(&metrics::render_rules(&rules_report(&app.rules)));
+    text.push_str(&metrics::render_notify(&app.notifier));
+    crate::health::render_health(
+        &mut text,
+        &crate::health::HealthFigures {
+            monitor: &app.health,
+            config: &app.health_config,
+            store: &stats,
+            storage_ok: app.store.healthy(),
+            ingest_slots: app.ingest_slots,
+            ingest_free: app.ingest_permits.available_permits(),
+        },
+    );
+    text
 }
 
 fn rules_report(engine: &crate::rules::RuleEngine) -> metrics::RulesReport {

@@ -32,6 +32,8 @@ mod read;
 mod rules;
 mod status;
 
+pub(crate) use admin::render_metrics;
+
 use crate::{
     config::QueryConfig,
     metrics::{self, ProcessStats, ServerMetrics},
@@ -52,6 +54,8 @@ pub struct AppState {
     pub pki: Arc<Pki>,
     pub limits: Limits,
     pub ingest_permits: Semaphore,
+    /// How many permits `ingest_permits` started with.
+    pub ingest_slots: usize,
     pub metrics: ServerMetrics,
     /// `[query]`: the engine's limits.
     pub query: QueryConfig,
@@ -63,6 +67,10 @@ pub struct AppState {
     pub notifier: Arc<crate::notify::Notifier>,
     /// The config file, read again by a reload.
     pub config_path: Option<std::path::PathBuf>,
+    /// The server's own health: the probes' latest findings and request durations.
+    pub health: Arc<crate::health::HealthMonitor>,
+    /// `[health]`.
+    pub health_config: crate::health::HealthConfig,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {
@@ -118,6 +126,10 @@ pub fn router(app: Arc<AppState>) -> Router {
         )
         .route("/api/v1/agents", get(admin::agents))
         .route("/metrics", get(admin::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.health.clone(),
+            crate::health::record_http_duration,
+        ))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(app)
 }
@@ -180,20 +192,35 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(internal)
 }
 
-async fn health(AxState(app): AxState<Arc<AppState>>) -> Response {
+/// `GET /api/health`: `ok`, `degraded` or `failing` with the reasons; 503 only when
+/// failing, so that a load balancer keeps a degraded server. With a read token it adds the
+/// details (disk, certificates, silent agents by name); anonymous callers learn no names.
+async fn health(AxState(app): AxState<Arc<AppState>>, headers: HeaderMap) -> Response {
     let store = app.store.clone();
-    let ok = blocking(move || store.healthy()).await.unwrap_or(false);
-    let status = if ok {
-        StatusCode::OK
-    } else {
+    let storage_ok = blocking(move || store.healthy()).await.unwrap_or(false);
+    let snapshot = app.health.latest();
+    let (status, problems) = crate::health::assess(&snapshot, storage_ok, &app.health_config);
+    let code = if status == crate::health::Status::Failing {
         StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
     };
-    let body = json!({
-        "status": if ok { "ok" } else { "degraded" },
+    let mut body = json!({
+        "status": status,
         "version": env!("CARGO_PKG_VERSION"),
-        "storage": { "ok": ok },
+        "problems": problems,
+        "storage": { "ok": storage_ok },
     });
-    (status, Json(body)).into_response()
+    // A missing or wrong token still gets the status: monitors of the monitor need no
+    // credentials for that.
+    let authorized = headers.contains_key(header::AUTHORIZATION)
+        && require(&app, &headers, crate::state::Role::Read)
+            .await
+            .is_ok();
+    if authorized {
+        body["details"] = json!(snapshot);
+    }
+    (code, Json(body)).into_response()
 }
 
 async fn require_admin(app: &Arc<AppState>, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -113,6 +113,18 @@ impl HostTracker {
         out
     }
 
+    /// Agents known to the tracker, and those down at `now` with their instance and last
+    /// batch (for the server's health).
+    pub fn silent(&self, now: i64) -> (usize, Vec<(String, String, i64)>) {
+        let hosts = self.lock();
+        let silent = hosts
+            .iter()
+            .filter(|(_, s)| !Self::is_up(s, now))
+            .map(|(id, s)| (id.clone(), s.instance.clone(), s.last_ms))
+            .collect();
+        (hosts.len(), silent)
+    }
+
     pub fn down(&self, now: i64) -> DownHosts {
         let hosts = self.lock();
         let mut down = DownHosts::default();

@@ -561,6 +561,15 @@ pub struct StoreStats {
     pub commits: u64,
     /// Batches those transactions carried (stored, duplicate or failed alone).
     pub commit_batches: u64,
+    /// Time spent writing and committing those transactions, µs.
+    pub commit_micros: u64,
+    /// When the last one committed, Unix ms; 0 before any.
+    pub last_commit_ms: i64,
+    /// Group commits that failed (each batch in it was answered with an error).
+    pub commit_failures: u64,
+    /// Read connections in use and idle in the pool.
+    pub readers_used: u64,
+    pub readers_idle: u64,
     /// Ranges of batch seqs remembered for de-duplication, as of the last purge.
     pub dedup_ranges: u64,
     /// Check results (events) kept, as of the last purge.

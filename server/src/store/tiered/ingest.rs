@@ -259,10 +259,18 @@ impl TieredStore {
     pub(super) fn commit_group(&self, conn: &mut Connection, group: Vec<Queued>) {
         let (batches, slots): (Vec<Prepared>, Vec<Arc<Slot>>) =
             group.into_iter().map(|q| (q.batch, q.slot)).unzip();
+        let started = std::time::Instant::now();
         let written = self.write_group(conn, batches);
+        self.counters.commit_micros.fetch_add(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         let results: GroupResults = match written {
             Ok(w) => w,
             Err(error) => {
+                self.counters
+                    .commit_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 let message = error.to_string();
                 warn!(batches = slots.len(), %error, "Group commit failed.");
                 for slot in &slots {
@@ -290,6 +298,9 @@ impl TieredStore {
             }
         }
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .last_commit_ms
+            .store(self.clock.now_ms(), Ordering::Relaxed);
         self.counters
             .commit_batches
             .fetch_add(slots.len() as u64, Ordering::Relaxed);

@@ -202,6 +202,13 @@ struct Counters {
     /// Group commits, and the batches they carried.
     commits: AtomicU64,
     commit_batches: AtomicU64,
+    /// Time spent writing and committing groups, µs; the last commit's wall-clock time
+    /// (0 before any); group commits that failed.
+    commit_micros: AtomicU64,
+    last_commit_ms: AtomicI64,
+    commit_failures: AtomicU64,
+    /// Reader connections taken from the pool now.
+    readers_out: AtomicU64,
     /// Rows of `batch_ranges` and `events` after the last purge.
     dedup_ranges: AtomicU64,
     events: AtomicU64,
@@ -259,6 +266,7 @@ fn sort_dedup(points: &mut Vec<(i64, f64)>) {
 struct Reader<'a> {
     conn: Option<Connection>,
     pool: &'a Mutex<Vec<Connection>>,
+    out: &'a AtomicU64,
 }
 
 impl std::ops::Deref for Reader<'_> {
@@ -274,6 +282,7 @@ impl Drop for Reader<'_> {
         if let Some(c) = self.conn.take() {
             self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(c);
         }
+        self.out.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -445,9 +454,11 @@ impl TieredStore {
                 c
             }
         };
+        self.counters.readers_out.fetch_add(1, Ordering::Relaxed);
         Ok(Reader {
             conn: Some(conn),
             pool: &self.readers,
+            out: &self.counters.readers_out,
         })
     }
 }
@@ -537,6 +548,11 @@ impl Store for TieredStore {
             last_purge_micros: c.last_purge_micros.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             commit_batches: c.commit_batches.load(Ordering::Relaxed),
+            commit_micros: c.commit_micros.load(Ordering::Relaxed),
+            last_commit_ms: c.last_commit_ms.load(Ordering::Relaxed),
+            commit_failures: c.commit_failures.load(Ordering::Relaxed),
+            readers_used: c.readers_out.load(Ordering::Relaxed),
+            readers_idle: self.readers.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
             dedup_ranges: c.dedup_ranges.load(Ordering::Relaxed),
             events: c.events.load(Ordering::Relaxed),
         }
