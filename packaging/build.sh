@@ -152,6 +152,7 @@ stage() {
 		# files go beside it.
 		install -d -m 0755 "$dir/etc/sysward/rules"
 		install -m 0644 packaging/rules/host.yml "$dir/etc/sysward/rules/host.yml"
+		install -m 0644 packaging/rules/server.yml "$dir/etc/sysward/rules/server.yml"
 		;;
 	sysward-smart)
 		# Where the agent's smart collector looks first. root:sysward 0750 and the file

@@ -90,7 +90,8 @@ list=$(dpkg-deb -c "$server_deb")
 for entry in "-rwxr-xr-x root/root .* ./usr/bin/sysward-server" \
 	"-rw-r--r-- root/root .* ./usr/lib/systemd/system/sysward-server.service" \
 	"-rw-r--r-- root/root .* ./etc/sysward/server.toml" \
-	"-rw-r--r-- root/root .* ./etc/sysward/rules/host.yml"; do
+	"-rw-r--r-- root/root .* ./etc/sysward/rules/host.yml" \
+	"-rw-r--r-- root/root .* ./etc/sysward/rules/server.yml"; do
 	if grep -qE -- "^$entry\$" <<<"$list"; then ok "server holds $entry"; else fail "server holds $entry"; fi
 done
 
@@ -168,8 +169,10 @@ stat_is /etc/sysward/agent.toml root:sysward 640
 stat_is /etc/sysward/server.toml root:sysward 640
 stat_is /etc/sysward/checks.d root:sysward 750
 stat_is /etc/sysward/rules/host.yml root:root 644
+stat_is /etc/sysward/rules/server.yml root:root 644
 check "the shipped rules pass check rules, as ExecReload runs it" sysward-server check rules /etc/sysward/rules
 contains "server control: the shipped rules are a conffile" "$(cat /var/lib/dpkg/info/sysward-server.conffiles 2>/dev/null)" "/etc/sysward/rules/host.yml"
+contains "server control: the server's own rules are a conffile" "$(cat /var/lib/dpkg/info/sysward-server.conffiles 2>/dev/null)" "/etc/sysward/rules/server.yml"
 stat_is /var/lib/sysward-agent sysward:sysward 750
 stat_is /var/lib/sysward-server sysward:sysward 700
 user=$(getent passwd sysward || true)

@@ -139,12 +139,24 @@ fn the_shipped_rules_pass_their_own_tests() {
         "{}",
         text(&out)
     );
+    let out = ours(&["check", "rules", "server.yml"], &dir);
+    assert!(
+        text(&out).contains("7 rules found (7 alerting, 0 recording)"),
+        "{}",
+        text(&out)
+    );
     let out = ours(
-        &["test", "rules", "host_test.yml", "anomaly_test.yml"],
+        &[
+            "test",
+            "rules",
+            "host_test.yml",
+            "anomaly_test.yml",
+            "server_test.yml",
+        ],
         &dir,
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(text(&out).matches("SUCCESS").count(), 2, "{}", text(&out));
+    assert_eq!(text(&out).matches("SUCCESS").count(), 3, "{}", text(&out));
 }
 
 #[test]
