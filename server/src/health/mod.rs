@@ -150,7 +150,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Keeps the listed silent agents bounded, oldest silence first.
     pub fn set_silent(&mut self, mut silent: Vec<SilentAgent>) {
-        silent.sort_by(|a, b| a.last_seen_ms.cmp(&b.last_seen_ms));
+        silent.sort_by_key(|a| a.last_seen_ms);
         self.silent_agents_total = silent.len();
         silent.truncate(MAX_LISTED_SILENT);
         self.silent_agents = silent;
@@ -206,7 +206,7 @@ pub fn assess(s: &Snapshot, storage_ok: bool, config: &HealthConfig) -> (Status,
             ),
         ));
     }
-    problems.sort_by(|a, b| b.status.cmp(&a.status));
+    problems.sort_by_key(|p| std::cmp::Reverse(p.status));
     let status = problems.first().map_or(Status::Ok, |p| p.status);
     (status, problems)
 }

@@ -18,11 +18,11 @@ impl DiskSpace {
     /// Reads it with statvfs; `None` when the path cannot be read.
     pub fn read(path: &Path) -> Option<Self> {
         let s = nix::sys::statvfs::statvfs(path).ok()?;
-        let unit = u64::from(s.fragment_size()).max(1);
+        let unit = s.fragment_size().max(1);
         Some(Self {
             path: path.display().to_string(),
-            size_bytes: u64::from(s.blocks()).saturating_mul(unit),
-            available_bytes: u64::from(s.blocks_available()).saturating_mul(unit),
+            size_bytes: s.blocks().saturating_mul(unit),
+            available_bytes: s.blocks_available().saturating_mul(unit),
         })
     }
 
