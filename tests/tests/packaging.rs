@@ -50,6 +50,22 @@ fn packages_build_install_upgrade_remove_and_purge() {
                 "-c",
                 "packaging/build.sh && packaging/test.sh && packaging/systemd-test.sh",
             ])
-            .current_dir(workspace),
+            .current_dir(workspace)
+            // The packages' binaries are built three times (server, static agent, rpm
+            // agent) with fat LTO and one codegen unit: most of the test's time on a small
+            // machine, for optimisations that no step of the test looks at. The test builds
+            // them quickly; `packaging/build.sh` run by hand keeps the profiles of
+            // Cargo.toml.
+            .envs(QUICK_PROFILES.iter().copied()),
     );
 }
+
+/// Cargo's profile settings for the test's builds, as environment overrides.
+const QUICK_PROFILES: [(&str, &str); 6] = [
+    ("CARGO_PROFILE_RELEASE_LTO", "off"),
+    ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16"),
+    ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1"),
+    ("CARGO_PROFILE_AGENT_LTO", "off"),
+    ("CARGO_PROFILE_AGENT_CODEGEN_UNITS", "16"),
+    ("CARGO_PROFILE_AGENT_OPT_LEVEL", "1"),
+];
