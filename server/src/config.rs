@@ -153,6 +153,10 @@ pub struct StorageConfig {
     /// How often expired data is deleted and its pages given back.
     #[serde(default = "d_purge_interval", deserialize_with = "duration")]
     pub purge_interval: Duration,
+    /// Below this much free space on the data directory's file system, ingest is refused
+    /// with 503 and `Retry-After` (agents keep spooling) before SQLite meets a full disk.
+    #[serde(default = "d_min_free", deserialize_with = "size")]
+    pub min_free: u64,
 }
 
 impl Default for StorageConfig {
@@ -164,6 +168,7 @@ impl Default for StorageConfig {
             chunk_span: d_chunk_span(),
             dedup_window: d_dedup_window(),
             purge_interval: d_purge_interval(),
+            min_free: d_min_free(),
         }
     }
 }
@@ -179,6 +184,9 @@ fn d_chunk_span() -> Duration {
 }
 fn d_dedup_window() -> Duration {
     StoreConfig::default().dedup_window
+}
+fn d_min_free() -> u64 {
+    256 << 20
 }
 fn d_purge_interval() -> Duration {
     StoreConfig::default().purge_interval

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod import;
+pub mod log_limit;
 pub mod metrics;
 pub mod notify;
 pub mod pki;

@@ -166,6 +166,10 @@ impl Server {
             config_path: config.source.clone(),
             health: Arc::new(crate::health::HealthMonitor::default()),
             health_config: config.health.clone(),
+            disk_guard: Arc::new(crate::health::DiskGuard::new(
+                dir.clone(),
+                config.storage.min_free,
+            )),
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());

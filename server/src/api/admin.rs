@@ -67,6 +67,7 @@ pub(crate) fn render_metrics(app: &AppState) -> String {
             storage_ok: app.store.healthy(),
             ingest_slots: app.ingest_slots,
             ingest_free: app.ingest_permits.available_permits(),
+            disk_refusals: app.disk_guard.refused(),
         },
     );
     text

@@ -71,6 +71,8 @@ pub struct AppState {
     pub health: Arc<crate::health::HealthMonitor>,
     /// `[health]`.
     pub health_config: crate::health::HealthConfig,
+    /// `[storage] min_free`: refuses ingest while the disk is nearly full.
+    pub disk_guard: Arc<crate::health::DiskGuard>,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {
@@ -178,7 +180,7 @@ impl IntoResponse for ApiError {
 }
 
 fn internal(error: impl std::fmt::Display) -> ApiError {
-    warn!(%error, "Internal error.");
+    crate::warn_limited!(error, "Internal error.");
     ApiError::retry(
         StatusCode::SERVICE_UNAVAILABLE,
         format!("server error: {error}"),

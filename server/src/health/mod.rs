@@ -7,6 +7,7 @@
 //! [`assess`] turns a snapshot into a status with reasons. Requests read the latest
 //! snapshot; only the store's own health check runs per request.
 
+mod disk_guard;
 mod http_duration;
 mod probe;
 mod render;
@@ -16,6 +17,7 @@ use std::{sync::Mutex, time::Duration};
 
 use serde::Serialize;
 
+pub use disk_guard::{DiskGuard, LowSpace};
 pub use http_duration::{HttpDurations, record_http_duration};
 pub use probe::{CertExpiry, DiskSpace, ProcessFiles, cert_not_after_ms};
 pub use render::{HealthFigures, render_health};
@@ -134,6 +136,8 @@ pub struct Snapshot {
     /// When it was taken, Unix ms.
     pub at_ms: i64,
     pub disk: Option<DiskSpace>,
+    /// `[storage] min_free`: below it ingest is refused.
+    pub disk_reserve_bytes: u64,
     pub certificates: Vec<CertExpiry>,
     /// Agent certificates expiring within the warning period.
     pub agent_certificates_expiring: usize,
@@ -169,7 +173,7 @@ pub fn assess(s: &Snapshot, storage_ok: bool, config: &HealthConfig) -> (Status,
         ));
     }
     if let Some(d) = &s.disk {
-        disk_problem(d, config, &mut problems);
+        disk_problem(d, s.disk_reserve_bytes, config, &mut problems);
     }
     for c in &s.certificates {
         cert_problem(c, s.at_ms, config, &mut problems);
@@ -219,13 +223,24 @@ fn problem(check: &'static str, status: Status, reason: String) -> Problem {
     }
 }
 
-fn disk_problem(d: &DiskSpace, config: &HealthConfig, out: &mut Vec<Problem>) {
+fn disk_problem(d: &DiskSpace, reserve: u64, config: &HealthConfig, out: &mut Vec<Problem>) {
     let percent = d.free_percent();
     if d.available_bytes == 0 {
         out.push(problem(
             "disk_space",
             Status::Failing,
             format!("the data directory's file system ({}) is full", d.path),
+        ));
+    } else if d.available_bytes < reserve {
+        out.push(problem(
+            "disk_space",
+            Status::Degraded,
+            format!(
+                "ingest is refused: {} MiB free on the data directory's file system ({}), below [storage] min_free = {} MiB",
+                d.available_bytes >> 20,
+                d.path,
+                reserve >> 20
+            ),
         ));
     } else if percent < config.min_free_percent {
         out.push(problem(

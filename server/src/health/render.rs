@@ -24,6 +24,8 @@ pub struct HealthFigures<'a> {
     pub storage_ok: bool,
     pub ingest_slots: usize,
     pub ingest_free: usize,
+    /// Ingest requests refused by `[storage] min_free` since start.
+    pub disk_refusals: u64,
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
@@ -191,6 +193,17 @@ fn render_store(out: &mut String, f: &HealthFigures<'_>) {
             "db_client_connections_usage{{pool_name=\"store.db\",state=\"{state}\"}} {n}"
         );
     }
+    family(
+        out,
+        "sysward_server_ingest_refused_disk_total",
+        "counter",
+        "Ingest requests answered 503 because free space was below [storage] min_free.",
+    );
+    let _ = writeln!(
+        out,
+        "sysward_server_ingest_refused_disk_total {}",
+        f.disk_refusals
+    );
     gauge(
         out,
         "sysward_server_ingest_in_flight",

@@ -46,6 +46,7 @@ fn snapshot(
     let mut s = Snapshot {
         at_ms: now,
         disk: DiskSpace::read(data_dir),
+        disk_reserve_bytes: app.disk_guard.min_free_bytes(),
         certificates,
         agents_known: known,
         last_commit_ms: stats.last_commit_ms,

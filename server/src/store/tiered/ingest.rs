@@ -272,7 +272,7 @@ impl TieredStore {
                     .commit_failures
                     .fetch_add(1, Ordering::Relaxed);
                 let message = error.to_string();
-                warn!(batches = slots.len(), %error, "Group commit failed.");
+                crate::warn_limited!(error, "Group commit failed.");
                 for slot in &slots {
                     slot.set(Err(StoreError::Commit(message.clone())));
                 }
@@ -335,10 +335,12 @@ impl TieredStore {
             self.counters
                 .refused
                 .fetch_add(w.refused, Ordering::Relaxed);
-            warn!(
-                agent_id = w.agent_id,
-                refused = w.refused,
-                limit = self.config.max_series_per_agent,
+            // Once a minute per agent: an agent at its limit refuses series in every batch.
+            crate::warn_limited!(
+                format!(
+                    "agent {} has {} series",
+                    w.agent_id, self.config.max_series_per_agent
+                ),
                 "New series refused: the agent is at its series limit ([storage] max_series_per_agent)."
             );
         }
