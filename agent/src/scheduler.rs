@@ -520,18 +520,24 @@ mod tests {
         ));
         let stats = metrics.collector("slow").unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while (stats.timeouts.get() < 1 || stats.skipped.get() < 2) && Instant::now() < deadline {
+        // Until a second run has started, which happens only once the first, abandoned
+        // one has finished and produced its output: only then can a leak of that output
+        // show in `rx`.
+        while (stats.timeouts.get() < 1 || stats.skipped.get() < 2 || stats.runs.get() < 2)
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         handle.abort();
+        assert!(stats.runs.get() >= 2, "the first run never finished");
         assert!(
             stats.timeouts.get() >= 1,
             "timeouts {}",
             stats.timeouts.get()
         );
         assert!(stats.skipped.get() >= 2, "skipped {}", stats.skipped.get());
-        // Runs never overlap: at most one per 1.5 s window of the slow collector.
-        assert!(stats.runs.get() <= 3, "runs {}", stats.runs.get());
+        // Runs never overlap: one per 1.5 s of the slow collector.
+        assert!(stats.runs.get() <= 2, "runs {}", stats.runs.get());
         assert!(
             rx.try_recv().is_err(),
             "an abandoned run's output must be dropped"
@@ -635,12 +641,26 @@ mod tests {
                 _ => break,
             }
         }
-        slow.abort();
-        quick.abort();
         assert_eq!(
             quick_runs, 3,
             "quick runs delivered while the slow one hung"
         );
+        // Until the slow run has finished (its next run starts only then), nothing of it
+        // may arrive: its output is dropped, not delivered late.
+        let stats_deadline = Instant::now() + Duration::from_secs(10);
+        while stats.runs.get() < 2 && Instant::now() < stats_deadline {
+            match tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
+                Ok(Some(run)) => assert_eq!(run.samples[0].name, "quick", "late slow output"),
+                Ok(None) => break,
+                Err(_) => {}
+            }
+        }
+        assert!(stats.runs.get() >= 2, "the slow run never finished");
+        while let Ok(run) = rx.try_recv() {
+            assert_eq!(run.samples[0].name, "quick", "late slow output");
+        }
+        slow.abort();
+        quick.abort();
         assert!(stats.timeouts.get() >= 1);
         assert!(lane.lock().threads >= 2, "a second lane thread was started");
     }

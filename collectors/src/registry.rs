@@ -354,27 +354,22 @@ mod tests {
     }
 
     #[test]
-    fn every_example_of_the_readme_is_accepted() {
-        let examples = [
-            ("processes", "top = 20"),
-            (
-                "filesystem",
-                "mount_points_exclude = \"^/(dev|proc|sys|run)($|/)\"\n\
-                 fs_types_exclude = \"^(tmpfs|overlay)$\"\nstatvfs_timeout = \"3s\"",
-            ),
-            (
-                "systemd",
-                "include = [\"*.service\"]\nexclude = [\"*.scope\"]",
-            ),
-            ("smart", "helper = \"/usr/lib/sysward/sysward-smart\""),
-            ("diskstats", "device_include = \"^(sd|nvme)\""),
-            ("netdev", "device_exclude = \"^(veth|docker|br-)\""),
-            ("netstat", "fields = \".*\""),
-            ("memory", "vmstat_fields = \"^(pgpg|pswp|oom_kill)\""),
-            ("hwmon", "chip_exclude = \"^acpitz\""),
-        ];
-        for (name, settings) in examples {
-            let collector = configured(name, &Roots::default(), settings)
+    fn every_example_of_the_docs_is_accepted() {
+        let docs = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/configuration.md"
+        ))
+        .expect("docs/configuration.md");
+        // The example after the collectors' table.
+        let section = &docs[docs.find("### `[collectors.NAME]`").expect("the section")..];
+        let start = section.find("```toml\n").expect("an example") + "```toml\n".len();
+        let example = &section[start..start + section[start..].find("```").expect("its end")];
+        let parsed: toml::Table = toml::from_str(example).expect("valid TOML");
+        let collectors = parsed["collectors"].as_table().expect("[collectors.*]");
+        assert!(collectors.len() >= 9, "{collectors:?}");
+        for (name, settings) in collectors {
+            let settings = toml::to_string(settings).expect("a table");
+            let collector = configured(name, &Roots::default(), &settings)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(collector.name(), name);
         }

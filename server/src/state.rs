@@ -306,7 +306,10 @@ impl State {
     /// hostname changes; this server's own reads ([`State::agent`],
     /// [`State::list_agents`]) see every touch.
     pub fn touch(&self, id: &str, hostname: Option<&str>) -> Result<(), StateError> {
-        let now = now_ms();
+        self.touch_at(id, hostname, now_ms())
+    }
+
+    fn touch_at(&self, id: &str, hostname: Option<&str>, now: i64) -> Result<(), StateError> {
         {
             let mut touches = self.touches.lock().unwrap_or_else(PoisonError::into_inner);
             let touch = touches.entry(id.to_owned()).or_insert(Touch {
@@ -523,26 +526,29 @@ mod tests {
         let (_d, s) = state();
         let (secret, _) = s.create_join_token(Duration::from_secs(60)).unwrap();
         s.enroll_with_token(&secret, "ag-1", "h").unwrap();
-        s.touch("ag-1", Some("h")).unwrap();
-        let first = stored_last_seen(&s, "ag-1").expect("written on the first batch");
-        // A later millisecond, so that a second write would show.
-        while now_ms() <= first {
-            std::hint::spin_loop();
-        }
-        s.touch("ag-1", Some("h")).unwrap();
+        let t0 = now_ms();
+        s.touch_at("ag-1", Some("h"), t0).unwrap();
         assert_eq!(
             stored_last_seen(&s, "ag-1"),
-            Some(first),
-            "not written again"
+            Some(t0),
+            "written on the first batch"
         );
-        let seen = s.agent("ag-1").unwrap().unwrap().last_seen_ms.unwrap();
-        assert!(seen > first, "{seen} > {first}");
-        assert_eq!(s.list_agents().unwrap()[0].last_seen_ms, Some(seen));
+        s.touch_at("ag-1", Some("h"), t0 + 1).unwrap();
+        s.touch_at("ag-1", None, t0 + TOUCH_EVERY_MS - 1).unwrap();
+        assert_eq!(stored_last_seen(&s, "ag-1"), Some(t0), "not written again");
+        // Read fresh all the same.
+        let seen = s.agent("ag-1").unwrap().unwrap().last_seen_ms;
+        assert_eq!(seen, Some(t0 + TOUCH_EVERY_MS - 1));
+        assert_eq!(s.list_agents().unwrap()[0].last_seen_ms, seen);
+        // Written again once the interval has passed.
+        s.touch_at("ag-1", Some("h"), t0 + TOUCH_EVERY_MS).unwrap();
+        assert_eq!(stored_last_seen(&s, "ag-1"), Some(t0 + TOUCH_EVERY_MS));
         // A new hostname is written at once.
-        s.touch("ag-1", Some("renamed")).unwrap();
+        s.touch_at("ag-1", Some("renamed"), t0 + TOUCH_EVERY_MS + 1)
+            .unwrap();
         let row = s.agent("ag-1").unwrap().unwrap();
         assert_eq!(row.hostname, "renamed");
-        assert!(stored_last_seen(&s, "ag-1").unwrap() > first);
+        assert_eq!(stored_last_seen(&s, "ag-1"), Some(t0 + TOUCH_EVERY_MS + 1));
     }
 
     #[test]
