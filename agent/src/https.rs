@@ -139,6 +139,13 @@ impl HttpsClient {
         })
     }
 
+    /// Connects with `tls` from the next request on (a renewed client certificate); the
+    /// kept connection, opened with the old settings, is closed.
+    pub(crate) fn replace_tls(&mut self, tls: Arc<ClientConfig>) {
+        self.connector = TlsConnector::from(tls);
+        *self.connection.get_mut() = None;
+    }
+
     /// POSTs `body` to the endpoint's prefix + `path`, within the request timeout
     /// (connecting included).
     pub(crate) async fn post(

@@ -11,6 +11,7 @@ mod identity;
 pub mod metrics;
 mod once;
 pub mod queue;
+mod renew;
 mod run;
 mod scheduler;
 mod series_table;

@@ -124,6 +124,15 @@ async fn run_async(
     schedule.apply(planned_jobs(&config, &roots, &metrics, checks), false);
     let batcher = batcher(&config, &identity, &hostname, &queue, &schedule);
     let batcher_task = tokio::spawn(batcher.run(rx));
+    let pair_unconfirmed = crate::renew::recover_pair(&identity.dir).unwrap_or_else(|error| {
+        warn!(
+            error = format!("{error:#}"),
+            "Cannot check the previous key pair."
+        );
+        false
+    });
+    let (renewer, renewals) =
+        crate::renew::Renewer::new(identity.clone(), config.shipper.request_timeout);
     let shipper = Shipper::new(
         &identity,
         queue.clone(),
@@ -131,7 +140,9 @@ async fn run_async(
         config.shipper.request_timeout,
         config.shipper.backoff_max,
     )
-    .context("cannot set up the TLS client")?;
+    .context("cannot set up the TLS client")?
+    .following_renewals(renewals, pair_unconfirmed);
+    background.push(tokio::spawn(renewer.run()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let shipper_task = tokio::spawn(shipper.run(stop_rx));
     info!(

@@ -6,6 +6,9 @@
 //! (revoked, or its state was reset): retried at the longest backoff and logged as an error,
 //! since the batches themselves are fine; any other 4xx → the batch can never be accepted,
 //! so it is written to `state_dir/dead-letter/` and counted instead of blocking the queue.
+//!
+//! After a certificate renewal the shipper takes the new TLS settings before its next push;
+//! the first push accepted with them removes the previous key pair (see `renew.rs`).
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -22,6 +25,7 @@ use crate::{
     identity::{Identity, create_private_dir},
     metrics::AgentMetrics,
     queue::{BatchQueue, Next, QueuedBatch},
+    renew::{TlsUpdates, forget_old_pair},
 };
 
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -47,6 +51,12 @@ pub(crate) struct Shipper {
     pub(crate) metrics: Arc<AgentMetrics>,
     pub(crate) dead_letter_dir: PathBuf,
     pub(crate) backoff_max: Duration,
+    /// Where the agent's key pair is, for removing the previous one.
+    state_dir: PathBuf,
+    /// New TLS settings after each certificate renewal.
+    renewals: Option<TlsUpdates>,
+    /// An `.old` key pair waits for a push to succeed with the current one.
+    pair_unconfirmed: bool,
 }
 
 impl Shipper {
@@ -72,18 +82,63 @@ impl Shipper {
             metrics,
             dead_letter_dir: identity.dir.join("dead-letter"),
             backoff_max,
+            state_dir: identity.dir.clone(),
+            renewals: None,
+            pair_unconfirmed: false,
         })
     }
 
+    /// Follows certificate renewals; `pair_unconfirmed` when the pair in use has not
+    /// worked yet since the last renewal.
+    pub(crate) fn following_renewals(
+        mut self,
+        renewals: TlsUpdates,
+        pair_unconfirmed: bool,
+    ) -> Self {
+        self.renewals = Some(renewals);
+        self.pair_unconfirmed = pair_unconfirmed;
+        self
+    }
+
+    /// Switches to a renewed certificate, if there is one since the last push.
+    fn take_renewal(&mut self) {
+        let Some(renewals) = &mut self.renewals else {
+            return;
+        };
+        if !renewals.has_changed().unwrap_or(false) {
+            return;
+        }
+        if let Some(tls) = renewals.borrow_and_update().clone() {
+            self.client.replace_tls(tls);
+            self.pair_unconfirmed = true;
+        }
+    }
+
+    /// After an accepted push: the pair in use works, so the previous one can go.
+    fn confirm_pair(&mut self) {
+        if !self.pair_unconfirmed {
+            return;
+        }
+        self.pair_unconfirmed = false;
+        match forget_old_pair(&self.state_dir) {
+            Ok(()) => info!(
+                "The server accepted the renewed certificate; the previous key pair is removed."
+            ),
+            Err(error) => warn!(%error, "Cannot remove the previous key pair."),
+        }
+    }
+
     /// Sends until `stop` turns true; then returns, leaving unsent batches in the queue.
-    pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub(crate) async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut backoff = BACKOFF_START;
         let mut failing = false;
         loop {
             if *stop.borrow() {
                 return;
             }
-            let notified = self.queue.notified();
+            // A handle of its own, so that waiting on it leaves `self` free to change.
+            let queue = self.queue.clone();
+            let notified = queue.notified();
             let batch = match self.queue.next() {
                 Next::Ready(batch) => batch,
                 Next::Wait(wait) => {
@@ -102,8 +157,10 @@ impl Shipper {
                     continue;
                 }
             };
+            self.take_renewal();
             let wait = match self.send(&batch).await {
                 Ok(()) => {
+                    self.confirm_pair();
                     self.queue.ack(batch.id);
                     self.metrics.batches_sent.inc();
                     let lag = crate::scheduler::now_ms().saturating_sub(batch.created_ms);

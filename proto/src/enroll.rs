@@ -44,3 +44,23 @@ pub struct EnrollResponse {
     /// The server's CA certificate, PEM, which the agent trusts from now on.
     pub server_ca_pem: String,
 }
+
+/// `POST /api/v1/renew`: an enrolled agent, showing its current client certificate, asks
+/// for a new one for a new key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// A PKCS#10 request, PEM, for a new key pair; its common name is the agent's id.
+    pub csr_pem: String,
+}
+
+/// The answer to a [`RenewRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenewResponse {
+    /// The agent the certificate is for.
+    pub agent_id: String,
+    /// The new client certificate, PEM.
+    pub cert_pem: String,
+    /// When it expires, Unix seconds.
+    pub not_after: i64,
+}

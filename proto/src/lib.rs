@@ -20,6 +20,6 @@ pub use batch::{
     Series, SeriesKind, VERSION,
 };
 pub use codec::{BatchEncoder, DecodeError, decode_batch, encode_batch, inflate_limited};
-pub use enroll::{EnrollRequest, EnrollResponse, EnrollStatus};
+pub use enroll::{EnrollRequest, EnrollResponse, EnrollStatus, RenewRequest, RenewResponse};
 pub use limits::Limits;
 pub use token::{JoinToken, TokenError};

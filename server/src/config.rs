@@ -121,13 +121,29 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 8443))
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// Extra names and addresses for the generated server certificate, besides localhost,
     /// 127.0.0.1, ::1 and the host name.
     #[serde(default)]
     pub san: Vec<String>,
+    /// How long the agent certificates signed at enrollment and renewal last.
+    #[serde(default = "d_agent_cert_validity", deserialize_with = "duration")]
+    pub agent_cert_validity: Duration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            san: Vec::new(),
+            agent_cert_validity: d_agent_cert_validity(),
+        }
+    }
+}
+
+fn d_agent_cert_validity() -> Duration {
+    crate::pki::AGENT_CERT_VALIDITY
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -530,6 +546,14 @@ impl ServerConfig {
             .health
             .validate()
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // Shorter than this, the renewal schedule (a third of the life, rate limits) would
+        // have agents renew all the time.
+        if config.tls.agent_cert_validity < Duration::from_secs(10) {
+            bail!(
+                "{}: [tls] agent_cert_validity must be at least 10s",
+                path.display()
+            );
+        }
         for (key, value) in [
             ("evaluation_interval", config.rules.evaluation_interval),
             ("history_retention", config.rules.history_retention),
@@ -646,5 +670,24 @@ mod tests {
         let err =
             ServerConfig::parse("[query]\n\nmax_sample = 1\n", Path::new("s.toml")).unwrap_err();
         assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn agent_certificate_validity() {
+        let c = ServerConfig::parse("", Path::new("s.toml")).unwrap();
+        assert_eq!(c.tls.agent_cert_validity, Duration::from_secs(730 * 86_400));
+        let c = ServerConfig::parse(
+            "[tls]\nagent_cert_validity = \"90d\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.tls.agent_cert_validity, Duration::from_secs(90 * 86_400));
+        let err = ServerConfig::parse("[tls]\nagent_cert_validity = \"5s\"\n", Path::new("s.toml"))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("[tls] agent_cert_validity must be at least 10s"),
+            "{err}"
+        );
     }
 }

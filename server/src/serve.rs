@@ -103,7 +103,8 @@ impl Server {
     pub async fn start(config: &ServerConfig) -> anyhow::Result<Self> {
         let dir = &config.storage.data_dir;
         create_private_dir(dir)?;
-        let pki = Pki::load_or_create(&dir.join("pki"), &config.tls.san)?;
+        let pki = Pki::load_or_create(&dir.join("pki"), &config.tls.san)?
+            .with_agent_cert_validity(config.tls.agent_cert_validity);
         let state = State::open(&dir.join("state.db"))
             .with_context(|| format!("cannot open {}", dir.join("state.db").display()))?;
         if let Some(token) = state.ensure_admin_token(config.admin.token.as_deref())? {

@@ -3,6 +3,10 @@
 //! and an optional expiry; see [`Role`]). The admin CLI opens the same file while
 //! the server runs, so every change is one short transaction and revocation is seen by the
 //! next request.
+//!
+//! Each agent row also keeps when its current certificate was signed and when it expires
+//! (Unix ms): renewal is rate limited by the first, and the server's health reports the
+//! second. Columns added after the table existed are added when the file is opened.
 
 use std::{
     collections::HashMap,
@@ -117,7 +121,37 @@ pub struct AgentRow {
     pub status: AgentStatus,
     pub last_seen_ms: Option<i64>,
     pub csr_pem: Option<String>,
+    /// When its current certificate expires, Unix ms; `None` before it has one.
+    pub cert_not_after_ms: Option<i64>,
 }
+
+/// An approved agent whose certificate expires before some moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiringCert {
+    pub agent_id: String,
+    pub hostname: String,
+    /// Unix ms.
+    pub not_after_ms: i64,
+}
+
+/// Whether an agent may have a new certificate signed now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewalSlot {
+    /// Yes: the slot is taken, and the next one opens `min_gap` from now.
+    Granted,
+    /// Not yet: a certificate was signed for it less than `min_gap` ago.
+    TooSoon { wait_ms: i64 },
+    /// The agent is unknown or not approved.
+    NotApproved,
+}
+
+/// Columns the `agents` table gained after its first release, with their declarations.
+const AGENT_COLUMNS: &[(&str, &str)] =
+    &[("cert_issued_at", "INTEGER"), ("cert_not_after", "INTEGER")];
+
+/// What agents enrolled before `cert_not_after` existed were given: their certificates were
+/// signed at enrollment and lasted two years.
+const LEGACY_CERT_MS: i64 = 2 * 365 * 86_400_000;
 
 impl AgentRow {
     pub fn status_str(&self) -> &'static str {
@@ -178,6 +212,7 @@ impl State {
                  name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
                  created_at INTEGER NOT NULL, expires_at INTEGER, last_used INTEGER);",
         )?;
+        add_agent_columns(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
             touches: Mutex::new(HashMap::new()),
@@ -203,12 +238,14 @@ impl State {
         Ok((secret, expires_ms / 1000))
     }
 
-    /// Uses a join token once and registers the agent as approved, in one transaction.
+    /// Uses a join token once and registers the agent as approved with the certificate
+    /// signed for it (expiring at `cert_not_after_ms`), in one transaction.
     pub fn enroll_with_token(
         &self,
         secret: &str,
         agent_id: &str,
         hostname: &str,
+        cert_not_after_ms: i64,
     ) -> Result<(), StateError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -232,8 +269,9 @@ impl State {
             params![now, agent_id, hash],
         )?;
         tx.execute(
-            "INSERT INTO agents(id, hostname, status, created_at) VALUES (?1, ?2, 'approved', ?3)",
-            params![agent_id, hostname, now],
+            "INSERT INTO agents(id, hostname, status, created_at, cert_issued_at, cert_not_after)
+             VALUES (?1, ?2, 'approved', ?3, ?3, ?4)",
+            params![agent_id, hostname, now, cert_not_after_ms],
         )?;
         tx.commit()?;
         Ok(())
@@ -257,7 +295,7 @@ impl State {
         let mut row = self
             .conn()
             .query_row(
-                "SELECT id, hostname, status, last_seen, csr_pem FROM agents WHERE id = ?1",
+                "SELECT id, hostname, status, last_seen, csr_pem, cert_not_after FROM agents WHERE id = ?1",
                 params![id],
                 row_to_agent,
             )
@@ -271,7 +309,7 @@ impl State {
     pub fn list_agents(&self) -> Result<Vec<AgentRow>, StateError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, hostname, status, last_seen, csr_pem FROM agents ORDER BY created_at, id",
+            "SELECT id, hostname, status, last_seen, csr_pem, cert_not_after FROM agents ORDER BY created_at, id",
         )?;
         let mut rows = stmt
             .query_map([], row_to_agent)?
@@ -332,6 +370,74 @@ impl State {
             params![now, hostname, id],
         )?;
         Ok(())
+    }
+
+    /// Records the certificate just signed for agent `id`, expiring at `not_after_ms`.
+    pub fn record_cert(&self, id: &str, not_after_ms: i64) -> Result<(), StateError> {
+        let n = self.conn().execute(
+            "UPDATE agents SET cert_issued_at = ?1, cert_not_after = ?2 WHERE id = ?3",
+            params![now_ms(), not_after_ms, id],
+        )?;
+        if n == 0 {
+            return Err(StateError::NoSuchAgent(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Takes agent `id`'s renewal slot when it is approved and its last certificate was
+    /// signed `min_gap` ago or more: a looping agent cannot make the server sign endlessly.
+    pub fn begin_renewal(&self, id: &str, min_gap: Duration) -> Result<RenewalSlot, StateError> {
+        let gap_ms = i64::try_from(min_gap.as_millis()).unwrap_or(i64::MAX);
+        let now = now_ms();
+        let conn = self.conn();
+        let taken = conn.execute(
+            "UPDATE agents SET cert_issued_at = ?1
+             WHERE id = ?2 AND status = 'approved'
+               AND (cert_issued_at IS NULL OR cert_issued_at <= ?1 - ?3)",
+            params![now, id, gap_ms],
+        )?;
+        if taken == 1 {
+            return Ok(RenewalSlot::Granted);
+        }
+        let row: Option<(String, Option<i64>)> = conn
+            .query_row(
+                "SELECT status, cert_issued_at FROM agents WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            Some((status, Some(issued)))
+                if AgentStatus::parse(&status) == AgentStatus::Approved =>
+            {
+                RenewalSlot::TooSoon {
+                    wait_ms: issued.saturating_add(gap_ms).saturating_sub(now).max(0),
+                }
+            }
+            _ => RenewalSlot::NotApproved,
+        })
+    }
+
+    /// Approved agents whose certificate expires before `before_ms` (Unix ms), soonest
+    /// first: what the server's health reports as expiring soon. An expired one is listed
+    /// too, until the agent enrolls again or is revoked.
+    pub fn agent_certs_expiring(&self, before_ms: i64) -> Result<Vec<ExpiringCert>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, hostname, cert_not_after FROM agents
+             WHERE status = 'approved' AND cert_not_after < ?1
+             ORDER BY cert_not_after, id",
+        )?;
+        let rows = stmt
+            .query_map(params![before_ms], |r| {
+                Ok(ExpiringCert {
+                    agent_id: r.get(0)?,
+                    hostname: r.get(1)?,
+                    not_after_ms: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     /// Makes sure an admin token exists. Stores the configured one, or makes one when there
@@ -467,7 +573,43 @@ fn row_to_agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
         status: AgentStatus::parse(&status),
         last_seen_ms: r.get(3)?,
         csr_pem: r.get(4)?,
+        cert_not_after_ms: r.get(5)?,
     })
+}
+
+/// Adds the columns an older `agents` table lacks. Agents that had a certificate then get
+/// the expiry it was signed with (two years from enrollment), so that they are not missed
+/// by [`State::agent_certs_expiring`]. Immediate, so that a CLI opening the file at the
+/// same moment waits rather than adding the same column twice.
+fn add_agent_columns(conn: &Connection) -> Result<(), StateError> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let have = conn
+            .prepare("SELECT name FROM pragma_table_info('agents')")?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (name, decl) in AGENT_COLUMNS {
+            if !have.iter().any(|h| h == name) {
+                conn.execute_batch(&format!("ALTER TABLE agents ADD COLUMN {name} {decl};"))?;
+            }
+        }
+        if !have.iter().any(|h| h == "cert_not_after") {
+            conn.execute(
+                "UPDATE agents SET cert_issued_at = created_at, cert_not_after = created_at + ?1
+                 WHERE status != 'pending'",
+                params![LEGACY_CERT_MS],
+            )?;
+        }
+        Ok::<_, rusqlite::Error>(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -484,13 +626,13 @@ mod tests {
     fn token_is_single_use() {
         let (_d, s) = state();
         let (secret, _) = s.create_join_token(Duration::from_secs(60)).unwrap();
-        s.enroll_with_token(&secret, "ag-1", "h").unwrap();
+        s.enroll_with_token(&secret, "ag-1", "h", 0).unwrap();
         assert!(matches!(
-            s.enroll_with_token(&secret, "ag-2", "h"),
+            s.enroll_with_token(&secret, "ag-2", "h", 0),
             Err(StateError::UsedToken)
         ));
         assert!(matches!(
-            s.enroll_with_token("nope", "ag-3", "h"),
+            s.enroll_with_token("nope", "ag-3", "h", 0),
             Err(StateError::UnknownToken)
         ));
         assert_eq!(
@@ -505,7 +647,7 @@ mod tests {
         let (_d, s) = state();
         let (secret, _) = s.create_join_token(Duration::ZERO).unwrap();
         assert!(matches!(
-            s.enroll_with_token(&secret, "ag-1", "h"),
+            s.enroll_with_token(&secret, "ag-1", "h", 0),
             Err(StateError::ExpiredToken)
         ));
     }
@@ -525,7 +667,7 @@ mod tests {
     fn last_seen_is_written_at_most_every_30_s_but_read_fresh() {
         let (_d, s) = state();
         let (secret, _) = s.create_join_token(Duration::from_secs(60)).unwrap();
-        s.enroll_with_token(&secret, "ag-1", "h").unwrap();
+        s.enroll_with_token(&secret, "ag-1", "h", 0).unwrap();
         let t0 = now_ms();
         s.touch_at("ag-1", Some("h"), t0).unwrap();
         assert_eq!(
@@ -597,5 +739,111 @@ mod tests {
         for r in [Role::Read, Role::Write, Role::Admin] {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
+    }
+
+    fn enrolled(s: &State, id: &str, host: &str, not_after_ms: i64) {
+        let (secret, _) = s.create_join_token(Duration::from_secs(60)).unwrap();
+        s.enroll_with_token(&secret, id, host, not_after_ms)
+            .unwrap();
+    }
+
+    #[test]
+    fn an_older_agents_table_gains_the_certificate_columns_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE agents(
+                     id TEXT PRIMARY KEY, hostname TEXT NOT NULL, status TEXT NOT NULL,
+                     csr_pem TEXT, created_at INTEGER NOT NULL, last_seen INTEGER);
+                 INSERT INTO agents VALUES ('ag-old', 'web-1', 'approved', NULL, 1000, NULL);
+                 INSERT INTO agents VALUES ('ag-wait', 'web-2', 'pending', 'csr', 2000, NULL);",
+            )
+            .unwrap();
+        }
+        let s = State::open(&path).unwrap();
+        let old = s.agent("ag-old").unwrap().unwrap();
+        assert_eq!(old.cert_not_after_ms, Some(1000 + LEGACY_CERT_MS));
+        assert_eq!(s.agent("ag-wait").unwrap().unwrap().cert_not_after_ms, None);
+        s.record_cert("ag-old", 5).unwrap();
+        drop(s);
+        // Opening again neither fails nor fills the column a second time.
+        let s = State::open(&path).unwrap();
+        assert_eq!(
+            s.agent("ag-old").unwrap().unwrap().cert_not_after_ms,
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn certificates_expiring_are_the_approved_agents_before_the_moment_soonest_first() {
+        let (_d, s) = state();
+        enrolled(&s, "ag-late", "h-late", 9_000);
+        enrolled(&s, "ag-soon", "h-soon", 2_000);
+        enrolled(&s, "ag-mid", "h-mid", 5_000);
+        enrolled(&s, "ag-gone", "h-gone", 1_000);
+        s.set_status("ag-gone", AgentStatus::Revoked).unwrap();
+        s.register_pending("ag-wait", "h-wait", "csr").unwrap();
+        let ids = |before| {
+            s.agent_certs_expiring(before)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.agent_id, e.not_after_ms))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(6_000),
+            [("ag-soon".into(), 2_000), ("ag-mid".into(), 5_000)]
+        );
+        assert_eq!(ids(2_000), []);
+        let all = s.agent_certs_expiring(i64::MAX).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].hostname, "h-soon");
+        // A renewal moves the agent out of the list.
+        s.record_cert("ag-soon", 20_000).unwrap();
+        assert_eq!(ids(6_000), [("ag-mid".into(), 5_000)]);
+        assert!(matches!(
+            s.record_cert("ag-none", 1),
+            Err(StateError::NoSuchAgent(_))
+        ));
+    }
+
+    #[test]
+    fn renewal_is_granted_once_per_gap_and_only_to_approved_agents() {
+        let (_d, s) = state();
+        let hour = Duration::from_secs(3600);
+        enrolled(&s, "ag-1", "h", 1);
+        // Enrollment signed a certificate just now.
+        assert!(matches!(
+            s.begin_renewal("ag-1", hour).unwrap(),
+            RenewalSlot::TooSoon { wait_ms } if wait_ms > 3_500_000 && wait_ms <= 3_600_000
+        ));
+        assert_eq!(
+            s.begin_renewal("ag-1", Duration::ZERO).unwrap(),
+            RenewalSlot::Granted
+        );
+        s.conn()
+            .execute("UPDATE agents SET cert_issued_at = 0 WHERE id = 'ag-1'", [])
+            .unwrap();
+        assert_eq!(s.begin_renewal("ag-1", hour).unwrap(), RenewalSlot::Granted);
+        assert!(matches!(
+            s.begin_renewal("ag-1", hour).unwrap(),
+            RenewalSlot::TooSoon { .. }
+        ));
+        s.set_status("ag-1", AgentStatus::Revoked).unwrap();
+        assert_eq!(
+            s.begin_renewal("ag-1", Duration::ZERO).unwrap(),
+            RenewalSlot::NotApproved
+        );
+        s.register_pending("ag-2", "h", "csr").unwrap();
+        assert_eq!(
+            s.begin_renewal("ag-2", Duration::ZERO).unwrap(),
+            RenewalSlot::NotApproved
+        );
+        assert_eq!(
+            s.begin_renewal("ag-3", Duration::ZERO).unwrap(),
+            RenewalSlot::NotApproved
+        );
     }
 }

@@ -156,9 +156,16 @@ fn low_space_and_expiring_certificates_degrade_with_reasons() {
         root.path(),
         "[health]\nprobe_interval = \"1s\"\nmin_free_percent = 100\ncertificate_warning = \"365000d\"\n",
     );
+    // An enrolled agent, whose certificate also expires within the warning.
+    let agent = Agent::configure(root.path(), "health-2", &server.url(), FAST);
+    agent.enroll(&server.token(&[]));
     let body = poll(Duration::from_secs(20), "the server to be degraded", || {
         let (status, body) = health(&server, None);
-        (body["status"] == "degraded").then_some((status, body))
+        let agents = body["problems"]
+            .as_array()?
+            .iter()
+            .any(|p| p["check"] == "agent_certificates");
+        (body["status"] == "degraded" && agents).then_some((status, body))
     });
     assert_eq!(
         body.0, 200,
@@ -182,6 +189,10 @@ fn low_space_and_expiring_certificates_degrade_with_reasons() {
     let (_, text) = server.admin_get_text("/metrics");
     assert!(text.contains("sysward_server_health_status 1"), "{text}");
     assert!(text.contains("sysward_server_health_check{check=\"disk_space\"} 1"));
+    assert!(
+        text.contains("sysward_server_agent_certificates_expiring 1"),
+        "{text}"
+    );
 }
 
 #[test]

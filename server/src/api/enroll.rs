@@ -39,10 +39,10 @@ pub(super) async fn enroll(
             let cert = app.pki.sign_agent_csr(&req.csr_pem, &agent_id).map_err(|e| {
                 ApiError::new(StatusCode::BAD_REQUEST, format!("{e:#}"))
             })?;
-            match app.state.enroll_with_token(secret, &agent_id, &hostname) {
+            match app.state.enroll_with_token(secret, &agent_id, &hostname, cert.not_after_ms) {
                 Ok(()) => {
                     info!(agent_id, hostname, %peer, "Agent enrolled with a join token.");
-                    Ok(Json(answer(EnrollStatus::Approved, agent_id, Some(cert))))
+                    Ok(Json(answer(EnrollStatus::Approved, agent_id, Some(cert.pem))))
                 }
                 Err(e @ (StateError::UnknownToken | StateError::UsedToken | StateError::ExpiredToken)) => {
                     warn!(hostname, %peer, error = %e, "Enrollment refused.");
@@ -70,7 +70,8 @@ pub(super) async fn enroll(
                         ));
                     }
                     let cert = app.pki.sign_agent_csr(&req.csr_pem, agent_id).map_err(internal)?;
-                    Ok(Json(answer(EnrollStatus::Approved, row.id, Some(cert))))
+                    app.state.record_cert(agent_id, cert.not_after_ms).map_err(internal)?;
+                    Ok(Json(answer(EnrollStatus::Approved, row.id, Some(cert.pem))))
                 }
             }
         } else {

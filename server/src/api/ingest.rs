@@ -43,6 +43,13 @@ async fn ingest_inner(
             "client certificate names no agent",
         ));
     };
+    if renew::cert_expired(&cert) {
+        warn!(agent_id, %peer, "Ingest with an expired certificate refused.");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "the client certificate expired; renew it or enroll the agent again",
+        ));
+    }
     let state = app.state.clone();
     let id = agent_id.clone();
     let row = blocking(move || state.agent(&id))

@@ -29,6 +29,7 @@ mod notify;
 mod prom;
 mod query;
 mod read;
+mod renew;
 mod rules;
 mod status;
 
@@ -80,6 +81,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/health", get(health))
         .route("/api/v1/enroll", post(enroll::enroll))
         .route("/api/v1/ingest", post(ingest::ingest))
+        .route("/api/v1/renew", post(renew::renew))
         .route("/api/v1/series", get(read::series).post(read::series))
         .route("/api/v1/read", get(read::read))
         .route("/api/v1/query", get(query::query).post(query::query))

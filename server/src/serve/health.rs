@@ -52,6 +52,7 @@ fn snapshot(
         last_commit_ms: stats.last_commit_ms,
         commit_failures_recent: stats.commit_failures.saturating_sub(failures_before),
         rule_files_refused: app.rules.load_errors().len(),
+        agent_certificates_expiring: agent_certs_expiring(app, now),
         files: ProcessFiles::read(),
         ..Snapshot::default()
     };
@@ -66,6 +67,19 @@ fn snapshot(
             .collect(),
     );
     s
+}
+
+/// Approved agents whose certificates expire within `[health] certificate_warning`.
+fn agent_certs_expiring(app: &AppState, now: i64) -> usize {
+    let warning =
+        i64::try_from(app.health_config.certificate_warning.as_millis()).unwrap_or(i64::MAX);
+    match app.state.agent_certs_expiring(now.saturating_add(warning)) {
+        Ok(list) => list.len(),
+        Err(error) => {
+            crate::warn_limited!(error, "Cannot read agent certificate expiry.");
+            0
+        }
+    }
 }
 
 /// The server's certificate and its two CAs; they change only with a restart.
