@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// `[notify]`: receivers, routes, escalation, suppression.
     #[serde(default)]
     pub notify: std::sync::Arc<crate::notify::NotifyConfig>,
+    /// `[grafana]`: provision the datasource and dashboards in a Grafana.
+    #[serde(default)]
+    pub grafana: Option<crate::grafana::GrafanaConfig>,
     /// The file it was read from (a reload reads it again).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -515,6 +518,11 @@ impl ServerConfig {
             );
         }
         config.query.validate(path)?;
+        if let Some(grafana) = &config.grafana {
+            grafana
+                .validate()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
         for (key, value) in [
             ("evaluation_interval", config.rules.evaluation_interval),
             ("history_retention", config.rules.history_retention),
