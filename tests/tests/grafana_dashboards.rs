@@ -98,7 +98,6 @@ const MAY_BE_EMPTY_CHECKS: [(&str, &str, &str); 1] = [(
 /// One query of one panel.
 #[derive(Debug, Clone)]
 struct PanelQuery {
-    dashboard: String,
     panel: String,
     ref_id: String,
     expr: String,
@@ -115,12 +114,11 @@ fn dashboard(file: &str) -> Value {
 }
 
 /// Every panel's `targets[].expr`, rows' nested panels included.
-fn queries_of(file: &str, d: &Value) -> Vec<PanelQuery> {
-    fn walk(file: &str, panels: &[Value], out: &mut Vec<PanelQuery>) {
+fn queries_of(d: &Value) -> Vec<PanelQuery> {
+    fn walk(panels: &[Value], out: &mut Vec<PanelQuery>) {
         for p in panels {
             for t in p["targets"].as_array().into_iter().flatten() {
                 out.push(PanelQuery {
-                    dashboard: file.to_string(),
                     panel: p["title"].as_str().unwrap_or_default().to_string(),
                     ref_id: t["refId"].as_str().unwrap_or_default().to_string(),
                     expr: t["expr"].as_str().unwrap_or_default().to_string(),
@@ -128,12 +126,12 @@ fn queries_of(file: &str, d: &Value) -> Vec<PanelQuery> {
                 });
             }
             if let Some(nested) = p["panels"].as_array() {
-                walk(file, nested, out);
+                walk(nested, out);
             }
         }
     }
     let mut out = Vec::new();
-    walk(file, d["panels"].as_array().unwrap(), &mut out);
+    walk(d["panels"].as_array().unwrap(), &mut out);
     out
 }
 
@@ -154,7 +152,7 @@ fn variables(d: &Value) -> Vec<(String, String)> {
         };
         vars.push((name, value));
     }
-    let interval = SCRAPE_SECONDS.max(RANGE_SECONDS / MAX_DATA_POINTS);
+    let interval = grafana_interval(RANGE_SECONDS);
     let rate_interval = (interval + SCRAPE_SECONDS).max(4 * SCRAPE_SECONDS);
     vars.extend([
         ("__rate_interval".to_string(), format!("{rate_interval}s")),
@@ -165,6 +163,12 @@ fn variables(d: &Value) -> Vec<(String, String)> {
         ("__range".to_string(), format!("{RANGE_SECONDS}s")),
     ]);
     vars
+}
+
+/// Grafana's `$__interval` for a range: the range over the panel's points, at least the
+/// datasource's scrape interval.
+fn grafana_interval(range_seconds: u64) -> u64 {
+    (range_seconds / MAX_DATA_POINTS).max(SCRAPE_SECONDS)
 }
 
 /// `expr` with `$name`, `${name}` and `[[name]]` replaced; longer names first, so that
@@ -284,7 +288,7 @@ fn every_panel_of_the_host_dashboards_returns_data() {
         let d = dashboard(file);
         let vars = variables(&d);
         variable_queries_answer(&server, &token, &d, &vars);
-        for q in queries_of(file, &d) {
+        for q in queries_of(&d) {
             let expr = substitute(&q.expr, &vars);
             assert!(
                 !expr.contains('$') && !expr.contains("[["),
@@ -416,7 +420,7 @@ fn the_server_dashboard_uses_only_metrics_the_server_exposes() {
     assert!(exposed.contains("sysward_server_build_info"), "{exposed:?}");
     let d = dashboard("sysward-server.json");
     let vars = variables(&d);
-    let queries = queries_of("sysward-server.json", &d);
+    let queries = queries_of(&d);
     assert!(queries.len() >= 20, "{}", queries.len());
     let mut missing = Vec::new();
     for q in queries {

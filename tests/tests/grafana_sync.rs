@@ -205,6 +205,7 @@ fn the_requests_are_as_grafana_documents(requests: &[Recorded], server: &Server,
     assert_eq!(ds["jsonData"]["httpHeaderName1"], "Authorization", "{ds}");
     assert_eq!(ds["jsonData"]["tlsAuthWithCACert"], true, "{ds}");
     assert_eq!(ds["jsonData"]["httpMethod"], "POST", "{ds}");
+    assert_eq!(ds["jsonData"]["timeInterval"], "1m", "{ds}");
     assert_eq!(
         ds["secureJsonData"]["httpHeaderValue1"],
         format!("Bearer {token}"),

@@ -333,6 +333,18 @@ mod tests {
         assert_eq!(short(&json!(long)).chars().count(), ANSWER_LIMIT + 1);
     }
 
+    proptest::proptest! {
+        /// Any status with any body (text or JSON) sorts into a value or an error.
+        #[test]
+        fn any_answer_is_sorted_without_panic(status in 100u16..600, text in "\\PC{0,400}") {
+            let status = StatusCode::from_u16(status).unwrap();
+            let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            let _ = expect_ok("x", status, body.clone());
+            let _ = datasource_of("x", &body);
+            let _ = short(&body);
+        }
+    }
+
     #[test]
     fn a_ca_file_without_certificates_is_refused() {
         let err = Client::new("http://g", "k".into(), Some(b"not a pem")).err();
