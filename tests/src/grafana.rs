@@ -31,6 +31,7 @@ pub struct Store {
 struct Shared {
     version: String,
     key: String,
+    tls: Option<Arc<rustls::ServerConfig>>,
     /// Answer 401 to every authenticated call, as Grafana does for a revoked key.
     refuse_key: AtomicBool,
     stopped: AtomicBool,
@@ -41,6 +42,8 @@ struct Shared {
 /// A fake Grafana on 127.0.0.1.
 pub struct FakeGrafana {
     pub port: u16,
+    /// With TLS: the PEM of its certificate, which is its own CA.
+    pub ca_pem: Option<String>,
     shared: Arc<Shared>,
 }
 
@@ -52,11 +55,41 @@ impl FakeGrafana {
 
     /// Starts on `port` (0: any free one), empty.
     pub fn start_on(port: u16, version: &str, key: &str) -> FakeGrafana {
+        Self::launch(port, version, key, None)
+    }
+
+    /// Starts on a free port serving HTTPS with a certificate for 127.0.0.1 of its own.
+    pub fn start_tls(version: &str, key: &str) -> FakeGrafana {
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+            .expect("a certificate");
+        let chain = vec![cert.cert.der().clone()];
+        let private = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
+            .expect("the key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .expect("a TLS config");
+        let mut fake = Self::launch(0, version, key, Some(Arc::new(config)));
+        fake.ca_pem = Some(cert.cert.pem());
+        fake
+    }
+
+    fn launch(
+        port: u16,
+        version: &str,
+        key: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> FakeGrafana {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the fake Grafana");
         let port = listener.local_addr().expect("address").port();
         let shared = Arc::new(Shared {
             version: version.to_string(),
             key: key.to_string(),
+            tls,
             refuse_key: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             store: Mutex::new(Store::default()),
@@ -70,15 +103,24 @@ impl FakeGrafana {
                 }
                 if let Ok(stream) = stream {
                     let s = s.clone();
-                    thread::spawn(move || serve(stream, &s));
+                    thread::spawn(move || accept(stream, &s));
                 }
             }
         });
-        FakeGrafana { port, shared }
+        FakeGrafana {
+            port,
+            ca_pem: None,
+            shared,
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Closes the port: new connections are refused and open ones get no answer.
@@ -108,12 +150,20 @@ impl Drop for FakeGrafana {
     }
 }
 
-fn serve(stream: TcpStream, shared: &Shared) {
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(read_half);
-    let mut out = stream;
+fn accept(stream: TcpStream, shared: &Shared) {
+    match &shared.tls {
+        None => serve(stream, shared),
+        Some(config) => {
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                return;
+            };
+            serve(rustls::StreamOwned::new(conn, stream), shared);
+        }
+    }
+}
+
+fn serve<S: Read + Write>(stream: S, shared: &Shared) {
+    let mut reader = BufReader::new(stream);
     while let Some(req) = read_request(&mut reader) {
         if shared.stopped.load(Ordering::SeqCst) {
             return;
@@ -125,7 +175,11 @@ fn serve(stream: TcpStream, shared: &Shared) {
             "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
             body.len()
         );
-        if out.write_all(head.as_bytes()).is_err() || out.write_all(body.as_bytes()).is_err() {
+        let out = reader.get_mut();
+        if out.write_all(head.as_bytes()).is_err()
+            || out.write_all(body.as_bytes()).is_err()
+            || out.flush().is_err()
+        {
             return;
         }
     }
@@ -307,7 +361,7 @@ fn unescape(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
+fn read_request<S: Read>(reader: &mut BufReader<S>) -> Option<Recorded> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;

@@ -292,3 +292,36 @@ fn without_grafana_the_health_says_so_and_a_reload_starts_the_sync() {
     assert_eq!(data["reachable"], true, "{data}");
     assert!(calls(&fake.requests(), "POST", "/api/datasources").is_empty());
 }
+
+#[test]
+fn a_grafana_over_https_is_trusted_through_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeGrafana::start_tls("11.3.1", KEY);
+    let section = grafana_section(dir.path(), &fake.url());
+    let server = Server::start(dir.path(), &section);
+    let reader = server.api_token("read", "ops", &[]);
+    fs::write(dir.path().join("datasource.token"), &reader).unwrap();
+    // The system's roots do not know the fake's certificate.
+    let data = wait_health(&server, &reader, "the unknown certificate refused", |d| {
+        d["reachable"] == false
+    });
+    let error = data["error"].as_str().unwrap();
+    assert!(error.contains("certificate"), "{error}");
+    assert!(
+        fake.requests().is_empty(),
+        "nothing sent over an untrusted connection"
+    );
+
+    let ca = dir.path().join("grafana-ca.pem");
+    fs::write(&ca, fake.ca_pem.as_deref().unwrap()).unwrap();
+    let text = fs::read_to_string(&server.config).unwrap().replace(
+        "[grafana]\n",
+        &format!("[grafana]\nca_file = {:?}\n", ca.display().to_string()),
+    );
+    fs::write(&server.config, text).unwrap();
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_health(&server, &reader, "Grafana provisioned over HTTPS", |d| {
+        d["synced"] == true
+    });
+    fake.with_store(|s| assert_eq!(s.dashboards.len(), 4));
+}

@@ -173,29 +173,13 @@ impl Grafana {
     /// One provisioning pass, or one check when already synced; `Ok(true)` when Grafana
     /// is (still) synced, `Ok(false)` when it needs provisioning again at once.
     async fn attempt(&self, inputs: &Inputs, synced: bool) -> Result<bool, ()> {
-        let c = &inputs.config;
         self.update(|s| s.last_attempt_ms = Some(now_ms()));
-        let outcome = async {
-            let client = make_client(c)?;
-            if synced {
-                sync::check(&client, &c.datasource_name).await.map(Err)
-            } else {
-                let spec = DatasourceSpec {
-                    name: c.datasource_name.clone(),
-                    url: inputs.datasource_url.clone(),
-                    token: read_secret("datasource_token_file", &c.datasource_token_file)?,
-                    ca_pem: inputs.ca_pem.clone(),
-                };
-                sync::provision(&client, &spec, &c.folder).await.map(Ok)
-            }
-        }
-        .await;
-        match outcome {
-            Ok(Ok(synced)) => {
+        match pass(inputs, synced).await {
+            Ok(Pass::Provisioned(synced)) => {
                 self.record_synced(synced);
                 Ok(true)
             }
-            Ok(Err(Checked::Fine { version })) => {
+            Ok(Pass::Checked(Checked::Fine { version })) => {
                 self.update(|s| {
                     s.reachable = Some(true);
                     s.key_valid = Some(true);
@@ -203,7 +187,7 @@ impl Grafana {
                 });
                 Ok(true)
             }
-            Ok(Err(Checked::DatasourceMissing { version })) => {
+            Ok(Pass::Checked(Checked::DatasourceMissing { version })) => {
                 warn!(%version, "The Sysward datasource is gone from Grafana; provisioning again.");
                 self.update(|s| {
                     s.synced = false;
@@ -303,6 +287,32 @@ impl Grafana {
             "error": s.error,
         })
     }
+}
+
+/// What one attempt did.
+enum Pass {
+    Provisioned(Synced),
+    Checked(Checked),
+}
+
+/// Provisions Grafana, or only checks it when it is `synced`.
+async fn pass(inputs: &Inputs, synced: bool) -> Result<Pass, CallError> {
+    let c = &inputs.config;
+    let client = make_client(c)?;
+    if synced {
+        return sync::check(&client, &c.datasource_name)
+            .await
+            .map(Pass::Checked);
+    }
+    let spec = DatasourceSpec {
+        name: c.datasource_name.clone(),
+        url: inputs.datasource_url.clone(),
+        token: read_secret("datasource_token_file", &c.datasource_token_file)?,
+        ca_pem: inputs.ca_pem.clone(),
+    };
+    sync::provision(&client, &spec, &c.folder)
+        .await
+        .map(Pass::Provisioned)
 }
 
 fn make_client(c: &GrafanaConfig) -> Result<Client, CallError> {
