@@ -212,6 +212,7 @@ fn the_requests_are_as_grafana_documents(requests: &[Recorded], server: &Server,
         "{ds}"
     );
     assert_eq!(ds["secureJsonData"]["tlsCACert"], server.ca_pem(), "{ds}");
+    the_provisioning_file_says_the_same(&ds);
 
     assert_eq!(calls(requests, "GET", "/api/folders").len(), 1);
     let folders = calls(requests, "POST", "/api/folders");
@@ -324,4 +325,43 @@ fn a_grafana_over_https_is_trusted_through_ca_file() {
         d["synced"] == true
     });
     fake.with_store(|s| assert_eq!(s.dashboards.len(), 4));
+}
+
+/// `packaging/grafana/provisioning/datasources/sysward.yaml`, for Grafanas provisioned by
+/// hand, sets what the sync sets: each `key: value` of it as the sync's JSON has it.
+fn the_provisioning_file_says_the_same(synced: &Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/grafana/provisioning/datasources/sysward.yaml");
+    let text = fs::read_to_string(path).unwrap();
+    let value_of = |key: &str| {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .find_map(|l| {
+                let l = l.trim_start().trim_start_matches("- ");
+                l.strip_prefix(&format!("{key}:"))
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("sysward.yaml has no {key}"))
+    };
+    let as_text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for key in ["name", "uid", "type", "access"] {
+        assert_eq!(value_of(key), as_text(&synced[key]), "{key}");
+    }
+    for (key, value) in synced["jsonData"].as_object().unwrap() {
+        assert_eq!(value_of(key), as_text(value), "jsonData.{key}");
+    }
+    assert_eq!(value_of("httpHeaderValue1"), "Bearer $SYSWARD_READ_TOKEN");
+    assert!(value_of("tlsCACert").starts_with("$__file{"));
+    let provider = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../packaging/grafana/provisioning/dashboards/sysward.yaml"),
+    )
+    .unwrap();
+    assert!(
+        provider.contains("path: /usr/share/sysward/grafana/dashboards"),
+        "where the package installs them"
+    );
 }
