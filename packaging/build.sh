@@ -153,6 +153,17 @@ stage() {
 		install -d -m 0755 "$dir/etc/sysward/rules"
 		install -m 0644 packaging/rules/host.yml "$dir/etc/sysward/rules/host.yml"
 		install -m 0644 packaging/rules/server.yml "$dir/etc/sysward/rules/server.yml"
+		# The Grafana dashboards and provisioning files, for Grafana's own provisioning
+		# (packaging/grafana/README.md); `[grafana]` uploads the copies built in.
+		install -d -m 0755 "$dir/usr/share/sysward/grafana/dashboards" \
+			"$dir/usr/share/sysward/grafana/provisioning/datasources" \
+			"$dir/usr/share/sysward/grafana/provisioning/dashboards"
+		install -m 0644 packaging/grafana/README.md "$dir/usr/share/sysward/grafana/README.md"
+		install -m 0644 packaging/grafana/dashboards/*.json "$dir/usr/share/sysward/grafana/dashboards/"
+		install -m 0644 packaging/grafana/provisioning/datasources/sysward.yaml \
+			"$dir/usr/share/sysward/grafana/provisioning/datasources/sysward.yaml"
+		install -m 0644 packaging/grafana/provisioning/dashboards/sysward.yaml \
+			"$dir/usr/share/sysward/grafana/provisioning/dashboards/sysward.yaml"
 		;;
 	sysward-smart)
 		# Where the agent's smart collector looks first. root:sysward 0750 and the file

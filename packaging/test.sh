@@ -91,7 +91,9 @@ for entry in "-rwxr-xr-x root/root .* ./usr/bin/sysward-server" \
 	"-rw-r--r-- root/root .* ./usr/lib/systemd/system/sysward-server.service" \
 	"-rw-r--r-- root/root .* ./etc/sysward/server.toml" \
 	"-rw-r--r-- root/root .* ./etc/sysward/rules/host.yml" \
-	"-rw-r--r-- root/root .* ./etc/sysward/rules/server.yml"; do
+	"-rw-r--r-- root/root .* ./etc/sysward/rules/server.yml" \
+	"-rw-r--r-- root/root .* ./usr/share/sysward/grafana/dashboards/host-detail.json" \
+	"-rw-r--r-- root/root .* ./usr/share/sysward/grafana/provisioning/datasources/sysward.yaml"; do
 	if grep -qE -- "^$entry\$" <<<"$list"; then ok "server holds $entry"; else fail "server holds $entry"; fi
 done
 

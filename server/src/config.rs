@@ -41,6 +41,9 @@ pub struct ServerConfig {
     /// `[health]`: when the server calls itself degraded, and its own metrics.
     #[serde(default)]
     pub health: crate::health::HealthConfig,
+    /// `[grafana]`: provision the datasource and dashboards in a Grafana.
+    #[serde(default)]
+    pub grafana: Option<crate::grafana::GrafanaConfig>,
     /// The file it was read from (a reload reads it again).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -553,6 +556,11 @@ impl ServerConfig {
                 "{}: [tls] agent_cert_validity must be at least 10s",
                 path.display()
             );
+        }
+        if let Some(grafana) = &config.grafana {
+            grafana
+                .validate()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
         for (key, value) in [
             ("evaluation_interval", config.rules.evaluation_interval),

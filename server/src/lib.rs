@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod grafana;
 pub mod health;
 pub mod import;
 pub mod log_limit;

@@ -152,6 +152,8 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen.address))?;
         let addr = listener.local_addr()?;
+        let grafana =
+            crate::grafana::Grafana::new(config.grafana.clone(), &config.public_url(), &pki.ca_pem);
         let app = Arc::new(AppState {
             store,
             state: Arc::new(state),
@@ -164,6 +166,7 @@ impl Server {
             query_permits: Arc::new(Semaphore::new(config.query.max_concurrent)),
             rules,
             notifier,
+            grafana,
             config_path: config.source.clone(),
             health: Arc::new(crate::health::HealthMonitor::default()),
             health_config: config.health.clone(),
@@ -200,6 +203,7 @@ impl Server {
         let agents = tokio::spawn(follow_agents(self.app.clone()));
         let probes = tokio::spawn(health::run_probes(self.app.clone(), self.data_dir.clone()));
         let own_metrics = tokio::spawn(health::write_own_metrics(self.app.clone()));
+        let grafana = tokio::spawn(self.app.grafana.clone().run());
         let (stop_notifier, notifier_stopped) = tokio::sync::oneshot::channel::<()>();
         let notifier = tokio::spawn(self.app.notifier.clone().run(async {
             let _ = notifier_stopped.await;
@@ -209,6 +213,7 @@ impl Server {
         agents.abort();
         probes.abort();
         own_metrics.abort();
+        grafana.abort();
         let _ = stop_notifier.send(());
         let _ = notifier.await;
         self.app.rules.stop();
@@ -256,16 +261,21 @@ async fn follow_agents(app: Arc<AppState>) {
     }
 }
 
-/// Reads `[notify]` of the config file again; a bad file keeps the running settings.
+/// Reads `[notify]` and `[grafana]` of the config file again; a bad file keeps the running
+/// settings.
 pub fn reload_notify(app: &AppState) {
     let Some(path) = &app.config_path else {
         return;
     };
     match ServerConfig::load(path) {
-        Ok(c) => match app.notifier.reload(c.notify.clone()) {
-            Ok(()) => info!("Notification settings reloaded."),
-            Err(e) => warn!(error = %e, "Notification settings not reloaded."),
-        },
+        Ok(c) => {
+            match app.notifier.reload(c.notify.clone()) {
+                Ok(()) => info!("Notification settings reloaded."),
+                Err(e) => warn!(error = %e, "Notification settings not reloaded."),
+            }
+            // `[grafana]` too: the sync starts over with the file's settings.
+            app.grafana.reload(c.grafana.clone(), &c.public_url());
+        }
         Err(e) => {
             warn!(error = %e, "Config file refused; the running notification settings go on.")
         }

@@ -23,6 +23,7 @@ mod admin;
 mod auth;
 mod enroll;
 mod events;
+mod grafana;
 mod ingest;
 mod labels;
 mod notify;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub rules: Arc<crate::rules::RuleEngine>,
     /// Delivers alerts to receivers.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// Provisions Grafana (`[grafana]`).
+    pub grafana: Arc<crate::grafana::Grafana>,
     /// The config file, read again by a reload.
     pub config_path: Option<std::path::PathBuf>,
     /// The server's own health: the probes' latest findings and request durations.
@@ -129,6 +132,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             post(notify::test_receiver),
         )
         .route("/api/v1/agents", get(admin::agents))
+        .route("/api/grafana/health", get(grafana::health))
         .route("/metrics", get(admin::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             app.health.clone(),
