@@ -12,6 +12,7 @@ pub mod config;
 pub mod import;
 pub mod metrics;
 pub mod notify;
+pub mod otel;
 pub mod pki;
 pub mod query;
 pub mod quickstart;

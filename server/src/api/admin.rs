@@ -41,13 +41,7 @@ pub(super) async fn metrics(
     require_admin(&app, &headers).await?;
     let app2 = app.clone();
     // `stats` takes the store's memory lock, which a cut may hold for a moment.
-    let text = blocking(move || {
-        let mut text = metrics::render(&app2.metrics, &app2.store.stats(), ProcessStats::read());
-        text.push_str(&metrics::render_rules(&rules_report(&app2.rules)));
-        text.push_str(&metrics::render_notify(&app2.notifier));
-        text
-    })
-    .await?;
+    let text = blocking(move || metrics_text(&app2)).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -56,6 +50,15 @@ pub(super) async fn metrics(
         text,
     )
         .into_response())
+}
+
+/// The whole `/metrics` page; OTLP export and `OTEL_PROMETHEUS_PORT` send the same.
+pub fn metrics_text(app: &AppState) -> String {
+    let mut text = metrics::render(&app.metrics, &app.store.stats(), ProcessStats::read());
+    text.push_str(&metrics::render_rules(&rules_report(&app.rules)));
+    text.push_str(&metrics::render_notify(&app.notifier));
+    text.push_str(&crate::otel::render_counters());
+    text
 }
 
 fn rules_report(engine: &crate::rules::RuleEngine) -> metrics::RulesReport {

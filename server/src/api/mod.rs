@@ -32,6 +32,8 @@ mod read;
 mod rules;
 mod status;
 
+pub use admin::metrics_text;
+
 use crate::{
     config::QueryConfig,
     metrics::{self, ProcessStats, ServerMetrics},
