@@ -14,6 +14,12 @@ const PROTOCOL_VARS: [&str; 3] = [
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
 ];
 
+const COMPRESSION_VARS: [&str; 3] = [
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+];
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SettingsError {
     #[error("{var}={value:?} is neither true nor false")]
@@ -24,6 +30,8 @@ pub enum SettingsError {
          receiver, port 4318 by default)"
     )]
     Protocol { var: &'static str, value: String },
+    #[error("{var}={value:?} is not supported: exports are not compressed (unset it or set none)")]
+    Compression { var: &'static str, value: String },
     #[error("{var}={value:?}: the exporters built in are otlp and none")]
     Exporter { var: &'static str, value: String },
     #[error("{var}={value:?} is not a whole number{what}")]
@@ -64,6 +72,11 @@ impl Settings {
             for var in PROTOCOL_VARS {
                 if let Some(value) = get(var).filter(|v| v.trim() != HTTP_PROTOBUF) {
                     return Err(SettingsError::Protocol { var, value });
+                }
+            }
+            for var in COMPRESSION_VARS {
+                if let Some(value) = get(var).filter(|v| v.trim() != "none") {
+                    return Err(SettingsError::Compression { var, value });
                 }
             }
         }
@@ -199,6 +212,13 @@ mod tests {
                     ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
                 ],
                 "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            ),
+            (
+                vec![
+                    ("OTEL_ENABLED", "true"),
+                    ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+                ],
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
             ),
             (vec![("OTEL_ENABLED", "yes")], "OTEL_ENABLED"),
             (
