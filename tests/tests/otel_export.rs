@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::{
 use prost::Message;
 use serde_json::json;
 use sysward_tests::{
-    ADMIN_TOKEN, Agent, Server, bin, free_port, gzip, poll,
+    Agent, Server, bin, free_port, gzip, poll,
     recorder::{Recorded, Recorder},
 };
 
@@ -113,16 +113,6 @@ fn threads(server: &Server) -> Vec<String> {
         .collect()
 }
 
-fn admin_get(server: &Server, path: &str) -> u16 {
-    sysward_tests::client(&server.ca_pem(), None)
-        .get(format!("{}{path}", server.url()))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[test]
 fn metrics_and_spans_reach_an_otlp_receiver_and_nothing_when_off() {
     let receiver = Recorder::start();
@@ -155,9 +145,12 @@ fn metrics_and_spans_reach_an_otlp_receiver_and_nothing_when_off() {
         "",
     );
     for server in [&on, &off] {
-        assert_eq!(admin_get(server, "/metrics"), 200);
-        assert_eq!(admin_get(server, "/api/v1/label/__name__/values"), 200);
-        assert_eq!(admin_get(server, "/no/such/thing"), 404);
+        assert_eq!(server.admin_get_text("/metrics").0, 200);
+        assert_eq!(
+            server.admin_get_text("/api/v1/label/__name__/values").0,
+            200
+        );
+        assert_eq!(server.admin_get_text("/no/such/thing").0, 404);
     }
 
     // Metrics: the /metrics names, as sums or gauges, under the standard resource.
@@ -296,13 +289,7 @@ fn metrics_and_spans_reach_an_otlp_receiver_and_nothing_when_off() {
 
 /// `name{labels}` → value from the admin `/metrics`.
 fn scraped(server: &Server, series: &str) -> Option<f64> {
-    let text = sysward_tests::client(&server.ca_pem(), None)
-        .get(format!("{}/metrics", server.url()))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .ok()?
-        .text()
-        .ok()?;
+    let (_, text) = server.admin_get_text("/metrics");
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
