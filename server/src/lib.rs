@@ -15,6 +15,7 @@ pub mod import;
 pub mod log_limit;
 pub mod metrics;
 pub mod notify;
+pub mod otel;
 pub mod pki;
 pub mod query;
 pub mod quickstart;

@@ -96,11 +96,15 @@ pub struct Server {
     /// SIGHUP's handler, installed at start: before it, a SIGHUP (a `systemctl reload`
     /// right after READY) would end the process, SIGHUP's default.
     hangups: Option<tokio::signal::unix::Signal>,
+    /// OTLP export and the local `/metrics` port (`OTEL_*`).
+    telemetry: crate::otel::Telemetry,
+    prometheus: Option<TcpListener>,
     pub addr: SocketAddr,
 }
 
 impl Server {
     pub async fn start(config: &ServerConfig) -> anyhow::Result<Self> {
+        let otel = crate::otel::Settings::from_env()?;
         let dir = &config.storage.data_dir;
         create_private_dir(dir)?;
         let pki = Pki::load_or_create(&dir.join("pki"), &config.tls.san)?
@@ -176,6 +180,11 @@ impl Server {
             )),
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
+        let prometheus = match &otel.prometheus {
+            Some((host, port)) => Some(crate::otel::prometheus::bind(host, *port).await?),
+            None => None,
+        };
+        let telemetry = crate::otel::Telemetry::start(&otel, metrics_page(&app))?;
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         if let Err(error) = &hangups {
             warn!(%error, "Cannot listen for SIGHUP; rules reload only through the API.");
@@ -186,6 +195,8 @@ impl Server {
             tls,
             app,
             hangups: hangups.ok(),
+            telemetry,
+            prometheus,
             addr,
         })
     }
@@ -194,7 +205,13 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        let router = api::router(self.app.clone());
+        let router = crate::otel::layer(api::router(self.app.clone()), &self.telemetry);
+        let prometheus = self.prometheus.map(|listener| {
+            tokio::spawn(crate::otel::prometheus::serve(
+                listener,
+                Arc::new(metrics_page(&self.app)),
+            ))
+        });
         let engine = self.app.rules.clone();
         let rules_thread = std::thread::Builder::new()
             .name("rules".into())
@@ -214,12 +231,20 @@ impl Server {
         probes.abort();
         own_metrics.abort();
         grafana.abort();
+        if let Some(task) = prometheus {
+            task.abort();
+        }
         let _ = stop_notifier.send(());
         let _ = notifier.await;
         self.app.rules.stop();
         if rules_thread.join().is_err() {
             warn!("The rules thread panicked.");
         }
+        let telemetry = self.telemetry;
+        let _ = tokio::task::spawn_blocking(move || {
+            telemetry.shutdown(std::time::Duration::from_secs(5))
+        })
+        .await;
         served?;
         let m = &self.app.metrics;
         info!(
@@ -231,6 +256,12 @@ impl Server {
         );
         Ok(())
     }
+}
+
+/// Renders the `/metrics` page, for OTLP export and the local port.
+fn metrics_page(app: &Arc<AppState>) -> impl Fn() -> String + Send + Sync + 'static {
+    let app = app.clone();
+    move || api::metrics_text(&app)
 }
 
 /// The approved agents as the rules' host tracker takes them.

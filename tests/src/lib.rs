@@ -143,10 +143,28 @@ pub struct Server {
     pub config: PathBuf,
     pub port: u16,
     pub log: PathBuf,
+    /// Set in the server's environment.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
 impl Server {
+    /// As [`Server::start_with_rules`], with `env` set in the server's environment.
+    pub fn start_with_env(root: &Path, env: &[(&str, &str)], rules: &str, extra: &str) -> Self {
+        let mut s = Self::configure(root, "", rules, extra);
+        s.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        s.spawn();
+        s
+    }
+
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts a server in `root` with `extra` appended to its config, and waits until healthy.
     pub fn start(root: &Path, extra: &str) -> Self {
         Self::start_with_storage(root, "", extra)
@@ -163,6 +181,12 @@ impl Server {
     /// store its own metrics (they would add series that tests of exact series counts do
     /// not expect) unless `extra` has a `[health]` table of its own.
     pub fn start_with_rules(root: &Path, storage: &str, rules: &str, extra: &str) -> Self {
+        let mut s = Self::configure(root, storage, rules, extra);
+        s.spawn();
+        s
+    }
+
+    fn configure(root: &Path, storage: &str, rules: &str, extra: &str) -> Self {
         let port = free_port();
         let config = root.join("server.toml");
         let health = if extra.contains("[health]") {
@@ -179,15 +203,14 @@ impl Server {
             ),
         )
         .unwrap();
-        let mut s = Self {
+        Self {
             root: root.to_path_buf(),
             config,
             port,
             log: root.join("server.log"),
+            env: Vec::new(),
             child: None,
-        };
-        s.spawn();
-        s
+        }
     }
 
     fn spawn(&mut self) {
@@ -195,7 +218,8 @@ impl Server {
             Command::new(bin("sysward-server"))
                 .arg("--config")
                 .arg(&self.config)
-                .arg("serve"),
+                .arg("serve")
+                .envs(self.env.iter().map(|(k, v)| (k, v))),
             &self.log,
         );
         self.child = Some(child);

@@ -41,7 +41,7 @@ pub(super) async fn metrics(
     require_admin(&app, &headers).await?;
     let app2 = app.clone();
     // `stats` takes the store's memory lock, which a cut may hold for a moment.
-    let text = blocking(move || render_metrics(&app2)).await?;
+    let text = blocking(move || metrics_text(&app2)).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -52,12 +52,14 @@ pub(super) async fn metrics(
         .into_response())
 }
 
-/// The whole `/metrics` page (also what the server stores of itself).
-pub(crate) fn render_metrics(app: &AppState) -> String {
+/// The whole `/metrics` page: also what the server stores of itself, what OTLP export and
+/// `OTEL_PROMETHEUS_PORT` send.
+pub fn metrics_text(app: &AppState) -> String {
     let stats = app.store.stats();
     let mut text = metrics::render(&app.metrics, &stats, ProcessStats::read());
     text.push_str(&metrics::render_rules(&rules_report(&app.rules)));
     text.push_str(&metrics::render_notify(&app.notifier));
+    text.push_str(&crate::otel::render_counters());
     crate::health::render_health(
         &mut text,
         &crate::health::HealthFigures {

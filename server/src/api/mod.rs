@@ -34,7 +34,7 @@ mod renew;
 mod rules;
 mod status;
 
-pub(crate) use admin::render_metrics;
+pub use admin::metrics_text;
 
 use crate::{
     config::QueryConfig,

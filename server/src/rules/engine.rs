@@ -470,6 +470,8 @@ fn evaluate_group(
     round: &mut EngineStats,
 ) {
     let g = &mut inner.groups[i];
+    let span = crate::otel::spans::rule_group(&g.group.spec.name, g.group.spec.rules.len());
+    let failed_before = round.rule_failures;
     let per_rule = g.group.evaluate(inner.storage.as_mut(), env, t);
     round.evaluations += 1;
     let mut changes = std::mem::take(&mut g.unsaved);
@@ -491,7 +493,13 @@ fn evaluate_group(
             ));
         }
     }
-    if let Err(e) = inner.db.commit(&g.key, t, &changes) {
+    let committed = inner.db.commit(&g.key, t, &changes);
+    crate::otel::spans::rule_group_done(
+        span,
+        round.rule_failures - failed_before,
+        committed.is_ok(),
+    );
+    if let Err(e) = committed {
         error!(error = %e, group = g.group.spec.name, "Cannot save the rules' state; retrying at the next evaluation.");
         round.persist_failures += 1;
         // Everything is written again next time, and the transitions with it.

@@ -113,7 +113,7 @@ pub(super) async fn write_own_metrics(app: Arc<AppState>) {
         tick.tick().await;
         let (app2, instance) = (app.clone(), instance.clone());
         let written = tokio::task::spawn_blocking(move || {
-            let text = crate::api::render_metrics(&app2);
+            let text = crate::api::metrics_text(&app2);
             write_self_metrics(
                 app2.store.as_ref(),
                 &text,
