@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod import;
+pub mod ingest_foreign;
 pub mod metrics;
 pub mod notify;
 pub mod pki;

@@ -160,6 +160,7 @@ impl Server {
             rules,
             notifier,
             config_path: config.source.clone(),
+            foreign: Default::default(),
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());

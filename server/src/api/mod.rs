@@ -23,12 +23,15 @@ mod admin;
 mod auth;
 mod enroll;
 mod events;
+mod foreign;
 mod ingest;
 mod labels;
 mod notify;
+mod otlp;
 mod prom;
 mod query;
 mod read;
+mod remote_write;
 mod rules;
 mod status;
 
@@ -63,6 +66,8 @@ pub struct AppState {
     pub notifier: Arc<crate::notify::Notifier>,
     /// The config file, read again by a reload.
     pub config_path: Option<std::path::PathBuf>,
+    /// Remote write and OTLP ingest: what each series last stored.
+    pub foreign: crate::ingest_foreign::ForeignWriter,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {
@@ -70,6 +75,8 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/health", get(health))
         .route("/api/v1/enroll", post(enroll::enroll))
         .route("/api/v1/ingest", post(ingest::ingest))
+        .route("/api/v1/write", post(remote_write::write))
+        .route("/v1/metrics", post(otlp::metrics))
         .route("/api/v1/series", get(read::series).post(read::series))
         .route("/api/v1/read", get(read::read))
         .route("/api/v1/query", get(query::query).post(query::query))
