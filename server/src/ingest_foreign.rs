@@ -408,6 +408,9 @@ pub struct ForeignWriter {
     newest: Mutex<HashMap<(u64, u64), i64>>,
 }
 
+/// A newest timestamp recorded before storing: series key, the previous value, the new.
+type Reservation = ((u64, u64), Option<i64>, i64);
+
 /// One series of a request on its way to the store.
 struct Pending {
     key: (u64, u64),
@@ -533,7 +536,7 @@ impl ForeignWriter {
         request: &mut Validated,
         pending: &[Vec<Pending>],
         fresh_after: i64,
-    ) -> (Stored, Vec<((u64, u64), Option<i64>, i64)>) {
+    ) -> (Stored, Vec<Reservation>) {
         let mut stored = Stored::default();
         let mut reserved = Vec::new();
         let mut newest = self.lock();
@@ -569,7 +572,7 @@ impl ForeignWriter {
     }
 
     /// Undoes [`Self::reserve`] after a failed store, where no later request moved on.
-    fn release(&self, reserved: &[((u64, u64), Option<i64>, i64)]) {
+    fn release(&self, reserved: &[Reservation]) {
         let mut newest = self.lock();
         for (key, previous, set) in reserved {
             if newest.get(key) == Some(set) {

@@ -3,6 +3,7 @@
 //! answers compared sample by sample with Sysward's; bad remote write requests refused with
 //! their status and reason and nothing of them stored; OTLP/HTTP protobuf requests mapped
 //! to Prometheus names.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     fs,
@@ -192,7 +193,7 @@ fn prometheus_remote_writes_into_sysward_and_both_answer_alike() {
         "prometheus_tsdb_head_series[5s]",
     ];
     for query in queries {
-        let mut last = String::new();
+        let mut last;
         let deadline = Instant::now() + Duration::from_secs(20);
         let same = loop {
             match compare(query, at) {

@@ -177,7 +177,10 @@ pub fn to_series(request: &ExportMetricsServiceRequest) -> Mapped {
 }
 
 /// `job` and `instance` from the resource, and its other attributes for `target_info`.
-fn resource_labels(attributes: &[KeyValue]) -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// Labels as name-value pairs.
+type Pairs = Vec<(String, String)>;
+
+fn resource_labels(attributes: &[KeyValue]) -> (Pairs, Pairs) {
     let get = |key: &str| {
         attributes
             .iter()

@@ -164,10 +164,8 @@ mod tests {
         #[test]
         fn any_body_decodes_and_validates_without_panic(body in proptest::collection::vec(any::<u8>(), 0..1024)) {
             let limits = Limits::default();
-            if let Ok(request) = decode(&body, &limits) {
-                if let Ok(series) = to_series(request) {
-                    let _ = super::super::validate(series, &limits);
-                }
+            if let Ok(series) = decode(&body, &limits).and_then(to_series) {
+                let _ = super::super::validate(series, &limits);
             }
         }
 
