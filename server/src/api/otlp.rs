@@ -62,7 +62,16 @@ async fn export(
             )));
         }
     };
-    let body = read_body(body, app.limits.max_compressed_bytes).await?;
+    let body = read_body(body, app.limits.max_compressed_bytes)
+        .await
+        .inspect_err(|e| {
+            if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+                app.metrics.foreign.refused_request(
+                    Protocol::Otlp,
+                    &Refusal::new(Reason::TooLarge, e.message.clone()),
+                );
+            }
+        })?;
     let limits = app.limits.clone();
     let mapped = blocking(move || otlp::decode(&body, gzip, &limits).map(|r| otlp::to_series(&r)))
         .await?
