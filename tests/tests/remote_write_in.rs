@@ -261,7 +261,7 @@ fn bad_remote_write_requests_are_refused_whole_and_retries_store_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        "[limits]\nmax_series_per_batch = 5\nmax_body = \"64KiB\"\n",
+        "[limits]\nmax_series_per_batch = 5\nmax_body = \"64KiB\"\nmax_concurrent_ingests = 1\n",
     );
     let token = server.api_token("write", "alloy", &[]);
     let read = server.api_token("read", "grafana", &[]);
@@ -356,6 +356,18 @@ fn bad_remote_write_requests_are_refused_whole_and_retries_store_once() {
         assert_eq!(got, status, "{case}: {text}");
         assert!(text.contains(words), "{case}: {text}");
     }
+    let v2 = client(&server.ca_pem(), None)
+        .post(format!("{}/api/v1/write", server.url()))
+        .bearer_auth(&token)
+        .header(
+            "content-type",
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
+        .body(write_request(vec![canary("v2")]))
+        .send()
+        .unwrap();
+    assert_eq!(v2.status().as_u16(), 415);
+    assert!(v2.text().unwrap().contains("remote write 1.0"));
     let (_, found) = server.prom_get(
         &read,
         "/api/v1/series?match[]=%7B__name__%3D~%22canary_.%2A%7Cok%7Chuge%22%7D",
@@ -398,6 +410,59 @@ fn bad_remote_write_requests_are_refused_whole_and_retries_store_once() {
     ] {
         assert!(metrics.contains(line), "{line} missing in\n{metrics}");
     }
+
+    busy_ingest_is_refused_with_retry_after(&server, &token);
+    let (_, metrics) = server.admin_get_text("/metrics");
+    let busy =
+        "sysward_server_foreign_requests_total{protocol=\"remote_write\",outcome=\"busy\"} 1";
+    assert!(metrics.contains(busy), "{metrics}");
+}
+
+/// A request body that blocks until told to end (empty).
+struct HeldBody(std::sync::mpsc::Receiver<()>);
+
+impl std::io::Read for HeldBody {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        let _ = self.0.recv();
+        Ok(0)
+    }
+}
+
+/// With `max_concurrent_ingests = 1`, a request whose body is still arriving holds the
+/// one permit: another gets 429 with `Retry-After`.
+fn busy_ingest_is_refused_with_retry_after(server: &Server, token: &str) {
+    let (release, held) = std::sync::mpsc::channel();
+    let http = client(&server.ca_pem(), None);
+    let url = format!("{}/api/v1/write", server.url());
+    let slow = {
+        let (http, url, token) = (http.clone(), url.clone(), token.to_string());
+        std::thread::spawn(move || {
+            let body = reqwest::blocking::Body::new(HeldBody(held));
+            http.post(url)
+                .bearer_auth(token)
+                .body(body)
+                .send()
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let retry_after = poll(
+        Duration::from_secs(10),
+        "a 429 while the permit is held",
+        || {
+            let resp = http
+                .post(&url)
+                .bearer_auth(token)
+                .body(write_request(vec![]))
+                .send()
+                .unwrap();
+            (resp.status().as_u16() == 429)
+                .then(|| resp.headers()["retry-after"].to_str().unwrap().to_string())
+        },
+    );
+    assert_eq!(retry_after, "1");
+    release.send(()).unwrap();
+    // The held request goes on once its body ends: empty, so not snappy.
+    assert_eq!(slow.join().unwrap().unwrap(), 400);
 }
 
 /// Snappy's block format, remote write's framing, around any bytes.
