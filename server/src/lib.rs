@@ -12,6 +12,7 @@ pub mod config;
 pub mod grafana;
 pub mod health;
 pub mod import;
+pub mod ingest_foreign;
 pub mod log_limit;
 pub mod metrics;
 pub mod notify;

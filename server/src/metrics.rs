@@ -37,6 +37,8 @@ pub struct ServerMetrics {
     pub batches_refused: Counter,
     pub samples_ingested: Counter,
     pub query: QueryMetrics,
+    /// Remote write and OTLP ingest.
+    pub foreign: crate::ingest_foreign::ForeignMetrics,
 }
 
 /// The Prometheus API's endpoints, as the `endpoint` label names them.
@@ -176,6 +178,7 @@ fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
 pub fn render(server: &ServerMetrics, store: &StoreStats, process: ProcessStats) -> String {
     let mut out = String::with_capacity(4096);
     render_ingest(&mut out, server, store);
+    server.foreign.render(&mut out);
     render_store(&mut out, store);
     render_query(&mut out, &server.query);
     render_process(&mut out, process);

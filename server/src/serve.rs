@@ -178,6 +178,7 @@ impl Server {
                 dir.clone(),
                 config.storage.min_free,
             )),
+            foreign: Default::default(),
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         let prometheus = match &otel.prometheus {

@@ -536,19 +536,25 @@ impl State {
     /// The role of a bearer secret: an admin token is `Admin`; an API token its role while
     /// it has not expired (its use is recorded); anything else `None`.
     pub fn authenticate(&self, secret: &str) -> Result<Option<Role>, StateError> {
+        Ok(self.authenticate_named(secret)?.map(|(_, role)| role))
+    }
+
+    /// As [`State::authenticate`], with the token's name (`admin` for an admin token): what
+    /// foreign ingest attributes series to.
+    pub fn authenticate_named(&self, secret: &str) -> Result<Option<(String, Role)>, StateError> {
         if self.is_admin_token(secret)? {
-            return Ok(Some(Role::Admin));
+            return Ok(Some(("admin".to_string(), Role::Admin)));
         }
         let hash = hash_secret(secret);
         let conn = self.conn();
-        let row: Option<(String, Option<i64>, Option<i64>)> = conn
+        let row: Option<(String, String, Option<i64>, Option<i64>)> = conn
             .query_row(
-                "SELECT role, expires_at, last_used FROM api_tokens WHERE hash = ?1",
+                "SELECT name, role, expires_at, last_used FROM api_tokens WHERE hash = ?1",
                 params![hash],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        let Some((role, expires, last_used)) = row else {
+        let Some((name, role, expires, last_used)) = row else {
             return Ok(None);
         };
         let now = now_ms();
@@ -561,7 +567,7 @@ impl State {
                 params![now, hash],
             )?;
         }
-        Ok(Role::parse(&role))
+        Ok(Role::parse(&role).map(|role| (name, role)))
     }
 }
 

@@ -78,15 +78,26 @@ pub(super) async fn authorize(
     headers: &HeaderMap,
     needed: Role,
 ) -> Result<Role, Denied> {
+    authorize_named(app, headers, needed)
+        .await
+        .map(|(_, role)| role)
+}
+
+/// As [`authorize`], with the token's name.
+pub(super) async fn authorize_named(
+    app: &Arc<AppState>,
+    headers: &HeaderMap,
+    needed: Role,
+) -> Result<(String, Role), Denied> {
     let secret = secret_of(headers).ok_or(Denied::Missing)?;
     let state = app.state.clone();
-    let role = tokio::task::spawn_blocking(move || state.authenticate(&secret))
+    let (name, role) = tokio::task::spawn_blocking(move || state.authenticate_named(&secret))
         .await
         .map_err(|e| Denied::Internal(e.to_string()))?
         .map_err(|e| Denied::Internal(e.to_string()))?
         .ok_or(Denied::Invalid)?;
     if role.allows(needed) {
-        Ok(role)
+        Ok((name, role))
     } else {
         Err(Denied::Forbidden { role, needed })
     }

@@ -81,24 +81,7 @@ async fn ingest_inner(
             "batches must be sent with Content-Encoding: gzip",
         ));
     }
-    if let Err(low) = app.disk_guard.check() {
-        crate::warn_limited!(
-            format!(
-                "{} bytes free, below [storage] min_free = {}",
-                low.available_bytes, low.min_free_bytes
-            ),
-            "Ingest refused: the data directory's disk is nearly full."
-        );
-        return Err(ApiError::retry(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the server's disk is nearly full ({} MiB free, [storage] min_free is {} MiB); retry later",
-                low.available_bytes >> 20,
-                low.min_free_bytes >> 20
-            ),
-            30,
-        ));
-    }
+    check_disk(app)?;
     let Ok(_permit) = app.ingest_permits.try_acquire() else {
         return Err(ApiError::retry(
             StatusCode::TOO_MANY_REQUESTS,

@@ -23,13 +23,16 @@ mod admin;
 mod auth;
 mod enroll;
 mod events;
+mod foreign;
 mod grafana;
 mod ingest;
 mod labels;
 mod notify;
+mod otlp;
 mod prom;
 mod query;
 mod read;
+mod remote_write;
 mod renew;
 mod rules;
 mod status;
@@ -77,6 +80,8 @@ pub struct AppState {
     pub health_config: crate::health::HealthConfig,
     /// `[storage] min_free`: refuses ingest while the disk is nearly full.
     pub disk_guard: Arc<crate::health::DiskGuard>,
+    /// Remote write and OTLP ingest: what each series last stored.
+    pub foreign: crate::ingest_foreign::ForeignWriter,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {
@@ -85,6 +90,8 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/enroll", post(enroll::enroll))
         .route("/api/v1/ingest", post(ingest::ingest))
         .route("/api/v1/renew", post(renew::renew))
+        .route("/api/v1/write", post(remote_write::write))
+        .route("/v1/metrics", post(otlp::metrics))
         .route("/api/v1/series", get(read::series).post(read::series))
         .route("/api/v1/read", get(read::read))
         .route("/api/v1/query", get(query::query).post(query::query))
@@ -183,6 +190,30 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// 503 with `Retry-After` while free space is below `[storage] min_free`: every ingest
+/// path asks before reading its body.
+fn check_disk(app: &AppState) -> Result<(), ApiError> {
+    let Err(low) = app.disk_guard.check() else {
+        return Ok(());
+    };
+    crate::warn_limited!(
+        format!(
+            "{} bytes free, below [storage] min_free = {}",
+            low.available_bytes, low.min_free_bytes
+        ),
+        "Ingest refused: the data directory's disk is nearly full."
+    );
+    Err(ApiError::retry(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the server's disk is nearly full ({} MiB free, [storage] min_free is {} MiB); retry later",
+            low.available_bytes >> 20,
+            low.min_free_bytes >> 20
+        ),
+        30,
+    ))
 }
 
 fn internal(error: impl std::fmt::Display) -> ApiError {
