@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// `[notify]`: receivers, routes, escalation, suppression.
     #[serde(default)]
     pub notify: std::sync::Arc<crate::notify::NotifyConfig>,
+    /// `[[remote_write]]`: targets every stored sample is forwarded to.
+    #[serde(default)]
+    pub remote_write: Vec<crate::remote_write::RemoteWriteConfig>,
     /// The file it was read from (a reload reads it again).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -515,6 +518,8 @@ impl ServerConfig {
             );
         }
         config.query.validate(path)?;
+        crate::remote_write::resolve_all(&config.remote_write)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         for (key, value) in [
             ("evaluation_interval", config.rules.evaluation_interval),
             ("history_retention", config.rules.history_retention),

@@ -15,6 +15,7 @@ pub mod notify;
 pub mod pki;
 pub mod query;
 pub mod quickstart;
+pub mod remote_write;
 pub mod rules;
 pub mod selector;
 pub mod serve;

@@ -117,6 +117,11 @@ impl Server {
         );
         // Cuts heads into chunks and purges; the thread ends once the store is dropped.
         store.start_maintenance();
+        // Before the listener: the forward log must see the first batch.
+        let remote_write = Arc::new(
+            crate::remote_write::RemoteWrite::open(&config.remote_write, store.clone())
+                .map_err(|e| anyhow::anyhow!(e))?,
+        );
         for name in ["state.db", "store.db"] {
             let path = dir.join(name);
             if path.exists() {
@@ -160,6 +165,7 @@ impl Server {
             rules,
             notifier,
             config_path: config.source.clone(),
+            remote_write,
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
@@ -190,7 +196,11 @@ impl Server {
         let notifier = tokio::spawn(self.app.notifier.clone().run(async {
             let _ = notifier_stopped.await;
         }));
+        let (stop_remote_write, remote_write_stopped) = tokio::sync::watch::channel(false);
+        let remote_write = tokio::spawn(self.app.remote_write.clone().run(remote_write_stopped));
         let served = tls::serve(self.listener, self.tls, router, shutdown).await;
+        let _ = stop_remote_write.send(true);
+        let _ = remote_write.await;
         reloads.abort();
         agents.abort();
         let _ = stop_notifier.send(());

@@ -45,6 +45,7 @@ pub(super) async fn metrics(
         let mut text = metrics::render(&app2.metrics, &app2.store.stats(), ProcessStats::read());
         text.push_str(&metrics::render_rules(&rules_report(&app2.rules)));
         text.push_str(&metrics::render_notify(&app2.notifier));
+        text.push_str(&app2.remote_write.render_metrics());
         text
     })
     .await?;

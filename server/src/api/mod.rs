@@ -63,6 +63,8 @@ pub struct AppState {
     pub notifier: Arc<crate::notify::Notifier>,
     /// The config file, read again by a reload.
     pub config_path: Option<std::path::PathBuf>,
+    /// `[[remote_write]]` targets, for `/metrics`.
+    pub remote_write: Arc<crate::remote_write::RemoteWrite>,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {

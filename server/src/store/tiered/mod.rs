@@ -89,6 +89,7 @@ use super::{
 
 mod dedup;
 mod events;
+mod forward;
 mod head_log;
 mod ingest;
 mod maintenance;
@@ -97,6 +98,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
+pub use forward::{ForwardPosition, ForwardRow};
 use head_log::{put_points, read_log_row};
 use ingest::{LayoutEntry, Queued};
 use schema::{SCHEMA, migrate_first_store};
@@ -220,6 +222,8 @@ pub struct TieredStore {
     /// Per agent, the series of its last batch in order (see [`LayoutEntry`]).
     layouts: Mutex<HashMap<String, Vec<LayoutEntry>>>,
     counters: Counters,
+    /// What remote write out reads (see `forward.rs`).
+    forward: forward::ForwardLog,
 }
 
 fn kind_code(kind: SeriesKind) -> i64 {
@@ -323,6 +327,7 @@ impl TieredStore {
             queue: Mutex::new(VecDeque::new()),
             layouts: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            forward: forward::ForwardLog::default(),
         };
         store.load()?;
         Ok(store)
