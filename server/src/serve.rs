@@ -119,7 +119,7 @@ impl Server {
         store.start_maintenance();
         // Before the listener: the forward log must see the first batch.
         let remote_write = Arc::new(
-            crate::remote_write::RemoteWrite::open(&config.remote_write, store.clone())
+            crate::remote_write::RemoteWrite::open(&config.remote_write, store.clone(), dir)
                 .map_err(|e| anyhow::anyhow!(e))?,
         );
         for name in ["state.db", "store.db"] {

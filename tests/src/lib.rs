@@ -25,6 +25,7 @@ use serde_json::Value;
 
 pub mod alertmanager;
 pub mod prometheus;
+pub mod receivers;
 pub mod recorder;
 pub mod smtp;
 

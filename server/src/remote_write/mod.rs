@@ -8,10 +8,10 @@
 //! The queue of every target is the store's forward log (`store/tiered/forward.rs`): each
 //! stored batch's points are written there in the batch's own transaction, so they are as
 //! durable as the ack the agent gets, and ingest does no more than that one insert,
-//! whatever the targets do. Each target keeps a cursor in the log; this module reads after
-//! it, sends, and moves it (see `target.rs`). Cursors are saved once a second, and rows
-//! every target passed are deleted then: after `kill -9` a target gets at most that last
-//! second again, which receivers take as duplicates of identical samples.
+//! whatever the targets do. Each target keeps a cursor in the log (`cursors.rs`), saved
+//! after every round it finished; this module reads after it, sends, and moves it (see
+//! `target.rs`). After `kill -9` a target sends again at most the round that was in flight.
+//! Once a second the rows every target passed are deleted from the log.
 //!
 //! Oldest first, not fresh-first like the agent's spool: a receiver's TSDB (Prometheus,
 //! Mimir, Cortex, Thanos) refuses a sample older than the newest of its series unless it
@@ -25,12 +25,14 @@
 //! logged at most once a minute; the newest data keeps flowing.
 
 mod config;
+mod cursors;
 mod relabel;
 mod send;
 mod target;
 
 use std::{
     fmt::Write,
+    path::Path,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -42,10 +44,10 @@ use target::{TargetStats, TargetTask};
 use tokio::sync::watch;
 use tracing::warn;
 
-use crate::store::{ForwardPosition, TieredStore};
+use crate::store::TieredStore;
 
-/// How often cursors are saved and sent rows deleted.
-const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// How often rows every target sent are deleted.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// One configured target, as `/metrics` reports it.
 struct Handle {
@@ -62,21 +64,42 @@ pub struct RemoteWrite {
 }
 
 impl RemoteWrite {
-    /// Checks the targets, opens their cursors in the store (starting or stopping its
-    /// forward log) and makes their HTTP clients. Call before the first ingest.
-    pub fn open(configs: &[RemoteWriteConfig], store: Arc<TieredStore>) -> Result<Self, String> {
-        Self::with_targets(&resolve_all(configs)?, store)
+    /// Checks the targets, opens their cursors (`data_dir/remote_write.db`), starts or
+    /// stops the store's forward log and makes the targets' HTTP clients. Call before the
+    /// first ingest.
+    pub fn open(
+        configs: &[RemoteWriteConfig],
+        store: Arc<TieredStore>,
+        data_dir: &Path,
+    ) -> Result<Self, String> {
+        Self::with_targets(&resolve_all(configs)?, store, data_dir)
     }
 
     /// [`RemoteWrite::open`] with the targets checked already.
-    pub fn with_targets(targets: &[Target], store: Arc<TieredStore>) -> Result<Self, String> {
+    pub fn with_targets(
+        targets: &[Target],
+        store: Arc<TieredStore>,
+        data_dir: &Path,
+    ) -> Result<Self, String> {
         let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
-        let cursors = store
-            .forward_open(&names)
-            .map_err(|e| format!("cannot open the remote write cursors: {e}"))?;
+        let end = store
+            .forward_open(!targets.is_empty())
+            .map_err(|e| format!("cannot open the forward log: {e}"))?;
+        let path = data_dir.join("remote_write.db");
+        // Without targets the file is only opened to forget the old cursors.
+        if targets.is_empty() && !path.exists() {
+            return Ok(Self {
+                store,
+                targets: Vec::new(),
+                tasks: Mutex::new(Vec::new()),
+            });
+        }
+        let db_error = |e: rusqlite::Error| format!("{}: {e}", path.display());
+        let cursors = Arc::new(cursors::Cursors::open(&path).map_err(db_error)?);
+        let positions = cursors.load(&names, end).map_err(db_error)?;
         let mut handles = Vec::with_capacity(targets.len());
         let mut tasks = Vec::with_capacity(targets.len());
-        for (target, cursor) in targets.iter().zip(cursors) {
+        for (target, cursor) in targets.iter().zip(positions) {
             let sender = Sender::new(target)
                 .map_err(|e| format!("[[remote_write]] {}: {e}", target.name))?;
             let stats = Arc::new(TargetStats::new(cursor));
@@ -86,11 +109,11 @@ impl RemoteWrite {
                 extra_labels: target.extra_labels.clone(),
             };
             tasks.push(TargetTask::new(
-                target.name.clone(),
+                target,
                 store.clone(),
+                cursors.clone(),
                 Arc::new(sender),
                 relabel,
-                target,
                 stats.clone(),
             ));
             handles.push(Handle {
@@ -105,7 +128,7 @@ impl RemoteWrite {
         })
     }
 
-    /// Runs every target until `stop` turns true, then saves the cursors a last time.
+    /// Runs every target until `stop` turns true.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         if tasks.is_empty() {
@@ -115,43 +138,40 @@ impl RemoteWrite {
         for task in tasks {
             running.spawn(task.run(stop.clone()));
         }
-        let mut saved = self.cursors();
-        let mut tick = tokio::time::interval(SAVE_EVERY);
+        let mut tick = tokio::time::interval(TRIM_EVERY);
+        let mut trimmed = 0;
         while !*stop.borrow() {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.changed() => {}
             }
-            saved = self.save(saved).await;
+            trimmed = self.trim(trimmed).await;
         }
         while running.join_next().await.is_some() {}
-        self.save(Vec::new()).await;
     }
 
-    fn cursors(&self) -> Vec<(String, ForwardPosition)> {
-        self.targets
+    /// Deletes the rows every target sent, when they moved past `trimmed`; returns how far
+    /// the log is trimmed now.
+    async fn trim(&self, trimmed: i64) -> i64 {
+        let sent = self
+            .targets
             .iter()
-            .map(|t| (t.name.clone(), t.stats.acked()))
-            .collect()
-    }
-
-    /// Saves the cursors when they moved since `saved`; returns what is saved now.
-    async fn save(&self, saved: Vec<(String, ForwardPosition)>) -> Vec<(String, ForwardPosition)> {
-        let now = self.cursors();
-        if now == saved {
-            return saved;
+            .map(|t| t.stats.acked().id)
+            .min()
+            .unwrap_or(0);
+        if sent <= trimmed {
+            return trimmed;
         }
         let store = self.store.clone();
-        let cursors = now.clone();
-        match tokio::task::spawn_blocking(move || store.forward_save(&cursors)).await {
-            Ok(Ok(())) => now,
+        match tokio::task::spawn_blocking(move || store.forward_trim(sent)).await {
+            Ok(Ok(())) => sent,
             Ok(Err(error)) => {
-                warn!(%error, "Cannot save the remote write cursors.");
-                saved
+                warn!(%error, "Cannot trim the forward log.");
+                trimmed
             }
             Err(error) => {
-                warn!(%error, "Cannot save the remote write cursors.");
-                saved
+                warn!(%error, "Cannot trim the forward log.");
+                trimmed
             }
         }
     }

@@ -18,6 +18,7 @@ use tokio::{sync::watch, task::JoinSet};
 use tracing::{info, warn};
 
 use super::{
+    cursors::Cursors,
     relabel::Relabel,
     send::{Backoff, SendError, Sender},
 };
@@ -116,6 +117,7 @@ impl TargetStats {
 pub(super) struct TargetTask {
     pub(super) name: String,
     pub(super) store: Arc<TieredStore>,
+    pub(super) cursors: Arc<Cursors>,
     pub(super) sender: Arc<Sender>,
     pub(super) relabel: Relabel,
     pub(super) shards: usize,
@@ -144,18 +146,18 @@ enum RoundEnd {
 }
 
 impl TargetTask {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
-        name: String,
+        target: &super::config::Target,
         store: Arc<TieredStore>,
+        cursors: Arc<Cursors>,
         sender: Arc<Sender>,
         relabel: Relabel,
-        target: &super::config::Target,
         stats: Arc<TargetStats>,
     ) -> Self {
         Self {
-            name,
+            name: target.name.clone(),
             store,
+            cursors,
             sender,
             relabel,
             shards: target.shards,
@@ -199,9 +201,20 @@ impl TargetTask {
             if self.send_round(requests, last, &end, &stop).await == RoundEnd::Stopped {
                 break;
             }
-            self.stats.set_acked(last);
+            self.save(last).await;
         }
         info!(target = self.name, "Remote write stopped.");
+    }
+
+    /// Moves the cursor past a finished round (or skipped rows), saved first.
+    async fn save(&self, to: ForwardPosition) {
+        let (cursors, name) = (self.cursors.clone(), self.name.clone());
+        let saved = tokio::task::spawn_blocking(move || cursors.save(&name, to)).await;
+        if !matches!(saved, Ok(Ok(()))) {
+            // Only a restart now would send these rows again.
+            warn!(target = self.name, "Cannot save the remote write cursor.");
+        }
+        self.stats.set_acked(to);
     }
 
     async fn read_round(&self) -> Result<Vec<ForwardRow>, String> {
@@ -231,7 +244,7 @@ impl TargetTask {
         if let Some((to, samples)) = skipped {
             self.stats.queue_full.fetch_add(samples, Ordering::Relaxed);
             self.stats.log_overflow(&self.name, samples);
-            self.stats.set_acked(to);
+            self.save(to).await;
         }
         Ok(())
     }

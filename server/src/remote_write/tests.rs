@@ -79,8 +79,8 @@ struct Running {
 }
 
 impl Running {
-    fn start(targets: &[Target], store: Arc<TieredStore>) -> Self {
-        let rw = Arc::new(RemoteWrite::with_targets(targets, store).unwrap());
+    fn start(targets: &[Target], store: Arc<TieredStore>, dir: &Path) -> Self {
+        let rw = Arc::new(RemoteWrite::with_targets(targets, store, dir).unwrap());
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(rw.clone().run(stopped));
         Self { rw, stop, task }
@@ -120,7 +120,11 @@ async fn every_sample_arrives_in_order_through_5xx_429_and_network_errors() {
         Answer::status(429).header("Retry-After", "0"),
         Answer::status(502),
     ]);
-    let running = Running::start(&[target(&format!("{}/w", recorder.url), 1)], store.clone());
+    let running = Running::start(
+        &[target(&format!("{}/w", recorder.url), 1)],
+        store.clone(),
+        dir.path(),
+    );
     for seq in 1..=5 {
         ingest(&store, seq, 3, 1_000 * seq as i64);
     }
@@ -158,7 +162,11 @@ async fn a_refused_request_is_dropped_counted_and_the_next_goes_on() {
     let store = open_store(dir.path());
     let recorder = Recorder::start();
     recorder.script([Answer::status(400).body("out of order sample")]);
-    let running = Running::start(&[target(&format!("{}/w", recorder.url), 1)], store.clone());
+    let running = Running::start(
+        &[target(&format!("{}/w", recorder.url), 1)],
+        store.clone(),
+        dir.path(),
+    );
     ingest(&store, 1, 4, 1_000);
     until("the refusal", || load(&running.stats().rejected) == 4).await;
     ingest(&store, 2, 4, 2_000);
@@ -175,7 +183,11 @@ async fn shards_split_series_and_each_series_stays_in_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     let recorder = Recorder::start();
-    let running = Running::start(&[target(&format!("{}/w", recorder.url), 4)], store.clone());
+    let running = Running::start(
+        &[target(&format!("{}/w", recorder.url), 4)],
+        store.clone(),
+        dir.path(),
+    );
     for seq in 1..=3 {
         ingest(&store, seq, 40, 1_000 * seq as i64);
         // One round per batch, so that the shards of each round can be told apart.
@@ -210,7 +222,7 @@ async fn an_unreachable_target_loses_only_its_oldest_past_the_bound() {
     // About 10 bytes a point: room for some 500 of the 3,000 points below.
     t.max_queue_bytes = 5_000;
     t.max_samples_per_send = 100;
-    let running = Running::start(&[t], store.clone());
+    let running = Running::start(&[t], store.clone(), dir.path());
     let ingest_started = Instant::now();
     for seq in 1..=30 {
         ingest(&store, seq, 100, 1_000 * seq as i64);
@@ -237,7 +249,7 @@ async fn an_unreachable_target_loses_only_its_oldest_past_the_bound() {
     assert_eq!(load(&running.stats().sent), 0);
     assert!(load(&running.stats().failed) > 0);
     running.stop().await;
-    // The log itself keeps no more than the bound (and a round) after the save.
+    // The log itself keeps no more than the bound (and a round) once trimmed.
     let rows = store.forward_read(0, usize::MAX).unwrap();
     let kept: u64 = rows.iter().map(|r| r.samples).sum();
     assert!(kept <= 800, "{kept} samples kept");
@@ -250,7 +262,7 @@ async fn after_a_restart_a_target_goes_on_from_its_cursor() {
     let url = format!("{}/w", recorder.url);
     {
         let store = open_store(dir.path());
-        let running = Running::start(&[target(&url, 1)], store.clone());
+        let running = Running::start(&[target(&url, 1)], store.clone(), dir.path());
         ingest(&store, 1, 2, 1_000);
         until("the first batch", || load(&running.stats().sent) == 2).await;
         running.stop().await;
@@ -258,7 +270,7 @@ async fn after_a_restart_a_target_goes_on_from_its_cursor() {
         ingest(&store, 2, 2, 2_000);
     }
     let store = open_store(dir.path());
-    let running = Running::start(&[target(&url, 1)], store.clone());
+    let running = Running::start(&[target(&url, 1)], store.clone(), dir.path());
     ingest(&store, 3, 2, 3_000);
     until("the rest", || load(&running.stats().sent) == 4).await;
     let got = recorder.requests();

@@ -16,12 +16,13 @@
 //! `forward_log(id, at, samples, end_offset, data)`: `id` grows with every row and is
 //! never reused (`AUTOINCREMENT`); `at` is the server time the batch arrived; `end_offset`
 //! is the total of `data` bytes ever written up to and including the row, so that the
-//! bytes between two positions are a subtraction. `forward_cursors(target, id,
-//! end_offset)`: per target, the last row it has sent (or dropped).
+//! bytes between two positions are a subtraction. The targets' cursors (the last row each
+//! sent) are kept by remote write in a database of its own, so that saving one after every
+//! request never waits for the store's writer.
 //!
 //! Rows at or below every target's cursor are deleted, but never the newest row, whose
 //! `end_offset` carries the running total over a restart. Nothing is written while no
-//! target is configured; opening with none deletes the log and the cursors.
+//! target is configured; opening with none deletes the log.
 
 use std::sync::atomic::AtomicBool;
 
@@ -55,11 +56,9 @@ const FORWARD_SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS forward_log(
         id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, samples INTEGER NOT NULL,
         end_offset INTEGER NOT NULL, data BLOB NOT NULL);
-    CREATE TABLE IF NOT EXISTS forward_cursors(
-        target TEXT PRIMARY KEY, id INTEGER NOT NULL, end_offset INTEGER NOT NULL);
 ";
 
-/// Rows deleted by one [`TieredStore::forward_save`], so that it holds the writer lock
+/// Rows deleted by one [`TieredStore::forward_trim`], so that it holds the writer lock
 /// (and so ingest) for a bounded time however long the backlog it ends.
 const TRIM_ROWS: i64 = 10_000;
 
@@ -91,26 +90,14 @@ impl ForwardLog {
 }
 
 impl TieredStore {
-    /// Starts (or stops) writing the forward log for these targets, and returns each
-    /// target's cursor in the same order. A target seen for the first time starts at the
-    /// end of the log: it receives what is stored from now on. Cursors of targets no longer
-    /// named are deleted; with no target the log is emptied and no longer written. Call it
-    /// before the first ingest.
-    pub fn forward_open(&self, targets: &[String]) -> Result<Vec<ForwardPosition>, StoreError> {
+    /// Starts (or, with `enabled` false, stops and empties) the forward log, and returns
+    /// its end: where a target seen for the first time starts. Call it before the first
+    /// ingest.
+    pub fn forward_open(&self, enabled: bool) -> Result<ForwardPosition, StoreError> {
         let mut conn = self.lock_writer();
         let tx = conn.transaction()?;
         tx.execute_batch(FORWARD_SCHEMA)?;
-        let known: Vec<String> = tx
-            .prepare("SELECT target FROM forward_cursors")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for gone in known.iter().filter(|k| !targets.contains(k)) {
-            tx.execute(
-                "DELETE FROM forward_cursors WHERE target = ?1",
-                params![gone],
-            )?;
-        }
-        if targets.is_empty() {
+        if !enabled {
             tx.execute("DELETE FROM forward_log", [])?;
         }
         let end = tx
@@ -126,30 +113,11 @@ impl TieredStore {
             )
             .optional()?
             .unwrap_or_default();
-        let mut cursors = Vec::with_capacity(targets.len());
-        for target in targets {
-            tx.execute(
-                "INSERT OR IGNORE INTO forward_cursors(target, id, end_offset) VALUES (?1, ?2, ?3)",
-                params![target, end.id, end.offset],
-            )?;
-            cursors.push(tx.query_row(
-                "SELECT id, end_offset FROM forward_cursors WHERE target = ?1",
-                params![target],
-                |r| {
-                    Ok(ForwardPosition {
-                        id: r.get(0)?,
-                        offset: r.get(1)?,
-                    })
-                },
-            )?);
-        }
         tx.commit()?;
         *self.forward.end() = end;
         self.forward.committed.send_replace(end);
-        self.forward
-            .enabled
-            .store(!targets.is_empty(), Ordering::Relaxed);
-        Ok(cursors)
+        self.forward.enabled.store(enabled, Ordering::Relaxed);
+        Ok(end)
     }
 
     /// Writes a batch's head-log bytes into the forward log, in the batch's transaction.
@@ -271,30 +239,16 @@ impl TieredStore {
             .optional()?)
     }
 
-    /// Saves every target's cursor and deletes the rows all of them passed (at most
-    /// [`TRIM_ROWS`] a call; the newest row stays). `cursors` names every configured
-    /// target.
-    pub fn forward_save(&self, cursors: &[(String, ForwardPosition)]) -> Result<(), StoreError> {
-        let Some(min) = cursors.iter().map(|c| c.1.id).min() else {
-            return Ok(());
-        };
-        let mut conn = self.lock_writer();
-        let tx = conn.transaction()?;
-        {
-            let mut save = tx.prepare_cached(
-                "UPDATE forward_cursors SET id = ?2, end_offset = ?3 WHERE target = ?1",
-            )?;
-            for (target, p) in cursors {
-                save.execute(params![target, p.id, p.offset])?;
-            }
-        }
-        tx.execute(
+    /// Deletes the rows at or below `sent` (the lowest cursor of all targets), at most
+    /// [`TRIM_ROWS`] a call; the newest row stays.
+    pub fn forward_trim(&self, sent: i64) -> Result<(), StoreError> {
+        let conn = self.lock_writer();
+        conn.execute(
             "DELETE FROM forward_log WHERE id <= ?1
                AND id < (SELECT max(id) FROM forward_log)
                AND id < (SELECT min(id) FROM forward_log) + ?2",
-            params![min, TRIM_ROWS],
+            params![sent, TRIM_ROWS],
         )?;
-        tx.commit()?;
         Ok(())
     }
 
@@ -354,7 +308,10 @@ mod tests {
     fn nothing_is_written_without_a_target() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        assert!(store.forward_open(&[]).unwrap().is_empty());
+        assert_eq!(
+            store.forward_open(false).unwrap(),
+            ForwardPosition::default()
+        );
         ingest(&store, 1, "m", &[(NOW, 1.0)]);
         assert_eq!(count(&store), 0);
     }
@@ -363,8 +320,10 @@ mod tests {
     fn rows_come_back_in_commit_order_with_their_labels() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let cursors = store.forward_open(&["t".into()]).unwrap();
-        assert_eq!(cursors, vec![ForwardPosition::default()]);
+        assert_eq!(
+            store.forward_open(true).unwrap(),
+            ForwardPosition::default()
+        );
         let mut watch = store.forward_watch();
         ingest(&store, 1, "m", &[(NOW, 1.0), (NOW + 1, 2.0)]);
         ingest(&store, 2, "n", &[(NOW + 2, 3.0)]);
@@ -390,66 +349,46 @@ mod tests {
     }
 
     #[test]
-    fn cursors_and_rows_survive_a_restart_and_sent_rows_go() {
+    fn rows_survive_a_restart_and_sent_rows_go_but_the_newest() {
         let dir = tempfile::tempdir().unwrap();
-        let targets = vec!["a".to_string(), "b".to_string()];
-        {
+        let rows = {
             let store = open(dir.path());
-            store.forward_open(&targets).unwrap();
+            store.forward_open(true).unwrap();
             for seq in 1..=3 {
                 ingest(&store, seq, "m", &[(NOW + seq as i64, 1.0)]);
             }
             let rows = store.forward_read(0, 1000).unwrap();
-            // `a` sent everything, `b` only the first row: the first row goes.
-            store
-                .forward_save(&[
-                    ("a".into(), rows[2].position),
-                    ("b".into(), rows[0].position),
-                ])
-                .unwrap();
+            store.forward_trim(rows[0].position.id).unwrap();
             assert_eq!(count(&store), 2);
-        }
+            rows
+        };
         let store = open(dir.path());
-        let cursors = store.forward_open(&targets).unwrap();
-        let rows = store.forward_read(0, 1000).unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(cursors[0], rows[1].position, "a");
-        assert_eq!(store.forward_read(cursors[1].id, 1000).unwrap(), rows);
-        // Once both passed everything, the newest row stays, for its offset.
-        store
-            .forward_save(&[
-                ("a".into(), rows[1].position),
-                ("b".into(), rows[1].position),
-            ])
-            .unwrap();
+        assert_eq!(store.forward_open(true).unwrap(), rows[2].position);
+        assert_eq!(store.forward_read(0, 1000).unwrap(), rows[1..]);
+        // Once everything is sent, the newest row stays, for its offset.
+        store.forward_trim(rows[2].position.id).unwrap();
         assert_eq!(count(&store), 1);
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(store.forward_open(true).unwrap(), rows[2].position);
         ingest(&store, 4, "m", &[(NOW + 9, 1.0)]);
-        let next = store.forward_read(rows[1].position.id, 1000).unwrap();
+        let next = store.forward_read(rows[2].position.id, 1000).unwrap();
         assert_eq!(next.len(), 1);
         assert!(
-            next[0].position.id > rows[1].position.id,
+            next[0].position.id > rows[2].position.id,
             "ids are not reused"
         );
-        assert!(next[0].position.offset > rows[1].position.offset);
-        // A target seen for the first time starts at the end; a forgotten one is dropped.
-        let cursors = store.forward_open(&["b".into(), "c".into()]).unwrap();
-        assert_eq!(cursors[1], next[0].position);
-        let names: Vec<String> = store
-            .lock_writer()
-            .prepare("SELECT target FROM forward_cursors ORDER BY target")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(names, ["b", "c"]);
+        assert!(next[0].position.offset > rows[2].position.offset);
+        // Without targets the log is emptied.
+        store.forward_open(false).unwrap();
+        assert_eq!(count(&store), 0);
     }
 
     #[test]
     fn skipping_counts_the_samples_of_whole_rows_below_the_floor() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.forward_open(&["t".into()]).unwrap();
+        store.forward_open(true).unwrap();
         for seq in 1..=4 {
             ingest(
                 &store,
