@@ -234,3 +234,61 @@ extra_labels = {{ cluster = "test" }}
         ) > 0.0
     );
 }
+
+/// `sysward-server check-config` on a config with `[[remote_write]]`: (success, output).
+fn check_config(text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(sysward_tests::bin("sysward-server"))
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn check_config_says_what_is_wrong_with_a_target() {
+    let (ok, out) = check_config(
+        "[[remote_write]]\nurl = \"http://vm:8428/api/v1/write\"\nkeep = ['node_load1']\n",
+    );
+    assert!(ok, "{out}");
+    for (text, wanted) in [
+        (
+            "[[remote_write]]\nurl = \"vm:8428/api/v1/write\"\n",
+            "the scheme must be http or https",
+        ),
+        (
+            "[[remote_write]]\nurl = \"http://[vm/write\"\n",
+            "is not a valid URL",
+        ),
+        (
+            "[[remote_write]]\nurl = \"http://vm/\"\n\nbatch_size = 5\n",
+            "line 4",
+        ),
+        (
+            "[[remote_write]]\nurl = \"http://vm/\"\nbearer_token_file = \"/nonexistent/token\"\n",
+            "/nonexistent/token",
+        ),
+        (
+            "[[remote_write]]\nurl = \"http://vm/\"\ndrop = ['sum(x)']\n",
+            "drop",
+        ),
+    ] {
+        let (ok, out) = check_config(text);
+        assert!(!ok, "{text}");
+        assert!(
+            out.contains("server.toml") && out.contains(wanted),
+            "{text}: {out}"
+        );
+    }
+    let (ok, out) = check_config(
+        "[[remote_write]]\nurl = \"http://vm/\"\nbearer_token = \"s3cret-token\"\nbasic_auth = { username = \"u\", password = \"p\" }\n",
+    );
+    assert!(!ok);
+    assert!(out.contains("not both") && !out.contains("s3cret"), "{out}");
+}
