@@ -257,11 +257,9 @@ impl TargetTask {
         if self.cache.len() >= MAX_CACHED_SERIES {
             self.cache.clear();
         }
-        let labels = self
-            .store
-            .series_labels(id)
-            .and_then(|s| self.relabel.apply(&s))
-            .map(Arc::from);
+        // Not cached when unknown: only a series the index has not taken yet could be.
+        let series = self.store.series_labels(id)?;
+        let labels = self.relabel.apply(&series).map(Arc::from);
         self.cache.insert(id, labels.clone());
         labels
     }

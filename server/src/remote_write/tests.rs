@@ -219,7 +219,7 @@ async fn an_unreachable_target_loses_only_its_oldest_past_the_bound() {
         .unwrap()
         .port();
     let mut t = target(&format!("http://127.0.0.1:{port}/w"), 1);
-    // About 10 bytes a point: room for some 500 of the 3,000 points below.
+    // About 16 bytes a point: room for some 300 of the 3,000 points below.
     t.max_queue_bytes = 5_000;
     t.max_samples_per_send = 100;
     let running = Running::start(&[t], store.clone(), dir.path());

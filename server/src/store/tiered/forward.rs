@@ -165,17 +165,21 @@ impl TieredStore {
     }
 
     /// Rows after `after`, oldest first, until they hold at least `max_samples` samples
-    /// (at least one row when there is one).
+    /// (at least one row when there is one), up to the end [`Self::forward_watch`] shows:
+    /// a row committed but not yet announced may name series that memory does not know
+    /// yet (memory follows the commit).
     pub fn forward_read(
         &self,
         after: i64,
         max_samples: usize,
     ) -> Result<Vec<ForwardRow>, StoreError> {
+        let until = self.forward.committed.borrow().id;
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT id, at, samples, end_offset, data FROM forward_log WHERE id > ?1 ORDER BY id",
+            "SELECT id, at, samples, end_offset, data FROM forward_log
+             WHERE id > ?1 AND id <= ?2 ORDER BY id",
         )?;
-        let mut rows = stmt.query(params![after])?;
+        let mut rows = stmt.query(params![after, until])?;
         let mut out = Vec::new();
         let mut samples = 0usize;
         while samples < max_samples {
