@@ -355,7 +355,13 @@ impl Shard {
     async fn deliver(mut self, request: ShardRequest) -> RoundEnd {
         let n = request.samples as u64;
         loop {
-            let error = match self.sender.send(request.body.clone()).await {
+            // A stop does not wait for a request out to a slow receiver: the round is sent
+            // again after the restart.
+            let sent = tokio::select! {
+                sent = self.sender.send(request.body.clone()) => sent,
+                _ = self.stop.changed() => return RoundEnd::Stopped,
+            };
+            let error = match sent {
                 Ok(()) => {
                     self.stats.sent.fetch_add(n, Ordering::Relaxed);
                     return RoundEnd::Done;

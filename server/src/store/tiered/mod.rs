@@ -13,6 +13,7 @@
 //! | `rollups` | series × tier × window | encoded rollup records (see `rollup.rs`) |
 //! | `events` | check result | agent, host name, check, state, output, long output, hard, time (see `events.rs`) |
 //! | `meta` | figure | bytes per tier |
+//! | `forward_log` | stored batch not yet sent to every remote write target | the batch's points again (see `forward.rs`) |
 //!
 //! # Life of a point
 //!
