@@ -368,6 +368,23 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_url_name_or_selector_is_checked_without_panic(
+            url in "\\PC{0,40}",
+            name in "\\PC{0,10}",
+            selector in "[a-z_{}=~!\"., |()*]{0,30}",
+        ) {
+            let config = RemoteWriteConfig {
+                name: (!name.is_empty()).then_some(name),
+                keep: vec![selector],
+                ..toml::from_str("url = \"http://x/\"").unwrap()
+            };
+            let config = RemoteWriteConfig { url, ..config };
+            let _ = config.resolve();
+        }
+    }
+
     #[test]
     fn errors_say_what_and_where() {
         for (text, wanted) in [
