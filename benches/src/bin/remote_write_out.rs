@@ -169,11 +169,6 @@ fn run(args: &Args, target: Option<u16>) -> anyhow::Result<()> {
                 bail!("the target did not catch up:\n{}", rw.render_metrics());
             }
             std::thread::sleep(Duration::from_millis(20));
-            if std::env::var_os("RWO_DEBUG").is_some()
-                && drain_started.elapsed().as_millis() % 2000 < 20
-            {
-                eprintln!("{}", rw.render_metrics());
-            }
         }
     }
     let drain = drain_started.elapsed();
