@@ -44,6 +44,9 @@ pub struct ServerConfig {
     /// `[grafana]`: provision the datasource and dashboards in a Grafana.
     #[serde(default)]
     pub grafana: Option<crate::grafana::GrafanaConfig>,
+    /// `[[remote_write]]`: targets every stored sample is forwarded to.
+    #[serde(default)]
+    pub remote_write: Vec<crate::remote_write::RemoteWriteConfig>,
     /// The file it was read from (a reload reads it again).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -562,6 +565,8 @@ impl ServerConfig {
                 .validate()
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
+        crate::remote_write::resolve_all(&config.remote_write)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         for (key, value) in [
             ("evaluation_interval", config.rules.evaluation_interval),
             ("history_retention", config.rules.history_retention),

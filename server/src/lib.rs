@@ -20,6 +20,7 @@ pub mod otel;
 pub mod pki;
 pub mod query;
 pub mod quickstart;
+pub mod remote_write;
 pub mod rules;
 pub mod selector;
 pub mod serve;

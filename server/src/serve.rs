@@ -125,6 +125,11 @@ impl Server {
         );
         // Cuts heads into chunks and purges; the thread ends once the store is dropped.
         store.start_maintenance();
+        // Before the listener: the forward log must see the first batch.
+        let remote_write = Arc::new(
+            crate::remote_write::RemoteWrite::open(&config.remote_write, store.clone(), dir)
+                .map_err(|e| anyhow::anyhow!(e))?,
+        );
         for name in ["state.db", "store.db"] {
             let path = dir.join(name);
             if path.exists() {
@@ -179,6 +184,7 @@ impl Server {
                 config.storage.min_free,
             )),
             foreign: Default::default(),
+            remote_write,
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         let prometheus = match &otel.prometheus {
@@ -226,7 +232,11 @@ impl Server {
         let notifier = tokio::spawn(self.app.notifier.clone().run(async {
             let _ = notifier_stopped.await;
         }));
+        let (stop_remote_write, remote_write_stopped) = tokio::sync::watch::channel(false);
+        let remote_write = tokio::spawn(self.app.remote_write.clone().run(remote_write_stopped));
         let served = tls::serve(self.listener, self.tls, router, shutdown).await;
+        let _ = stop_remote_write.send(true);
+        let _ = remote_write.await;
         reloads.abort();
         agents.abort();
         probes.abort();

@@ -26,6 +26,7 @@ use serde_json::Value;
 pub mod alertmanager;
 pub mod grafana;
 pub mod prometheus;
+pub mod receivers;
 pub mod recorder;
 pub mod smtp;
 

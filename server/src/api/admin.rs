@@ -60,6 +60,7 @@ pub fn metrics_text(app: &AppState) -> String {
     text.push_str(&metrics::render_rules(&rules_report(&app.rules)));
     text.push_str(&metrics::render_notify(&app.notifier));
     text.push_str(&crate::otel::render_counters());
+    text.push_str(&app.remote_write.render_metrics());
     crate::health::render_health(
         &mut text,
         &crate::health::HealthFigures {

@@ -82,6 +82,8 @@ pub struct AppState {
     pub disk_guard: Arc<crate::health::DiskGuard>,
     /// Remote write and OTLP ingest: what each series last stored.
     pub foreign: crate::ingest_foreign::ForeignWriter,
+    /// `[[remote_write]]` targets, for `/metrics`.
+    pub remote_write: Arc<crate::remote_write::RemoteWrite>,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {

@@ -25,7 +25,7 @@ pub(crate) use rollup::inc as counter_increase;
 pub use rollup::total_increase;
 pub use sysward_proto::SeriesKind;
 use sysward_proto::{Event, Series};
-pub use tiered::TieredStore;
+pub use tiered::{ForwardPosition, ForwardRow, TieredStore};
 
 /// The label under which postings keep the metric name, as Prometheus calls it.
 pub const NAME_LABEL: &str = "__name__";

@@ -297,6 +297,7 @@ impl TieredStore {
                 }
             }
         }
+        self.forward_committed();
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
         self.counters
             .last_commit_ms
@@ -513,6 +514,8 @@ impl TieredStore {
         if !log.is_empty() {
             tx.prepare_cached("INSERT INTO head_log(agent, at, data) VALUES (?1, ?2, ?3)")?
                 .execute(params![agent, batch.received, log])?;
+            let samples = appends.iter().map(|a| a.2.len()).sum();
+            self.forward_append(tx, batch.received, samples, &log)?;
         }
         let mut event = tx.prepare_cached(
             "INSERT INTO events(agent_id, instance, name, state, output, long_output, hard, ts)

@@ -13,6 +13,7 @@
 //! | `rollups` | series × tier × window | encoded rollup records (see `rollup.rs`) |
 //! | `events` | check result | agent, host name, check, state, output, long output, hard, time (see `events.rs`) |
 //! | `meta` | figure | bytes per tier |
+//! | `forward_log` | stored batch not yet sent to every remote write target | the batch's points again (see `forward.rs`) |
 //!
 //! # Life of a point
 //!
@@ -89,6 +90,7 @@ use super::{
 
 mod dedup;
 mod events;
+mod forward;
 mod head_log;
 mod ingest;
 mod maintenance;
@@ -97,6 +99,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
+pub use forward::{ForwardPosition, ForwardRow};
 use head_log::{put_points, read_log_row};
 use ingest::{LayoutEntry, Queued};
 use schema::{SCHEMA, migrate_first_store};
@@ -227,6 +230,8 @@ pub struct TieredStore {
     /// Per agent, the series of its last batch in order (see [`LayoutEntry`]).
     layouts: Mutex<HashMap<String, Vec<LayoutEntry>>>,
     counters: Counters,
+    /// What remote write out reads (see `forward.rs`).
+    forward: forward::ForwardLog,
 }
 
 fn kind_code(kind: SeriesKind) -> i64 {
@@ -332,6 +337,7 @@ impl TieredStore {
             queue: Mutex::new(VecDeque::new()),
             layouts: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            forward: forward::ForwardLog::default(),
         };
         store.load()?;
         Ok(store)
