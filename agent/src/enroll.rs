@@ -249,3 +249,141 @@ impl ServerCertVerifier for PinnedCaVerifier {
             .supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, IsCa, Issuer};
+    use rustls::pki_types::UnixTime;
+
+    struct Ca {
+        der: CertificateDer<'static>,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        Ca {
+            der: cert.der().clone(),
+            issuer: Issuer::from_ca_cert_pem(&cert.pem(), key).unwrap(),
+        }
+    }
+
+    /// A server certificate for `localhost`, valid from 2020 to 2090.
+    fn leaf(by: &Ca) -> CertificateDer<'static> {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2090, 1, 1);
+        params.signed_by(&key, &by.issuer).unwrap().der().clone()
+    }
+
+    fn pin(c: &Ca) -> String {
+        hex::encode(Sha256::digest(c.der.as_ref()))
+    }
+
+    fn verify(
+        pin: &str,
+        leaf: &CertificateDer<'_>,
+        chain: &[CertificateDer<'_>],
+        name: &str,
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verifier = PinnedCaVerifier {
+            pin: pin.to_string(),
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+        };
+        let name = ServerName::try_from(name.to_string()).unwrap();
+        verifier.verify_server_cert(leaf, chain, &name, &[], now)
+    }
+
+    #[test]
+    fn the_pinned_ca_s_server_is_accepted() {
+        let ca = ca("pinned");
+        let leaf = leaf(&ca);
+        assert!(
+            verify(
+                &pin(&ca),
+                &leaf,
+                std::slice::from_ref(&ca.der),
+                "localhost",
+                UnixTime::now()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_wrong_pin_is_refused() {
+        let ca = ca("pinned");
+        let other = self::ca("other");
+        let leaf = leaf(&ca);
+        let error = verify(
+            &pin(&other),
+            &leaf,
+            std::slice::from_ref(&ca.der),
+            "localhost",
+            UnixTime::now(),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("does not match the pin"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_leaf_the_pinned_ca_did_not_sign_is_refused() {
+        let pinned = ca("pinned");
+        let impostor = ca("impostor");
+        // The pinned CA rides along in the chain, but another CA signed the leaf.
+        let leaf = leaf(&impostor);
+        let chain = [pinned.der.clone(), impostor.der.clone()];
+        let error = verify(&pin(&pinned), &leaf, &chain, "localhost", UnixTime::now())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !error.contains("pin"),
+            "refused for the signature, not the pin: {error}"
+        );
+    }
+
+    #[test]
+    fn an_expired_certificate_is_refused() {
+        let ca = ca("pinned");
+        let leaf = leaf(&ca);
+        // 2100-01-01, ten years past the leaf's end.
+        let later = UnixTime::since_unix_epoch(Duration::from_secs(4_102_444_800));
+        let error = verify(
+            &pin(&ca),
+            &leaf,
+            std::slice::from_ref(&ca.der),
+            "localhost",
+            later,
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().to_lowercase().contains("expired"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_certificate_for_another_name_is_refused() {
+        let ca = ca("pinned");
+        let leaf = leaf(&ca);
+        let error = verify(
+            &pin(&ca),
+            &leaf,
+            std::slice::from_ref(&ca.der),
+            "mon.example",
+            UnixTime::now(),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("not valid for name"), "{error}");
+    }
+}
