@@ -160,7 +160,14 @@ pub(super) fn dashboard_for_upload(
         what: "a shipped dashboard",
         why: e.to_string(),
     })?;
-    dashboard["id"] = Value::Null;
+    // Indexing to assign would panic on anything but an object.
+    let Some(object) = dashboard.as_object_mut() else {
+        return Err(CallError::Answer {
+            what: "a shipped dashboard",
+            why: "not a JSON object".into(),
+        });
+    };
+    object.insert("id".into(), Value::Null);
     if let Some(list) = dashboard["templating"]["list"].as_array_mut() {
         for var in list.iter_mut().filter(|v| v["type"] == "datasource") {
             var["current"] = json!({ "text": datasource_name, "value": datasource_uid });
