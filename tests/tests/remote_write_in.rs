@@ -428,12 +428,20 @@ fn bad_remote_write_requests_are_refused_whole_and_retries_store_once() {
     assert!(metrics.contains(busy), "{metrics}");
 }
 
-/// A request body that blocks until told to end (empty).
-struct HeldBody(std::sync::mpsc::Receiver<()>);
+/// A request body that sends one byte, then blocks until told to end. The first byte
+/// makes the client send the request's head at once rather than hold it for the body.
+struct HeldBody {
+    release: std::sync::mpsc::Receiver<()>,
+    started: bool,
+}
 
 impl std::io::Read for HeldBody {
-    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
-        let _ = self.0.recv();
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !std::mem::replace(&mut self.started, true) && !buf.is_empty() {
+            buf[0] = b'x';
+            return Ok(1);
+        }
+        let _ = self.release.recv();
         Ok(0)
     }
 }
@@ -447,7 +455,10 @@ fn busy_ingest_is_refused_with_retry_after(server: &Server, token: &str) {
     let slow = {
         let (http, url, token) = (http.clone(), url.clone(), token.to_string());
         std::thread::spawn(move || {
-            let body = reqwest::blocking::Body::new(HeldBody(held));
+            let body = reqwest::blocking::Body::new(HeldBody {
+                release: held,
+                started: false,
+            });
             http.post(url)
                 .bearer_auth(token)
                 .body(body)
@@ -455,23 +466,30 @@ fn busy_ingest_is_refused_with_retry_after(server: &Server, token: &str) {
                 .map(|r| r.status().as_u16())
         })
     };
-    let retry_after = poll(
+    // Nothing else asks for the permit until the held request has it (the server's
+    // ingest gauge says so): a request sent earlier could take it first and turn the
+    // held one away.
+    poll(
         Duration::from_secs(10),
-        "a 429 while the permit is held",
+        "the held request to take the permit",
         || {
-            let resp = http
-                .post(&url)
-                .bearer_auth(token)
-                .body(write_request(vec![]))
-                .send()
-                .unwrap();
-            (resp.status().as_u16() == 429)
-                .then(|| resp.headers()["retry-after"].to_str().unwrap().to_string())
+            let (_, metrics) = server.admin_get_text("/metrics");
+            metrics
+                .lines()
+                .any(|l| l == "sysward_server_ingest_in_flight 1")
+                .then_some(())
         },
     );
-    assert_eq!(retry_after, "1");
+    let resp = http
+        .post(&url)
+        .bearer_auth(token)
+        .body(write_request(vec![]))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert_eq!(resp.headers()["retry-after"], "1");
     release.send(()).unwrap();
-    // The held request goes on once its body ends: empty, so not snappy.
+    // The held request goes on once its body ends: one byte, not snappy.
     assert_eq!(slow.join().unwrap().unwrap(), 400);
 }
 
