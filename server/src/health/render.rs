@@ -4,7 +4,10 @@
 use std::fmt::Write;
 
 use super::{HealthConfig, HealthMonitor, Status, assess, probe};
-use crate::store::StoreStats;
+use crate::{
+    metrics::{family, sample},
+    store::StoreStats,
+};
 
 /// Every check [`assess`] can name, so that each has a series even while it passes.
 const CHECKS: [&str; 6] = [
@@ -29,13 +32,7 @@ pub struct HealthFigures<'a> {
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
-    family(out, name, "gauge", help);
-    let _ = writeln!(out, "{name} {value}");
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+    sample(out, name, "gauge", help, value);
 }
 
 pub fn render_health(out: &mut String, f: &HealthFigures<'_>) {
