@@ -273,7 +273,7 @@ fn batch_for_another_agent_is_refused() {
             .as_bytes(),
     );
     let (status, answer) = post_ingest(&s.agent.client(&s.server), &s.server, body);
-    assert_eq!(status, 403);
+    assert_eq!(status, 422);
     assert!(error_of(&answer).contains(&other_id), "{answer}");
     assert!(
         s.server.agent_info(&other_id)["boots"]

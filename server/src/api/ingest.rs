@@ -105,7 +105,7 @@ async fn ingest_inner(
     if batch.agent_id != agent_id {
         warn!(agent_id, claimed = batch.agent_id, %peer, "Batch for another agent refused.");
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+            StatusCode::UNPROCESSABLE_ENTITY,
             format!(
                 "batch names agent {} but the certificate is {agent_id}",
                 batch.agent_id
