@@ -95,7 +95,9 @@ pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Writes a file only its owner can read, through a temporary file and a rename so that a
-/// crash never leaves half a key or half an identity.
+/// crash never leaves half a key or half an identity, and syncs the directory so that a
+/// power cut after enrolment does not take the new identity away (the server has it
+/// approved already; without it the agent would have to enroll again).
 pub(crate) fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = OpenOptions::new()
@@ -107,5 +109,13 @@ pub(crate) fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(data)?;
     f.sync_all()?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Makes the creations and renames in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
 }

@@ -13,7 +13,7 @@
 //!
 //! Installing a new pair writes the `.old` copies first (unless they already hold the last
 //! working pair), then the new key, then the new certificate, each through a temporary file,
-//! fsync and rename, then fsyncs the directory. A crash between the key and the certificate
+//! fsync, rename and a sync of the directory. A crash between the key and the certificate
 //! leaves a key that does not match its certificate: at start [`recover_pair`] puts the
 //! `.old` pair back.
 
@@ -306,8 +306,7 @@ pub(crate) fn install_pair(dir: &Path, key_pem: &str, cert_pem: &str) -> anyhow:
         write_private(&old_cert, read(&dir.join(CERT_FILE))?.as_bytes())?;
     }
     write_private(&dir.join(KEY_FILE), key_pem.as_bytes())?;
-    write_private(&dir.join(CERT_FILE), cert_pem.as_bytes())?;
-    sync_dir(dir)
+    write_private(&dir.join(CERT_FILE), cert_pem.as_bytes())
 }
 
 /// At start: puts the `.old` pair back when the current key and certificate do not match
@@ -333,7 +332,6 @@ pub(crate) fn recover_pair(dir: &Path) -> anyhow::Result<bool> {
     // for the next start to try again.
     write_private(&key, read(&old_key)?.as_bytes())?;
     write_private(&cert, read(&old_cert)?.as_bytes())?;
-    sync_dir(dir)?;
     forget_old_pair(dir)?;
     Ok(false)
 }
@@ -349,13 +347,6 @@ pub(crate) fn forget_old_pair(dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Makes the renames in `dir` durable.
-fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
 #[cfg(test)]

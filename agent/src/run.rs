@@ -123,6 +123,7 @@ async fn run_async(
     };
     schedule.apply(planned_jobs(&config, &roots, &metrics, checks), false);
     let batcher = batcher(&config, &identity, &hostname, &queue, &schedule);
+    let boot_id = batcher.boot_id.clone();
     let batcher_task = tokio::spawn(batcher.run(rx));
     let pair_unconfirmed = crate::renew::recover_pair(&identity.dir).unwrap_or_else(|error| {
         warn!(
@@ -147,6 +148,7 @@ async fn run_async(
     let shipper_task = tokio::spawn(shipper.run(stop_rx));
     info!(
         agent_id = identity.agent_id,
+        boot_id,
         hostname,
         server = identity.server_url,
         "Agent running."

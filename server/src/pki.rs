@@ -272,7 +272,8 @@ pub fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Writes a file readable by its owner only, via a temporary file and a rename so that a
-/// crash never leaves half a key.
+/// crash never leaves half a key, and syncs the directory: a power cut soon after the
+/// first start must not take the CA away (a new one would fail every agent's pin).
 pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let tmp: PathBuf = path.with_extension("tmp");
     let mut f = OpenOptions::new()
@@ -285,7 +286,10 @@ pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     f.write_all(data)?;
     f.sync_all()?;
     fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
 /// This host's name, or `localhost` when it has none.
