@@ -330,7 +330,10 @@ async fn reload_on_hangup(hangups: Option<tokio::signal::unix::Signal>, app: Arc
         return;
     };
     while hangups.recv().await.is_some() {
-        notify(&[sd_notify::NotifyState::Reloading]);
+        // systemd orders the reload by the monotonic time that comes with RELOADING=1.
+        let mut reloading = vec![sd_notify::NotifyState::Reloading];
+        reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+        notify(&reloading);
         reload_notify(&app);
         let engine = app.rules.clone();
         let outcome = tokio::task::spawn_blocking(move || engine.reload()).await;
