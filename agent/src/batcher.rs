@@ -9,7 +9,7 @@ use sysward_proto::{
     BatchEncoder, Event, HostInfo, OutgoingBatch, OutgoingSeries, Points, SeriesKind, VERSION,
 };
 use tokio::sync::mpsc;
-use tracing::{error, warn};
+use tracing::error;
 
 use crate::{
     metrics::AgentMetrics,
@@ -143,6 +143,12 @@ impl Batcher {
                 if !sample.value.is_finite() {
                     // JSON has no NaN or infinity; such a reading carries no information.
                     dropped += 1;
+                    // Once a minute per metric: a collector that reads NaN does at every run.
+                    sysward_log_limit::warn_limited!(
+                        metric = sample.name;
+                        format!("value {}", sample.value),
+                        "Sample with a NaN or infinite value dropped."
+                    );
                     continue;
                 }
                 if sample.labels.len() > 1 {
@@ -180,7 +186,6 @@ impl Batcher {
         }
         if dropped > 0 {
             self.metrics.samples_dropped_non_finite.add(dropped);
-            warn!(dropped, "Samples with NaN or infinite values dropped.");
         }
         OutgoingBatch {
             v: VERSION,

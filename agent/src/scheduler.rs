@@ -22,6 +22,7 @@ use std::{
 };
 
 use sysward_collectors::{Collector, Event, Output, Sample};
+use sysward_log_limit::warn_limited;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{debug, warn};
 
@@ -413,7 +414,8 @@ async fn run_job(
                     .set(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
                 for error in &output.errors {
                     stats.partial_errors.inc();
-                    warn!(collector = name, error = %error, "Part of a collector failed.");
+                    // Once a minute: a part that fails fails at every run.
+                    warn_limited!(collector = name; error, "Part of a collector failed.");
                 }
                 match result {
                     Ok(()) => {
@@ -431,7 +433,7 @@ async fn run_job(
                     Err(error) => {
                         stats.errors.inc();
                         stats.last_success.set(0);
-                        warn!(collector = name, %error, "Collector failed.");
+                        warn_limited!(collector = name; error, "Collector failed.");
                     }
                 }
             }
@@ -440,7 +442,7 @@ async fn run_job(
                 running.store(false, Ordering::Release);
                 stats.errors.inc();
                 stats.last_success.set(0);
-                warn!(collector = name, error = %join_error, "Collector panicked.");
+                warn_limited!(collector = name; join_error, "Collector panicked.");
             }
             Err(_) => {
                 if shared && running.load(Ordering::Acquire) {
@@ -448,9 +450,9 @@ async fn run_job(
                 }
                 stats.timeouts.inc();
                 stats.last_success.set(0);
-                warn!(
-                    collector = name,
-                    ?timeout,
+                warn_limited!(
+                    collector = name;
+                    format!("no result within {timeout:?}"),
                     "Collector run passed its deadline; abandoned."
                 );
             }

@@ -13,7 +13,6 @@ pub mod grafana;
 pub mod health;
 pub mod import;
 pub mod ingest_foreign;
-pub mod log_limit;
 pub mod metrics;
 pub mod notify;
 pub mod otel;

@@ -49,7 +49,7 @@ pub(super) fn refused(
 ) -> ApiError {
     app.metrics.foreign.refused_request(protocol, &refusal);
     // Once a minute per token and reason: a misconfigured sender repeats its request.
-    crate::warn_limited!(
+    sysward_log_limit::warn_limited!(
         format!(
             "token {token}, {protocol:?}, {}: {}",
             refusal.reason.as_str(),

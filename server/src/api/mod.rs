@@ -200,7 +200,7 @@ fn check_disk(app: &AppState) -> Result<(), ApiError> {
     let Err(low) = app.disk_guard.check() else {
         return Ok(());
     };
-    crate::warn_limited!(
+    sysward_log_limit::warn_limited!(
         format!(
             "{} bytes free, below [storage] min_free = {}",
             low.available_bytes, low.min_free_bytes
@@ -219,7 +219,7 @@ fn check_disk(app: &AppState) -> Result<(), ApiError> {
 }
 
 fn internal(error: impl std::fmt::Display) -> ApiError {
-    crate::warn_limited!(error, "Internal error.");
+    sysward_log_limit::warn_limited!(error, "Internal error.");
     ApiError::retry(
         StatusCode::SERVICE_UNAVAILABLE,
         format!("server error: {error}"),

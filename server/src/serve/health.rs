@@ -76,7 +76,7 @@ fn agent_certs_expiring(app: &AppState, now: i64) -> usize {
     match app.state.agent_certs_expiring(now.saturating_add(warning)) {
         Ok(list) => list.len(),
         Err(error) => {
-            crate::warn_limited!(error, "Cannot read agent certificate expiry.");
+            sysward_log_limit::warn_limited!(error, "Cannot read agent certificate expiry.");
             0
         }
     }

@@ -272,7 +272,7 @@ impl TieredStore {
                     .commit_failures
                     .fetch_add(1, Ordering::Relaxed);
                 let message = error.to_string();
-                crate::warn_limited!(error, "Group commit failed.");
+                sysward_log_limit::warn_limited!(error, "Group commit failed.");
                 for slot in &slots {
                     slot.set(Err(StoreError::Commit(message.clone())));
                 }
@@ -337,7 +337,7 @@ impl TieredStore {
                 .refused
                 .fetch_add(w.refused, Ordering::Relaxed);
             // Once a minute per agent: an agent at its limit refuses series in every batch.
-            crate::warn_limited!(
+            sysward_log_limit::warn_limited!(
                 format!(
                     "agent {} has {} series",
                     w.agent_id, self.config.max_series_per_agent

@@ -1,6 +1,7 @@
 //! Warnings that repeat are logged once per interval with a count, not once per event: a
-//! full disk fails every request, and a warning per request would fill the journal, or the
-//! very disk that is full.
+//! full disk fails every request, a broken collector every run, and a warning each time
+//! would fill the journal, or the very disk that is full. Shared by the agent and the
+//! server.
 
 use std::{
     collections::HashMap,
@@ -62,26 +63,38 @@ impl RepeatLimiter {
     }
 }
 
-/// The server's one limiter, for warnings whose text identifies them.
+/// The process's one limiter, for warnings whose text identifies them.
 pub fn limiter() -> &'static RepeatLimiter {
     static LIMITER: std::sync::OnceLock<RepeatLimiter> = std::sync::OnceLock::new();
     LIMITER.get_or_init(RepeatLimiter::default)
 }
 
+#[doc(hidden)]
+pub use tracing as __tracing;
+
 /// `tracing::warn!` with an `error` field, at most once per [`INTERVAL`] for the same
-/// message and error, with the count of those left out.
+/// message, fields and error, with the count of those left out. Fields before a `;` are
+/// logged and tell occurrences apart: `warn_limited!(collector = name; error, "...")`.
 #[macro_export]
 macro_rules! warn_limited {
-    ($error:expr, $message:literal) => {{
+    ($error:expr, $message:literal) => {
+        $crate::warn_limited!(; $error, $message)
+    };
+    ($($field:ident = $value:expr),* ; $error:expr, $message:literal) => {{
         let error = $error.to_string();
-        let key = format!("{}\u{0}{error}", $message);
-        if let Some(repeated) =
-            $crate::log_limit::limiter().admit(&key, std::time::Instant::now())
-        {
+        $(let $field = $value;)*
+        let key = format!(
+            concat!($message $(, "\u{0}", stringify!($field), "={}")*, "\u{0}{}"),
+            $($field,)* error
+        );
+        if let Some(repeated) = $crate::limiter().admit(&key, std::time::Instant::now()) {
             if repeated > 0 {
-                tracing::warn!(%error, repeated, concat!($message, " (repeated since last logged)"));
+                $crate::__tracing::warn!(
+                    $($field = %$field,)* %error, repeated,
+                    concat!($message, " (repeated since last logged)")
+                );
             } else {
-                tracing::warn!(%error, $message);
+                $crate::__tracing::warn!($($field = %$field,)* %error, $message);
             }
         }
     }};
@@ -104,6 +117,34 @@ mod tests {
         assert_eq!(
             l.admit("disk full", t0 + INTERVAL + Duration::from_secs(1)),
             None
+        );
+    }
+
+    #[test]
+    fn the_macro_tells_occurrences_apart_by_fields_and_error() {
+        warn_limited!(collector = "cpu-test"; "no /proc/stat", "Collector failed.");
+        warn_limited!("disk full-test", "Group commit failed.");
+        let now = Instant::now();
+        // Both were admitted once under their keys; a repeat is left out.
+        let l = limiter();
+        assert_eq!(
+            l.admit(
+                "Collector failed.\u{0}collector=cpu-test\u{0}no /proc/stat",
+                now
+            ),
+            None
+        );
+        assert_eq!(
+            l.admit("Group commit failed.\u{0}disk full-test", now),
+            None
+        );
+        // Another collector with the same error is another occurrence.
+        assert_eq!(
+            l.admit(
+                "Collector failed.\u{0}collector=mem-test\u{0}no /proc/stat",
+                now
+            ),
+            Some(0)
         );
     }
 
