@@ -3,6 +3,7 @@
 
 use std::{fs, io::Read, path::Path};
 
+use anyhow::Context;
 use sysward_proto::{Batch, inflate_limited};
 
 use super::{
@@ -49,7 +50,15 @@ pub(crate) fn inspect(dir: &Path, verify: bool) -> anyhow::Result<Report> {
     }
     for (id, path) in list_segments(dir)? {
         let mut data = Vec::new();
-        fs::File::open(&path)?.read_to_end(&mut data)?;
+        let read = fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut data));
+        match read {
+            Ok(_) => {}
+            // Removed meanwhile by the running agent, once all its frames were acked.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", path.display()));
+            }
+        }
         report.segments += 1;
         report.bytes += data.len() as u64;
         if decode_segment_header(&data) != Some(id) {
