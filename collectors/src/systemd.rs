@@ -1033,8 +1033,9 @@ mod tests {
         OwnedObjectPath,
     );
 
-    /// A stand-in for systemd, served by zbus on a peer-to-peer D-Bus connection: the
-    /// collector's real calls and decoding, checked by another D-Bus implementation.
+    /// A stand-in for systemd, served by zbus through a real bus or on a peer-to-peer
+    /// D-Bus connection: the collector's real calls and decoding, checked by another
+    /// D-Bus implementation.
     mod fake {
         use super::*;
 
@@ -1118,6 +1119,8 @@ mod tests {
         )
     }
 
+    /// Peer to peer, without a bus: the decoding and the error classes checked on any
+    /// machine, dbus-daemon installed or not (the bus itself is the test below's).
     #[test]
     fn reads_a_fake_systemd_over_a_real_d_bus_connection() {
         let (client, server) = UnixStream::pair().expect("socket pair");
@@ -1222,6 +1225,221 @@ mod tests {
         ) {
             Err(DbusError::Protocol(m)) => assert!(m.contains(r#""u", not "t""#), "{m}"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// The bus configuration of [`DbusDaemon`]: one socket, EXTERNAL authentication as
+    /// on a system bus, and a policy that lets the test's connections own and call
+    /// anything (a system bus's default policy lets no one own `org.freedesktop.systemd1`).
+    const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <listen>unix:path=SOCKET</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"#;
+
+    /// A real `dbus-daemon` listening where the collector looks for the system bus of a
+    /// root file system other than `/` (`run/dbus/system_bus_socket` under a scratch
+    /// root that also has `run/systemd/system`), so that the collector runs unchanged:
+    /// its own `connect`, with the SASL exchange, `Hello` and the bus's own signals.
+    /// Killed on drop, so also when an assertion fails.
+    struct DbusDaemon {
+        root: tempfile::TempDir,
+        daemon: std::process::Child,
+    }
+
+    impl DbusDaemon {
+        /// `None`, after saying why, where `dbus-daemon` cannot run and `CI` is unset.
+        fn start() -> Option<Self> {
+            use std::io::BufRead;
+            use std::process::{Command, Stdio};
+            let root = tempfile::tempdir().expect("tempdir");
+            for dir in ["run/systemd/system", "run/dbus"] {
+                std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");
+            }
+            let socket = root.path().join(SYSTEM_BUS_SOCKET.trim_start_matches('/'));
+            let config = root.path().join("bus.conf");
+            let text = BUS_CONFIG.replace("SOCKET", &socket.display().to_string());
+            std::fs::write(&config, text).expect("bus config");
+            let log = std::fs::File::create(root.path().join("dbus-daemon.log")).expect("log");
+            let spawned = Command::new("dbus-daemon")
+                .arg(format!("--config-file={}", config.display()))
+                .args(["--nofork", "--nopidfile", "--print-address"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(log)
+                .spawn();
+            let mut daemon = match spawned {
+                Ok(daemon) => daemon,
+                Err(e) => {
+                    let why = format!(
+                        "this test runs the real dbus-daemon (Debian package dbus-daemon): {e}"
+                    );
+                    assert!(std::env::var_os("CI").is_none(), "{why}");
+                    eprintln!("NOT RUN: {why}");
+                    return None;
+                }
+            };
+            let stdout = daemon.stdout.take().expect("piped stdout");
+            let bus = Self { root, daemon };
+            // It prints its address once it listens (or exits, and this reads nothing):
+            // the sign it is ready, without waiting by the clock.
+            let mut address = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut address);
+            assert!(
+                address.starts_with("unix:path="),
+                "dbus-daemon printed {address:?}; its log: {}",
+                std::fs::read_to_string(bus.root.path().join("dbus-daemon.log"))
+                    .unwrap_or_default()
+            );
+            Some(bus)
+        }
+
+        fn address(&self) -> String {
+            let socket = self
+                .root
+                .path()
+                .join(SYSTEM_BUS_SOCKET.trim_start_matches('/'));
+            format!("unix:path={}", socket.display())
+        }
+
+        fn roots(&self) -> Roots {
+            let root = self.root.path();
+            Roots::new(root.join("proc"), root.join("sys"), root)
+        }
+    }
+
+    impl Drop for DbusDaemon {
+        fn drop(&mut self) {
+            let _ = self.daemon.kill();
+            let _ = self.daemon.wait();
+        }
+    }
+
+    #[test]
+    fn reads_a_fake_systemd_through_a_real_dbus_daemon() {
+        let Some(bus) = DbusDaemon::start() else {
+            return;
+        };
+        let patterns = std::sync::Arc::new(std::sync::Mutex::new(vec!["unset".to_string()]));
+        let manager = fake::Manager {
+            units: vec![
+                row("web.service", "active", "running", "/u/web"),
+                row("job.service", "failed", "failed", "/u/job"),
+            ],
+            patterns: patterns.clone(),
+        };
+        let since = 1_700_000_000_000_000;
+        // The name is owned once `build` returns: zbus waits for RequestName's reply
+        // (within the timeout, rather than for ever if the bus refused to pass it on).
+        let _systemd = zbus::blocking::connection::Builder::address(bus.address().as_str())
+            .map(|b| b.method_timeout(CALL_TIMEOUT))
+            .and_then(|b| b.name(DESTINATION))
+            .and_then(|b| b.serve_at(MANAGER_PATH, manager))
+            .and_then(|b| b.serve_at("/u/web", fake::Service { restarts: 4 }))
+            .and_then(|b| b.serve_at("/u/web", fake::UnitObject { since_us: since }))
+            .and_then(|b| b.serve_at("/u/job", fake::Service { restarts: 9 }))
+            .and_then(|b| b.serve_at("/u/job", fake::UnitObject { since_us: since }))
+            .and_then(|b| b.build())
+            .expect("the fake systemd owns org.freedesktop.systemd1");
+        let mut collector = SystemdCollector::new(bus.roots());
+        // Twice on one connection: the bus's own messages (NameAcquired after Hello) are
+        // skipped, and the connection stays usable.
+        for attempt in 1..=2 {
+            let mut out = Output::default();
+            collector.collect(&mut out).expect("collects");
+            assert!(out.errors.is_empty(), "run {attempt}: {:?}", out.errors);
+            assert!(matches!(collector.bus, Bus::Connected(_)), "run {attempt}");
+            assert!(patterns.lock().expect("lock").is_empty(), "no include");
+            let state = |name: &str, state: &str| {
+                find(
+                    &out,
+                    UNIT_STATE,
+                    &[("name", name), ("state", state), ("type", "simple")],
+                )
+                .map(|s| s.value)
+            };
+            assert_eq!(state("web.service", "active"), Some(1.0));
+            assert_eq!(state("web.service", "failed"), Some(0.0));
+            assert_eq!(state("job.service", "failed"), Some(1.0));
+            assert_eq!(state("job.service", "active"), Some(0.0));
+            assert_eq!(
+                out.samples.iter().filter(|s| s.name == UNIT_STATE).count(),
+                10
+            );
+            let value =
+                |metric: &str, labels: &[(&str, &str)]| find(&out, metric, labels).map(|s| s.value);
+            assert_eq!(value(UNITS, &[("state", "active")]), Some(1.0));
+            assert_eq!(value(UNITS, &[("state", "failed")]), Some(1.0));
+            assert_eq!(value(UNITS, &[("state", "inactive")]), Some(0.0));
+            assert_eq!(value(RESTARTS, &[("name", "web.service")]), Some(4.0));
+            assert_eq!(value(RESTARTS, &[("name", "job.service")]), Some(9.0));
+            assert_eq!(
+                value(START_TIME, &[("name", "web.service")]),
+                Some(1_700_000_000.0)
+            );
+            assert_eq!(value(START_TIME, &[("name", "job.service")]), Some(0.0));
+            assert_eq!(
+                value(
+                    SUB_STATE,
+                    &[("name", "job.service"), ("sub_state", "failed")]
+                ),
+                Some(1.0)
+            );
+            assert_eq!(value(SYSTEM_RUNNING, &[]), Some(0.0), "degraded");
+            assert_eq!(
+                value(VERSION, &[("version", "252.19-1~deb12u1")]),
+                Some(252.19)
+            );
+            assert_eq!(out.events.len(), 1, "{:?}", out.events);
+            let event = &out.events[0];
+            assert_eq!(
+                (event.check.as_str(), event.state, event.attempt),
+                ("systemd:job.service", CheckState::Critical, attempt)
+            );
+            assert!(
+                event.output.starts_with("job.service failed ")
+                    && event
+                        .output
+                        .ends_with(" ago (sub-state failed, load state loaded)"),
+                "{}",
+                event.output
+            );
+        }
+    }
+
+    #[test]
+    fn a_bus_where_no_one_owns_the_systemd_name_is_a_clear_error() {
+        let Some(bus) = DbusDaemon::start() else {
+            return;
+        };
+        let mut collector = SystemdCollector::new(bus.roots());
+        for _ in 0..2 {
+            let started = Instant::now();
+            let mut out = Output::default();
+            collector.collect(&mut out).expect("collects");
+            assert!(
+                started.elapsed() < CALL_TIMEOUT,
+                "the bus answers at once; the call must not wait for its deadline"
+            );
+            assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+            assert!(
+                out.errors[0].starts_with(
+                    "cannot list systemd units: org.freedesktop.DBus.Error.ServiceUnknown: "
+                ) && out.errors[0].contains("org.freedesktop.systemd1"),
+                "{}",
+                out.errors[0]
+            );
+            assert!(out.samples.is_empty() && out.events.is_empty());
+            // Reconnects next run, in case systemd was restarting.
+            assert!(matches!(collector.bus, Bus::Disconnected));
         }
     }
 

@@ -7,7 +7,9 @@
 //! resident memory on every host. A client that makes calls one at a time needs the
 //! wire format of the D-Bus specification's "Message Protocol" and its EXTERNAL
 //! authentication, which is what this is. Tests in the `systemd` collector run it against
-//! zbus serving a fake systemd, so that another implementation checks both directions.
+//! zbus serving a fake systemd, so that another implementation checks both directions,
+//! both through a real `dbus-daemon` (`connect`: authentication, `Hello`, routing by
+//! destination, the bus's own messages) and on a peer-to-peer connection.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
