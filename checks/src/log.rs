@@ -53,7 +53,10 @@
 //! - *First run ever*: starts at the end of the file (`from_beginning` reads it all).
 //!
 //! Following a journald unit runs `journalctl --unit UNIT --output json
-//! --after-cursor CURSOR` (the first run only takes the latest cursor); the agent's user
+//! --cursor CURSOR`, leaving out the entry at the saved cursor (the first run only takes
+//! the latest cursor). A saved cursor whose entry is gone (vacuumed, or the journal files
+//! replaced) reads on from the nearest entry and says so; a cursor journalctl rejects
+//! makes the run UNKNOWN, and the next one starts at the end. The agent's user
 //! must be allowed to read the journal (group `systemd-journal` or `adm`). Where journald
 //! is not running (no `/run/systemd/journal`, as in most containers) or `journalctl`
 //! is missing, the check is UNKNOWN and says so.
@@ -821,24 +824,22 @@ mod tests {
     #[test]
     fn journald_absent_is_unknown_with_the_reason() {
         let dir = TempDir::new("log-nojournal");
-        let r = probe(&dir, "unit = \"nginx.service\"").run(T);
-        let journald = Path::new("/run/systemd/journal").is_dir();
-        if journald {
-            // A host with journald: the unit simply has no new lines (or access is refused).
-            assert!(
-                matches!(r.state, CheckState::Ok | CheckState::Unknown),
-                "{}",
-                r.output
-            );
-        } else {
-            assert_eq!(r.state, CheckState::Unknown);
-            assert!(
-                r.output
-                    .starts_with("journald is not running on this host (no /run/systemd/journal)"),
-                "{}",
-                r.output
-            );
+        let mut p = probe(&dir, "unit = \"nginx.service\"");
+        let absent = dir.path().join("run/systemd/journal");
+        if let Source::Journal { runtime_dir, .. } = &mut p.source {
+            *runtime_dir = absent.clone();
         }
+        let r = p.run(T);
+        assert_eq!(r.state, CheckState::Unknown);
+        assert_eq!(
+            r.output,
+            format!(
+                "journald is not running on this host (no {}): follow the unit's log file \
+                 with `path` instead",
+                absent.display()
+            )
+        );
+        // A program that is not there: what no installed journalctl can show.
         let mut p = probe(&dir, "unit = \"nginx.service\"");
         if let Source::Journal {
             command,
@@ -857,28 +858,99 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_journal_is_followed_by_cursor_across_restarts() {
-        let dir = TempDir::new("log-journal");
-        let script = dir.path().join("journalctl.sh");
-        let args = dir.path().join("args");
-        std::fs::write(
-            &script,
-            format!(
-                "echo \"$@\" >> '{}'\n\
-                 case \"$*\" in\n\
-                 *quiet.service*--lines*) ;;\n\
-                 *quiet.service*--since\\ @*) printf '%s\\n' '{{\"__CURSOR\":\"q1\",\"MESSAGE\":\"ERROR first words\"}}' ;;\n\
-                 *--after-cursor\\ c2*) printf '%s\\n' '{{\"__CURSOR\":\"c3\",\"MESSAGE\":\"ERROR three\"}}' '{{\"__CURSOR\":\"c4\",\"MESSAGE\":[87,65,82,78,32,255]}}' ;;\n\
-                 *--after-cursor\\ c4*) ;;\n\
-                 *--lines*) printf '%s\\n' '{{\"__CURSOR\":\"c2\",\"MESSAGE\":\"ERROR old, not counted\"}}' ;;\n\
-                 *) echo 'unexpected' >&2; exit 1 ;;\n\
-                 esac\n",
-                args.display()
-            ),
-        )
-        .expect("script");
-        let fake = |dir: &TempDir, unit: &str| {
+    /// Journal files written by the real `systemd-journal-remote` from the journal export
+    /// format, read by the real `journalctl --directory`: cursors, `--unit` matching,
+    /// seeking and error messages are journald's own.
+    struct RealJournal {
+        /// The journal directory, also the probe's stand-in for `/run/systemd/journal`.
+        dir: PathBuf,
+        /// Entries written so far: each gets a later timestamp.
+        written: std::cell::Cell<u64>,
+    }
+
+    const JOURNAL_REMOTE: [&str; 2] = [
+        "/lib/systemd/systemd-journal-remote",
+        "/usr/lib/systemd/systemd-journal-remote",
+    ];
+
+    impl RealJournal {
+        /// `None`, after saying why, where the journal tools are missing and `CI` is unset.
+        fn new(dir: &TempDir) -> Option<Self> {
+            let remote = JOURNAL_REMOTE.iter().any(|p| Path::new(p).exists());
+            let journalctl = std::process::Command::new("journalctl")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !remote || !journalctl {
+                let why = "this test writes a journal with systemd-journal-remote (Debian \
+                           package systemd-journal-remote) and reads it with journalctl \
+                           (package systemd)";
+                assert!(std::env::var_os("CI").is_none(), "{why}");
+                eprintln!("NOT RUN: {why}");
+                return None;
+            }
+            let journal = Self {
+                dir: dir.path().join("journal"),
+                written: std::cell::Cell::new(0),
+            };
+            std::fs::create_dir_all(&journal.dir).expect("mkdir");
+            Some(journal)
+        }
+
+        /// Appends entries `(unit, message)` to the journal file `file`.
+        fn write(&self, file: &str, entries: &[(&str, &[u8])]) {
+            use std::process::{Command, Stdio};
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_micros() as u64;
+            let mut export = Vec::new();
+            for (unit, message) in entries {
+                let n = self.written.get() + 1;
+                self.written.set(n);
+                export.extend_from_slice(
+                    format!(
+                        "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={n}\n\
+                         _BOOT_ID=5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e\n_SYSTEMD_UNIT={unit}\n",
+                        now + n
+                    )
+                    .as_bytes(),
+                );
+                // The binary form of a field, which any bytes may take.
+                export.extend_from_slice(b"MESSAGE\n");
+                export.extend_from_slice(&(message.len() as u64).to_le_bytes());
+                export.extend_from_slice(message);
+                export.extend_from_slice(b"\n\n");
+            }
+            let remote = JOURNAL_REMOTE
+                .iter()
+                .find(|p| Path::new(p).exists())
+                .expect("checked in new");
+            let mut child = Command::new(remote)
+                .arg(format!("--output={}", self.dir.join(file).display()))
+                .arg("-")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("systemd-journal-remote");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(&export)
+                .expect("export format");
+            let done = child.wait_with_output().expect("systemd-journal-remote");
+            let said = String::from_utf8_lossy(&done.stderr);
+            assert!(
+                done.status.success()
+                    && said.contains(&format!("after writing {} entries", entries.len())),
+                "{said}"
+            );
+        }
+
+        /// A log check of `unit` reading this journal, as journalctl would read the host's.
+        fn probe(&self, dir: &TempDir, unit: &str) -> LogProbe {
             let mut p = probe(dir, &format!("unit = \"{unit}\""));
             if let Source::Journal {
                 command,
@@ -886,19 +958,48 @@ mod tests {
                 ..
             } = &mut p.source
             {
-                *command = vec!["/bin/sh".into(), script.clone().into()];
-                *runtime_dir = dir.path().to_path_buf();
+                let mut directory = OsString::from("--directory=");
+                directory.push(&self.dir);
+                *command = vec!["journalctl".into(), directory];
+                *runtime_dir = self.dir.clone();
             }
             p
+        }
+    }
+
+    fn saved_cursor(dir: &TempDir) -> Option<String> {
+        load(&dir.path().join("state/log-app.json"))
+            .expect("state file")
+            .and_then(|s| s.journal.cursor)
+    }
+
+    #[test]
+    fn a_real_journal_is_followed_by_cursor_across_restarts() {
+        let dir = TempDir::new("log-journal");
+        let Some(journal) = RealJournal::new(&dir) else {
+            return;
         };
-        let mut p = fake(&dir, "app.service");
+        journal.write("a.journal", &[("app.service", b"ERROR old, not counted")]);
+        let mut p = journal.probe(&dir, "app.service");
         let r = p.run(T);
         assert_eq!(
-            (r.state, total(&r, "error")),
-            (CheckState::Ok, 0.0),
-            "{} / {}",
+            (r.state, total(&r, "error"), lines(&r)),
+            (CheckState::Ok, 0.0, 0.0),
+            "the first run starts at the end: {} / {}",
             r.output,
             r.long_output
+        );
+        let first = saved_cursor(&dir).expect("the latest entry's cursor is saved");
+        assert!(first.starts_with("s="), "journald's own cursor: {first}");
+
+        journal.write(
+            "a.journal",
+            &[
+                ("app.service", b"ERROR three"),
+                ("other.service", b"ERROR of another unit"),
+                // Not UTF-8: journalctl writes it as an array of bytes.
+                ("app.service", b"WARN \xff"),
+            ],
         );
         let r = p.run(T);
         assert_eq!(
@@ -913,33 +1014,110 @@ mod tests {
             (total(&r, "error"), total(&r, "warn"), lines(&r)),
             (1.0, 1.0, 2.0)
         );
+        assert!(!r.long_output.contains("no longer in the journal"));
         drop(p);
-        let r = fake(&dir, "app.service").run(T);
-        assert_eq!((r.state, lines(&r)), (CheckState::Ok, 2.0), "{}", r.output);
-        let calls = std::fs::read_to_string(&args).expect("args");
-        let calls: Vec<&str> = calls.lines().collect();
+
+        // A restart: the saved cursor's entry is not counted again.
+        journal.write("a.journal", &[("app.service", b"slow five")]);
+        let r = journal.probe(&dir, "app.service").run(T);
+        assert_eq!((r.state, lines(&r)), (CheckState::Ok, 3.0), "{}", r.output);
         assert_eq!(
-            calls,
-            [
-                "--unit app.service --output json --no-pager --lines 1",
-                "--unit app.service --output json --no-pager --after-cursor c2",
-                "--unit app.service --output json --no-pager --after-cursor c4",
-            ]
+            (total(&r, "error"), total(&r, "warn"), total(&r, "slow")),
+            (1.0, 1.0, 1.0)
         );
+        let r = journal.probe(&dir, "app.service").run(T);
+        assert_eq!(lines(&r), 3.0, "nothing new: {}", r.output);
 
         // A unit with no entries yet: its first ever message still counts.
-        let other = TempDir::new("log-journal-quiet");
-        let mut p = fake(&other, "quiet.service");
+        let quiet = TempDir::new("log-journal-quiet");
+        let mut p = journal.probe(&quiet, "quiet.service");
         assert_eq!(p.run(T).state, CheckState::Ok);
+        journal.write("a.journal", &[("quiet.service", b"ERROR first words")]);
         let r = p.run(T);
         assert_eq!(r.output, "1 new line(s) match error: ERROR first words");
-        let calls = std::fs::read_to_string(&args).expect("args");
-        let last: Vec<&str> = calls.lines().skip(3).collect();
-        assert_eq!(last.len(), 2, "{calls}");
-        assert!(
-            last[1].starts_with("--unit quiet.service --output json --no-pager --since @"),
-            "{calls}"
+    }
+
+    /// A cursor journalctl refuses ("Failed to seek to cursor"): the run says so, and the
+    /// next one starts over at the end of the journal, keeping the counters.
+    #[test]
+    fn a_cursor_journalctl_rejects_starts_over_at_the_end() {
+        let dir = TempDir::new("log-journal-bad-cursor");
+        let Some(journal) = RealJournal::new(&dir) else {
+            return;
+        };
+        journal.write("a.journal", &[("app.service", b"ERROR one")]);
+        let state = dir.path().join("state/log-app.json");
+        let mut saved = fresh("unit:app.service");
+        saved.journal.cursor = Some("c2".into());
+        saved.counts.insert("error".into(), 3);
+        saved.lines = 7;
+        store(&state, &saved).expect("state");
+        let mut p = journal.probe(&dir, "app.service");
+        let r = p.run(T);
+        assert_eq!(r.state, CheckState::Unknown, "{}", r.output);
+        assert_eq!(
+            r.output,
+            "journalctl failed (exit status: 1): Failed to seek to cursor: Invalid argument"
         );
+        assert_eq!(saved_cursor(&dir), None, "the rejected cursor is dropped");
+        assert_eq!((total(&r, "error"), lines(&r)), (3.0, 7.0));
+
+        journal.write("a.journal", &[("app.service", b"ERROR two")]);
+        let r = p.run(T);
+        assert_eq!(
+            (r.state, total(&r, "error"), lines(&r)),
+            (CheckState::Ok, 3.0, 7.0),
+            "started over at the end: {}",
+            r.output
+        );
+        assert!(saved_cursor(&dir).is_some_and(|c| c.starts_with("s=")));
+        journal.write("a.journal", &[("app.service", b"ERROR three")]);
+        let r = p.run(T);
+        assert_eq!(r.output, "1 new line(s) match error: ERROR three");
+        assert_eq!((total(&r, "error"), lines(&r)), (4.0, 8.0));
+    }
+
+    /// The journal files were replaced (vacuumed, or a new machine id) and the saved
+    /// cursor's entry went with them: journalctl seeks to the nearest entry, which is new
+    /// and counted, and the output says the saved position was gone.
+    #[test]
+    fn a_cursor_whose_entry_is_gone_reads_on_from_the_nearest_entry() {
+        let dir = TempDir::new("log-journal-gone");
+        let Some(journal) = RealJournal::new(&dir) else {
+            return;
+        };
+        journal.write("a.journal", &[("app.service", b"slow one")]);
+        let mut p = journal.probe(&dir, "app.service");
+        p.run(T);
+        let before = saved_cursor(&dir).expect("cursor");
+        std::fs::remove_file(journal.dir.join("a.journal")).expect("vacuum");
+        journal.write(
+            "b.journal",
+            &[
+                ("app.service", b"WARN two"),
+                ("app.service", b"ERROR three"),
+            ],
+        );
+        let r = p.run(T);
+        assert_eq!(
+            (total(&r, "warn"), total(&r, "error"), lines(&r)),
+            (1.0, 1.0, 2.0),
+            "both new entries, the nearest one too: {} / {}",
+            r.output,
+            r.long_output
+        );
+        assert!(
+            r.long_output
+                .contains("the saved journal position is no longer in the journal"),
+            "{}",
+            r.long_output
+        );
+        let after = saved_cursor(&dir).expect("cursor");
+        assert_ne!(before, after);
+        journal.write("b.journal", &[("app.service", b"slow four")]);
+        let r = p.run(T);
+        assert_eq!((total(&r, "slow"), lines(&r)), (1.0, 3.0), "{}", r.output);
+        assert!(!r.long_output.contains("no longer in the journal"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Following a journald unit across runs: `journalctl --unit UNIT --output json
-//! --after-cursor CURSOR`, from a cursor saved between runs.
+//! --cursor CURSOR`, from a cursor saved between runs.
 //!
 //! Without a cursor the first run only takes the latest entry's cursor (nothing old is
 //! handed over) unless asked to read from the beginning; a unit without entries then
@@ -7,6 +7,13 @@
 //! `/run/systemd/journal`, as in most containers) or `journalctl` is missing, a run is an
 //! error that says so. `journalctl` is killed at the run's deadline and the rest waits
 //! for the next run.
+//!
+//! The saved entry is asked for with `--cursor` (from it on) and left out here, not with
+//! `--after-cursor`: journalctl seeks to the entry nearest a cursor whose entry is gone
+//! (vacuumed, or journal files replaced) and `--after-cursor` then skips that nearest
+//! entry unseen, although it is a new one. So the first entry is handed over unless it
+//! is the saved one, and a note says when the saved entry was gone. A cursor journalctl
+//! rejects outright fails the run; the next run starts at the end of the journal.
 
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read};
@@ -84,8 +91,15 @@ impl JournalFollower {
             self.max_read,
             until,
         )?;
-        let cursor = scan_entries(&run.lines, sink.line, seek_only);
-        match cursor {
+        let scanned = scan_entries(&run.lines, sink.line, seek_only, pos.cursor.as_deref());
+        if scanned.saved_entry_gone {
+            sink.notes.push(
+                "the saved journal position is no longer in the journal (rotated or vacuumed \
+                 away): read on from the entry nearest to it"
+                    .into(),
+            );
+        }
+        match scanned.cursor {
             Some(c) => {
                 pos.cursor = Some(c);
                 pos.since = None;
@@ -151,7 +165,7 @@ fn run_journalctl(
         .stderr(Stdio::piped());
     match (&pos.cursor, pos.since) {
         (Some(cursor), _) => {
-            cmd.arg("--after-cursor").arg(cursor);
+            cmd.arg("--cursor").arg(cursor);
         }
         (None, Some(since)) => {
             cmd.arg("--since").arg(format!("@{since}"));
@@ -240,16 +254,40 @@ fn wait_until(
     }
 }
 
-/// Hands over the message of every journal entry (unless `seek_only`); returns the cursor
-/// of the last entry.
-fn scan_entries(lines: &[Vec<u8>], line: &mut dyn FnMut(&[u8]), seek_only: bool) -> Option<String> {
-    let mut cursor = None;
+/// What [`scan_entries`] found.
+#[derive(Debug, Default, PartialEq)]
+struct Scanned {
+    /// The cursor of the last entry.
+    cursor: Option<String>,
+    /// The first entry was not the one at the saved cursor: that one is gone.
+    saved_entry_gone: bool,
+}
+
+/// Hands over the message of every journal entry (unless `seek_only`) but the one at
+/// `saved`, the cursor the run started from, which was handed over before.
+fn scan_entries(
+    lines: &[Vec<u8>],
+    line: &mut dyn FnMut(&[u8]),
+    seek_only: bool,
+    saved: Option<&str>,
+) -> Scanned {
+    let mut scanned = Scanned::default();
+    let mut first = true;
     for text in lines {
         let Ok(entry) = serde_json::from_slice::<serde_json::Value>(text) else {
             continue;
         };
-        if let Some(c) = entry.get("__CURSOR").and_then(|c| c.as_str()) {
-            cursor = Some(c.to_string());
+        let cursor = entry.get("__CURSOR").and_then(|c| c.as_str());
+        if let Some(c) = cursor {
+            scanned.cursor = Some(c.to_string());
+        }
+        if std::mem::take(&mut first)
+            && let Some(saved) = saved
+        {
+            if cursor == Some(saved) {
+                continue;
+            }
+            scanned.saved_entry_gone = true;
         }
         if seek_only {
             continue;
@@ -267,7 +305,7 @@ fn scan_entries(lines: &[Vec<u8>], line: &mut dyn FnMut(&[u8]), seek_only: bool)
             _ => {}
         }
     }
-    cursor
+    scanned
 }
 
 /// A failed run that gave nothing is the run's error; otherwise its stderr is a note.
@@ -298,5 +336,53 @@ fn journal_outcome(
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(cursors: &[&str]) -> Vec<Vec<u8>> {
+        cursors
+            .iter()
+            .map(|c| format!("{{\"__CURSOR\":\"{c}\",\"MESSAGE\":\"m{c}\"}}\n").into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn the_entry_at_the_saved_cursor_is_not_handed_over_again() {
+        let mut seen = Vec::new();
+        let scanned = scan_entries(
+            &entries(&["a", "b", "c"]),
+            &mut |m| seen.push(m.to_vec()),
+            false,
+            Some("a"),
+        );
+        assert_eq!(seen, [b"mb".to_vec(), b"mc".to_vec()]);
+        assert_eq!(
+            scanned,
+            Scanned {
+                cursor: Some("c".into()),
+                saved_entry_gone: false
+            }
+        );
+    }
+
+    /// journalctl seeks to the nearest entry when the saved one is gone: that entry is new.
+    #[test]
+    fn a_first_entry_other_than_the_saved_one_is_new() {
+        let mut seen = Vec::new();
+        let scanned = scan_entries(
+            &entries(&["x", "y"]),
+            &mut |m| seen.push(m.to_vec()),
+            false,
+            Some("a"),
+        );
+        assert_eq!(seen, [b"mx".to_vec(), b"my".to_vec()]);
+        assert!(scanned.saved_entry_gone);
+        let scanned = scan_entries(&entries(&["z"]), &mut |_| {}, true, None);
+        assert_eq!(scanned.cursor.as_deref(), Some("z"));
+        assert!(!scanned.saved_entry_gone);
     }
 }
