@@ -549,35 +549,101 @@ mod tests {
             .map(|s| s.value)
     }
 
-    fn icmp_permitted() -> bool {
-        icmp::Pinger::open(IpAddr::from([127, 0, 0, 1])).is_ok()
+    /// Runs `f` on a thread of its own in a new network namespace (namespaces are per
+    /// thread: the rest of the test process stays where it was), with loopback up and
+    /// `net.ipv4.ping_group_range` set to `range` in there: the test, not the host,
+    /// decides whether ICMP sockets are permitted. `None`, after saying why, where that
+    /// cannot be done (it needs root and iproute2's `ip`) and `CI` is unset.
+    fn in_own_network<T: Send + 'static>(
+        range: &'static str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let thread = std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))
+                .and_then(|()| {
+                    // A child started from this thread is in its namespace.
+                    match std::process::Command::new("ip")
+                        .args(["link", "set", "lo", "up"])
+                        .status()
+                    {
+                        Ok(status) if status.success() => Ok(()),
+                        Ok(status) => Err(format!("ip link set lo up: {status}")),
+                        Err(e) => Err(format!("ip: {e}")),
+                    }
+                })
+                .and_then(|()| {
+                    // /proc/sys/net is the writing thread's namespace's.
+                    std::fs::write("/proc/sys/net/ipv4/ping_group_range", range)
+                        .map_err(|e| format!("net.ipv4.ping_group_range: {e}"))
+                })
+                .map(|()| f())
+        });
+        match thread.join() {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(why)) => {
+                let why = format!(
+                    "this test sets net.ipv4.ping_group_range in a network namespace of its \
+                     own, which needs root (CAP_SYS_ADMIN) and iproute2: {why}"
+                );
+                assert!(std::env::var_os("CI").is_none(), "{why}");
+                eprintln!("NOT RUN: {why}");
+                None
+            }
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Every group may open ICMP sockets: `auto` pings.
+    const PERMITTED: &str = "0 2147483647";
+    /// No group may (the kernel's default): `auto` falls back to TCP.
+    const REFUSED: &str = "1 0";
+
+    #[test]
+    fn loopback_answers_icmp_where_ping_sockets_are_permitted() {
+        let Some(r) = in_own_network(PERMITTED, || {
+            run("host = \"127.0.0.1\"\ntcp_port = 9\nsend_interval = \"20ms\"")
+        }) else {
+            return;
+        };
+        assert_eq!(r.state, CheckState::Ok, "{}", r.output);
+        assert!(
+            r.output
+                .starts_with("127.0.0.1 (icmp): 3/3 replies, 0% loss, rtt min/avg/max "),
+            "{}",
+            r.output
+        );
+        assert_eq!(sample(&r, LOSS_RATIO, None), Some(0.0));
+        for stat in ["min", "avg", "max"] {
+            assert!(
+                sample(&r, RTT_SECONDS, Some(stat)).is_some_and(|v| v > 0.0 && v < 1.0),
+                "{stat}"
+            );
+        }
     }
 
     #[test]
-    fn loopback_answers_by_whichever_method_the_host_allows() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let r = run(&format!(
-            "host = \"127.0.0.1\"\ntcp_port = {port}\nsend_interval = \"20ms\""
-        ));
+    fn auto_falls_back_to_tcp_where_ping_sockets_are_not_permitted() {
+        let Some((port, r)) = in_own_network(REFUSED, || {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let r = run(&format!(
+                "host = \"127.0.0.1\"\ntcp_port = {port}\nsend_interval = \"20ms\""
+            ));
+            (port, r)
+        }) else {
+            return;
+        };
         assert_eq!(r.state, CheckState::Ok, "{}", r.output);
-        if icmp_permitted() {
-            assert!(
-                r.output
-                    .starts_with("127.0.0.1 (icmp): 3/3 replies, 0% loss"),
-                "{}",
-                r.output
-            );
-        } else {
-            assert!(
-                r.output.starts_with(&format!(
-                    "127.0.0.1 (tcp connect to port {port}, since ICMP sockets are not permitted"
-                )),
-                "{}",
-                r.output
-            );
-            assert!(r.output.contains("ping_group_range"), "{}", r.output);
-        }
+        assert!(
+            r.output.starts_with(&format!(
+                "127.0.0.1 (tcp connect to port {port}, since ICMP sockets are not permitted \
+                 to this process (net.ipv4.ping_group_range is \"1 0\"; add the agent's group \
+                 to it to ping)): 3/3 replies, 0% loss"
+            )),
+            "{}",
+            r.output
+        );
         assert_eq!(sample(&r, LOSS_RATIO, None), Some(0.0));
         for stat in ["min", "avg", "max"] {
             assert!(
@@ -589,19 +655,30 @@ mod tests {
 
     #[test]
     fn without_icmp_or_a_port_the_check_says_why() {
-        let r = run("host = \"127.0.0.1\"\nsend_interval = \"10ms\"");
-        if icmp_permitted() {
-            assert_eq!(r.state, CheckState::Ok, "{}", r.output);
-        } else {
-            assert_eq!(r.state, CheckState::Unknown);
-            assert!(r.output.contains("ping_group_range"), "{}", r.output);
-            assert!(
-                r.output
-                    .ends_with("set tcp_port to measure TCP connect latency instead"),
-                "{}",
-                r.output
-            );
-        }
+        let Some(r) = in_own_network(REFUSED, || {
+            run("host = \"127.0.0.1\"\nsend_interval = \"10ms\"")
+        }) else {
+            return;
+        };
+        assert_eq!(r.state, CheckState::Unknown);
+        assert_eq!(
+            r.output,
+            "ICMP sockets are not permitted to this process (net.ipv4.ping_group_range is \
+             \"1 0\"; add the agent's group to it to ping); set tcp_port to measure TCP \
+             connect latency instead"
+        );
+        // `icmp` asked for by name: the same reason, without the TCP advice.
+        let Some(r) = in_own_network(REFUSED, || {
+            run("host = \"127.0.0.1\"\nmethod = \"icmp\"\ntcp_port = 9")
+        }) else {
+            return;
+        };
+        assert_eq!(r.state, CheckState::Unknown);
+        assert!(
+            r.output.ends_with("add the agent's group to it to ping)"),
+            "{}",
+            r.output
+        );
     }
 
     #[test]
