@@ -295,7 +295,10 @@ mod tests {
     fn a_foreign_owner_is_refused() {
         if !nix::unistd::geteuid().is_root() {
             // Only root can give a file away; CI runs as root, so there it must run.
-            assert!(std::env::var_os("CI").is_none(), "not root; CI runs as root");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "not root; CI runs as root"
+            );
             eprintln!("NOT RUN: not root, cannot chown");
             return;
         }
