@@ -63,6 +63,26 @@ impl RepeatLimiter {
     }
 }
 
+/// One stream of log lines (a target's refusals, an exporter's failures) at most once
+/// per [`INTERVAL`], whatever their text, with how many were held back.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    last: Option<Instant>,
+    held: u64,
+}
+
+impl Throttle {
+    /// `Some(held back since the last line)` when a line may be logged now.
+    pub fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self.last.is_some_and(|l| now.duration_since(l) < INTERVAL) {
+            self.held += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
+}
+
 /// The process's one limiter, for warnings whose text identifies them.
 pub fn limiter() -> &'static RepeatLimiter {
     static LIMITER: std::sync::OnceLock<RepeatLimiter> = std::sync::OnceLock::new();
@@ -146,6 +166,16 @@ mod tests {
             ),
             Some(0)
         );
+    }
+
+    #[test]
+    fn the_throttle_logs_once_per_interval_and_counts_the_rest() {
+        let mut t = Throttle::default();
+        let now = Instant::now();
+        assert_eq!(t.allow(now), Some(0));
+        assert_eq!(t.allow(now + Duration::from_secs(1)), None);
+        assert_eq!(t.allow(now + Duration::from_secs(2)), None);
+        assert_eq!(t.allow(now + INTERVAL + Duration::from_secs(1)), Some(2));
     }
 
     #[test]

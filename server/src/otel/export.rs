@@ -19,10 +19,8 @@ use opentelemetry_sdk::{
     metrics::{Temporality, data::ResourceMetrics, exporter::PushMetricExporter},
     trace::{SpanData, SpanExporter},
 };
+use sysward_log_limit::Throttle;
 use tracing::{info, warn};
-
-/// After the first failure, failures are logged at most this often, with their count.
-const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The signals, as `/metrics` labels them.
 const SIGNALS: [&str; 2] = ["metrics", "traces"];
@@ -104,7 +102,7 @@ pub(super) fn span_exporter(
 }
 
 /// An exporter whose exports are counted and whose failures are logged: the first at once,
-/// then at most once per [`LOG_EVERY`].
+/// then at most once a minute.
 #[derive(Debug)]
 pub(super) struct Logged<E> {
     inner: E,
@@ -115,9 +113,7 @@ pub(super) struct Logged<E> {
 
 #[derive(Debug, Default)]
 struct Failures {
-    /// Since the last line logged.
-    unlogged: u64,
-    last_logged: Option<Instant>,
+    log: Throttle,
     /// Whether the last export failed, to say once that it works again.
     failing: bool,
 }
@@ -142,16 +138,13 @@ impl<E> Logged<E> {
             return;
         };
         f.failing = true;
-        f.unlogged += 1;
-        if f.last_logged.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+        if let Some(held) = f.log.allow(Instant::now()) {
             warn!(
                 signal,
                 %error,
-                failures = f.unlogged,
-                "OTLP export failed; its data is dropped (logged at most once per {LOG_EVERY:?})."
+                similar_since_last = held,
+                "OTLP export failed; its data is dropped (logged at most once a minute)."
             );
-            f.unlogged = 0;
-            f.last_logged = Some(Instant::now());
         }
     }
 }

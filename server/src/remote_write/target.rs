@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use sysward_log_limit::Throttle;
 use sysward_promwire::{Label, Sample, TimeSeries, WriteRequest};
 use tokio::{sync::watch, task::JoinSet};
 use tracing::{info, warn};
@@ -24,31 +25,10 @@ use super::{
 };
 use crate::store::{ForwardPosition, ForwardRow, TieredStore};
 
-/// How often at most a refused request or a queue overflow is logged per target.
-const LOG_EVERY: Duration = Duration::from_secs(60);
 /// A wait for new rows ends after this even without a signal.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Series whose labels a target keeps at once; past it the cache starts again.
 const MAX_CACHED_SERIES: usize = 1 << 20;
-
-/// A log line at most once per [`LOG_EVERY`], with how many were held back.
-#[derive(Debug, Default)]
-pub(super) struct Throttle {
-    last: Option<Instant>,
-    held: u64,
-}
-
-impl Throttle {
-    /// `Some(held back since the last line)` when a line may be logged now.
-    pub(super) fn allow(&mut self, now: Instant) -> Option<u64> {
-        if self.last.is_some_and(|l| now.duration_since(l) < LOG_EVERY) {
-            self.held += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.held))
-    }
-}
 
 /// A target's figures for `/metrics`, and its cursor as sent.
 #[derive(Debug, Default)]
@@ -409,15 +389,5 @@ mod tests {
         assert_eq!(used.len(), 4);
         assert_eq!(shard_of(7, 4), shard_of(7, 4));
         assert_eq!(shard_of(7, 1), 0);
-    }
-
-    #[test]
-    fn the_throttle_logs_once_per_interval_and_counts_the_rest() {
-        let mut t = Throttle::default();
-        let now = Instant::now();
-        assert_eq!(t.allow(now), Some(0));
-        assert_eq!(t.allow(now + Duration::from_secs(1)), None);
-        assert_eq!(t.allow(now + Duration::from_secs(2)), None);
-        assert_eq!(t.allow(now + LOG_EVERY + Duration::from_secs(1)), Some(2));
     }
 }
