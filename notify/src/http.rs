@@ -147,8 +147,9 @@ pub fn answer_text(body: &[u8]) -> String {
     }
 }
 
-/// A network error without the URL reqwest puts in it: webhook URLs carry their keys.
-pub(crate) fn network_error(e: reqwest::Error) -> String {
+/// A network error without the URL reqwest puts in it: webhook URLs carry their keys (and
+/// the server's Grafana client's URLs their tokens).
+pub fn network_error(e: reqwest::Error) -> String {
     let e = e.without_url();
     if e.is_timeout() {
         "timed out".to_string()

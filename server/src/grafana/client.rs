@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use sysward_notify::http::network_error;
 
 /// Time one call to Grafana may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -210,12 +211,12 @@ impl Client {
         let response = request
             .send()
             .await
-            .map_err(|e| CallError::Unreachable(error_chain(&e.without_url())))?;
+            .map_err(|e| CallError::Unreachable(network_error(e)))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| CallError::Unreachable(error_chain(&e.without_url())))?;
+            .map_err(|e| CallError::Unreachable(network_error(e)))?;
         let value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         Ok((status, value))
@@ -291,17 +292,6 @@ fn path_segment(text: &str) -> String {
         }
     }
     out
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
