@@ -222,7 +222,10 @@ mod tests {
         } else {
             // Not root: the scratch file is ours, not root's, and must be refused; the
             // acceptance above is what CI (root) must show.
-            assert!(std::env::var_os("CI").is_none(), "not root; CI runs as root");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "not root; CI runs as root"
+            );
             assert!(found.unwrap_err().to_string().contains("not root"));
         }
     }

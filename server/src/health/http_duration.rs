@@ -55,41 +55,42 @@ impl Window {
     }
 }
 
-/// Every route's window. Routes are the router's own patterns, so the set is bounded.
+/// Every route's window, by route then method. Routes are the router's own patterns, so
+/// the set is bounded; a request allocates nothing once its route was seen.
 #[derive(Debug, Default)]
 pub struct HttpDurations {
-    routes: Mutex<HashMap<(String, &'static str), Window>>,
+    routes: Mutex<HashMap<String, HashMap<&'static str, Window>>>,
 }
 
 impl HttpDurations {
     pub fn record(&self, route: &str, method: &str, seconds: f64) {
         let method = known_method(method);
         let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(w) = routes.get_mut(&(route.to_string(), method)) {
-            w.record(seconds);
-            return;
-        }
-        let mut w = Window::default();
-        w.record(seconds);
-        routes.insert((route.to_string(), method), w);
+        let methods = match routes.get_mut(route) {
+            Some(methods) => methods,
+            None => routes.entry(route.to_string()).or_default(),
+        };
+        methods.entry(method).or_default().record(seconds);
     }
 
     /// The summary in Prometheus' text format.
     pub fn render(&self, out: &mut String) {
         let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        let mut keys: Vec<_> = routes.keys().collect();
+        let mut keys: Vec<(&String, &&'static str)> = routes
+            .iter()
+            .flat_map(|(route, methods)| methods.keys().map(move |m| (route, m)))
+            .collect();
         keys.sort();
         let _ = writeln!(
             out,
             "# HELP http_server_duration Seconds from a request to its answer, by route and method; quantiles over the route's last {WINDOW} requests."
         );
         let _ = writeln!(out, "# TYPE http_server_duration summary");
-        for key in keys {
-            let w = &routes[key];
+        for (route, method) in keys {
+            let w = &routes[route][method];
             let labels = format!(
-                "http_route=\"{}\",http_request_method=\"{}\"",
-                escape(&key.0),
-                key.1
+                "http_route=\"{}\",http_request_method=\"{method}\"",
+                escape(route)
             );
             for (q, v) in QUANTILES.iter().zip(w.quantiles()) {
                 let _ = writeln!(out, "http_server_duration{{{labels},quantile=\"{q}\"}} {v}");
@@ -120,16 +121,16 @@ pub async fn record_http_duration(
     request: Request,
     next: Next,
 ) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "other".to_string(), |p| p.as_str().to_string());
-    let method = request.method().as_str().to_string();
+    // A matched path is an `Arc<str>`: cloned, not copied.
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = known_method(request.method().as_str());
     let started = Instant::now();
     let response = next.run(request).await;
-    durations
-        .http
-        .record(&route, &method, started.elapsed().as_secs_f64());
+    durations.http.record(
+        route.as_ref().map_or("other", MatchedPath::as_str),
+        method,
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 
