@@ -63,9 +63,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
@@ -76,6 +74,7 @@ use super::{CheckContext, Probe, ProbeResult, Schedule};
 use sysward_collectors::{CheckState, Kind, Sample, Tier};
 use sysward_platform::linux::follow::{FileFollower, FilePosition, Sink};
 use sysward_platform::linux::journal::{JournalFollower, JournalPosition};
+use sysward_platform::state_file::{load, store};
 
 /// Lines that matched a pattern, since the check's state was created.
 pub const MATCHES_TOTAL: &str = "sysward_check_log_matches_total";
@@ -334,7 +333,7 @@ impl Probe for LogProbe {
         let key = self.source.key();
         let mut saved = match self.saved.take() {
             Some(saved) => saved,
-            None => match load(&self.state_file) {
+            None => match load::<Saved>(&self.state_file) {
                 Ok(Some(saved)) if saved.source == key && saved.v == 1 => saved,
                 Ok(Some(_)) => {
                     notes.push(
@@ -490,38 +489,13 @@ fn judge(
     result
 }
 
-fn load(path: &Path) -> Result<Option<Saved>, String> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {}", path.display(), net::io_text(&e))),
-    }
-}
-
-/// Writes the state beside its place and renames it there: all or nothing.
-fn store(path: &Path, saved: &Saved) -> Result<(), String> {
-    let fail = |e: io::Error| format!("{}: {}", path.display(), net::io_text(&e));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    let bytes = serde_json::to_vec(saved).map_err(|e| e.to_string())?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut file = File::create(&tmp).map_err(fail)?;
-    file.write_all(&bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::TempDir;
-    use std::fs::OpenOptions;
+    use std::fs::{File, OpenOptions};
+    use std::io::Write;
+    use std::path::Path;
     use sysward_platform::linux::follow::MAX_LINE;
 
     fn config(text: &str) -> LogCheckConfig {
@@ -815,7 +789,7 @@ mod tests {
         assert_eq!(r.state, CheckState::Ok);
         assert!(r.long_output.contains("unreadable"), "{}", r.long_output);
         assert!(
-            load(&dir.path().join("state/log-app.json"))
+            load::<Saved>(&dir.path().join("state/log-app.json"))
                 .expect("load")
                 .is_some()
         );
@@ -968,7 +942,7 @@ mod tests {
     }
 
     fn saved_cursor(dir: &TempDir) -> Option<String> {
-        load(&dir.path().join("state/log-app.json"))
+        load::<Saved>(&dir.path().join("state/log-app.json"))
             .expect("state file")
             .and_then(|s| s.journal.cursor)
     }

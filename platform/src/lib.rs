@@ -22,6 +22,10 @@
 //! (`linux::malloc`), `pread` into a buffer's spare capacity (`linux::kept_files`), and
 //! releasing the executable's unmodified code pages (`linux::code_pages`).
 //!
+//! [`net`] holds the sockets with a deadline that checks and collectors of services
+//! share; [`state_file`] the small JSON files in which they keep a position across
+//! restarts, replaced whole or not at all.
+//!
 //! [`smartctl`] holds what the SMART collector and its privileged helper share: the
 //! helper's requests and their fixed smartctl command lines, running the helper with a
 //! deadline, and the parsers of smartctl's JSON and (for smartmontools 6.x) text output.
@@ -30,8 +34,10 @@
 
 use std::path::PathBuf;
 
+pub mod net;
 mod readings;
 pub mod smartctl;
+pub mod state_file;
 
 #[cfg(target_os = "linux")]
 pub mod linux;
