@@ -15,7 +15,7 @@ use std::{
 };
 
 use sysward_checks::{CheckConfigError, CheckContext, CheckJob};
-use sysward_collectors::{Output, REGISTRY, Roots, Sample};
+use sysward_collectors::{CollectorContext, Output, REGISTRY, Roots, Sample};
 
 use crate::config::{AgentConfig, check_context};
 
@@ -239,7 +239,7 @@ fn collect_collectors(
         let Some(spec) = REGISTRY.iter().find(|s| s.name == *name) else {
             continue;
         };
-        let mut collector = (spec.configure)(roots, settings)
+        let mut collector = (spec.configure)(&CollectorContext::new(roots.clone()), settings)
             .map_err(|e| anyhow::anyhow!("collector {name}: {e}"))?;
         let mut out = Output::default();
         if let Err(e) = collector.collect(&mut out) {

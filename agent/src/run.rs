@@ -25,7 +25,7 @@ use anyhow::Context;
 use rand::RngCore;
 use sd_notify::NotifyState;
 use sysward_checks::CheckJob;
-use sysward_collectors::{REGISTRY, Roots};
+use sysward_collectors::{CollectorContext, REGISTRY, Roots};
 use sysward_proto::HostInfo;
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -447,13 +447,17 @@ fn planned_jobs(
     checks: Vec<CheckJob>,
 ) -> Vec<Planned> {
     let mut planned = Vec::new();
+    let context = CollectorContext {
+        roots: roots.clone(),
+        state_dir: Some(config.agent.state_dir.join("collectors")),
+    };
     for plan in &config.collectors {
         let Some(spec) = REGISTRY.iter().find(|s| s.name == plan.name) else {
             continue;
         };
         // The settings were checked when the config was loaded; this cannot fail unless
         // the collector's own check changed in between.
-        let collector = match (spec.configure)(roots, &plan.settings) {
+        let collector = match (spec.configure)(&context, &plan.settings) {
             Ok(c) => c,
             Err(error) => {
                 warn!(collector = spec.name, %error, "Collector settings refused; not scheduled.");

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sysward_collectors::{Collector, Output, REGISTRY, Roots};
+use sysward_collectors::{Collector, CollectorContext, Output, REGISTRY, Roots};
 
 fn bench(c: &mut Criterion) {
     let roots = Roots::default();
@@ -16,7 +16,7 @@ fn bench(c: &mut Criterion) {
         .iter()
         .filter(|spec| spec.default_enabled)
         .map(|spec| {
-            let defaults = (spec.configure)(&roots, &toml::Table::new());
+            let defaults = (spec.configure)(&CollectorContext::new(roots.clone()), &toml::Table::new());
             (
                 spec.name,
                 defaults.expect("every collector builds with its defaults"),

@@ -24,6 +24,9 @@
 //! | [`hwmon`] | `/sys/class/hwmon` | `node_hwmon_*` |
 //! | [`systemd`] | systemd over D-Bus | `node_systemd_*`, failed units as events |
 //! | [`smart`] | `smartctl`, through the `sysward-smart` helper | `smartctl_device_*`, `sysward_smart_*`, events `smart:<device>` |
+//! | [`scrape`] | the host's exporters over HTTP (off by default) | their series with `job`, `sysward_scrape_*` |
+//! | [`nginx`] | nginx's `stub_status` (off by default) | `nginx_*`, as nginx-prometheus-exporter |
+//! | [`apache`] | Apache's `server-status?auto` (off by default) | `apache_*`, as apache_exporter |
 //!
 //! Names, labels and units are node_exporter's wherever it has the metric, checked
 //! against its own output on its fixture tree (the `testing` module's
@@ -40,6 +43,8 @@
 
 #![warn(missing_docs)]
 
+pub mod apache;
+mod fetch;
 mod filter;
 mod layout;
 mod psi;
@@ -55,8 +60,10 @@ pub mod load;
 pub mod memory;
 pub mod netdev;
 pub mod netstat;
+pub mod nginx;
 pub mod processes;
 mod registry;
+pub mod scrape;
 pub mod smart;
 pub mod sockstat;
 pub mod systemd;
@@ -64,10 +71,12 @@ pub mod tcpstat;
 pub mod time;
 
 #[cfg(all(test, target_os = "linux"))]
+mod test_servers;
+#[cfg(all(test, target_os = "linux"))]
 mod testing;
 
 pub use filter::NameFilter;
-pub use registry::{CollectorSpec, Configure, REGISTRY, Tier};
+pub use registry::{CollectorContext, CollectorSpec, Configure, REGISTRY, Tier};
 pub use sample::{CheckState, Event, Kind, Name, Output, Sample};
 pub use sysward_platform::Roots;
 

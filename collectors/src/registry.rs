@@ -1,6 +1,8 @@
+use std::path::PathBuf;
+
 use crate::{
-    Collector, Roots, cpu, diskstats, filesystem, host, hwmon, load, memory, netdev, netstat,
-    processes, settings, smart, sockstat, systemd, tcpstat, time,
+    Collector, Roots, apache, cpu, diskstats, filesystem, host, hwmon, load, memory, netdev,
+    netstat, nginx, processes, scrape, settings, smart, sockstat, systemd, tcpstat, time,
 };
 
 /// The agent's four interval tiers; each collector has a default one.
@@ -36,7 +38,7 @@ pub struct CollectorSpec {
     pub default_enabled: bool,
     /// Its tier when the config names none.
     pub default_tier: Tier,
-    /// Builds it for the given roots with the settings of its `[collectors.NAME]` table
+    /// Builds it for the given context with the settings of its `[collectors.NAME]` table
     /// in `agent.toml`, the agent's own keys (`enabled`, `tier`, `interval`, `timeout`)
     /// left out. An empty table gives the defaults. The error is one sentence naming
     /// the key: ``unknown setting `topp` for collector processes (allowed: top, ...)``,
@@ -46,7 +48,29 @@ pub struct CollectorSpec {
 
 /// How a [`CollectorSpec`] builds its collector from the settings of its
 /// `[collectors.NAME]` table: see [`CollectorSpec::configure`].
-pub type Configure = fn(&Roots, &toml::Table) -> Result<Box<dyn Collector>, String>;
+pub type Configure = fn(&CollectorContext, &toml::Table) -> Result<Box<dyn Collector>, String>;
+
+/// What a collector gets from the agent besides its settings.
+#[derive(Debug, Clone, Default)]
+pub struct CollectorContext {
+    /// Where `/proc`, `/sys` and the host's root are.
+    pub roots: Roots,
+    /// A directory of the collectors' own (`<state_dir>/collectors`) for what a
+    /// collector carries across restarts (a log position); `None` where nothing may be
+    /// kept (`collect --once`, `check-config`, tests), and such a collector then starts
+    /// afresh each time it is built.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl CollectorContext {
+    /// A context for `roots` that keeps nothing across restarts.
+    pub fn new(roots: Roots) -> Self {
+        Self {
+            roots,
+            state_dir: None,
+        }
+    }
+}
 
 /// Every collector the agent knows, in a plain table.
 pub static REGISTRY: &[CollectorSpec] = &[
@@ -54,27 +78,27 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "cpu",
         default_enabled: true,
         default_tier: Tier::Critical,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             settings::none("cpu", table)?;
-            Ok(Box::new(cpu::CpuCollector::new(roots.clone())))
+            Ok(Box::new(cpu::CpuCollector::new(ctx.roots.clone())))
         },
     },
     CollectorSpec {
         name: "load",
         default_enabled: true,
         default_tier: Tier::Critical,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             settings::none("load", table)?;
-            Ok(Box::new(load::LoadCollector::new(roots.clone())))
+            Ok(Box::new(load::LoadCollector::new(ctx.roots.clone())))
         },
     },
     CollectorSpec {
         name: "memory",
         default_enabled: true,
         default_tier: Tier::Critical,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             Ok(Box::new(memory::MemoryCollector::with_config(
-                roots.clone(),
+                ctx.roots.clone(),
                 memory::MemoryConfig::from_table(table)?,
             )))
         },
@@ -83,9 +107,9 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "filesystem",
         default_enabled: true,
         default_tier: Tier::Standard,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             Ok(Box::new(filesystem::FilesystemCollector::with_config(
-                roots.clone(),
+                ctx.roots.clone(),
                 filesystem::FilesystemConfig::from_table(table)?,
             )))
         },
@@ -94,9 +118,9 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "diskstats",
         default_enabled: true,
         default_tier: Tier::Standard,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             Ok(Box::new(diskstats::DiskstatsCollector::with_config(
-                roots.clone(),
+                ctx.roots.clone(),
                 diskstats::DiskstatsConfig::from_table(table)?,
             )))
         },
@@ -105,9 +129,9 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "netdev",
         default_enabled: true,
         default_tier: Tier::Standard,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             Ok(Box::new(netdev::NetdevCollector::with_config(
-                roots.clone(),
+                ctx.roots.clone(),
                 netdev::NetdevConfig::from_table(table)?,
             )))
         },
@@ -116,9 +140,9 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "netstat",
         default_enabled: true,
         default_tier: Tier::Standard,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             Ok(Box::new(netstat::NetstatCollector::with_config(
-                roots.clone(),
+                ctx.roots.clone(),
                 netstat::NetstatConfig::from_table(table)?,
             )))
         },
@@ -127,27 +151,29 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "sockstat",
         default_enabled: true,
         default_tier: Tier::Standard,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             settings::none("sockstat", table)?;
-            Ok(Box::new(sockstat::SockstatCollector::new(roots.clone())))
+            Ok(Box::new(sockstat::SockstatCollector::new(
+                ctx.roots.clone(),
+            )))
         },
     },
     CollectorSpec {
         name: "tcpstat",
         default_enabled: true,
         default_tier: Tier::Standard,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             settings::none("tcpstat", table)?;
-            Ok(Box::new(tcpstat::TcpstatCollector::new(roots.clone())))
+            Ok(Box::new(tcpstat::TcpstatCollector::new(ctx.roots.clone())))
         },
     },
     CollectorSpec {
         name: "processes",
         default_enabled: true,
         default_tier: Tier::Standard,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             Ok(Box::new(processes::ProcessesCollector::with_config(
-                roots.clone(),
+                ctx.roots.clone(),
                 processes::ProcessesConfig::from_table(table)?,
             )))
         },
@@ -156,27 +182,27 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "host",
         default_enabled: true,
         default_tier: Tier::Static,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             settings::none("host", table)?;
-            Ok(Box::new(host::HostCollector::new(roots.clone())))
+            Ok(Box::new(host::HostCollector::new(ctx.roots.clone())))
         },
     },
     CollectorSpec {
         name: "time",
         default_enabled: true,
         default_tier: Tier::Standard,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             settings::none("time", table)?;
-            Ok(Box::new(time::TimeCollector::new(roots.clone())))
+            Ok(Box::new(time::TimeCollector::new(ctx.roots.clone())))
         },
     },
     CollectorSpec {
         name: "hwmon",
         default_enabled: true,
         default_tier: Tier::Standard,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             Ok(Box::new(hwmon::HwmonCollector::with_config(
-                roots.clone(),
+                ctx.roots.clone(),
                 hwmon::HwmonConfig::from_table(table)?,
             )))
         },
@@ -188,9 +214,9 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "systemd",
         default_enabled: true,
         default_tier: Tier::Standard,
-        configure: |roots, table| {
+        configure: |ctx, table| {
             Ok(Box::new(systemd::SystemdCollector::with_config(
-                roots.clone(),
+                ctx.roots.clone(),
                 systemd::SystemdConfig::from_table(table)?,
             )))
         },
@@ -199,9 +225,41 @@ pub static REGISTRY: &[CollectorSpec] = &[
         name: "smart",
         default_enabled: true,
         default_tier: Tier::Intensive,
-        configure: |_roots, table| {
+        configure: |_ctx, table| {
             Ok(Box::new(smart::SmartCollector::with_config(
                 smart::SmartConfig::from_table(table)?,
+            )))
+        },
+    },
+    // Off by default, like every collector of a service: it has nothing to read until
+    // the operator names the service.
+    CollectorSpec {
+        name: "scrape",
+        default_enabled: false,
+        default_tier: Tier::Standard,
+        configure: |_ctx, table| {
+            Ok(Box::new(scrape::ScrapeCollector::with_config(
+                scrape::ScrapeConfig::from_table(table)?,
+            )))
+        },
+    },
+    CollectorSpec {
+        name: "nginx",
+        default_enabled: false,
+        default_tier: Tier::Standard,
+        configure: |_ctx, table| {
+            Ok(Box::new(nginx::NginxCollector::with_config(
+                nginx::NginxConfig::from_table(table)?,
+            )))
+        },
+    },
+    CollectorSpec {
+        name: "apache",
+        default_enabled: false,
+        default_tier: Tier::Standard,
+        configure: |_ctx, table| {
+            Ok(Box::new(apache::ApacheCollector::with_config(
+                apache::ApacheConfig::from_table(table)?,
             )))
         },
     },
@@ -212,17 +270,21 @@ mod tests {
     use super::*;
     use crate::settings::AGENT_KEYS;
 
-    fn configured(name: &str, roots: &Roots, settings: &str) -> Result<Box<dyn Collector>, String> {
+    fn configured(
+        name: &str,
+        ctx: &CollectorContext,
+        settings: &str,
+    ) -> Result<Box<dyn Collector>, String> {
         let spec = REGISTRY
             .iter()
             .find(|spec| spec.name == name)
             .unwrap_or_else(|| panic!("no collector {name}"));
         let table: toml::Table = toml::from_str(settings).expect("valid TOML");
-        (spec.configure)(roots, &table)
+        (spec.configure)(ctx, &table)
     }
 
     /// Every collector's own keys, as the README's table lists them.
-    const KEYS: [(&str, &[&str]); 15] = [
+    const KEYS: [(&str, &[&str]); 18] = [
         ("cpu", &[]),
         ("load", &[]),
         ("memory", &["vmstat_fields"]),
@@ -257,6 +319,9 @@ mod tests {
                 "rescan_interval",
             ],
         ),
+        ("scrape", &["targets"]),
+        ("nginx", &["url", "request_timeout"]),
+        ("apache", &["url", "request_timeout"]),
     ];
 
     /// Which keys of each collector are regular expressions.
@@ -279,7 +344,7 @@ mod tests {
     ];
 
     fn error(name: &str, settings: &str) -> String {
-        match configured(name, &Roots::default(), settings) {
+        match configured(name, &CollectorContext::default(), settings) {
             Ok(_) => panic!("{name}: {settings} was accepted"),
             Err(error) => error,
         }
@@ -288,7 +353,7 @@ mod tests {
     #[test]
     fn an_empty_table_builds_every_collector() {
         for spec in REGISTRY {
-            let collector = (spec.configure)(&Roots::default(), &toml::Table::new())
+            let collector = (spec.configure)(&CollectorContext::default(), &toml::Table::new())
                 .unwrap_or_else(|e| panic!("{}: {e}", spec.name));
             assert_eq!(collector.name(), spec.name);
         }
@@ -369,7 +434,7 @@ mod tests {
         assert!(collectors.len() >= 9, "{collectors:?}");
         for (name, settings) in collectors {
             let settings = toml::to_string(settings).expect("a table");
-            let collector = configured(name, &Roots::default(), &settings)
+            let collector = configured(name, &CollectorContext::default(), &settings)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(collector.name(), name);
         }

@@ -204,6 +204,32 @@ pub(crate) fn positive(
     }
 }
 
+/// A human size, `"64KiB"`, `"10MiB"`, read as everywhere in `agent.toml`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HumanSize(pub(crate) u64);
+
+impl<'de> Deserialize<'de> for HumanSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+
+        impl Visitor<'_> for SizeVisitor {
+            type Value = HumanSize;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as \"64KiB\" or \"10MiB\"")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<HumanSize, E> {
+                sysward_proto::units::parse_size(text)
+                    .map(HumanSize)
+                    .map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_str(SizeVisitor)
+    }
+}
+
 /// A count: a whole number, at least 0.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Count(pub(crate) u64);

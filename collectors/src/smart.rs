@@ -1982,7 +1982,8 @@ mod tests {
         let spec = crate::REGISTRY.iter().find(|s| s.name == "smart").unwrap();
         assert_eq!(spec.default_tier, crate::Tier::Intensive);
         assert!(spec.default_enabled);
-        let built = (spec.configure)(&Roots::default(), &toml::Table::new()).unwrap();
+        let built =
+            (spec.configure)(&crate::CollectorContext::default(), &toml::Table::new()).unwrap();
         assert_eq!(built.name(), "smart");
     }
 

@@ -170,7 +170,7 @@ pub(crate) fn configured(
         .find(|spec| spec.name == name)
         .unwrap_or_else(|| panic!("no collector {name}"));
     let table: toml::Table = toml::from_str(settings).expect("valid TOML");
-    (spec.configure)(roots, &table)
+    (spec.configure)(&crate::CollectorContext::new(roots.clone()), &table)
 }
 
 /// The distinct values of `label` on the samples of `metric`, sorted, for the

@@ -1,11 +1,17 @@
 //! The Prometheus text exposition format, as node_exporter's textfile collector reads
-//! it, for scripts that print metrics rather than a Nagios status line.
+//! it, for scripts that print metrics rather than a Nagios status line, and for the
+//! `scrape` collector, which reads exporters.
 //!
 //! Lines: `# TYPE name counter|gauge|histogram|summary|untyped`, `# HELP name text`,
 //! other `#` comments, blank lines, and samples
 //! `name{label="value",...} value [timestamp]`. Label values use the escapes `\\`,
 //! `\"` and `\n`; values may be `NaN`, `+Inf`, `-Inf`. Timestamps are accepted and
-//! ignored: a check's samples are stamped with the time of the run.
+//! ignored: samples are stamped with the time of the run.
+//!
+//! OpenMetrics text is read too: its types `unknown`, `info`, `stateset` and
+//! `gaugehistogram` (all gauges), timestamps in seconds with a fraction, exemplars
+//! after a sample (`# {trace_id="..."} 1.0 [timestamp]`, checked and dropped), and
+//! `# UNIT` and `# EOF` lines (comments).
 //!
 //! A sample is a counter when its `# TYPE` says so (`name` or, in the OpenMetrics
 //! style, `name` without `_total`), or when it is the `_bucket`, `_count` or `_sum`
@@ -146,7 +152,15 @@ fn parse_line(line: &str) -> Result<Line, String> {
             }
             if !matches!(
                 kind,
-                "counter" | "gauge" | "histogram" | "summary" | "untyped"
+                "counter"
+                    | "gauge"
+                    | "histogram"
+                    | "summary"
+                    | "untyped"
+                    | "unknown"
+                    | "info"
+                    | "stateset"
+                    | "gaugehistogram"
             ) {
                 return Err(format!("unknown type {}", quote(kind)));
             }
@@ -258,6 +272,23 @@ fn float(i: &str) -> IResult<&str, f64> {
 
 type RawSample<'a> = (&'a str, Vec<(String, String)>, f64);
 
+/// An OpenMetrics exemplar after a sample: ` # {labels} value [timestamp]`.
+fn exemplar(i: &str) -> IResult<&str, ()> {
+    value(
+        (),
+        (
+            space0,
+            char('#'),
+            space1,
+            labels,
+            space1,
+            float,
+            opt(preceded(space1, float)),
+        ),
+    )
+    .parse(i)
+}
+
 fn sample(i: &str) -> IResult<&str, RawSample<'_>> {
     map(
         (
@@ -265,9 +296,12 @@ fn sample(i: &str) -> IResult<&str, RawSample<'_>> {
             opt(preceded(space0, labels)),
             space1,
             float,
-            opt(preceded(space1, recognize((opt(char('-')), digit1)))),
+            // Integer milliseconds in the Prometheus format, seconds with a fraction in
+            // OpenMetrics: either way ignored.
+            opt(preceded(space1, float)),
+            opt(exemplar),
         ),
-        |(name, labels, _, v, _)| (name, labels.unwrap_or_default(), v),
+        |(name, labels, _, v, _, _)| (name, labels.unwrap_or_default(), v),
     )
     .parse(i)
 }
@@ -345,6 +379,46 @@ neg -Inf
         );
         assert!(e.errors[1].contains("given twice"), "{:?}", e.errors);
         assert!(e.errors[2].contains("unknown type"), "{:?}", e.errors);
+    }
+
+    #[test]
+    fn reads_openmetrics_text() {
+        let text = r#"# TYPE build info
+build_info{version="1.2"} 1
+# TYPE req counter
+# UNIT req_seconds seconds
+req_total{code="200"} 7 1700000000.250 # {trace_id="abc"} 1.0 1700000000.1
+req_created{code="200"} 1.7e9
+# TYPE depth gaugehistogram
+depth_bucket{le="+Inf"} 3
+depth_gcount 3
+# TYPE mode stateset
+mode{mode="a"} 1
+# TYPE other unknown
+other 2
+# EOF
+"#;
+        let e = parse_exposition(text);
+        assert!(e.errors.is_empty(), "{:?}", e.errors);
+        let got: Vec<(&str, bool, f64)> = e
+            .samples
+            .iter()
+            .map(|s| (s.name.as_str(), s.counter, s.value))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("build_info", false, 1.0),
+                ("req_total", true, 7.0),
+                ("req_created", true, 1.7e9),
+                ("depth_bucket", false, 3.0),
+                ("depth_gcount", false, 3.0),
+                ("mode", false, 1.0),
+                ("other", false, 2.0),
+            ]
+        );
+        let bad = parse_exposition("a 1 # {x=\"y\"}\nb 1 # not an exemplar\n");
+        assert_eq!(bad.errors.len(), 2, "{:?}", bad.errors);
     }
 
     #[test]
