@@ -27,6 +27,7 @@
 //! | [`scrape`] | the host's exporters over HTTP (off by default) | their series with `job`, `sysward_scrape_*` |
 //! | [`nginx`] | nginx's `stub_status` (off by default) | `nginx_*`, as nginx-prometheus-exporter |
 //! | [`apache`] | Apache's `server-status?auto` (off by default) | `apache_*`, as apache_exporter |
+//! | `access_log` | web servers' access logs, followed (off by default; Linux) | `sysward_access_log_*` |
 //!
 //! Names, labels and units are node_exporter's wherever it has the metric, checked
 //! against its own output on its fixture tree (the `testing` module's
@@ -43,6 +44,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(target_os = "linux")]
+pub mod access_log;
 pub mod apache;
 mod fetch;
 mod filter;

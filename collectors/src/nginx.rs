@@ -219,7 +219,7 @@ impl Collector for NginxCollector {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const PAGE: &str = "Active connections: 2 \nserver accepts handled requests\n 16 15 31 \nReading: 0 Writing: 1 Waiting: 1 \n";
@@ -339,16 +339,23 @@ mod tests {
         }
         let port = crate::test_servers::free_port();
         let d = dir.path().display();
+        let http_extra = if http_extra.is_empty() {
+            "  access_log off;"
+        } else {
+            http_extra
+        };
         dir.write(
             "nginx.conf",
             format!(
                 "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
                  events {{ worker_connections 64; }}\n\
-                 http {{\n  access_log off;\n{http_extra}\n\
+                 http {{\n{http_extra}\n\
                  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
                  server {{\n    listen 127.0.0.1:{port};\n\
                  location = /stub_status {{ stub_status; access_log off; }}\n\
+                 location = /missing {{ return 404; }}\n\
+                 location = /boom {{ return 500; }}\n\
                  location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
             ),
         );

@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+#[cfg(target_os = "linux")]
+use crate::access_log;
 use crate::{
     Collector, Roots, apache, cpu, diskstats, filesystem, host, hwmon, load, memory, netdev,
     netstat, nginx, processes, scrape, settings, smart, sockstat, systemd, tcpstat, time,
@@ -263,6 +265,19 @@ pub static REGISTRY: &[CollectorSpec] = &[
             )))
         },
     },
+    // Follows files with platform's Linux follower.
+    #[cfg(target_os = "linux")]
+    CollectorSpec {
+        name: "access_log",
+        default_enabled: false,
+        default_tier: Tier::Standard,
+        configure: |ctx, table| {
+            Ok(Box::new(access_log::AccessLogCollector::with_config(
+                access_log::AccessLogConfig::from_table(table)?,
+                ctx,
+            )))
+        },
+    },
 ];
 
 #[cfg(test)]
@@ -284,7 +299,7 @@ mod tests {
     }
 
     /// Every collector's own keys, as the README's table lists them.
-    const KEYS: [(&str, &[&str]); 18] = [
+    const KEYS: [(&str, &[&str]); 19] = [
         ("cpu", &[]),
         ("load", &[]),
         ("memory", &["vmstat_fields"]),
@@ -322,6 +337,7 @@ mod tests {
         ("scrape", &["targets"]),
         ("nginx", &["url", "request_timeout"]),
         ("apache", &["url", "request_timeout"]),
+        ("access_log", &["files"]),
     ];
 
     /// Which keys of each collector are regular expressions.
