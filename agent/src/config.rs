@@ -578,7 +578,9 @@ fn collector_plan(
     };
     let settings = section.map(|s| s.settings.clone()).unwrap_or_default();
     // Building validates the settings; collectors do no I/O when built.
-    if let Err(message) = (spec.configure)(&sysward_collectors::CollectorContext::default(), &settings) {
+    if let Err(message) =
+        (spec.configure)(&sysward_collectors::CollectorContext::default(), &settings)
+    {
         let bad = key_in_message(&message).unwrap_or_default();
         let which = if bad.is_empty() {
             format!("collectors.{}", spec.name)

@@ -16,7 +16,8 @@ fn bench(c: &mut Criterion) {
         .iter()
         .filter(|spec| spec.default_enabled)
         .map(|spec| {
-            let defaults = (spec.configure)(&CollectorContext::new(roots.clone()), &toml::Table::new());
+            let defaults =
+                (spec.configure)(&CollectorContext::new(roots.clone()), &toml::Table::new());
             (
                 spec.name,
                 defaults.expect("every collector builds with its defaults"),

@@ -789,7 +789,8 @@ mod node_exporter_e2e {
         let mut all = Output::default();
         let mut owner: HashMap<String, &str> = HashMap::new();
         let mut errors_seen = BTreeSet::new();
-        for spec in REGISTRY {
+        // The collectors of services (off by default) read servers, not the fixture tree.
+        for spec in REGISTRY.iter().filter(|spec| spec.default_enabled) {
             let mut out = Output::default();
             if let Err(error) = build(spec.name, &roots).collect(&mut out) {
                 out.error(error.to_string());
