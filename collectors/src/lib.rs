@@ -23,6 +23,7 @@
 //! | [`time`] | the clock, `adjtimex`, clock sources | `node_time_*`, `node_timex_*` |
 //! | [`hwmon`] | `/sys/class/hwmon` | `node_hwmon_*` |
 //! | [`systemd`] | systemd over D-Bus | `node_systemd_*`, failed units as events |
+//! | [`services`] | each unit's cgroup v2 files under `/sys/fs/cgroup` | `systemd_unit_*` (systemd_exporter's names), `sysward_service_*` |
 //! | [`smart`] | `smartctl`, through the `sysward-smart` helper | `smartctl_device_*`, `sysward_smart_*`, events `smart:<device>` |
 //! | [`scrape`] | the host's exporters over HTTP (off by default) | their series with `job`, `sysward_scrape_*` |
 //! | [`nginx`] | nginx's `stub_status` (off by default) | `nginx_*`, as nginx-prometheus-exporter |
@@ -67,6 +68,7 @@ pub mod nginx;
 pub mod processes;
 mod registry;
 pub mod scrape;
+pub mod services;
 pub mod smart;
 pub mod sockstat;
 pub mod systemd;

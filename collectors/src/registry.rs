@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use crate::access_log;
 use crate::{
     Collector, Roots, apache, cpu, diskstats, filesystem, host, hwmon, load, memory, netdev,
-    netstat, nginx, processes, scrape, settings, smart, sockstat, systemd, tcpstat, time,
+    netstat, nginx, processes, scrape, services, settings, smart, sockstat, systemd, tcpstat,
+    time,
 };
 
 /// The agent's four interval tiers; each collector has a default one.
@@ -223,6 +224,19 @@ pub static REGISTRY: &[CollectorSpec] = &[
             )))
         },
     },
+    // On by default: a few small files per service, no D-Bus, no privilege; on a host
+    // without cgroup v2 the collector says so once and costs nothing after.
+    CollectorSpec {
+        name: "services",
+        default_enabled: true,
+        default_tier: Tier::Standard,
+        configure: |ctx, table| {
+            Ok(Box::new(services::ServicesCollector::with_config(
+                ctx.roots.clone(),
+                services::ServicesConfig::from_table(table)?,
+            )))
+        },
+    },
     CollectorSpec {
         name: "smart",
         default_enabled: true,
@@ -299,7 +313,7 @@ mod tests {
     }
 
     /// Every collector's own keys, as the README's table lists them.
-    const KEYS: [(&str, &[&str]); 19] = [
+    const KEYS: [(&str, &[&str]); 20] = [
         ("cpu", &[]),
         ("load", &[]),
         ("memory", &["vmstat_fields"]),
@@ -323,6 +337,16 @@ mod tests {
         ("time", &[]),
         ("hwmon", &["chip_include", "chip_exclude"]),
         ("systemd", &["include", "exclude", "restarts", "start_time"]),
+        (
+            "services",
+            &[
+                "include",
+                "exclude",
+                "max_units",
+                "io_devices",
+                "max_io_devices",
+            ],
+        ),
         (
             "smart",
             &[

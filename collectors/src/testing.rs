@@ -721,6 +721,11 @@ mod node_exporter_e2e {
             "the fixture has no run/systemd/system",
         ),
         (
+            "services",
+            "has no cgroup file system mounted",
+            "the fixture has no sys/fs/cgroup",
+        ),
+        (
             "smart",
             "SMART is off: cannot run the helper",
             "the fixture has no SMART helper (and no disks)",

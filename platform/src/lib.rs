@@ -49,22 +49,24 @@ pub mod linux;
 mod unsupported;
 
 pub use readings::{
-    Clocksource, CpuInfo, CpuTimes, DiskStat, DiskStats, Dmi, FsUsage, HwmonChip, LoadAvg, MemInfo,
-    MemInfoField, Mount, Mounts, NetClassInterface, NetDev, NetDevInterface, NetStat, NetStats,
-    OsRelease, PidStat, Pressure, PressureLine, ScanSummary, Sockstat, SockstatLine, Stat,
-    StatvfsOutcome, TcpStates, Timex, USER_HZ, Uname, Users, VmStat,
+    CgroupCpuStat, CgroupLayout, CgroupStats, Clocksource, CpuInfo, CpuTimes, DiskStat, DiskStats,
+    Dmi, FsUsage, HwmonChip, IoStat, IoStatDevice, LoadAvg, MemInfo, MemInfoField, Mount, Mounts,
+    NetClassInterface, NetDev, NetDevInterface, NetStat, NetStats, OsRelease, PidStat, Pressure,
+    PressureLine, ScanSummary, Sockstat, SockstatLine, Stat, StatvfsOutcome, TcpStates, Timex,
+    USER_HZ, Uname, Users, VmStat,
 };
 
 /// The readers, the same set on every operating system.
 macro_rules! readers {
     ($backend:ident) => {
         pub use $backend::{
-            ProcessScanner, StatvfsRunner, page_size, read_clocksources, read_cpuinfo,
-            read_diskstats, read_dmi, read_hwmon, read_hypervisor_type, read_loadavg,
-            read_machine_id, read_meminfo, read_mounts, read_net_class, read_net_dev, read_netstat,
-            read_os_release, read_pid_uid, read_pressure, read_snmp6, read_sockstat, read_stat,
-            read_sysctl_u64, read_tcp_states, read_tcp_states_netlink, read_timex, read_uname,
-            read_users, read_vmstat, statvfs,
+            ProcessScanner, StatvfsRunner, find_cgroup_units, page_size, read_block_device_name,
+            read_cgroup_layout, read_cgroup_stats, read_clocksources, read_cpuinfo, read_diskstats,
+            read_dmi, read_hwmon, read_hypervisor_type, read_loadavg, read_machine_id,
+            read_meminfo, read_mounts, read_net_class, read_net_dev, read_netstat, read_os_release,
+            read_pid_uid, read_pressure, read_snmp6, read_sockstat, read_stat, read_sysctl_u64,
+            read_tcp_states, read_tcp_states_netlink, read_timex, read_uname, read_users,
+            read_vmstat, statvfs,
         };
     };
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::ParseError;
 
+mod cgroup;
 mod disk;
 mod fs;
 mod host;
@@ -13,6 +14,7 @@ mod net;
 mod pressure;
 mod process;
 
+pub use cgroup::{CgroupCpuStat, CgroupLayout, CgroupStats, IoStat, IoStatDevice};
 pub use disk::{DiskStat, DiskStats};
 pub use fs::{FsUsage, Mount, Mounts, StatvfsOutcome};
 pub use host::{Clocksource, CpuInfo, Dmi, OsRelease, Timex, Uname};

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::{
-    Clocksource, CpuInfo, DiskStats, Dmi, Error, FsUsage, HwmonChip, LoadAvg, MemInfo, Mounts,
-    NetClassInterface, NetDev, NetStats, OsRelease, PidStat, Pressure, Roots, ScanSummary,
-    Sockstat, Stat, StatvfsOutcome, TcpStates, Timex, Uname, Users, VmStat,
+    CgroupLayout, CgroupStats, Clocksource, CpuInfo, DiskStats, Dmi, Error, FsUsage, HwmonChip,
+    LoadAvg, MemInfo, Mounts, NetClassInterface, NetDev, NetStats, OsRelease, PidStat, Pressure,
+    Roots, ScanSummary, Sockstat, Stat, StatvfsOutcome, TcpStates, Timex, Uname, Users, VmStat,
 };
 
 /// Not available here; see the Linux backend.
@@ -207,6 +207,30 @@ pub fn read_hwmon(_roots: &Roots) -> Result<Vec<HwmonChip>, Error> {
     Err(Error::Unsupported)
 }
 
+/// Not available here; see the Linux backend.
+pub fn read_cgroup_layout(_roots: &Roots) -> Result<CgroupLayout, Error> {
+    Err(Error::Unsupported)
+}
+
+/// Not available here; see the Linux backend.
+pub fn find_cgroup_units(_roots: &Roots) -> Result<Vec<String>, Error> {
+    Err(Error::Unsupported)
+}
+
+/// Not available here; see the Linux backend.
+pub fn read_cgroup_stats(_roots: &Roots, _unit: &str) -> Result<CgroupStats, Error> {
+    Err(Error::Unsupported)
+}
+
+/// Not available here; see the Linux backend.
+pub fn read_block_device_name(
+    _roots: &Roots,
+    _major: u32,
+    _minor: u32,
+) -> Result<Option<String>, Error> {
+    Err(Error::Unsupported)
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
@@ -250,6 +274,10 @@ mod tests {
             read_pressure: fn(&Roots, &str) -> Result<Pressure, Error>;
             read_vmstat: fn(&Roots, &mut VmStat) -> Result<(), Error>;
             read_hwmon: fn(&Roots) -> Result<Vec<HwmonChip>, Error>;
+            read_cgroup_layout: fn(&Roots) -> Result<CgroupLayout, Error>;
+            find_cgroup_units: fn(&Roots) -> Result<Vec<String>, Error>;
+            read_cgroup_stats: fn(&Roots, &str) -> Result<CgroupStats, Error>;
+            read_block_device_name: fn(&Roots, u32, u32) -> Result<Option<String>, Error>;
         }
         let roots = Roots::default();
         assert!(matches!(read_stat(&roots), Err(Error::Unsupported)));

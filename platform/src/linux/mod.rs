@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::Error;
 
+mod cgroup;
 mod code_pages;
 pub mod dbus;
 mod diskstats;
@@ -36,6 +37,10 @@ mod tcp;
 mod timex;
 pub mod trust;
 
+pub use cgroup::{
+    find_cgroup_units, parse_cgroup_cpu_stat, parse_cgroup_value, parse_io_stat,
+    parse_uevent_devname, read_block_device_name, read_cgroup_layout, read_cgroup_stats,
+};
 pub use code_pages::release_code_pages;
 pub use diskstats::{parse_diskstats, read_diskstats};
 pub use host::{
