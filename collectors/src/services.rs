@@ -323,8 +323,8 @@ fn not_unified(roots: &Roots, layout: CgroupLayout) -> String {
     let dir = dir.display();
     let what = match layout {
         CgroupLayout::Hybrid => format!(
-            "{dir} has systemd's hybrid layout: cgroup v2 at unified/ only tracks processes, \
-             CPU, memory, I/O and tasks are accounted in cgroup v1"
+            "{dir} has systemd's hybrid layout (its cgroup v2 tree at unified/ only tracks \
+             processes; CPU, memory, I/O and tasks are accounted in cgroup v1)"
         ),
         CgroupLayout::Legacy => {
             format!("{dir} has cgroup v1 only (no cgroup.controllers)")
