@@ -22,7 +22,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use sysward_tests::bin;
 
-/// How long the container may take to boot, and to power off.
+/// How long the container may take to boot.
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// Why the test cannot run here, if it cannot.
@@ -186,21 +186,25 @@ impl Drop for Container {
         let Some(mut nspawn) = self.nspawn.take() else {
             return;
         };
-        // SIGTERM makes nspawn power the container off, then exit.
-        let _ = kill(Pid::from_raw(nspawn.id() as i32), Signal::SIGTERM);
+        // SIGTERM makes nspawn power the container off, then exit; a second one, sent
+        // when the shutdown hangs, makes it terminate the container at once.
+        let pid = Pid::from_raw(nspawn.id() as i32);
         let (done, exited) = mpsc::channel();
-        let pid = nspawn.id();
         std::thread::spawn(move || {
             let _ = nspawn.wait();
             let _ = done.send(());
         });
-        if exited.recv_timeout(DEADLINE).is_err() {
-            for pid in [self.leader, pid] {
-                if pid != 0 {
-                    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-                }
+        for wait in [Duration::from_secs(30), Duration::from_secs(10)] {
+            let _ = kill(pid, Signal::SIGTERM);
+            if exited.recv_timeout(wait).is_ok() {
+                return;
             }
         }
+        // Pid 0 would be this process's own group: the leader only once it is known.
+        if self.leader != 0 {
+            let _ = kill(Pid::from_raw(self.leader as i32), Signal::SIGKILL);
+        }
+        let _ = kill(pid, Signal::SIGKILL);
     }
 }
 
@@ -256,17 +260,19 @@ fn services_reads_a_real_cgroup_v2_tree() {
             )
             .unwrap_or_else(|| panic!("no {mode} CPU time of {unit}:\n{text}"))
         };
-        let ours = cpu("user") + cpu("system");
+        // In whole microseconds, as cpu.stat has them: sums of decimal seconds could
+        // differ from the kernel's sum in the last bit.
+        let ours = (cpu("user") * 1e6).round() as u64 + (cpu("system") * 1e6).round() as u64;
         // systemd reads the same cpu.stat, later: at least as much, in nanoseconds.
         let show = container.inside(&["systemctl", "show", "-P", "CPUUsageNSec", unit]);
-        let theirs: f64 = String::from_utf8_lossy(&show.stdout)
+        let theirs = String::from_utf8_lossy(&show.stdout)
             .trim()
-            .parse::<f64>()
+            .parse::<u64>()
             .unwrap_or_else(|_| panic!("CPUUsageNSec of {unit}: {show:?}"))
-            / 1e9;
+            / 1000;
         assert!(
-            ours > 0.0 && ours <= theirs,
-            "{unit}: ours {ours}, systemd's {theirs}"
+            ours > 0 && ours <= theirs,
+            "{unit}: ours {ours} µs, systemd's {theirs} µs"
         );
         // PSI is on in every kernel this runs on; a cgroup has it whatever its controllers.
         let pressure =
