@@ -1,0 +1,214 @@
+//! One agent config collects a host's services into the server: nginx's status page and
+//! its access log, and a local exporter (Debian's node_exporter) read through `scrape`,
+//! all pushed by the real agent to the real server over TLS and read back with the query
+//! API, beside the agent's host collectors. Each program is the real one, started by the
+//! test on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    fs,
+    io::{Read, Write},
+    net::TcpStream,
+    os::unix::process::CommandExt,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use nix::{
+    sys::signal::{Signal, killpg},
+    unistd::Pid,
+};
+use sysward_tests::{Agent, Server, free_port, poll};
+
+/// A program in a process group of its own, stopped with everything it started.
+struct Running(Child);
+
+impl Running {
+    fn start(mut command: Command, log: &Path) -> Self {
+        let out = fs::File::create(log).unwrap();
+        command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0);
+        Self(command.spawn().unwrap())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = killpg(Pid::from_raw(self.0.id() as i32), Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// The program, or a failure under `CI` and a skip elsewhere, saying which package.
+fn have(program: &str, package: &str) -> bool {
+    if Path::new(program).exists() {
+        return true;
+    }
+    let why = format!("{program} is missing: apt-get install {package}");
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("NOT RUN: {why}");
+    false
+}
+
+fn get(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// nginx with its status page, `/` and a 404, logging with `$request_time`.
+fn nginx(dir: &Path) -> (Running, u16) {
+    let port = free_port();
+    let d = dir.display();
+    fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n\
+             log_format timed '$remote_addr - $remote_user [$time_local] \"$request\" $status '\n\
+             '$body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time';\n\
+             access_log {d}/access.log timed;\n\
+             client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             server {{\n    listen 127.0.0.1:{port};\n\
+             location = /stub_status {{ stub_status; access_log off; }}\n\
+             location = /missing {{ return 404; }}\n\
+             location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new("/usr/sbin/nginx");
+    command
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "daemon off;"]);
+    let running = Running::start(command, &dir.join("nginx.out"));
+    poll(Duration::from_secs(20), "nginx to listen", || {
+        listening(port).then_some(())
+    });
+    (running, port)
+}
+
+/// node_exporter with only its textfile collector over a file of fixed values.
+fn node_exporter(dir: &Path) -> (Running, u16) {
+    let port = free_port();
+    let textfiles = dir.join("textfile");
+    fs::create_dir_all(&textfiles).unwrap();
+    fs::write(
+        textfiles.join("fixed.prom"),
+        "# TYPE services_e2e_fixed gauge\nservices_e2e_fixed{kind=\"answer\"} 42\n",
+    )
+    .unwrap();
+    let mut command = Command::new("/usr/bin/prometheus-node-exporter");
+    command
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--collector.disable-defaults")
+        .arg("--collector.textfile")
+        .arg(format!(
+            "--collector.textfile.directory={}",
+            textfiles.display()
+        ));
+    let running = Running::start(command, &dir.join("node_exporter.out"));
+    poll(Duration::from_secs(20), "node_exporter to listen", || {
+        listening(port).then_some(())
+    });
+    (running, port)
+}
+
+/// The access log's format: nginx's combined one with `$request_time` at the end.
+const TIMED: &str = r#"^\S+ \S+ \S+ \[[^\]]*\] "(?P<method>[A-Z]+)?[^"]*" (?P<status>\d{3}) \S+ "[^"]*" "[^"]*" (?P<request_time>[\d.]+)$"#;
+
+#[test]
+fn one_agent_config_collects_the_hosts_services_into_the_server() {
+    if !have("/usr/sbin/nginx", "nginx-light")
+        || !have(
+            "/usr/bin/prometheus-node-exporter",
+            "prometheus-node-exporter",
+        )
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_nginx, web) = nginx(dir.path());
+    let (_exporter, exporter) = node_exporter(dir.path());
+    let server = Server::start(dir.path(), "");
+    let config = format!(
+        "[intervals]\ncritical = \"1s\"\nstandard = \"1s\"\n\
+         [collectors.scrape]\nenabled = true\n\
+         [[collectors.scrape.targets]]\nname = \"node\"\nurl = \"http://127.0.0.1:{exporter}/metrics\"\n\
+         [collectors.nginx]\nenabled = true\nurl = \"http://127.0.0.1:{web}/stub_status\"\n\
+         [collectors.access_log]\nenabled = true\n\
+         [[collectors.access_log.files]]\nname = \"web\"\npath = \"{}\"\nformat = '{TIMED}'\n",
+        dir.path().join("access.log").display()
+    );
+    let mut agent = Agent::configure(dir.path(), "services-host", &server.url(), &config);
+    let out = agent.cmd(&["check-config"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    agent.enroll(&server.token(&[]));
+    agent.start();
+    // The access log is followed from its end: requests made once the agent read it.
+    poll(Duration::from_secs(30), "the access log followed", || {
+        server
+            .latest("sysward_access_log_unparsed_lines_total{log=\"web\"}")
+            .map(|_| ())
+    });
+    for _ in 0..5 {
+        assert!(get(web, "/").starts_with("HTTP/1.1 200"));
+    }
+    for _ in 0..3 {
+        assert!(get(web, "/missing").starts_with("HTTP/1.1 404"));
+    }
+
+    let value = |selector: &str| server.latest(selector);
+    poll(Duration::from_secs(30), "the requests counted", || {
+        (value("sysward_access_log_requests_total{log=\"web\",status=\"2xx\",method=\"GET\"}")
+            == Some(5.0)
+            && value(
+                "sysward_access_log_requests_total{log=\"web\",status=\"4xx\",method=\"GET\"}",
+            ) == Some(3.0))
+        .then_some(())
+    });
+    assert_eq!(
+        value("sysward_access_log_request_duration_seconds_count{log=\"web\"}"),
+        Some(8.0)
+    );
+    assert_eq!(
+        value("sysward_access_log_unparsed_lines_total{log=\"web\"}"),
+        Some(0.0)
+    );
+    // nginx's own counters saw at least those requests.
+    poll(Duration::from_secs(30), "nginx's status", || {
+        (value("nginx_up") == Some(1.0)
+            && value("nginx_http_requests_total").is_some_and(|v| v >= 8.0))
+        .then_some(())
+    });
+    // The exporter's series, with the target as job, and the read's own health.
+    poll(Duration::from_secs(30), "the exporter's series", || {
+        (value("services_e2e_fixed{kind=\"answer\",job=\"node\"}") == Some(42.0)
+            && value("sysward_scrape_up{job=\"node\"}") == Some(1.0))
+        .then_some(())
+    });
+    // Beside the host's own collectors, from the same agent.
+    assert!(value("node_load1").is_some());
+    agent.stop();
+}
