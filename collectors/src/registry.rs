@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use crate::access_log;
 use crate::{
     Collector, Roots, apache, cpu, diskstats, filesystem, host, hwmon, load, memory, netdev,
-    netstat, nginx, processes, scrape, services, settings, smart, sockstat, systemd, tcpstat,
-    time,
+    netstat, nginx, processes, scrape, services, settings, smart, sockstat, systemd, tcpstat, time,
 };
 
 /// The agent's four interval tiers; each collector has a default one.
