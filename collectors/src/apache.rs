@@ -33,11 +33,9 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use sysward_wire::http::Url;
 
 use crate::fetch;
-use crate::settings::{self, HumanDuration};
 use crate::{CollectError, Collector, Kind, Output, Sample};
 
 /// 1 when the status page was read, else 0.
@@ -112,29 +110,13 @@ impl Default for ApacheConfig {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApacheSettings {
-    url: Option<String>,
-    request_timeout: Option<HumanDuration>,
-}
-
 impl ApacheConfig {
     /// The configuration a `[collectors.apache]` table asks for: `url` (default
     /// `http://127.0.0.1/server-status?auto`) and `request_timeout` (default 5s).
     pub fn from_table(table: &toml::Table) -> Result<Self, String> {
-        let s: ApacheSettings = settings::parse("apache", table)?;
-        let mut config = Self::default();
-        if let Some(url) = s.url {
-            config.url = fetch::parse_url("apache", "url", &url)?;
-        }
-        config.timeout = settings::positive(
-            "apache",
-            "request_timeout",
-            s.request_timeout,
-            config.timeout,
-        )?;
-        Ok(config)
+        let d = Self::default();
+        let (url, timeout) = fetch::page_settings("apache", table, d.url, d.timeout)?;
+        Ok(Self { url, timeout })
     }
 }
 

@@ -10,20 +10,48 @@
 use std::io::Write;
 use std::time::Duration;
 
+use serde::Deserialize;
 use sysward_platform::net::{self, Deadline, DeadlineStream, NetError};
 use sysward_wire::http::{self as wire, Url, WireError};
 
+use crate::settings::{self, HumanDuration};
+
 /// A URL a collector of services may read: `http://` only.
 pub(crate) fn parse_url(collector: &str, key: &str, text: &str) -> Result<Url, String> {
-    let url = Url::parse(text).map_err(|e| crate::settings::bad(collector, key, e))?;
+    let url = Url::parse(text).map_err(|e| settings::bad(collector, key, e))?;
     if url.tls {
-        return Err(crate::settings::bad(
+        return Err(settings::bad(
             collector,
             key,
             format!("{text:?}: only http:// (the endpoint is on this host)"),
         ));
     }
     Ok(url)
+}
+
+/// The settings of a collector that reads one status page (`nginx`, `apache`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageSettings {
+    url: Option<String>,
+    // `timeout` is the agent's key for the whole run; this one is the request's.
+    request_timeout: Option<HumanDuration>,
+}
+
+/// `url` and `request_timeout` from a status page collector's table, over its defaults.
+pub(crate) fn page_settings(
+    collector: &str,
+    table: &toml::Table,
+    url: Url,
+    timeout: Duration,
+) -> Result<(Url, Duration), String> {
+    let s: PageSettings = settings::parse(collector, table)?;
+    let url = match s.url {
+        Some(text) => parse_url(collector, "url", &text)?,
+        None => url,
+    };
+    let timeout = settings::positive(collector, "request_timeout", s.request_timeout, timeout)?;
+    Ok((url, timeout))
 }
 
 /// What a GET answered: status 200 to 299, the body (at most the limit).

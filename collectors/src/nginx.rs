@@ -26,11 +26,9 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use sysward_wire::http::Url;
 
 use crate::fetch;
-use crate::settings::{self, HumanDuration};
 use crate::{CollectError, Collector, Kind, Output, Sample};
 
 /// 1 when the status page was read, else 0.
@@ -76,30 +74,13 @@ impl Default for NginxConfig {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NginxSettings {
-    url: Option<String>,
-    // `timeout` is the agent's key for the whole run; this one is the request's.
-    request_timeout: Option<HumanDuration>,
-}
-
 impl NginxConfig {
     /// The configuration a `[collectors.nginx]` table asks for: `url` (default
     /// `http://127.0.0.1:8080/stub_status`) and `request_timeout` (default 5s).
     pub fn from_table(table: &toml::Table) -> Result<Self, String> {
-        let s: NginxSettings = settings::parse("nginx", table)?;
-        let mut config = Self::default();
-        if let Some(url) = s.url {
-            config.url = fetch::parse_url("nginx", "url", &url)?;
-        }
-        config.timeout = settings::positive(
-            "nginx",
-            "request_timeout",
-            s.request_timeout,
-            config.timeout,
-        )?;
-        Ok(config)
+        let d = Self::default();
+        let (url, timeout) = fetch::page_settings("nginx", table, d.url, d.timeout)?;
+        Ok(Self { url, timeout })
     }
 }
 
