@@ -29,6 +29,23 @@ pub mod prometheus;
 pub mod receivers;
 pub mod recorder;
 pub mod smtp;
+pub mod tmpfs;
+
+/// Whether a test that needs `what` (root, a program) can run: `false` after saying why
+/// it did not run, and a failure under `CI`, which has everything the tests need.
+pub fn can_run(missing: Option<String>) -> bool {
+    let Some(why) = missing else {
+        return true;
+    };
+    assert!(std::env::var_os("CI").is_none(), "{why}; CI has it");
+    eprintln!("NOT RUN: {why}");
+    false
+}
+
+/// `Some(why)` when this process is not root.
+pub fn not_root(to: &str) -> Option<String> {
+    (!nix::unistd::geteuid().is_root()).then(|| format!("not root: cannot {to}"))
+}
 
 /// The admin token every test server is configured with.
 pub const ADMIN_TOKEN: &str = "swadm_test_0123456789";

@@ -7,64 +7,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::Command,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sysward_tests::{Agent, Server, client, poll};
+use sysward_tests::{Agent, Server, can_run, client, not_root, poll, tmpfs::Tmpfs};
 
 const FAST: &str =
     "[intervals]\ncritical = \"1s\"\nstandard = \"1s\"\n[shipper]\nbackoff_max = \"1s\"\n";
-
-/// A tmpfs of its own, unmounted when dropped.
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    fn mount(at: &Path, size: &str) -> Self {
-        fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self(at.to_path_buf())
-    }
-
-    fn available(&self) -> u64 {
-        let out = Command::new("df")
-            .args(["--output=avail", "-B1"])
-            .arg(&self.0)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .nth(1)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -84,15 +32,11 @@ fn scrape(server: &Server, name: &str) -> f64 {
 
 #[test]
 fn a_nearly_full_disk_holds_ingest_back_and_loses_nothing() {
-    let euid = Command::new("id").arg("-u").output().unwrap().stdout;
-    if euid != b"0\n" {
-        let why = "not root: cannot mount a small file system";
-        assert!(std::env::var_os("CI").is_none(), "{why}; CI runs as root");
-        eprintln!("NOT RUN: {why}");
+    if !can_run(not_root("mount a small file system")) {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    let disk = SmallDisk::mount(&root.path().join("server-data"), "96m");
+    let disk = Tmpfs::mount(&root.path().join("server-data"), "96m");
     let mut server = Server::start_with_storage(root.path(), "min_free = \"32MiB\"", "");
     let mut agent = Agent::configure(root.path(), "disk-1", &server.url(), FAST);
     agent.enroll(&server.token(&[]));
@@ -102,9 +46,7 @@ fn a_nearly_full_disk_holds_ingest_back_and_loses_nothing() {
     });
 
     // Take the space away: 16 MiB left, below the 32 MiB reserve.
-    let filler = disk.0.join("filler");
-    let size = disk.available().saturating_sub(16 << 20);
-    fs::write(&filler, vec![0u8; usize::try_from(size).unwrap()]).unwrap();
+    disk.fill_leaving(16 << 20);
     let full_from = now_ms();
     let health = poll(Duration::from_secs(30), "health to say why", || {
         let resp = client(&server.ca_pem(), None)
@@ -148,7 +90,7 @@ fn a_nearly_full_disk_holds_ingest_back_and_loses_nothing() {
     );
 
     // Space returns: the spool drains and the points of the outage arrive.
-    fs::remove_file(&filler).unwrap();
+    disk.free();
     let free_from = now_ms();
     poll(Duration::from_secs(60), "the spool to drain", || {
         (agent.spool_status().1 == 0).then_some(())

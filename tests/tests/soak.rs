@@ -67,7 +67,7 @@ use std::{
 };
 
 use nix::{sys::signal::Signal, unistd::Pid};
-use sysward_tests::{Agent, Server, bin, poll};
+use sysward_tests::{Agent, Server, bin, can_run, not_root, poll, tmpfs::Tmpfs};
 
 use self::{netns::Netns, proxy::Proxy, rng::Rng};
 
@@ -158,56 +158,6 @@ fn agent_config(critical_ms: u64, role: Role) -> String {
         }
     }
     c
-}
-
-/// A tmpfs of its own, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Self {
-        fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self(at.to_path_buf())
-    }
-
-    fn filler(&self) -> PathBuf {
-        self.0.join("filler")
-    }
-
-    /// Writes until the file system refuses.
-    fn fill(&self) {
-        use std::io::Write;
-        let mut f = fs::File::create(self.filler()).unwrap();
-        let block = vec![0xa5u8; 64 * 1024];
-        while f.write_all(&block).is_ok() {}
-        // The last partial pages too.
-        while f.write_all(&block[..512]).is_ok() {}
-    }
-
-    fn free(&self) {
-        let _ = fs::remove_file(self.filler());
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 /// One agent: its config and identity, its namespace and proxy, its process, and what
@@ -590,11 +540,7 @@ fn account(slot: &Slot, server: &Server, problems: &mut Vec<String>) -> Account 
 
 #[test]
 fn chaos_soak_loses_and_doubles_no_batch() {
-    let euid = Command::new("id").arg("-u").output().unwrap().stdout;
-    if euid != b"0\n" {
-        let why = "not root: cannot make network namespaces nor mount a tmpfs";
-        assert!(std::env::var_os("CI").is_none(), "{why}; CI runs as root");
-        eprintln!("NOT RUN: {why}");
+    if !can_run(not_root("make network namespaces nor mount a tmpfs")) {
         return;
     }
     let set = Settings::from_env();

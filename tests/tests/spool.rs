@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{fs, path::Path, process::Command, thread, time::Duration};
+use std::{fs, path::Path, thread, time::Duration};
 
-use sysward_tests::{Agent, Server, poll};
+use sysward_tests::{Agent, Server, can_run, not_root, poll, tmpfs::Tmpfs};
 
 /// Short intervals so that an outage of seconds makes hundreds of batches.
 const FAST: &str =
@@ -253,37 +253,14 @@ fn spool_bound_drops_oldest_and_the_server_sees_the_count() {
     assert!(dropped >= 1.0);
 }
 
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Self {
-        fs::create_dir_all(path).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "this test mounts a small tmpfs to fill it and needs root: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(path.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn full_disk_keeps_collecting_and_resumes_when_space_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("small-disk");
-    let _mount = Tmpfs::mount(&disk, "512k");
+    if !can_run(not_root("mount a small tmpfs to fill")) {
+        return;
+    }
+    let mount = Tmpfs::mount(&dir.path().join("small-disk"), "512k");
+    let disk = mount.path();
     let spool_dir = disk.join("spool");
     let (mut server, mut agent, id) = setup(
         dir.path(),
@@ -293,8 +270,7 @@ fn full_disk_keeps_collecting_and_resumes_when_space_returns() {
         ),
     );
     // Fill the disk, leaving no room for a segment.
-    let filler = disk.join("filler");
-    let _ = fs::write(&filler, vec![1u8; 512 * 1024]);
+    mount.fill();
     server.kill();
     agent.start();
     poll(Duration::from_secs(30), "write errors", || {
@@ -304,7 +280,7 @@ fn full_disk_keeps_collecting_and_resumes_when_space_returns() {
             .then_some(())
     });
     // Space comes back; the agent writes again by itself and still collects.
-    fs::remove_file(&filler).unwrap();
+    mount.free();
     poll(Duration::from_secs(30), "writes to resume", || {
         agent
             .log_text()
