@@ -641,7 +641,11 @@ fn check_inner_limits(
     timeout: Duration,
     src: &Source<'_>,
 ) -> Result<(), ConfigError> {
-    for (setting, limit_of) in [("statvfs_timeout", "filesystem"), ("run_budget", "smart")] {
+    for (setting, limit_of) in [
+        ("statvfs_timeout", "filesystem"),
+        ("run_budget", "smart"),
+        ("run_budget", "postgres"),
+    ] {
         if name != limit_of {
             continue;
         }

@@ -24,6 +24,7 @@
 //! | [`hwmon`] | `/sys/class/hwmon` | `node_hwmon_*` |
 //! | [`systemd`] | systemd over D-Bus | `node_systemd_*`, failed units as events |
 //! | [`services`] | each unit's cgroup v2 files under `/sys/fs/cgroup` | `systemd_unit_*` (systemd_exporter's names), `sysward_service_*` |
+//! | `postgres` (feature `postgres`) | PostgreSQL servers' statistics views | `pg_*` as postgres_exporter names them, `sysward_pg_*` |
 //! | [`smart`] | `smartctl`, through the `sysward-smart` helper | `smartctl_device_*`, `sysward_smart_*`, events `smart:<device>` |
 //! | [`scrape`] | the host's exporters over HTTP (off by default) | their series with `job`, `sysward_scrape_*` |
 //! | [`nginx`] | nginx's `stub_status` (off by default) | `nginx_*`, as nginx-prometheus-exporter |
@@ -49,6 +50,8 @@
 pub mod access_log;
 pub mod apache;
 mod fetch;
+#[cfg(feature = "postgres")]
+mod database;
 mod filter;
 mod layout;
 mod psi;
@@ -65,6 +68,8 @@ pub mod memory;
 pub mod netdev;
 pub mod netstat;
 pub mod nginx;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod processes;
 mod registry;
 pub mod scrape;

@@ -236,6 +236,26 @@ pub static REGISTRY: &[CollectorSpec] = &[
             )))
         },
     },
+    // Off by default: nothing to read until servers are named, and a host without the
+    // database would only log a refused connection at every run.
+    CollectorSpec {
+        name: "postgres",
+        default_enabled: false,
+        default_tier: Tier::Standard,
+        configure: |_ctx, table| {
+            #[cfg(feature = "postgres")]
+            {
+                Ok(Box::new(crate::postgres::PostgresCollector::with_config(
+                    crate::postgres::PostgresConfig::from_table(table)?,
+                )))
+            }
+            #[cfg(not(feature = "postgres"))]
+            {
+                let _ = table;
+                Err(settings::not_built("postgres"))
+            }
+        },
+    },
     CollectorSpec {
         name: "smart",
         default_enabled: true,
@@ -312,7 +332,7 @@ mod tests {
     }
 
     /// Every collector's own keys, as the README's table lists them.
-    const KEYS: [(&str, &[&str]); 20] = [
+    const KEYS: [(&str, &[&str]); 21] = [
         ("cpu", &[]),
         ("load", &[]),
         ("memory", &["vmstat_fields"]),
@@ -344,6 +364,17 @@ mod tests {
                 "max_units",
                 "io_devices",
                 "max_io_devices",
+            ],
+        ),
+        (
+            "postgres",
+            &[
+                "servers",
+                "connect_timeout",
+                "statement_timeout",
+                "run_budget",
+                "max_objects",
+                "statements_top",
             ],
         ),
         (
@@ -472,7 +503,11 @@ mod tests {
         let collectors = parsed["collectors"].as_table().expect("[collectors.*]");
         assert!(collectors.len() >= 9, "{collectors:?}");
         for (name, settings) in collectors {
-            let settings = toml::to_string(settings).expect("a table");
+            // The agent reads its own keys (`enabled`, which a collector off by default
+            // needs) and passes on the rest.
+            let mut settings = settings.as_table().expect("a table").clone();
+            settings.retain(|key, _| !AGENT_KEYS.contains(&key));
+            let settings = toml::to_string(&settings).expect("a table");
             let collector = configured(name, &CollectorContext::default(), &settings)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(collector.name(), name);
