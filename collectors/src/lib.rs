@@ -49,9 +49,9 @@
 #[cfg(target_os = "linux")]
 pub mod access_log;
 pub mod apache;
-mod fetch;
 #[cfg(feature = "postgres")]
 mod database;
+mod fetch;
 mod filter;
 mod layout;
 mod psi;

@@ -1656,6 +1656,19 @@ mod tests {
                 String::from_utf8_lossy(&backup.stderr)
             );
             let replica = start(&replica_data, &sock, free_port());
+            // Accepting connections comes before streaming: wait until the primary sees
+            // its standby, or the standby's series may not be there yet.
+            crate::test_servers::wait_until(
+                Duration::from_secs(30),
+                "the standby to stream",
+                || {
+                    psql(
+                        &sock,
+                        port,
+                        "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+                    ) == "1"
+                },
+            );
 
             std::fs::write(dir.0.join("right.pass"), "right\n").expect("write");
             std::fs::write(dir.0.join("wrong.pass"), "wrong\n").expect("write");
