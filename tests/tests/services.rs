@@ -1,8 +1,9 @@
 //! One agent config collects a host's services into the server: nginx's status page and
-//! its access log, and a local exporter (Debian's node_exporter) read through `scrape`,
-//! all pushed by the real agent to the real server over TLS and read back with the query
-//! API, beside the agent's host collectors. Each program is the real one, started by the
-//! test on loopback.
+//! its access log, a local exporter (Debian's node_exporter) read through `scrape`, and a
+//! PostgreSQL server, all pushed by the real agent to the real server over TLS and read
+//! back with the query API, beside the agent's host collectors. Each program is the real
+//! one, started by the test on loopback (PostgreSQL as the `postgres` user, which needs
+//! root).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,7 +21,7 @@ use nix::{
     sys::signal::{Signal, killpg},
     unistd::Pid,
 };
-use sysward_tests::{Agent, Server, free_port, poll};
+use sysward_tests::{Agent, Server, can_run, free_port, not_root, poll};
 
 /// A program in a process group of its own, stopped with everything it started.
 struct Running(Child);
@@ -131,6 +132,64 @@ fn node_exporter(dir: &Path) -> (Running, u16) {
     (running, port)
 }
 
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A command run as the `postgres` user (PostgreSQL refuses root).
+fn as_postgres(program: &str) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args([
+        "--reuid=postgres",
+        "--regid=postgres",
+        "--clear-groups",
+        "--",
+        program,
+    ]);
+    command
+}
+
+/// A fresh PostgreSQL 15 cluster in `dir/pg`, its socket in `dir/pg-sock`; its port.
+fn postgres(dir: &Path) -> (Running, u16) {
+    let (data, sock) = (dir.join("pg"), dir.join("pg-sock"));
+    fs::create_dir_all(&sock).unwrap();
+    let owned = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(owned.success());
+    let init = as_postgres(&format!("{PG_BIN}/initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "--auth-local=trust", "--no-sync"])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let port = free_port();
+    let mut command = as_postgres(&format!("{PG_BIN}/postgres"));
+    command
+        .arg("-D")
+        .arg(&data)
+        .arg("-k")
+        .arg(&sock)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", "fsync=off"]);
+    let running = Running::start(command, &dir.join("postgres.out"));
+    poll(Duration::from_secs(60), "postgres to accept", || {
+        Command::new(format!("{PG_BIN}/pg_isready"))
+            .arg("-h")
+            .arg(&sock)
+            .args(["-p", &port.to_string(), "-q"])
+            .status()
+            .is_ok_and(|s| s.success())
+            .then_some(())
+    });
+    (running, port)
+}
+
 /// The access log's format: nginx's combined one with `$request_time` at the end.
 const TIMED: &str = r#"^\S+ \S+ \S+ \[[^\]]*\] "(?P<method>[A-Z]+)?[^"]*" (?P<status>\d{3}) \S+ "[^"]*" "[^"]*" (?P<request_time>[\d.]+)$"#;
 
@@ -141,12 +200,16 @@ fn one_agent_config_collects_the_hosts_services_into_the_server() {
             "/usr/bin/prometheus-node-exporter",
             "prometheus-node-exporter",
         )
+        || !have(&format!("{PG_BIN}/initdb"), "postgresql-15")
+        || !can_run(not_root("run PostgreSQL as the postgres user"))
     {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let (_nginx, web) = nginx(dir.path());
     let (_exporter, exporter) = node_exporter(dir.path());
+    let pg_dir = dir.path().join("postgresql");
+    let (_postgres, pg_port) = postgres(&pg_dir);
     let server = Server::start(dir.path(), "");
     let config = format!(
         "[intervals]\ncritical = \"1s\"\nstandard = \"1s\"\n\
@@ -154,8 +217,11 @@ fn one_agent_config_collects_the_hosts_services_into_the_server() {
          [[collectors.scrape.targets]]\nname = \"node\"\nurl = \"http://127.0.0.1:{exporter}/metrics\"\n\
          [collectors.nginx]\nenabled = true\nurl = \"http://127.0.0.1:{web}/stub_status\"\n\
          [collectors.access_log]\nenabled = true\n\
-         [[collectors.access_log.files]]\nname = \"web\"\npath = \"{}\"\nformat = '{TIMED}'\n",
-        dir.path().join("access.log").display()
+         [[collectors.access_log.files]]\nname = \"web\"\npath = \"{}\"\nformat = '{TIMED}'\n\
+         [collectors.postgres]\nenabled = true\n\
+         [[collectors.postgres.servers]]\nname = \"main\"\nsocket_dir = \"{}\"\nport = {pg_port}\n",
+        dir.path().join("access.log").display(),
+        pg_dir.join("pg-sock").display()
     );
     let mut agent = Agent::configure(dir.path(), "services-host", &server.url(), &config);
     let out = agent.cmd(&["check-config"]);
@@ -206,6 +272,14 @@ fn one_agent_config_collects_the_hosts_services_into_the_server() {
     poll(Duration::from_secs(30), "the exporter's series", || {
         (value("services_e2e_fixed{kind=\"answer\",job=\"node\"}") == Some(42.0)
             && value("sysward_scrape_up{job=\"node\"}") == Some(1.0))
+        .then_some(())
+    });
+    // The database: up, its settings and its own statistics.
+    poll(Duration::from_secs(30), "PostgreSQL's statistics", || {
+        (value("pg_up{server=\"main\"}") == Some(1.0)
+            && value("pg_settings_max_connections{server=\"main\"}").is_some_and(|v| v > 0.0)
+            && value("pg_database_size_bytes{server=\"main\",datname=\"postgres\"}")
+                .is_some_and(|v| v > 0.0))
         .then_some(())
     });
     // Beside the host's own collectors, from the same agent.
