@@ -645,6 +645,7 @@ fn check_inner_limits(
         ("statvfs_timeout", "filesystem"),
         ("run_budget", "smart"),
         ("run_budget", "postgres"),
+        ("run_budget", "mysql"),
     ] {
         if name != limit_of {
             continue;

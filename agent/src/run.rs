@@ -51,7 +51,7 @@ const DRAIN_ON_STOP: Duration = Duration::from_secs(5);
 /// Collectors that wait on another process (smartctl through the helper, systemd over
 /// D-Bus, database servers) for up to seconds: each runs on a blocking-pool thread of its
 /// own rather than on the lane the quick host collectors share.
-const OWN_THREAD: [&str; 3] = ["smart", "systemd", "postgres"];
+const OWN_THREAD: [&str; 4] = ["smart", "systemd", "postgres", "mysql"];
 
 /// How long an idle blocking-pool thread waits for work before it exits.
 const BLOCKING_THREAD_KEEP_ALIVE: Duration = Duration::from_secs(600);

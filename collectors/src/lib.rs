@@ -25,6 +25,7 @@
 //! | [`systemd`] | systemd over D-Bus | `node_systemd_*`, failed units as events |
 //! | [`services`] | each unit's cgroup v2 files under `/sys/fs/cgroup` | `systemd_unit_*` (systemd_exporter's names), `sysward_service_*` |
 //! | `postgres` (feature `postgres`) | PostgreSQL servers' statistics views | `pg_*` as postgres_exporter names them, `sysward_pg_*` |
+//! | `mysql` (feature `mysql`) | MariaDB and MySQL servers' global status and variables, replica status | `mysql_*` as mysqld_exporter names them, `sysward_mysql_*` |
 //! | [`smart`] | `smartctl`, through the `sysward-smart` helper | `smartctl_device_*`, `sysward_smart_*`, events `smart:<device>` |
 //! | [`scrape`] | the host's exporters over HTTP (off by default) | their series with `job`, `sysward_scrape_*` |
 //! | [`nginx`] | nginx's `stub_status` (off by default) | `nginx_*`, as nginx-prometheus-exporter |
@@ -49,7 +50,7 @@
 #[cfg(target_os = "linux")]
 pub mod access_log;
 pub mod apache;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 mod database;
 mod fetch;
 mod filter;
@@ -65,6 +66,8 @@ pub mod host;
 pub mod hwmon;
 pub mod load;
 pub mod memory;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 pub mod netdev;
 pub mod netstat;
 pub mod nginx;

@@ -256,6 +256,25 @@ pub static REGISTRY: &[CollectorSpec] = &[
             }
         },
     },
+    // Off by default, as `postgres`.
+    CollectorSpec {
+        name: "mysql",
+        default_enabled: false,
+        default_tier: Tier::Standard,
+        configure: |_ctx, table| {
+            #[cfg(feature = "mysql")]
+            {
+                Ok(Box::new(crate::mysql::MysqlCollector::with_config(
+                    crate::mysql::MysqlConfig::from_table(table)?,
+                )))
+            }
+            #[cfg(not(feature = "mysql"))]
+            {
+                let _ = table;
+                Err(settings::not_built("mysql"))
+            }
+        },
+    },
     CollectorSpec {
         name: "smart",
         default_enabled: true,
@@ -332,7 +351,7 @@ mod tests {
     }
 
     /// Every collector's own keys, as the README's table lists them.
-    const KEYS: [(&str, &[&str]); 21] = [
+    const KEYS: [(&str, &[&str]); 22] = [
         ("cpu", &[]),
         ("load", &[]),
         ("memory", &["vmstat_fields"]),
@@ -376,6 +395,10 @@ mod tests {
                 "max_objects",
                 "statements_top",
             ],
+        ),
+        (
+            "mysql",
+            &["servers", "connect_timeout", "query_timeout", "run_budget"],
         ),
         (
             "smart",
@@ -431,7 +454,20 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(not(feature = "postgres"), ignore = "every collector must be built")]
+    #[cfg(not(feature = "mysql"))]
+    fn mysql_left_out_of_the_build_is_refused_naming_its_feature() {
+        assert_eq!(
+            error("mysql", ""),
+            "collector mysql is not built into this agent (cargo feature `mysql`); \
+             build it with `--features mysql`"
+        );
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(all(feature = "postgres", feature = "mysql")),
+        ignore = "every collector must be built"
+    )]
     fn an_empty_table_builds_every_collector() {
         for spec in REGISTRY {
             let collector = (spec.configure)(&CollectorContext::default(), &toml::Table::new())
@@ -441,7 +477,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(not(feature = "postgres"), ignore = "every collector must be built")]
+    #[cfg_attr(
+        not(all(feature = "postgres", feature = "mysql")),
+        ignore = "every collector must be built"
+    )]
     fn an_unknown_key_is_refused_naming_every_key_allowed() {
         let names: Vec<&str> = REGISTRY.iter().map(|spec| spec.name).collect();
         let listed: Vec<&str> = KEYS.iter().map(|(name, _)| *name).collect();
@@ -464,7 +503,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(not(feature = "postgres"), ignore = "every collector must be built")]
+    #[cfg_attr(
+        not(all(feature = "postgres", feature = "mysql")),
+        ignore = "every collector must be built"
+    )]
     fn no_collector_takes_a_key_the_agent_reads_itself() {
         for spec in REGISTRY {
             for key in AGENT_KEYS {
@@ -502,7 +544,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(not(feature = "postgres"), ignore = "every collector must be built")]
+    #[cfg_attr(
+        not(all(feature = "postgres", feature = "mysql")),
+        ignore = "every collector must be built"
+    )]
     fn every_example_of_the_docs_is_accepted() {
         let docs = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
