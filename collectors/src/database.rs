@@ -1,4 +1,4 @@
-//! What the database collectors share (`postgres`, and the `mysql` one to come): their
+//! What the database collectors share (`postgres` and `mysql`): their
 //! own small runtime, the deadline of one run, passwords read from files, values read
 //! from text, and the counter of objects left out past a limit.
 //!
@@ -10,10 +10,12 @@
 //! queried concurrently on it, each bounded by the run's budget, so one server that hangs
 //! costs the others nothing and the run ends by its deadline.
 
+#[cfg(feature = "postgres")]
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+#[cfg(feature = "postgres")]
 use crate::{Kind, Sample};
 
 /// Builds the runtime a database collector drives its connections on.
@@ -47,6 +49,7 @@ pub(crate) fn number(column: &str, value: Option<&str>) -> Result<Option<f64>, S
     }
 }
 
+#[cfg(feature = "postgres")]
 /// Cuts `text` to at most `max` bytes at a character boundary, with every run of
 /// white space made one space: a statement's text as a label value.
 pub(crate) fn label_text(text: &str, max: usize) -> String {
@@ -72,9 +75,11 @@ pub(crate) fn label_text(text: &str, max: usize) -> String {
 /// Objects left out past a limit, per kind (`databases`, `statements`, ...), counted
 /// over the collector's life and sent as a counter so that an operator sees a limit is
 /// too low.
+#[cfg(feature = "postgres")]
 #[derive(Debug, Default)]
 pub(crate) struct Dropped(BTreeMap<&'static str, u64>);
 
+#[cfg(feature = "postgres")]
 impl Dropped {
     /// Counts `n` more objects of `kind` left out.
     pub(crate) fn add(&mut self, kind: &'static str, n: u64) {
@@ -125,6 +130,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "postgres")]
     fn label_text_collapses_space_and_cuts_at_a_character() {
         assert_eq!(
             label_text("SELECT  *\n\tFROM t  WHERE a = $1", 100),
@@ -136,6 +142,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "postgres")]
     fn dropped_objects_add_up_per_kind() {
         let mut dropped = Dropped::default();
         assert!(dropped.samples("m", "s").is_empty());
