@@ -1003,6 +1003,53 @@ mod tests {
                 .unwrap_or_else(|| panic!("{server}: no {variable}: {:?}", out.errors))
         }
 
+        /// CPU of a process (user + system), in seconds.
+        fn cpu_of(pid: &str) -> f64 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+            let after = &stat[stat.rfind(')').expect("comm") + 2..];
+            let fields: Vec<&str> = after.split(' ').collect();
+            let ticks = |i: usize| fields[i].parse::<f64>().expect("ticks");
+            (ticks(11) + ticks(12)) / 100.0
+        }
+
+        /// A measurement, not a check: `SYSWARD_MY_BENCH=SOCKET:SERVER_PID cargo test
+        /// --release -p sysward-collectors --lib mysql_cpu_per_run -- --ignored
+        /// --nocapture`, root over the socket; the server's CPU is the whole mariadbd's.
+        #[test]
+        #[ignore = "a measurement against a server of your own"]
+        fn mysql_cpu_per_run() {
+            let Some((sock, pid)) = std::env::var("SYSWARD_MY_BENCH").ok().and_then(|v| {
+                v.rsplit_once(':')
+                    .map(|(s, p)| (s.to_owned(), p.to_owned()))
+            }) else {
+                panic!("set SYSWARD_MY_BENCH=SOCKET:SERVER_PID");
+            };
+            let toml = format!("[[servers]]\nname = \"bench\"\nsocket = \"{sock}\"\n");
+            let mut collector = MysqlCollector::with_config(settings(&toml).expect("valid"));
+            let first = run(&mut collector);
+            assert_eq!(
+                of(&first, "bench", UP, &[]),
+                Some(1.0),
+                "{:?}",
+                first.errors
+            );
+            let runs = 200;
+            let (cpu, server, wall) = (cpu_of("self"), cpu_of(&pid), Instant::now());
+            let mut samples = 0;
+            for _ in 0..runs {
+                samples += run(&mut collector).samples.len();
+            }
+            let (cpu, server) = (cpu_of("self") - cpu, cpu_of(&pid) - server);
+            eprintln!(
+                "{runs} runs, {} samples each: {:.3} ms CPU, server {:.3} ms, \
+                 {:.3} ms wall per run",
+                samples / runs,
+                cpu * 1000.0 / runs as f64,
+                server * 1000.0 / runs as f64,
+                wall.elapsed().as_secs_f64() * 1000.0 / runs as f64
+            );
+        }
+
         #[test]
         fn a_real_mariadb_reports_what_the_load_did() {
             let started = Instant::now();
