@@ -1055,7 +1055,7 @@ mod tests {
             let started = Instant::now();
             if !have(SERVER, "mariadb-server")
                 || !have(INSTALL, "mariadb-server")
-                || !have(CLIENT, "mariadb-client")
+                || !have(CLIENT, "mariadb-client-core")
             {
                 return;
             }
