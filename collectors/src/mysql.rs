@@ -920,8 +920,8 @@ mod tests {
         assert!(collector.runtime.is_none());
     }
 
-    /// Against a real MariaDB server started by the test (as the `mysql` user, so as
-    /// root). Under `CI` a missing program or privilege fails the test; elsewhere it is
+    /// Against real MariaDB servers started by the test, a primary and a replica of it
+    /// (as the `mysql` user, so as root). Under `CI` a missing program or privilege fails the test; elsewhere it is
     /// skipped, saying why.
     #[cfg(target_os = "linux")]
     mod real {
@@ -945,7 +945,7 @@ mod tests {
             true
         }
 
-        /// The scratch directory, removed on drop (after the server, declared later).
+        /// The scratch directory, removed on drop (after the servers, declared later).
         struct Scratch(PathBuf);
 
         impl Drop for Scratch {
@@ -1075,41 +1075,69 @@ mod tests {
                 skip("no mysql user to own the data directory");
                 return;
             }
-            let (data, sock) = (dir.0.join("data"), dir.0.join("sock"));
-            let install = Command::new(INSTALL)
-                .arg("--no-defaults")
-                .arg(format!("--datadir={}", data.display()))
-                .args([
-                    "--user=mysql",
-                    "--auth-root-authentication-method=normal",
-                    "--skip-test-db",
-                ])
-                .output()
-                .expect("mariadb-install-db runs");
-            assert!(
-                install.status.success(),
-                "mariadb-install-db: {}",
-                String::from_utf8_lossy(&install.stderr)
+            // The primary, with a binary log, and a replica of it.
+            let start = |name: &str, id: u32| {
+                let data = dir.0.join(name);
+                let install = Command::new(INSTALL)
+                    .arg("--no-defaults")
+                    .arg(format!("--datadir={}", data.display()))
+                    .args([
+                        "--user=mysql",
+                        "--auth-root-authentication-method=normal",
+                        "--skip-test-db",
+                    ])
+                    .output()
+                    .expect("mariadb-install-db runs");
+                assert!(
+                    install.status.success(),
+                    "mariadb-install-db: {}",
+                    String::from_utf8_lossy(&install.stderr)
+                );
+                let (sock, port) = (dir.0.join(format!("{name}.sock")), free_port());
+                let mut command = Command::new(SERVER);
+                command
+                    .arg("--no-defaults")
+                    .arg(format!("--datadir={}", data.display()))
+                    .arg(format!("--socket={}", sock.display()))
+                    .arg(format!(
+                        "--pid-file={}",
+                        dir.0.join(format!("{name}.pid")).display()
+                    ))
+                    .arg(format!(
+                        "--log-error={}",
+                        dir.0.join(format!("{name}.log")).display()
+                    ))
+                    .arg(format!(
+                        "--log-bin={}",
+                        dir.0.join(format!("{name}-bin")).display()
+                    ))
+                    .arg(format!("--port={port}"))
+                    .arg(format!("--server-id={id}"))
+                    .args([
+                        "--bind-address=127.0.0.1",
+                        "--user=mysql",
+                        "--innodb-buffer-pool-size=16M",
+                        "--innodb-flush-log-at-trx-commit=0",
+                        "--long-query-time=0.1",
+                        "--innodb-lock-wait-timeout=10",
+                    ]);
+                (Running::start(command, port), sock, port)
+            };
+            let (server, sock, port) = start("primary", 1);
+            let (replica, replica_sock, _) = start("replica", 2);
+            sql(
+                &sock,
+                "CREATE USER repl@'127.0.0.1' IDENTIFIED BY 'repl'; \
+                 GRANT REPLICATION SLAVE ON *.* TO repl@'127.0.0.1'",
             );
-            let port = free_port();
-            let mut command = Command::new(SERVER);
-            command
-                .arg("--no-defaults")
-                .arg(format!("--datadir={}", data.display()))
-                .arg(format!("--socket={}", sock.display()))
-                .arg(format!("--pid-file={}", dir.0.join("pid").display()))
-                .arg(format!("--log-error={}", dir.0.join("error.log").display()))
-                .arg(format!("--port={port}"))
-                .args([
-                    "--bind-address=127.0.0.1",
-                    "--user=mysql",
-                    "--innodb-buffer-pool-size=16M",
-                    "--innodb-flush-log-at-trx-commit=0",
-                    "--long-query-time=0.1",
-                    "--innodb-lock-wait-timeout=10",
-                    "--server-id=2",
-                ]);
-            let server = Running::start(command, port);
+            sql(
+                &replica_sock,
+                &format!(
+                    "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {port}, \
+                     MASTER_USER = 'repl', MASTER_PASSWORD = 'repl', \
+                     MASTER_USE_GTID = slave_pos; START SLAVE"
+                ),
+            );
             sql(
                 &sock,
                 "CREATE DATABASE test; CREATE TABLE test.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; \
@@ -1126,6 +1154,7 @@ mod tests {
             let toml = format!(
                 "connect_timeout = \"1s\"\nrun_budget = \"5s\"\n\
                  [[servers]]\nname = \"socket\"\nsocket = \"{sock}\"\n\
+                 [[servers]]\nname = \"replica\"\nsocket = \"{replica_sock}\"\n\
                  [[servers]]\nname = \"tcp\"\nurl = \"mysql://sysward@127.0.0.1:{port}\"\n\
                  password_file = \"{dir}/right.pass\"\n\
                  [[servers]]\nname = \"refused\"\nurl = \"mysql://sysward@127.0.0.1:{port}\"\n\
@@ -1133,6 +1162,7 @@ mod tests {
                  [[servers]]\nname = \"down\"\nurl = \"mysql://sysward@127.0.0.1:{closed_port}\"\n\
                  [[servers]]\nname = \"slow\"\nurl = \"mysql://sysward@127.0.0.1:{slow_port}\"\n",
                 sock = sock.display(),
+                replica_sock = replica_sock.display(),
                 dir = dir.0.display(),
             );
             let mut collector = MysqlCollector::with_config(settings(&toml).expect("valid"));
@@ -1145,6 +1175,7 @@ mod tests {
             assert!(took < Duration::from_secs(3), "a run took {took:?}");
             for (name, up) in [
                 ("socket", 1.0),
+                ("replica", 1.0),
                 ("tcp", 1.0),
                 ("refused", 0.0),
                 ("down", 0.0),
@@ -1276,29 +1307,42 @@ mod tests {
             assert_eq!(of(&out, "tcp", UP, &[]), Some(1.0), "{:?}", out.errors);
             assert_eq!(sql(&sock, ours), "1");
 
-            // A replica whose primary cannot be reached: its threads' state, no lag.
-            sql(
-                &sock,
-                &format!(
-                    "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {closed_port}, \
-                     MASTER_USER = 'none', MASTER_CONNECT_RETRY = 1; START SLAVE"
-                ),
-            );
+            // The replica, once streaming, and its threads stopped.
             let host = [("master_host", "127.0.0.1")];
             let mut out = Output::default();
-            wait_until(Duration::from_secs(10), "the replica's SQL thread", || {
+            wait_until(Duration::from_secs(10), "the replica to stream", || {
                 out = run(&mut collector);
-                of(&out, "tcp", SLAVE_SQL_RUNNING, &host) == Some(1.0)
+                of(&out, "replica", SLAVE_IO_RUNNING, &host) == Some(1.0)
+                    && of(&out, "replica", SLAVE_SQL_RUNNING, &host) == Some(1.0)
+                    && of(&out, "replica", SECONDS_BEHIND_MASTER, &host) == Some(0.0)
             });
-            assert_eq!(of(&out, "tcp", SLAVE_IO_RUNNING, &host), Some(0.0));
-            assert_eq!(of(&out, "tcp", SECONDS_BEHIND_MASTER, &host), None);
             assert!(
-                of(&out, "tcp", "mysql_slave_status_read_master_log_pos", &host).is_some(),
+                of(
+                    &out,
+                    "replica",
+                    "mysql_slave_status_read_master_log_pos",
+                    &host
+                )
+                .is_some_and(|p| p > 0.0),
                 "{:?}",
                 out.errors
             );
-            sql(&sock, "STOP SLAVE");
+            assert_eq!(
+                of(&out, "replica", "mysql_slave_status_last_io_errno", &host),
+                Some(0.0)
+            );
+            sql(&replica_sock, "STOP SLAVE");
+            let out = run(&mut collector);
+            assert_eq!(of(&out, "replica", SLAVE_IO_RUNNING, &host), Some(0.0));
+            assert_eq!(of(&out, "replica", SLAVE_SQL_RUNNING, &host), Some(0.0));
+            assert_eq!(of(&out, "replica", SECONDS_BEHIND_MASTER, &host), None);
+            assert!(
+                !out.errors.iter().any(|e| e.contains("replica")),
+                "{:?}",
+                out.errors
+            );
 
+            drop(replica);
             drop(server);
             let out = run(&mut collector);
             assert_eq!(of(&out, "socket", UP, &[]), Some(0.0));
