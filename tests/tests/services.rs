@@ -1,8 +1,8 @@
 //! One agent config collects a host's services into the server: nginx's status page and
-//! its access log, a local exporter (Debian's node_exporter) read through `scrape`, and a
-//! PostgreSQL server, all pushed by the real agent to the real server over TLS and read
+//! its access log, a local exporter (Debian's node_exporter) read through `scrape`, a
+//! PostgreSQL server and a MariaDB server, all pushed by the real agent to the real server over TLS and read
 //! back with the query API, beside the agent's host collectors. Each program is the real
-//! one, started by the test on loopback (PostgreSQL as the `postgres` user, which needs
+//! one, started by the test on loopback (the databases as their own users, which needs
 //! root).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -190,6 +190,48 @@ fn postgres(dir: &Path) -> (Running, u16) {
     (running, port)
 }
 
+/// A fresh MariaDB in `dir`, run as the `mysql` user; its socket.
+fn mariadb(dir: &Path) -> (Running, std::path::PathBuf) {
+    fs::create_dir_all(dir).unwrap();
+    let owned = Command::new("chown")
+        .args(["-R", "mysql:mysql"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(owned.success());
+    let data = dir.join("data");
+    let install = Command::new("/usr/bin/mariadb-install-db")
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .args(["--user=mysql", "--skip-test-db"])
+        .output()
+        .unwrap();
+    assert!(
+        install.status.success(),
+        "mariadb-install-db: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    let sock = dir.join("mysqld.sock");
+    let mut command = Command::new("/usr/sbin/mariadbd");
+    command
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", sock.display()))
+        .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+        .args([
+            "--skip-networking",
+            "--user=mysql",
+            "--innodb-buffer-pool-size=16M",
+        ]);
+    let running = Running::start(command, &dir.join("mariadbd.out"));
+    poll(Duration::from_secs(60), "mariadbd to accept", || {
+        std::os::unix::net::UnixStream::connect(&sock)
+            .ok()
+            .map(|_| ())
+    });
+    (running, sock)
+}
+
 /// The access log's format: nginx's combined one with `$request_time` at the end.
 const TIMED: &str = r#"^\S+ \S+ \S+ \[[^\]]*\] "(?P<method>[A-Z]+)?[^"]*" (?P<status>\d{3}) \S+ "[^"]*" "[^"]*" (?P<request_time>[\d.]+)$"#;
 
@@ -201,6 +243,7 @@ fn one_agent_config_collects_the_hosts_services_into_the_server() {
             "prometheus-node-exporter",
         )
         || !have(&format!("{PG_BIN}/initdb"), "postgresql-15")
+        || !have("/usr/sbin/mariadbd", "mariadb-server")
         || !can_run(not_root("run PostgreSQL as the postgres user"))
     {
         return;
@@ -210,6 +253,7 @@ fn one_agent_config_collects_the_hosts_services_into_the_server() {
     let (_exporter, exporter) = node_exporter(dir.path());
     let pg_dir = dir.path().join("postgresql");
     let (_postgres, pg_port) = postgres(&pg_dir);
+    let (_mariadb, my_sock) = mariadb(&dir.path().join("mariadb"));
     let server = Server::start(dir.path(), "");
     let config = format!(
         "[intervals]\ncritical = \"1s\"\nstandard = \"1s\"\n\
@@ -219,9 +263,12 @@ fn one_agent_config_collects_the_hosts_services_into_the_server() {
          [collectors.access_log]\nenabled = true\n\
          [[collectors.access_log.files]]\nname = \"web\"\npath = \"{}\"\nformat = '{TIMED}'\n\
          [collectors.postgres]\nenabled = true\n\
-         [[collectors.postgres.servers]]\nname = \"main\"\nsocket_dir = \"{}\"\nport = {pg_port}\n",
+         [[collectors.postgres.servers]]\nname = \"main\"\nsocket_dir = \"{}\"\nport = {pg_port}\n\
+         [collectors.mysql]\nenabled = true\n\
+         [[collectors.mysql.servers]]\nname = \"main\"\nsocket = \"{}\"\n",
         dir.path().join("access.log").display(),
-        pg_dir.join("pg-sock").display()
+        pg_dir.join("pg-sock").display(),
+        my_sock.display()
     );
     let mut agent = Agent::configure(dir.path(), "services-host", &server.url(), &config);
     let out = agent.cmd(&["check-config"]);
@@ -280,6 +327,13 @@ fn one_agent_config_collects_the_hosts_services_into_the_server() {
             && value("pg_settings_max_connections{server=\"main\"}").is_some_and(|v| v > 0.0)
             && value("pg_database_size_bytes{server=\"main\",datname=\"postgres\"}")
                 .is_some_and(|v| v > 0.0))
+        .then_some(())
+    });
+    poll(Duration::from_secs(30), "MariaDB's status", || {
+        (value("mysql_up{server=\"main\"}") == Some(1.0)
+            && value("mysql_global_variables_max_connections{server=\"main\"}")
+                .is_some_and(|v| v > 0.0)
+            && value("mysql_global_status_queries{server=\"main\"}").is_some_and(|v| v > 0.0))
         .then_some(())
     });
     // Beside the host's own collectors, from the same agent.
