@@ -54,8 +54,15 @@ fn batch(agent_id: &str, seq: u64, series: usize) -> Vec<u8> {
 #[test]
 fn metrics_move_with_ingest_cuts_and_purges() {
     let dir = tempfile::tempdir().unwrap();
-    // A short chunk span, so that a cut (and the first purge) happens within the test.
-    let server = Server::start_with_storage(dir.path(), "chunk_span = \"1s\"", "");
+    // A short chunk span, so that a cut (and the first purge) happens within the test. The
+    // rule engine writes each known agent's `up` and last-seen series at whole evaluation
+    // intervals: an hour apart, the exact series counts below are not crossed by one.
+    let server = Server::start_with_rules(
+        dir.path(),
+        "chunk_span = \"1s\"",
+        "evaluation_interval = \"1h\"",
+        "",
+    );
     let anonymous = client(&server.ca_pem(), None)
         .get(format!("{}/metrics", server.url()))
         .send()
