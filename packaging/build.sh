@@ -48,9 +48,13 @@ command -v rpmbuild >/dev/null && rpm=1
 
 if [ "$build" = 1 ]; then
 	"${CARGO:-cargo}" build --release --locked -p sysward-server -p sysward-smart
-	scripts/build-agent >/dev/null
+	# SYSWARD_AGENT_CARGO_ARGS: extra cargo arguments for both agent builds, e.g.
+	# --no-default-features for an agent without the database collectors' drivers.
+	# shellcheck disable=SC2086
+	scripts/build-agent ${SYSWARD_AGENT_CARGO_ARGS:-} >/dev/null
 	if [ "$rpm" = 1 ]; then
-		"${CARGO:-cargo}" build --profile agent --locked -p sysward-agent
+		# shellcheck disable=SC2086
+		"${CARGO:-cargo}" build --profile agent --locked -p sysward-agent ${SYSWARD_AGENT_CARGO_ARGS:-}
 	fi
 fi
 
