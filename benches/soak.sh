@@ -2,7 +2,7 @@
 # The chaos soak of tests/tests/soak.rs, long and wide: SECONDS of faults (default 600) over
 # AGENTS agents (default 50), each in a network namespace of its own behind a fault-injecting
 # proxy, with release binaries; at the end every batch each agent produced is accounted for.
-# CI runs the same test for 60 s with 10 agents and the debug binaries. Needs root
+# CI runs the same test for 40 s with 10 agents and the debug binaries. Needs root
 # (network namespaces, a tmpfs).
 #
 #   benches/soak.sh [SECONDS] [AGENTS]

@@ -6,7 +6,7 @@
 //! At the end every agent drains and stops cleanly, and what each agent produced is
 //! compared with what the server stored, batch by batch.
 //!
-//! Environment: `SYSWARD_SOAK_SECS` (default 60), `SYSWARD_SOAK_AGENTS` (default 10),
+//! Environment: `SYSWARD_SOAK_SECS` (default 40), `SYSWARD_SOAK_AGENTS` (default 10),
 //! `SYSWARD_SOAK_SEED` (default: from the clock; printed, and a failing run's seed
 //! replays its decisions), `SYSWARD_SOAK_INTERVAL_MS` (the agents' critical interval,
 //! default 300). `benches/soak.sh` runs it long with release binaries.
@@ -100,7 +100,7 @@ impl Settings {
             .unwrap()
             .as_nanos() as u64;
         Self {
-            secs: env_u64("SYSWARD_SOAK_SECS", 60),
+            secs: env_u64("SYSWARD_SOAK_SECS", 40),
             agents: env_u64("SYSWARD_SOAK_AGENTS", 10).max(1) as usize,
             seed: env_u64("SYSWARD_SOAK_SEED", clock ^ u64::from(std::process::id())),
             critical_ms: env_u64("SYSWARD_SOAK_INTERVAL_MS", 300).max(100),
