@@ -388,6 +388,12 @@ fn the_agent_keeps_its_synced_spool_through_power_cuts() {
         boots_cut.insert(cut, (synced, batches));
     }
     eprintln!("power cuts (frames synced before the cut, delivered after): {boots_cut:?}");
+    // A cut soon after the agent started had nothing synced yet and promises nothing; the
+    // run as a whole must have put the promise to the test.
+    assert!(
+        boots_cut.values().any(|&(synced, _)| synced > 0),
+        "no cut came after a sync: {boots_cut:?}"
+    );
 }
 
 /// The boot ids of the agent's runs, oldest first, from its log's "Agent running." lines.
