@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the sysward-agent, sysward-server and sysward-smart packages into target/packages/:
+# Builds the sysward-agent, sysward-server, sysward-smart and sysward-db packages into
+# target/packages/:
 #
 #   packaging/build.sh             # cargo build --release, then the .deb and .rpm files
 #   packaging/build.sh --no-build  # package the binaries already built (target/release;
@@ -47,18 +48,14 @@ rpm=0
 command -v rpmbuild >/dev/null && rpm=1
 
 if [ "$build" = 1 ]; then
-	"${CARGO:-cargo}" build --release --locked -p sysward-server -p sysward-smart
-	# SYSWARD_AGENT_CARGO_ARGS: extra cargo arguments for both agent builds, e.g.
-	# --no-default-features for an agent without the database collectors' drivers.
-	# shellcheck disable=SC2086
-	scripts/build-agent ${SYSWARD_AGENT_CARGO_ARGS:-} >/dev/null
+	"${CARGO:-cargo}" build --release --locked -p sysward-server -p sysward-smart -p sysward-db
+	scripts/build-agent >/dev/null
 	if [ "$rpm" = 1 ]; then
-		# shellcheck disable=SC2086
-		"${CARGO:-cargo}" build --profile agent --locked -p sysward-agent ${SYSWARD_AGENT_CARGO_ARGS:-}
+		"${CARGO:-cargo}" build --profile agent --locked -p sysward-agent
 	fi
 fi
 
-needed=(sysward-agent sysward-server sysward-smart)
+needed=(sysward-agent sysward-server sysward-smart sysward-db)
 [ "$rpm" = 1 ] && needed+=(sysward-agent-rpm)
 for bin in "${needed[@]}"; do
 	if [ ! -x "$(binary "$bin")" ]; then
@@ -123,11 +120,11 @@ is_static() { [ -z "$(readelf -d "$1" | sed -n '/(NEEDED)/p')" ]; }
 stage() {
 	local pkg=$1 dir=$out/stage/$1
 	install -d -m 0755 "$dir/usr/share/doc/$pkg"
-	if [ "$pkg" = sysward-smart ]; then
-		install -m 0644 smart-helper/README.md "$dir/usr/share/doc/$pkg/README.md"
-	else
-		install -m 0644 README.md "$dir/usr/share/doc/$pkg/README.md"
-	fi
+	case "$pkg" in
+	sysward-smart) install -m 0644 smart-helper/README.md "$dir/usr/share/doc/$pkg/README.md" ;;
+	sysward-db) install -m 0644 db-helper/README.md "$dir/usr/share/doc/$pkg/README.md" ;;
+	*) install -m 0644 README.md "$dir/usr/share/doc/$pkg/README.md" ;;
+	esac
 	cat >"$dir/usr/share/doc/$pkg/copyright" <<-EOF
 		Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 		Upstream-Name: sysward
@@ -178,6 +175,12 @@ stage() {
 		install -m 0644 systemd/sysward-agent-smart.conf \
 			"$dir/usr/lib/systemd/system/sysward-agent.service.d/smart.conf"
 		;;
+	sysward-db)
+		# Where the agent's postgres and mysql collectors look first. No privilege: the
+		# agent runs it as itself, under the agent unit's hardening.
+		install -d -m 0755 "$dir/usr/lib/sysward"
+		install -m 0755 "$release/sysward-db" "$dir/usr/lib/sysward/sysward-db"
+		;;
 	esac
 }
 
@@ -201,6 +204,7 @@ build_deb() {
 	local bin
 	bin=$(binary "$pkg")
 	[ "$pkg" = sysward-smart ] && bin=$dir/usr/lib/sysward/sysward-smart
+	[ "$pkg" = sysward-db ] && bin=$dir/usr/lib/sysward/sysward-db
 	install -d -m 0755 "$dir/DEBIAN"
 	maintainer_scripts "$pkg" "$dir"
 	if [ -d "$dir/etc" ]; then
@@ -251,6 +255,7 @@ build_rpm() {
 stage sysward-agent
 stage sysward-server
 stage sysward-smart
+stage sysward-db
 build_deb sysward-agent passwd "Sysward host agent
  Collects host metrics (node_exporter's names) and health-check results on
  tiered intervals, keeps them in a durable spool and pushes them over mutual
@@ -266,11 +271,18 @@ build_deb sysward-smart "sysward-agent (= $deb_version), smartmontools, libcap2-
  needs (CAP_SYS_RAWIO, CAP_SYS_ADMIN, CAP_DAC_OVERRIDE). Installs a drop-in for
  sysward-agent.service that lets the agent run it; removing this package makes
  the agent fully hardened again."
+build_deb sysward-db "sysward-agent (= $deb_version)" \
+	"Sysward database helper: PostgreSQL and MySQL for the agent
+ Runs the Sysward agent's postgres and mysql collectors in a process of their
+ own, started by the agent only when one of them is configured, so that the
+ agent carries no database driver. Install it on hosts with PostgreSQL,
+ MariaDB or MySQL servers to watch."
 if [ "$rpm" = 1 ]; then
 	install -m 0755 "$(binary sysward-agent-rpm)" "$out/stage/sysward-agent/usr/bin/sysward-agent"
 	build_rpm sysward-agent
 	build_rpm sysward-server
 	build_rpm sysward-smart
+	build_rpm sysward-db
 	rm -rf "$out/rpmbuild"
 else
 	echo "rpmbuild is not installed (apt-get install rpm): no .rpm made" >&2

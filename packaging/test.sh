@@ -56,7 +56,8 @@ fi
 agent_deb=$(first "$out"/sysward-agent_*.deb)
 server_deb=$(first "$out"/sysward-server_*.deb)
 smart_deb=$(first "$out"/sysward-smart_*.deb)
-if [ -z "$agent_deb" ] || [ -z "$server_deb" ] || [ -z "$smart_deb" ]; then
+db_deb=$(first "$out"/sysward-db_*.deb)
+if [ -z "$agent_deb" ] || [ -z "$server_deb" ] || [ -z "$smart_deb" ] || [ -z "$db_deb" ]; then
 	echo "no packages in $out: run packaging/build.sh first" >&2
 	exit 1
 fi
@@ -107,8 +108,15 @@ for entry in "-rwxr-xr-x root/root .* ./usr/lib/sysward/sysward-smart" \
 	if grep -qE -- "^$entry\$" <<<"$list"; then ok "smart holds $entry"; else fail "smart holds $entry"; fi
 done
 
+step "inspect $db_deb"
+info=$(dpkg-deb -I "$db_deb")
+contains "db control: needs the agent of the same version" "$info" "sysward-agent (= "
+list=$(dpkg-deb -c "$db_deb")
+entry="-rwxr-xr-x root/root .* ./usr/lib/sysward/sysward-db"
+if grep -qE -- "^$entry\$" <<<"$list"; then ok "db holds $entry"; else fail "db holds $entry"; fi
+
 if command -v rpm >/dev/null; then
-	for pkg in sysward-agent sysward-server sysward-smart; do
+	for pkg in sysward-agent sysward-server sysward-smart sysward-db; do
 		rpm_file=$(first "$out/$pkg"-*.rpm)
 		step "inspect ${rpm_file:-$pkg rpm}"
 		if [ -z "$rpm_file" ]; then
@@ -125,6 +133,7 @@ if command -v rpm >/dev/null; then
 			continue
 		fi
 		contains "$pkg rpm: binary 0755 root" "$files" "-rwxr-xr-x    1 root     root"
+		[ "$pkg" = sysward-db ] && continue
 		contains "$pkg rpm: config is sysward's group" "$files" "-rw-r-----    1 root     sysward"
 		contains "$pkg rpm: config marked" "$(rpm -qcp "$rpm_file" 2>/dev/null)" "/etc/sysward/"
 		scripts=$(rpm -qp --scripts "$rpm_file" 2>/dev/null)
@@ -136,7 +145,7 @@ else
 fi
 
 step "clean slate"
-for pkg in sysward-smart sysward-agent sysward-server; do
+for pkg in sysward-db sysward-smart sysward-agent sysward-server; do
 	if [ -n "$(pkg_status "$pkg")" ] && [ "$(pkg_status "$pkg")" != un ]; then
 		echo "purging the $pkg left installed by an earlier run"
 		dpkg -P "$pkg" >/dev/null
@@ -357,6 +366,33 @@ dpkg -r sysward-smart && ok "dpkg -r sysward-smart" || fail "dpkg -r sysward-sma
 absent /usr/lib/sysward/sysward-smart
 absent /usr/lib/systemd/system/sysward-agent.service.d/smart.conf
 dpkg -P sysward-smart >/dev/null && ok "dpkg -P sysward-smart" || fail "dpkg -P sysward-smart"
+
+step "the database helper beside the agent"
+# A config with the postgres collector on: the agent checks its settings in the helper.
+db_config=$(mktemp)
+cat /etc/sysward/agent.toml - >"$db_config" <<'TOML'
+[collectors.postgres]
+enabled = true
+[[collectors.postgres.servers]]
+name = "local"
+url = "postgresql://postgres@127.0.0.1:1/postgres"
+TOML
+chmod 0644 "$db_config"
+if check=$(/usr/bin/sysward-agent --config "$db_config" check-config 2>&1); then
+	fail "without sysward-db, a database collector is refused"
+else
+	contains "without sysward-db, the refusal names the package" "$check" "install the sysward-db package"
+fi
+db_log=$(dpkg -i "$db_deb" 2>&1) && ok "dpkg -i sysward-db" || fail "dpkg -i sysward-db: $db_log"
+stat_is /usr/lib/sysward/sysward-db root:root 755
+check=$(setpriv --reuid=sysward --regid=sysward --init-groups -- \
+	/usr/bin/sysward-agent --config "$db_config" check-config 2>&1) &&
+	ok "with sysward-db, the agent (as sysward) accepts the postgres collector" ||
+	fail "with sysward-db, the agent accepts the postgres collector: $check"
+dpkg -r sysward-db && ok "dpkg -r sysward-db" || fail "dpkg -r sysward-db"
+absent /usr/lib/sysward/sysward-db
+dpkg -P sysward-db >/dev/null && ok "dpkg -P sysward-db" || fail "dpkg -P sysward-db"
+rm -f "$db_config"
 
 step "remove the agent: config and data kept"
 dpkg -r sysward-agent && ok "dpkg -r sysward-agent" || fail "dpkg -r sysward-agent"

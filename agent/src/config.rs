@@ -577,7 +577,8 @@ fn collector_plan(
         None => interval.min(MAX_DEFAULT_TIMEOUT),
     };
     let settings = section.map(|s| s.settings.clone()).unwrap_or_default();
-    // Building validates the settings; collectors do no I/O when built.
+    // Building validates the settings; collectors do no I/O when built but for the
+    // database collectors, whose helper (started here) checks theirs.
     if let Err(message) =
         (spec.configure)(&sysward_collectors::CollectorContext::default(), &settings)
     {

@@ -24,8 +24,8 @@
 //! | [`hwmon`] | `/sys/class/hwmon` | `node_hwmon_*` |
 //! | [`systemd`] | systemd over D-Bus | `node_systemd_*`, failed units as events |
 //! | [`services`] | each unit's cgroup v2 files under `/sys/fs/cgroup` | `systemd_unit_*` (systemd_exporter's names), `sysward_service_*` |
-//! | `postgres` (feature `postgres`) | PostgreSQL servers' statistics views | `pg_*` as postgres_exporter names them, `sysward_pg_*` |
-//! | `mysql` (feature `mysql`) | MariaDB and MySQL servers' global status and variables, replica status | `mysql_*` as mysqld_exporter names them, `sysward_mysql_*` |
+//! | `postgres` (feature `postgres`; the agent runs it in the `sysward-db` helper, [`database_helper`]) | PostgreSQL servers' statistics views | `pg_*` as postgres_exporter names them, `sysward_pg_*` |
+//! | `mysql` (feature `mysql`; in `sysward-db` as well) | MariaDB and MySQL servers' global status and variables, replica status | `mysql_*` as mysqld_exporter names them, `sysward_mysql_*` |
 //! | [`smart`] | `smartctl`, through the `sysward-smart` helper | `smartctl_device_*`, `sysward_smart_*`, events `smart:<device>` |
 //! | [`scrape`] | the host's exporters over HTTP (off by default) | their series with `job`, `sysward_scrape_*` |
 //! | [`nginx`] | nginx's `stub_status` (off by default) | `nginx_*`, as nginx-prometheus-exporter |
@@ -52,6 +52,7 @@ pub mod access_log;
 pub mod apache;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod database;
+pub mod database_helper;
 mod fetch;
 mod filter;
 mod layout;

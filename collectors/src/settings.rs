@@ -62,15 +62,6 @@ pub(crate) fn none(collector: &str, table: &toml::Table) -> Result<(), String> {
     }
 }
 
-/// The message for a collector whose cargo feature this build left out.
-#[allow(dead_code)] // Used only by builds without a database feature.
-pub(crate) fn not_built(collector: &str) -> String {
-    format!(
-        "collector {collector} is not built into this agent (cargo feature `{collector}`); \
-         build it with `--features {collector}`"
-    )
-}
-
 /// The message for a key the collector does not take.
 fn unknown(collector: &str, key: &str, allowed: &[&str]) -> String {
     let all: Vec<&str> = allowed.iter().chain(&AGENT_KEYS).copied().collect();

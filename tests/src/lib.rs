@@ -553,6 +553,11 @@ impl Agent {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// The agent's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGTERM and wait.
     pub fn stop(&mut self) {
         stop(&mut self.child, Signal::SIGTERM);

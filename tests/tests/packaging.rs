@@ -60,15 +60,11 @@ fn packages_build_install_upgrade_remove_and_purge() {
     );
 }
 
-/// Cargo's profile settings for the test's builds, as environment overrides. The agent is
-/// built without the database collectors' drivers (cargo features `postgres`, `mysql`):
-/// nothing of the packaging depends on them (pure Rust, no library the .deb would need),
-/// and they were a third of the test's time on two cores.
-const QUICK_PROFILES: [(&str, &str); 7] = [
-    ("SYSWARD_AGENT_CARGO_ARGS", "--no-default-features"),
+/// Cargo's profile settings for the test's builds, as environment overrides.
+const QUICK_PROFILES: [(&str, &str); 6] = [
     ("CARGO_PROFILE_RELEASE_LTO", "off"),
     ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16"),
-    // The server and the SMART helper unoptimised: the test only starts them; the agent
+    // The server and the SMART and database helpers unoptimised: the test only starts them; the agent
     // stays at 1, since its .deb must stay under 5 MiB.
     ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0"),
     ("CARGO_PROFILE_AGENT_LTO", "off"),

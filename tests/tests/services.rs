@@ -338,5 +338,48 @@ fn one_agent_config_collects_the_hosts_services_into_the_server() {
     });
     // Beside the host's own collectors, from the same agent.
     assert!(value("node_load1").is_some());
+    // The database collectors ran in helpers of the agent's, one per collector, which
+    // end with it.
+    let agent_pid = agent.pid().expect("the agent runs");
+    let helpers = children_named(agent_pid, "sysward-db");
+    assert_eq!(
+        helpers.len(),
+        2,
+        "sysward-db children of the agent: {helpers:?}"
+    );
     agent.stop();
+    poll(Duration::from_secs(10), "the helpers to end", || {
+        helpers.iter().all(|pid| !alive(*pid)).then_some(())
+    });
+}
+
+/// The processes whose parent is `parent` and whose command name is `name`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // `pid (comm) state ppid ...`; comm may hold spaces, so split after its `)`.
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let comm = head.split_once('(').map_or("", |(_, comm)| comm);
+            let ppid = rest.split_whitespace().nth(1);
+            comm == name && ppid == Some(parent.to_string().as_str())
+        })
+        .collect()
+}
+
+/// Whether `pid` is a process that has not exited (a zombie has).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
 }
