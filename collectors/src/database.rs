@@ -13,18 +13,156 @@
 #[cfg(feature = "postgres")]
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-#[cfg(feature = "postgres")]
-use crate::{Kind, Sample};
+use tokio::runtime::Runtime;
+use tokio::task::JoinError;
+use tokio::time::Instant;
+
+use crate::{Kind, Output, Sample};
 
 /// Builds the runtime a database collector drives its connections on.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime() -> Result<Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
         .map_err(|error| format!("cannot start the collector's runtime: {error}"))
+}
+
+/// One server of a database collector: the state it keeps between runs, moved into its
+/// task for a run and back.
+pub(crate) trait Server: Send + Sized + 'static {
+    /// The collector's settings, read by every server's run.
+    type Config: Send + Sync + 'static;
+    /// The collector's name, which starts each error about a server.
+    const COLLECTOR: &'static str;
+    /// The gauge, labelled `server`, that says whether the server answered this run.
+    const UP: &'static str;
+
+    /// The server's configured name, its `server` label.
+    fn name(&self) -> &str;
+    /// The state the server starts again from after its task panicked.
+    fn fresh(&self) -> Self;
+    /// Connects when it must and reads the server's statistics into `out`.
+    fn read(
+        &mut self,
+        config: &Self::Config,
+        deadline: Instant,
+        out: &mut Output,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    /// Drops the connection, so that the next run makes a new one.
+    fn disconnect(&mut self);
+    /// Samples sent after the `UP` gauge of every run that did not panic.
+    fn finish(&self, _out: &mut Output) {}
+}
+
+/// Reads every server in `servers` concurrently on `runtime` (built on the first call),
+/// all within `budget`, and adds their samples and errors to `out` in server order.
+pub(crate) fn collect_all<S: Server>(
+    runtime: &mut Option<Runtime>,
+    servers: &mut [Option<S>],
+    config: &Arc<S::Config>,
+    budget: Duration,
+    out: &mut Output,
+) {
+    if servers.is_empty() {
+        return;
+    }
+    let Some(runtime) = started(runtime, out) else {
+        return;
+    };
+    let states: Vec<(usize, S)> = servers
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, slot)| slot.take().map(|state| (i, state)))
+        .collect();
+    let finished = runtime.block_on(read_all(states, config.clone(), budget));
+    for (i, spare, result) in finished {
+        servers[i] = Some(match result {
+            Ok((state, server_out)) => {
+                out.samples.extend(server_out.samples);
+                out.errors.extend(server_out.errors);
+                state
+            }
+            Err(error) => {
+                // A panic in a driver: the server starts afresh next run.
+                out.push(Sample::new(S::UP, Kind::Gauge, 0.0).label("server", spare.name()));
+                out.error(format!("{} server {}: {error}", S::COLLECTOR, spare.name()));
+                spare
+            }
+        });
+    }
+}
+
+/// The runtime in `slot`, built if there is none yet; `None`, with the error in `out`,
+/// if it cannot be.
+fn started<'r>(slot: &'r mut Option<Runtime>, out: &mut Output) -> Option<&'r Runtime> {
+    if slot.is_none() {
+        match runtime() {
+            Ok(runtime) => *slot = Some(runtime),
+            Err(error) => out.error(error),
+        }
+    }
+    slot.as_ref()
+}
+
+/// What became of one server's task: its position, the state to start again from should
+/// it have panicked, and its state and output.
+type Finished<S> = (usize, S, Result<(S, Output), JoinError>);
+
+/// Each server's run as a task of its own, so that a panic in one costs only that one.
+async fn read_all<S: Server>(
+    states: Vec<(usize, S)>,
+    config: Arc<S::Config>,
+    budget: Duration,
+) -> Vec<Finished<S>> {
+    let deadline = Instant::now() + budget;
+    let tasks: Vec<_> = states
+        .into_iter()
+        .map(|(i, state)| {
+            let spare = state.fresh();
+            let config = config.clone();
+            let task = tokio::spawn(async move {
+                let mut out = Output::default();
+                let state = read_one(state, &config, budget, deadline, &mut out).await;
+                (state, out)
+            });
+            (i, spare, task)
+        })
+        .collect();
+    let mut finished = Vec::with_capacity(tasks.len());
+    for (i, spare, task) in tasks {
+        finished.push((i, spare, task.await));
+    }
+    finished
+}
+
+/// One run against one server, bounded by the deadline, and its `UP` gauge.
+async fn read_one<S: Server>(
+    mut state: S,
+    config: &S::Config,
+    budget: Duration,
+    deadline: Instant,
+    out: &mut Output,
+) -> S {
+    let result = tokio::time::timeout_at(deadline, state.read(config, deadline, out)).await;
+    let error = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error),
+        Err(_) => Some(format!("no answer within the run budget ({budget:?})")),
+    };
+    let up = error.is_none();
+    if let Some(error) = error {
+        out.error(format!("{} server {}: {error}", S::COLLECTOR, state.name()));
+        // Whatever the connection was doing is unknown now: start afresh next run.
+        state.disconnect();
+    }
+    let up = if up { 1.0 } else { 0.0 };
+    out.push(Sample::new(S::UP, Kind::Gauge, up).label("server", state.name()));
+    state.finish(out);
+    state
 }
 
 /// The password in `path`: the file's text without its final line break, so that a file
@@ -101,9 +239,9 @@ impl Dropped {
 
 /// The shortest of the run's remaining budget and `limit`: the time a connection attempt
 /// or a query may take.
-pub(crate) fn within(deadline: tokio::time::Instant, limit: Duration) -> Duration {
+pub(crate) fn within(deadline: Instant, limit: Duration) -> Duration {
     deadline
-        .saturating_duration_since(tokio::time::Instant::now())
+        .saturating_duration_since(Instant::now())
         .min(limit)
 }
 

@@ -377,106 +377,55 @@ impl Collector for PostgresCollector {
     }
 
     fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
-        if self.servers.is_empty() {
-            return Ok(());
-        }
-        if self.runtime.is_none() {
-            match database::runtime() {
-                Ok(runtime) => self.runtime = Some(runtime),
-                Err(error) => {
-                    out.error(error);
-                    return Ok(());
-                }
-            }
-        }
-        let Some(runtime) = &self.runtime else {
-            return Ok(());
-        };
-        let config = self.config.clone();
-        let states: Vec<(usize, ServerState)> = self
-            .servers
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, slot)| slot.take().map(|state| (i, state)))
-            .collect();
-        let finished = runtime.block_on(async move {
-            let deadline = tokio::time::Instant::now() + config.run_budget;
-            let tasks: Vec<_> = states
-                .into_iter()
-                .map(|(i, state)| {
-                    let config = config.clone();
-                    let name = state.config.clone();
-                    let task = tokio::spawn(async move {
-                        let mut out = Output::default();
-                        let state = collect_server(state, &config, deadline, &mut out).await;
-                        (state, out)
-                    });
-                    (i, name, task)
-                })
-                .collect();
-            let mut finished = Vec::with_capacity(tasks.len());
-            for (i, server, task) in tasks {
-                finished.push((i, server, task.await));
-            }
-            finished
-        });
-        for (i, server, result) in finished {
-            match result {
-                Ok((state, server_out)) => {
-                    self.servers[i] = Some(state);
-                    out.samples.extend(server_out.samples);
-                    out.errors.extend(server_out.errors);
-                }
-                Err(error) => {
-                    // A panic in a driver: the server starts afresh next run.
-                    out.push(
-                        Sample::new(UP, Kind::Gauge, 0.0).label("server", server.name.as_str()),
-                    );
-                    out.error(format!("postgres server {}: {error}", server.name));
-                    self.servers[i] = Some(ServerState {
-                        config: server,
-                        session: None,
-                        dropped: Dropped::default(),
-                    });
-                }
-            }
-        }
+        let budget = self.config.run_budget;
+        database::collect_all(
+            &mut self.runtime,
+            &mut self.servers,
+            &self.config,
+            budget,
+            out,
+        );
         Ok(())
     }
 }
 
-/// One run against one server: connects when it must, sends the statistics, and
-/// returns the state to keep.
-async fn collect_server(
-    mut state: ServerState,
-    config: &PostgresConfig,
-    deadline: tokio::time::Instant,
-    out: &mut Output,
-) -> ServerState {
-    let name = state.config.name.clone();
-    let result =
-        tokio::time::timeout_at(deadline, run_server(&mut state, config, deadline, out)).await;
-    let error = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(error)) => Some(error),
-        Err(_) => Some(format!(
-            "no answer within the run budget ({:?})",
-            config.run_budget
-        )),
-    };
-    let up = error.is_none();
-    if let Some(error) = error {
-        out.error(format!("postgres server {name}: {error}"));
-        // Whatever the session was doing is unknown now: start afresh next run.
-        state.session = None;
+impl database::Server for ServerState {
+    type Config = PostgresConfig;
+    const COLLECTOR: &'static str = NAME;
+    const UP: &'static str = UP;
+
+    fn name(&self) -> &str {
+        &self.config.name
     }
-    out.push(
-        Sample::new(UP, Kind::Gauge, if up { 1.0 } else { 0.0 }).label("server", name.as_str()),
-    );
-    out.samples.extend(state.dropped.samples(DROPPED, &name));
-    state
+
+    fn fresh(&self) -> Self {
+        ServerState {
+            config: self.config.clone(),
+            session: None,
+            dropped: Dropped::default(),
+        }
+    }
+
+    fn read(
+        &mut self,
+        config: &PostgresConfig,
+        deadline: tokio::time::Instant,
+        out: &mut Output,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        run_server(self, config, deadline, out)
+    }
+
+    fn disconnect(&mut self) {
+        self.session = None;
+    }
+
+    fn finish(&self, out: &mut Output) {
+        out.samples
+            .extend(self.dropped.samples(DROPPED, &self.config.name));
+    }
 }
 
+/// One run against one server: connects when it must and sends the statistics.
 async fn run_server(
     state: &mut ServerState,
     config: &PostgresConfig,
