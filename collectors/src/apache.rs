@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use sysward_wire::http::Url;
 
-use crate::fetch;
+use crate::fetch::StatusPage;
 use crate::{CollectError, Collector, Kind, Output, Sample};
 
 /// 1 when the status page was read, else 0.
@@ -87,6 +87,15 @@ const SCOREBOARD_STATES: [(char, &str); 11] = [
 /// The page is a few dozen lines and a scoreboard of one character per slot.
 const MAX_BODY: usize = 1 << 20;
 
+/// apache_exporter's default page.
+const PAGE: StatusPage = StatusPage {
+    collector: "apache",
+    up: UP,
+    port: 80,
+    target: "/server-status?auto",
+    max_body: MAX_BODY,
+};
+
 /// The `apache` collector's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApacheConfig {
@@ -99,13 +108,8 @@ pub struct ApacheConfig {
 impl Default for ApacheConfig {
     fn default() -> Self {
         Self {
-            url: Url {
-                tls: false,
-                host: "127.0.0.1".into(),
-                port: 80,
-                target: "/server-status?auto".into(),
-            },
-            timeout: Duration::from_secs(5),
+            url: PAGE.default_url(),
+            timeout: StatusPage::TIMEOUT,
         }
     }
 }
@@ -114,8 +118,7 @@ impl ApacheConfig {
     /// The configuration a `[collectors.apache]` table asks for: `url` (default
     /// `http://127.0.0.1/server-status?auto`) and `request_timeout` (default 5s).
     pub fn from_table(table: &toml::Table) -> Result<Self, String> {
-        let d = Self::default();
-        let (url, timeout) = fetch::page_settings("apache", table, d.url, d.timeout)?;
+        let (url, timeout) = PAGE.settings(table)?;
         Ok(Self { url, timeout })
     }
 }
@@ -287,20 +290,12 @@ impl Collector for ApacheCollector {
     }
 
     fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
-        let url = &self.config.url;
-        let read = fetch::get(url, "text/plain", self.config.timeout, MAX_BODY).and_then(|page| {
+        PAGE.collect(&self.config.url, self.config.timeout, out, |page| {
             if page.truncated {
                 return Err(format!("the page is larger than {MAX_BODY} bytes"));
             }
             parse_status(&String::from_utf8_lossy(&page.body))
         });
-        match read {
-            Ok(samples) => out.samples.extend(samples),
-            Err(e) => {
-                out.error(format!("{url}: {e}"));
-                out.push(Sample::new(UP, Kind::Gauge, 0.0));
-            }
-        }
         Ok(())
     }
 }

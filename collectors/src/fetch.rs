@@ -1,5 +1,5 @@
 //! One HTTP GET to a service on the host, for the collectors that read a status page or
-//! an exporter (`scrape`, `nginx`, `apache`).
+//! an exporter (`scrape`, `nginx`, `apache`), and the run of a status page collector.
 //!
 //! `http://` only: these endpoints are on the host (loopback or one of its addresses),
 //! where TLS would only cost a handshake per run; the `http` check speaks HTTPS when a
@@ -15,6 +15,7 @@ use sysward_platform::net::{self, Deadline, DeadlineStream, NetError};
 use sysward_wire::http::{self as wire, Url, WireError};
 
 use crate::settings::{self, HumanDuration};
+use crate::{Kind, Output, Sample};
 
 /// A URL a collector of services may read: `http://` only.
 pub(crate) fn parse_url(collector: &str, key: &str, text: &str) -> Result<Url, String> {
@@ -29,6 +30,22 @@ pub(crate) fn parse_url(collector: &str, key: &str, text: &str) -> Result<Url, S
     Ok(url)
 }
 
+/// A collector that reads one status page (`nginx`, `apache`): what sets its page apart
+/// from the other's. Its settings (`url`, `request_timeout`) and its run are the same.
+#[derive(Debug)]
+pub(crate) struct StatusPage {
+    /// The collector's name, as in `[collectors.NAME]`.
+    pub(crate) collector: &'static str,
+    /// The gauge that is 0 when the page could not be read.
+    pub(crate) up: &'static str,
+    /// The port of the default URL, on 127.0.0.1.
+    pub(crate) port: u16,
+    /// The path (and query) of the default URL.
+    pub(crate) target: &'static str,
+    /// The most of the body that is read.
+    pub(crate) max_body: usize,
+}
+
 /// The settings of a collector that reads one status page (`nginx`, `apache`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,20 +55,53 @@ struct PageSettings {
     request_timeout: Option<HumanDuration>,
 }
 
-/// `url` and `request_timeout` from a status page collector's table, over its defaults.
-pub(crate) fn page_settings(
-    collector: &str,
-    table: &toml::Table,
-    url: Url,
-    timeout: Duration,
-) -> Result<(Url, Duration), String> {
-    let s: PageSettings = settings::parse(collector, table)?;
-    let url = match s.url {
-        Some(text) => parse_url(collector, "url", &text)?,
-        None => url,
-    };
-    let timeout = settings::positive(collector, "request_timeout", s.request_timeout, timeout)?;
-    Ok((url, timeout))
+impl StatusPage {
+    /// How long reading the page may take unless `request_timeout` says otherwise.
+    pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// The page's URL unless `url` says otherwise: where its exporter looks by default.
+    pub(crate) fn default_url(&self) -> Url {
+        Url {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: self.port,
+            target: self.target.into(),
+        }
+    }
+
+    /// `url` and `request_timeout` from the collector's table, over their defaults.
+    pub(crate) fn settings(&self, table: &toml::Table) -> Result<(Url, Duration), String> {
+        let s: PageSettings = settings::parse(self.collector, table)?;
+        let url = match s.url {
+            Some(text) => parse_url(self.collector, "url", &text)?,
+            None => self.default_url(),
+        };
+        let timeout = settings::positive(
+            self.collector,
+            "request_timeout",
+            s.request_timeout,
+            Self::TIMEOUT,
+        )?;
+        Ok((url, timeout))
+    }
+
+    /// GETs `url` and adds the samples `parse` makes of the page to `out`; a page that
+    /// cannot be read or parsed is an error naming `url`, and `up` at 0.
+    pub(crate) fn collect(
+        &self,
+        url: &Url,
+        timeout: Duration,
+        out: &mut Output,
+        parse: impl FnOnce(Page) -> Result<Vec<Sample>, String>,
+    ) {
+        match get(url, "text/plain", timeout, self.max_body).and_then(parse) {
+            Ok(samples) => out.samples.extend(samples),
+            Err(e) => {
+                out.error(format!("{url}: {e}"));
+                out.push(Sample::new(self.up, Kind::Gauge, 0.0));
+            }
+        }
+    }
 }
 
 /// What a GET answered: status 200 to 299, the body (at most the limit).

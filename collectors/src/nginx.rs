@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use sysward_wire::http::Url;
 
-use crate::fetch;
+use crate::fetch::StatusPage;
 use crate::{CollectError, Collector, Kind, Output, Sample};
 
 /// 1 when the status page was read, else 0.
@@ -48,8 +48,15 @@ pub const CONNECTIONS_WAITING: &str = "nginx_connections_waiting";
 /// Client requests.
 pub const HTTP_REQUESTS_TOTAL: &str = "nginx_http_requests_total";
 
-/// The status page's largest plausible size: it is four short lines.
-const MAX_BODY: usize = 4096;
+/// nginx-prometheus-exporter's default page.
+const PAGE: StatusPage = StatusPage {
+    collector: "nginx",
+    up: UP,
+    port: 8080,
+    target: "/stub_status",
+    // The page's largest plausible size: it is four short lines.
+    max_body: 4096,
+};
 
 /// The `nginx` collector's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,13 +70,8 @@ pub struct NginxConfig {
 impl Default for NginxConfig {
     fn default() -> Self {
         Self {
-            url: Url {
-                tls: false,
-                host: "127.0.0.1".into(),
-                port: 8080,
-                target: "/stub_status".into(),
-            },
-            timeout: Duration::from_secs(5),
+            url: PAGE.default_url(),
+            timeout: StatusPage::TIMEOUT,
         }
     }
 }
@@ -78,8 +80,7 @@ impl NginxConfig {
     /// The configuration a `[collectors.nginx]` table asks for: `url` (default
     /// `http://127.0.0.1:8080/stub_status`) and `request_timeout` (default 5s).
     pub fn from_table(table: &toml::Table) -> Result<Self, String> {
-        let d = Self::default();
-        let (url, timeout) = fetch::page_settings("nginx", table, d.url, d.timeout)?;
+        let (url, timeout) = PAGE.settings(table)?;
         Ok(Self { url, timeout })
     }
 }
@@ -185,16 +186,9 @@ impl Collector for NginxCollector {
     }
 
     fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
-        let url = &self.config.url;
-        let read = fetch::get(url, "text/plain", self.config.timeout, MAX_BODY)
-            .and_then(|page| parse_stub_status(&String::from_utf8_lossy(&page.body)));
-        match read {
-            Ok(status) => out.samples.extend(samples(&status)),
-            Err(e) => {
-                out.error(format!("{url}: {e}"));
-                out.push(Sample::new(UP, Kind::Gauge, 0.0));
-            }
-        }
+        PAGE.collect(&self.config.url, self.config.timeout, out, |page| {
+            parse_stub_status(&String::from_utf8_lossy(&page.body)).map(|status| samples(&status))
+        });
         Ok(())
     }
 }
