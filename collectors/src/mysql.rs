@@ -668,18 +668,7 @@ fn exporter_column(column: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn value(out: &Output, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        out.samples
-            .iter()
-            .find(|s| {
-                s.name == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .map(|s| s.value)
-    }
+    use crate::sample::value;
 
     fn rows(columns: &[&str], rows: &[&[Option<&str>]]) -> Rows {
         Rows {
@@ -726,27 +715,39 @@ mod tests {
         emit.map_status(&status);
         emit.map_variables(&variables);
         assert_eq!(
-            value(&out, "mysql_global_status_threads_connected", &[]),
+            value(&out.samples, "mysql_global_status_threads_connected", &[]),
             Some(3.0)
         );
-        assert_eq!(value(&out, "mysql_global_status_queries", &[]), Some(120.0));
         assert_eq!(
-            value(&out, BUFFER_POOL_PAGES, &[("state", "data")]),
+            value(&out.samples, "mysql_global_status_queries", &[]),
+            Some(120.0)
+        );
+        assert_eq!(
+            value(&out.samples, BUFFER_POOL_PAGES, &[("state", "data")]),
             Some(169.0)
         );
-        assert_eq!(value(&out, BUFFER_POOL_DIRTY_PAGES, &[]), Some(18.0));
-        assert_eq!(value(&out, BUFFER_POOL_PAGES_TOTAL, &[]), Some(1014.0));
-        assert_eq!(value(&out, MAX_CONNECTIONS, &[]), Some(151.0));
         assert_eq!(
-            value(&out, "mysql_global_variables_read_only", &[]),
+            value(&out.samples, BUFFER_POOL_DIRTY_PAGES, &[]),
+            Some(18.0)
+        );
+        assert_eq!(
+            value(&out.samples, BUFFER_POOL_PAGES_TOTAL, &[]),
+            Some(1014.0)
+        );
+        assert_eq!(value(&out.samples, MAX_CONNECTIONS, &[]), Some(151.0));
+        assert_eq!(
+            value(&out.samples, "mysql_global_variables_read_only", &[]),
             Some(0.0)
         );
         let version = [
             ("version", "10.11.14-MariaDB-0+deb12u2"),
             ("innodb_version", ""),
         ];
-        assert_eq!(value(&out, VERSION_INFO, &version), Some(1.0));
-        assert_eq!(value(&out, "mysql_global_status_com_select", &[]), None);
+        assert_eq!(value(&out.samples, VERSION_INFO, &version), Some(1.0));
+        assert_eq!(
+            value(&out.samples, "mysql_global_status_com_select", &[]),
+            None
+        );
         assert_eq!(
             out.errors,
             [
@@ -792,9 +793,9 @@ mod tests {
         }
         .map_replica(&replica);
         let labels = [("master_host", "10.0.0.1")];
-        assert_eq!(value(&out, SLAVE_IO_RUNNING, &labels), Some(0.0));
-        assert_eq!(value(&out, SLAVE_SQL_RUNNING, &labels), Some(1.0));
-        assert_eq!(value(&out, SECONDS_BEHIND_MASTER, &[]), None);
+        assert_eq!(value(&out.samples, SLAVE_IO_RUNNING, &labels), Some(0.0));
+        assert_eq!(value(&out.samples, SLAVE_SQL_RUNNING, &labels), Some(1.0));
+        assert_eq!(value(&out.samples, SECONDS_BEHIND_MASTER, &[]), None);
         assert!(out.errors.is_empty(), "{:?}", out.errors);
         let mut out = Output::default();
         Emit {
@@ -940,7 +941,7 @@ mod tests {
         fn of(out: &Output, server: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
             let mut all = vec![("server", server)];
             all.extend_from_slice(labels);
-            value(out, name, &all)
+            value(&out.samples, name, &all)
         }
 
         fn status(out: &Output, server: &str, variable: &str) -> f64 {

@@ -1000,6 +1000,7 @@ fn conflict_metric(column: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::value;
 
     fn config() -> PostgresConfig {
         PostgresConfig {
@@ -1007,18 +1008,6 @@ mod tests {
             statements_top: 1,
             ..PostgresConfig::default()
         }
-    }
-
-    fn value(out: &Output, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        out.samples
-            .iter()
-            .find(|s| {
-                s.name == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .map(|s| s.value)
     }
 
     fn row<'a>(values: &[Option<&'a str>]) -> Vec<Option<&'a str>> {
@@ -1083,32 +1072,46 @@ mod tests {
         assert_eq!(dropped, [("databases", 1)]);
         assert_eq!(out.errors, Vec::<String>::new());
         let static_labels = [("server", "main"), ("short_version", "15.18.0")];
-        assert_eq!(value(&out, STATIC, &static_labels), Some(1.0));
-        assert_eq!(value(&out, MAX_CONNECTIONS, &[]), Some(100.0));
-        assert_eq!(value(&out, IS_REPLICA, &[]), Some(0.0));
-        assert_eq!(value(&out, REPLAY_PENDING, &[]), None, "NULL sends nothing");
-        let app = [("datname", "app")];
-        assert_eq!(value(&out, "pg_stat_database_xact_commit", &app), Some(7.0));
-        assert_eq!(value(&out, DATABASE_SIZE, &app), Some(8192.0));
+        assert_eq!(value(&out.samples, STATIC, &static_labels), Some(1.0));
+        assert_eq!(value(&out.samples, MAX_CONNECTIONS, &[]), Some(100.0));
+        assert_eq!(value(&out.samples, IS_REPLICA, &[]), Some(0.0));
         assert_eq!(
-            value(&out, "pg_stat_database_conflicts_confl_lock", &app),
+            value(&out.samples, REPLAY_PENDING, &[]),
+            None,
+            "NULL sends nothing"
+        );
+        let app = [("datname", "app")];
+        assert_eq!(
+            value(&out.samples, "pg_stat_database_xact_commit", &app),
+            Some(7.0)
+        );
+        assert_eq!(value(&out.samples, DATABASE_SIZE, &app), Some(8192.0));
+        assert_eq!(
+            value(&out.samples, "pg_stat_database_conflicts_confl_lock", &app),
             Some(7.0)
         );
         let idle = [("datname", "app"), ("state", "idle in transaction")];
-        assert_eq!(value(&out, ACTIVITY_COUNT, &idle), Some(2.0));
-        assert_eq!(value(&out, ACTIVITY_MAX_TX, &idle), Some(12.5));
+        assert_eq!(value(&out.samples, ACTIVITY_COUNT, &idle), Some(2.0));
+        assert_eq!(value(&out.samples, ACTIVITY_MAX_TX, &idle), Some(12.5));
         // Zero-filled, as postgres_exporter does, for every database sent.
         let other_active = [("datname", "other"), ("state", "active")];
-        assert_eq!(value(&out, ACTIVITY_COUNT, &other_active), Some(0.0));
+        assert_eq!(
+            value(&out.samples, ACTIVITY_COUNT, &other_active),
+            Some(0.0)
+        );
         let lock = [("datname", "app"), ("mode", "accessexclusivelock")];
-        assert_eq!(value(&out, LOCKS, &lock), Some(1.0));
+        assert_eq!(value(&out.samples, LOCKS, &lock), Some(1.0));
         let counted = out.samples.iter().filter(|s| s.name == LOCKS).count();
         assert_eq!(counted, 2 * LOCK_MODES.len());
         let standby = [("application_name", "walreceiver"), ("state", "streaming")];
-        assert_eq!(value(&out, STANDBY_LAG_BYTES, &standby), Some(0.0));
-        assert_eq!(value(&out, STANDBY_REPLAY_LAG, &standby), None);
+        assert_eq!(value(&out.samples, STANDBY_LAG_BYTES, &standby), Some(0.0));
+        assert_eq!(value(&out.samples, STANDBY_REPLAY_LAG, &standby), None);
         assert_eq!(
-            value(&out, "pg_stat_bgwriter_checkpoints_timed_total", &[]),
+            value(
+                &out.samples,
+                "pg_stat_bgwriter_checkpoints_timed_total",
+                &[]
+            ),
             Some(5.0)
         );
         assert!(
@@ -1136,8 +1139,8 @@ mod tests {
         let mut out = Output::default();
         let config = config();
         Emit::new("main", &mut out, &config).map_core(&results);
-        assert_eq!(value(&out, IS_REPLICA, &[]), Some(1.0));
-        assert_eq!(value(&out, STATIC, &[]), None);
+        assert_eq!(value(&out.samples, IS_REPLICA, &[]), Some(1.0));
+        assert_eq!(value(&out.samples, STATIC, &[]), None);
         assert_eq!(out.errors.len(), 2, "{:?}", out.errors);
         assert!(
             out.errors[0].contains("\"soon\" is not a number"),
@@ -1147,7 +1150,7 @@ mod tests {
         // A database row with too few columns sends what it has: the zero-filled series.
         assert_eq!(
             value(
-                &out,
+                &out.samples,
                 ACTIVITY_COUNT,
                 &[("datname", "short"), ("state", "idle")]
             ),
@@ -1189,10 +1192,10 @@ mod tests {
         emit.map_statements(&rows);
         assert_eq!(emit.dropped, [("statements", 4)]);
         let labels = [("user", "alice"), ("datname", "app"), ("queryid", "-42")];
-        assert_eq!(value(&out, STATEMENT_CALLS, &labels), Some(3.0));
-        assert_eq!(value(&out, STATEMENT_SECONDS, &labels), Some(0.6));
+        assert_eq!(value(&out.samples, STATEMENT_CALLS, &labels), Some(3.0));
+        assert_eq!(value(&out.samples, STATEMENT_SECONDS, &labels), Some(0.6));
         let text = [("queryid", "-42"), ("query", "SELECT pg_sleep($1) FROM x")];
-        assert_eq!(value(&out, STATEMENT_QUERY, &text), Some(1.0));
+        assert_eq!(value(&out.samples, STATEMENT_QUERY, &text), Some(1.0));
         assert_eq!(out.samples.len(), 4);
     }
 
@@ -1464,7 +1467,7 @@ mod tests {
         fn of(out: &Output, server: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
             let mut all = vec![("server", server)];
             all.extend_from_slice(labels);
-            value(out, name, &all)
+            value(&out.samples, name, &all)
         }
 
         /// CPU of a process (user + system), in seconds.

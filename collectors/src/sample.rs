@@ -120,3 +120,19 @@ impl Output {
         self.errors.push(message.into());
     }
 }
+
+/// For tests: the value of the first sample named `name` that has at least `labels`.
+/// Here rather than in `crate::testing`, which is Linux-only, because the tests that use
+/// it (smart's, the database collectors') are not.
+#[cfg(test)]
+pub(crate) fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|s| s.value)
+}

@@ -904,6 +904,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::sample::value;
 
     /// The shared fixtures: real smartctl JSON, with Telegraf's reading of each.
     fn shared(path: &str) -> Vec<u8> {
@@ -1036,18 +1037,6 @@ mod tests {
                 format!("{}{{{}}} {}", s.name, labels.join(","), s.value)
             })
             .collect()
-    }
-
-    fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        samples
-            .iter()
-            .find(|s| {
-                s.name == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .map(|s| s.value)
     }
 
     // ---- Telegraf's readings of the shared fixtures -------------------------------------
