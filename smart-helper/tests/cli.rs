@@ -1,9 +1,12 @@
 //! The built helper, run as the collector runs it.
 
+mod common;
+
 use std::process::{Command, Output};
 
-use sysward_platform::smartctl::request::SMARTCTL_PATHS;
 use sysward_platform::smartctl::{ExitStatus, parse_json, parse_scan_json};
+
+use common::smartctl_installed;
 
 fn helper(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sysward-smart"))
@@ -15,24 +18,6 @@ fn helper(args: &[&str]) -> Output {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Whether smartmontools is installed where the helper looks. Where it is not, a test
-/// that needs it fails under `CI` and says why elsewhere.
-fn smartctl_installed() -> bool {
-    if SMARTCTL_PATHS
-        .iter()
-        .any(|p| std::path::Path::new(p).exists())
-    {
-        return true;
-    }
-    let why = format!(
-        "this test runs the real smartctl (Debian package smartmontools), looked for in {}",
-        SMARTCTL_PATHS.join(", ")
-    );
-    assert!(std::env::var_os("CI").is_none(), "{why}");
-    eprintln!("NOT RUN with smartctl: {why}");
-    false
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! skipped, saying why, elsewhere.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,25 +12,9 @@ use sysward_collectors::smart::{
     DEVICES, EXIT_STATUS, HelperRunner, SmartCollector, SmartConfig, SmartctlRunner,
 };
 use sysward_collectors::{CheckState, Collector, Output};
-use sysward_platform::smartctl::request::SMARTCTL_PATHS;
 use sysward_platform::smartctl::{Format, Request, RunError, RunOutput};
 
-/// Whether smartctl is where the helper looks; if not, fails under `CI` or says why.
-fn smartctl_installed() -> bool {
-    if SMARTCTL_PATHS
-        .iter()
-        .any(|p| std::path::Path::new(p).exists())
-    {
-        return true;
-    }
-    let why = format!(
-        "this test runs the real smartctl (Debian package smartmontools), looked for in {}",
-        SMARTCTL_PATHS.join(", ")
-    );
-    assert!(std::env::var_os("CI").is_none(), "{why}");
-    eprintln!("NOT RUN: {why}");
-    false
-}
+use common::smartctl_installed;
 
 fn config() -> SmartConfig {
     SmartConfig {
