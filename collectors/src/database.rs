@@ -300,6 +300,118 @@ mod tests {
         assert_eq!(samples[1].value, 1.0);
     }
 
+    /// A server that answers, refuses, hangs or panics, and counts its runs.
+    struct Fake {
+        name: &'static str,
+        act: &'static str,
+        connected: bool,
+        runs: u32,
+    }
+
+    impl Server for Fake {
+        type Config = ();
+        const COLLECTOR: &'static str = "fake";
+        const UP: &'static str = "fake_up";
+
+        fn name(&self) -> &str {
+            self.name
+        }
+
+        fn fresh(&self) -> Self {
+            Fake::new(self.name, self.act)
+        }
+
+        async fn read(&mut self, _: &(), _: Instant, out: &mut Output) -> Result<(), String> {
+            self.connected = true;
+            self.runs += 1;
+            match self.act {
+                "answer" => out.push(Sample::new("fake_value", Kind::Gauge, 7.0)),
+                "refuse" => return Err("refused".into()),
+                "hang" => std::future::pending::<()>().await,
+                _ => panic!("a driver's bug"),
+            }
+            Ok(())
+        }
+
+        fn disconnect(&mut self) {
+            self.connected = false;
+        }
+
+        fn finish(&self, out: &mut Output) {
+            out.push(Sample::new(
+                "fake_runs",
+                Kind::Counter,
+                f64::from(self.runs),
+            ));
+        }
+    }
+
+    impl Fake {
+        fn new(name: &'static str, act: &'static str) -> Self {
+            Fake {
+                name,
+                act,
+                connected: false,
+                runs: 0,
+            }
+        }
+    }
+
+    #[test]
+    fn every_server_is_read_and_one_that_fails_hangs_or_panics_costs_only_itself() {
+        let mut runtime = None;
+        let mut servers: Vec<Option<Fake>> = ["answer", "refuse", "hang", "panic"]
+            .into_iter()
+            .zip(["a", "b", "c", "d"])
+            .map(|(act, name)| Some(Fake::new(name, act)))
+            .collect();
+        let mut out = Output::default();
+        let budget = Duration::from_millis(100);
+        collect_all(&mut runtime, &mut servers, &Arc::new(()), budget, &mut out);
+        let samples: Vec<String> = out
+            .samples
+            .iter()
+            .map(|s| format!("{}{:?} {}", s.name, s.labels, s.value))
+            .collect();
+        let server = |name: &str| format!("[(\"server\", \"{name}\")]");
+        assert_eq!(
+            samples,
+            [
+                "fake_value[] 7".to_owned(),
+                format!("fake_up{} 1", server("a")),
+                "fake_runs[] 1".to_owned(),
+                format!("fake_up{} 0", server("b")),
+                "fake_runs[] 1".to_owned(),
+                format!("fake_up{} 0", server("c")),
+                "fake_runs[] 1".to_owned(),
+                format!("fake_up{} 0", server("d")),
+            ]
+        );
+        assert_eq!(
+            out.errors[..2],
+            [
+                "fake server b: refused",
+                "fake server c: no answer within the run budget (100ms)"
+            ]
+        );
+        assert!(
+            out.errors[2].starts_with("fake server d: ") && out.errors[2].contains("panicked"),
+            "{:?}",
+            out.errors[2]
+        );
+        assert_eq!(out.errors.len(), 3);
+        let kept: Vec<(bool, u32)> = servers
+            .iter()
+            .map(|s| {
+                s.as_ref()
+                    .map(|s| (s.connected, s.runs))
+                    .expect("back in place")
+            })
+            .collect();
+        assert_eq!(kept, [(true, 1), (false, 1), (false, 1), (false, 0)]);
+        assert!(runtime.is_some());
+    }
+
     #[test]
     fn a_password_file_loses_its_final_line_break_only() {
         let dir = std::env::temp_dir().join(format!("sysward-pw-{}", std::process::id()));
