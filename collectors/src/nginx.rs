@@ -4,7 +4,7 @@
 //! [collectors.nginx]
 //! enabled = true                               # off by default
 //! url = "http://127.0.0.1:8080/stub_status"    # the exporter's default; http:// only
-//! timeout = "5s"
+//! request_timeout = "5s"
 //! ```
 //!
 //! nginx needs `location = /stub_status { stub_status; allow 127.0.0.1; deny all; }`.
