@@ -26,6 +26,7 @@ use crate::{
 mod api_token;
 mod notify;
 mod rules;
+mod user;
 
 const DEFAULT_CONFIG: &str = "/etc/sysward/server.toml";
 
@@ -64,6 +65,11 @@ enum Command {
     ApiToken {
         #[command(subcommand)]
         command: api_token::ApiTokenCommand,
+    },
+    /// Console users (roles viewer, editor, admin) who sign in to `/ui/`.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
     },
     /// Alerts as the rule engine last saved them (works with the server running or not).
     Alerts {
@@ -177,6 +183,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             }
         }
         Command::ApiToken { command } => api_token::run(&config, command)?,
+        Command::User { command } => user::run(&config, command)?,
         Command::Backup { dest } => {
             let started = Instant::now();
             let bytes = backup(&config.storage.data_dir, &dest)?;

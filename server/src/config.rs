@@ -47,6 +47,9 @@ pub struct ServerConfig {
     /// `[[remote_write]]`: targets every stored sample is forwarded to.
     #[serde(default)]
     pub remote_write: Vec<crate::remote_write::RemoteWriteConfig>,
+    /// `[ui]`: the console's sign-in sessions.
+    #[serde(default)]
+    pub ui: UiConfig,
     /// The file it was read from (a reload reads it again).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -100,6 +103,79 @@ impl Default for RulesConfig {
             external_labels: Default::default(),
             external_url: None,
         }
+    }
+}
+
+/// `[ui]`: sign-in sessions of the console (`/ui/`) and the limits on failed sign-ins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// A session not used for this long is over.
+    #[serde(default = "d_ui_idle", deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// A session is over this long after its sign-in, however busy.
+    #[serde(default = "d_ui_lifetime", deserialize_with = "duration")]
+    pub session_lifetime: Duration,
+    /// Failed sign-ins for one user name within `failure_window` before further attempts
+    /// for it are refused until the window ends.
+    #[serde(default = "d_ui_user_failures")]
+    pub max_failures_per_user: u32,
+    /// The same for one client address.
+    #[serde(default = "d_ui_address_failures")]
+    pub max_failures_per_address: u32,
+    /// The window the failures are counted in, from the first.
+    #[serde(default = "d_ui_failure_window", deserialize_with = "duration")]
+    pub failure_window: Duration,
+}
+
+fn d_ui_idle() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+fn d_ui_lifetime() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+fn d_ui_user_failures() -> u32 {
+    5
+}
+fn d_ui_address_failures() -> u32 {
+    20
+}
+fn d_ui_failure_window() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: d_ui_idle(),
+            session_lifetime: d_ui_lifetime(),
+            max_failures_per_user: d_ui_user_failures(),
+            max_failures_per_address: d_ui_address_failures(),
+            failure_window: d_ui_failure_window(),
+        }
+    }
+}
+
+impl UiConfig {
+    fn validate(&self, path: &Path) -> anyhow::Result<()> {
+        for (key, value) in [
+            ("idle_timeout", self.idle_timeout),
+            ("session_lifetime", self.session_lifetime),
+            ("failure_window", self.failure_window),
+        ] {
+            if value.is_zero() {
+                bail!("{}: [ui] {key} must be longer than 0", path.display());
+            }
+        }
+        for (key, value) in [
+            ("max_failures_per_user", self.max_failures_per_user),
+            ("max_failures_per_address", self.max_failures_per_address),
+        ] {
+            if value == 0 {
+                bail!("{}: [ui] {key} must be at least 1", path.display());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -548,6 +624,7 @@ impl ServerConfig {
             );
         }
         config.query.validate(path)?;
+        config.ui.validate(path)?;
         config
             .health
             .validate()

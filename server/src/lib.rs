@@ -3,7 +3,8 @@
 //!
 //! Modules depend downward only: [`cli`] and [`serve`] wire everything; [`api`] holds the
 //! HTTP handlers (ingest, admin, reads, queries); [`query`] evaluates PromQL; [`store`] keeps samples and events; [`state`] keeps
-//! identities (agents, join and admin tokens); [`pki`] and [`tls`] make and check the
+//! identities (agents, join and admin tokens, console users and sessions; [`users`] checks
+//! and hashes their passwords); [`pki`] and [`tls`] make and check the
 //! certificates; [`metrics`] renders the server's own figures and [`health`] judges them.
 
 pub mod api;
@@ -23,6 +24,8 @@ pub mod remote_write;
 pub mod rules;
 pub mod selector;
 pub mod serve;
+pub mod session;
 pub mod state;
 pub mod store;
 pub mod tls;
+pub mod users;

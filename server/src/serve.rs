@@ -185,6 +185,11 @@ impl Server {
             )),
             foreign: Default::default(),
             remote_write,
+            ui: config.ui.clone(),
+            sign_ins: crate::session::SignInLimiter::new(crate::session::LimiterConfig::of(
+                &config.ui,
+            )),
+            password_checks: Semaphore::new(api::PASSWORD_CHECKS),
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         let prometheus = match &otel.prometheus {

@@ -7,6 +7,14 @@
 //! Each agent row also keeps when its current certificate was signed and when it expires
 //! (Unix ms): renewal is rate limited by the first, and the server's health reports the
 //! second. Columns added after the table existed are added when the file is opened.
+//!
+//! Console users (`users`: name, role, Argon2id PHC string, see [`crate::users`]) and their
+//! sign-in sessions (`ui_sessions`) came later: their tables are created when the file is
+//! opened, as every table is. A session row keeps only the SHA-256 of the session id that
+//! the browser holds, with the user, when it was made, last used (written at most every
+//! [`SESSION_USE_EVERY_MS`], or a tenth of the idle timeout when that is shorter) and when
+//! it expires whatever its use. Removing a user or changing its password deletes its
+//! sessions.
 
 use std::{
     collections::HashMap,
@@ -16,6 +24,8 @@ use std::{
 };
 
 use rand::RngCore;
+
+use crate::users::UserRole;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -36,6 +46,10 @@ pub enum StateError {
     TokenExists(String),
     #[error("no API token named {0:?}")]
     NoSuchToken(String),
+    #[error("a user named {0:?} exists already")]
+    UserExists(String),
+    #[error("no user named {0:?}")]
+    NoSuchUser(String),
 }
 
 /// What an API token may do. `Read` is for the query APIs, `Write` for remote write in,
@@ -85,6 +99,28 @@ pub struct ApiTokenRow {
 /// How often a token's `last_used` is written at most: an operator reads it to the
 /// minute, and a dashboard sends a request per panel.
 const TOKEN_USE_EVERY_MS: i64 = 60_000;
+
+/// How often a session's `last_used` is written at most (less when the idle timeout is
+/// short: a tenth of it).
+pub const SESSION_USE_EVERY_MS: i64 = 60_000;
+
+/// One row of `user list`: never the password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub name: String,
+    pub role: UserRole,
+    pub created_ms: i64,
+    pub password_changed_ms: i64,
+}
+
+/// A signed-in session, as [`State::session`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub user: String,
+    pub role: UserRole,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
 
 /// Where an agent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +246,14 @@ impl State {
              CREATE TABLE IF NOT EXISTS admin_tokens(hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS api_tokens(
                  name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
-                 created_at INTEGER NOT NULL, expires_at INTEGER, last_used INTEGER);",
+                 created_at INTEGER NOT NULL, expires_at INTEGER, last_used INTEGER);
+             CREATE TABLE IF NOT EXISTS users(
+                 name TEXT PRIMARY KEY, role TEXT NOT NULL, password TEXT NOT NULL,
+                 created_at INTEGER NOT NULL, password_changed_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS ui_sessions(
+                 hash TEXT PRIMARY KEY, user TEXT NOT NULL, created_at INTEGER NOT NULL,
+                 last_used INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS ui_sessions_user ON ui_sessions(user);",
         )?;
         add_agent_columns(&conn)?;
         Ok(Self {
@@ -571,6 +614,165 @@ impl State {
     }
 }
 
+/// Console users and their sessions.
+impl State {
+    /// Adds a user with an already hashed password (a PHC string).
+    pub fn add_user(&self, name: &str, role: UserRole, hash: &str) -> Result<(), StateError> {
+        let now = now_ms();
+        let inserted = self.conn().execute(
+            "INSERT OR IGNORE INTO users(name, role, password, created_at, password_changed_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![name, role.as_str(), hash, now],
+        )?;
+        if inserted == 0 {
+            return Err(StateError::UserExists(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Every user, by name.
+    pub fn list_users(&self) -> Result<Vec<UserRow>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, role, created_at, password_changed_at FROM users ORDER BY name",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                let role: String = r.get(1)?;
+                Ok(UserRow {
+                    name: r.get(0)?,
+                    // An unknown role (a newer server's) reads as the least one.
+                    role: UserRole::parse(&role).unwrap_or(UserRole::Viewer),
+                    created_ms: r.get(2)?,
+                    password_changed_ms: r.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Deletes a user and its sessions, in one transaction.
+    pub fn remove_user(&self, name: &str) -> Result<(), StateError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute("DELETE FROM users WHERE name = ?1", params![name])?;
+        if n == 0 {
+            return Err(StateError::NoSuchUser(name.to_string()));
+        }
+        tx.execute("DELETE FROM ui_sessions WHERE user = ?1", params![name])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces a user's password hash and ends its sessions, in one transaction.
+    pub fn set_password(&self, name: &str, hash: &str) -> Result<(), StateError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE users SET password = ?1, password_changed_at = ?2 WHERE name = ?3",
+            params![hash, now_ms(), name],
+        )?;
+        if n == 0 {
+            return Err(StateError::NoSuchUser(name.to_string()));
+        }
+        tx.execute("DELETE FROM ui_sessions WHERE user = ?1", params![name])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A user's password hash and role, for a sign-in.
+    pub fn user_credentials(&self, name: &str) -> Result<Option<(String, UserRole)>, StateError> {
+        let row: Option<(String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT password, role FROM users WHERE name = ?1",
+                params![name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(hash, role)| (hash, UserRole::parse(&role).unwrap_or(UserRole::Viewer))))
+    }
+
+    /// Stores a new session of `user` under the hash of its id, valid for `lifetime` at
+    /// most; deletes the sessions that have expired by `lifetime` or by `idle`.
+    pub fn create_session(
+        &self,
+        id_hash: &str,
+        user: &str,
+        lifetime: Duration,
+        idle: Duration,
+    ) -> Result<(), StateError> {
+        let now = now_ms();
+        let lifetime_ms = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
+        let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM ui_sessions WHERE expires_at <= ?1 OR last_used <= ?1 - ?2",
+            params![now, idle_ms],
+        )?;
+        conn.execute(
+            "INSERT INTO ui_sessions(hash, user, created_at, last_used, expires_at)
+             VALUES (?1, ?2, ?3, ?3, ?4)",
+            params![id_hash, user, now, now.saturating_add(lifetime_ms)],
+        )?;
+        Ok(())
+    }
+
+    /// The session stored under `id_hash` while it is valid: not past its expiry, used
+    /// within `idle`, its user still there (with the user's current role). Its use is
+    /// recorded; an expired session is deleted.
+    pub fn session(&self, id_hash: &str, idle: Duration) -> Result<Option<SessionRow>, StateError> {
+        self.session_at(id_hash, idle, now_ms())
+    }
+
+    fn session_at(
+        &self,
+        id_hash: &str,
+        idle: Duration,
+        now: i64,
+    ) -> Result<Option<SessionRow>, StateError> {
+        let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        let conn = self.conn();
+        let row: Option<(String, Option<String>, i64, i64, i64)> = conn
+            .query_row(
+                "SELECT s.user, u.role, s.created_at, s.last_used, s.expires_at
+                 FROM ui_sessions s LEFT JOIN users u ON u.name = s.user WHERE s.hash = ?1",
+                params![id_hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        let Some((user, role, created_ms, last_used, expires_ms)) = row else {
+            return Ok(None);
+        };
+        let role = role.as_deref().and_then(UserRole::parse);
+        let idle_over = now.saturating_sub(last_used) >= idle_ms;
+        let (Some(role), false, false) = (role, idle_over, now >= expires_ms) else {
+            conn.execute("DELETE FROM ui_sessions WHERE hash = ?1", params![id_hash])?;
+            return Ok(None);
+        };
+        if now.saturating_sub(last_used) >= SESSION_USE_EVERY_MS.min(idle_ms / 10) {
+            conn.execute(
+                "UPDATE ui_sessions SET last_used = ?1 WHERE hash = ?2",
+                params![now, id_hash],
+            )?;
+        }
+        Ok(Some(SessionRow {
+            user,
+            role,
+            created_ms,
+            expires_ms,
+        }))
+    }
+
+    /// Deletes a session (signing out); whether there was one.
+    pub fn delete_session(&self, id_hash: &str) -> Result<bool, StateError> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM ui_sessions WHERE hash = ?1", params![id_hash])?;
+        Ok(n > 0)
+    }
+}
+
 fn row_to_agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
     let status: String = r.get(2)?;
     Ok(AgentRow {
@@ -745,6 +947,80 @@ mod tests {
         for r in [Role::Read, Role::Write, Role::Admin] {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
+    }
+
+    #[test]
+    fn users_are_added_listed_changed_and_removed_with_their_sessions() {
+        let (_d, s) = state();
+        s.add_user("ann", UserRole::Editor, "$argon2id$h1").unwrap();
+        assert!(matches!(
+            s.add_user("ann", UserRole::Admin, "$argon2id$h2"),
+            Err(StateError::UserExists(_))
+        ));
+        s.add_user("bob", UserRole::Viewer, "$argon2id$h3").unwrap();
+        let rows = s.list_users().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].name.as_str(), rows[0].role),
+            ("ann", UserRole::Editor)
+        );
+        assert_eq!(
+            s.user_credentials("ann").unwrap(),
+            Some(("$argon2id$h1".into(), UserRole::Editor))
+        );
+        assert_eq!(s.user_credentials("nobody").unwrap(), None);
+
+        let hour = Duration::from_secs(3600);
+        s.create_session("sess-ann", "ann", hour, hour).unwrap();
+        s.create_session("sess-bob", "bob", hour, hour).unwrap();
+        assert_eq!(
+            s.session("sess-ann", hour).unwrap().unwrap().role,
+            UserRole::Editor
+        );
+        // A new password ends the user's sessions, not others'.
+        s.set_password("ann", "$argon2id$h4").unwrap();
+        assert_eq!(s.session("sess-ann", hour).unwrap(), None);
+        assert!(s.session("sess-bob", hour).unwrap().is_some());
+        assert_eq!(
+            s.user_credentials("ann").unwrap().unwrap().0,
+            "$argon2id$h4"
+        );
+        // So does removing the user.
+        s.remove_user("bob").unwrap();
+        assert_eq!(s.session("sess-bob", hour).unwrap(), None);
+        assert!(matches!(
+            s.remove_user("bob"),
+            Err(StateError::NoSuchUser(_))
+        ));
+        assert!(matches!(
+            s.set_password("bob", "x"),
+            Err(StateError::NoSuchUser(_))
+        ));
+    }
+
+    #[test]
+    fn sessions_end_when_idle_or_past_their_lifetime() {
+        let (_d, s) = state();
+        s.add_user("ann", UserRole::Viewer, "$argon2id$h").unwrap();
+        let idle = Duration::from_secs(600);
+        s.create_session("a", "ann", Duration::from_secs(3600), idle)
+            .unwrap();
+        let t0 = now_ms();
+        // Used within the idle timeout, it goes on, and each use counts.
+        assert!(s.session_at("a", idle, t0 + 500_000).unwrap().is_some());
+        assert!(s.session_at("a", idle, t0 + 1_000_000).unwrap().is_some());
+        // Idle too long: gone, and deleted.
+        assert!(s.session_at("a", idle, t0 + 1_700_000).unwrap().is_none());
+        assert!(!s.delete_session("a").unwrap());
+        // Past its lifetime however busy.
+        s.create_session("b", "ann", Duration::from_secs(1), idle)
+            .unwrap();
+        assert!(s.session_at("b", idle, now_ms() + 1_000).unwrap().is_none());
+        // Signed out.
+        s.create_session("c", "ann", Duration::from_secs(3600), idle)
+            .unwrap();
+        assert!(s.delete_session("c").unwrap());
+        assert!(s.session("c", idle).unwrap().is_none());
     }
 
     fn enrolled(s: &State, id: &str, host: &str, not_after_ms: i64) {

@@ -1,22 +1,89 @@
-//! Who may call what. A caller shows a secret, as `Authorization: Bearer SECRET` or as the
-//! password of HTTP basic auth (any user name), which is what Grafana's Prometheus
-//! datasource offers. The secret is an admin token (role admin) or an API token with its
-//! role; [`Role::allows`] says which role an endpoint group needs.
+//! Who may call what: the one place where requests are authorized.
+//!
+//! A caller shows a secret, as `Authorization: Bearer SECRET` or as the password of HTTP
+//! basic auth (any user name), which is what Grafana's Prometheus datasource offers. The
+//! secret is an admin token (role admin) or an API token with its role. A request without
+//! an `Authorization` header may instead carry the console's session cookie
+//! ([`crate::session`]), which stands for a user with a role of [`UserRole`].
+//!
+//! An endpoint asks for one [`Access`]; [`token_allows`] and [`user_allows`] are the whole
+//! table of who gets it. A session is also held to CSRF protection: a request with any
+//! method but GET and HEAD that is authorized by its cookie must carry the session's token
+//! in `X-CSRF-Token`, else 403. The method is not among the headers the handlers pass in, so
+//! [`remember_method`], a layer over every route, keeps it for the request's task; without
+//! it (a handler called outside the router) every method counts as a change.
 
+use axum::{extract::Request, http::Method, middleware::Next};
 use base64::Engine;
 
 use super::*;
-use crate::state::Role;
+use crate::{
+    session,
+    state::{Role, SessionRow, hash_secret},
+    users::UserRole,
+};
+
+/// What an endpoint needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Reading the fleet: the query API, rules, alerts, notifications, check results.
+    Read,
+    /// Sending samples: remote write and OTLP in.
+    Write,
+    /// Changing alerting's state: acknowledgements, silences.
+    Change,
+    /// Administration: agents, the server's metrics, reload, receiver tests.
+    Admin,
+}
+
+impl Access {
+    /// The least user role with this access, for messages.
+    fn user_role(self) -> &'static str {
+        match self {
+            Access::Read => "viewer",
+            Access::Change => "editor",
+            Access::Write | Access::Admin => "admin",
+        }
+    }
+
+    /// The token role with this access, for messages.
+    fn token_role(self) -> Role {
+        match self {
+            Access::Read => Role::Read,
+            Access::Write => Role::Write,
+            Access::Change | Access::Admin => Role::Admin,
+        }
+    }
+}
+
+/// Whether a token of `role` has `access`: read tokens read, write tokens write, the admin
+/// token and admin tokens read, change and administer.
+pub(crate) fn token_allows(role: Role, access: Access) -> bool {
+    role.allows(access.token_role())
+}
+
+/// Whether a user of `role` has `access`: viewers read, editors also change, admins also
+/// administer; no session sends samples.
+pub(crate) fn user_allows(role: UserRole, access: Access) -> bool {
+    match access {
+        Access::Read => true,
+        Access::Change => role >= UserRole::Editor,
+        Access::Admin => role == UserRole::Admin,
+        Access::Write => false,
+    }
+}
 
 /// Why a request was not let through.
 #[derive(Debug)]
 pub(super) enum Denied {
     /// No credentials at all.
     Missing,
-    /// A secret that is unknown, revoked or expired.
+    /// A secret that is unknown, revoked or expired, or a session that is over.
     Invalid,
-    /// A valid token whose role does not allow this.
-    Forbidden { role: Role, needed: Role },
+    /// Valid credentials whose role does not allow this.
+    Forbidden { who: String, needed: String },
+    /// A change authorized by a session cookie without the session's CSRF token.
+    Csrf,
     /// The state database failed.
     Internal(String),
 }
@@ -25,7 +92,7 @@ impl Denied {
     pub(super) fn status(&self) -> StatusCode {
         match self {
             Denied::Missing | Denied::Invalid => StatusCode::UNAUTHORIZED,
-            Denied::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Denied::Forbidden { .. } | Denied::Csrf => StatusCode::FORBIDDEN,
             Denied::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -34,7 +101,7 @@ impl Denied {
     pub(super) fn kind(&self) -> &'static str {
         match self {
             Denied::Missing | Denied::Invalid => "unauthorized",
-            Denied::Forbidden { .. } => "forbidden",
+            Denied::Forbidden { .. } | Denied::Csrf => "forbidden",
             Denied::Internal(_) => "internal",
         }
     }
@@ -42,11 +109,13 @@ impl Denied {
     pub(super) fn message(&self) -> String {
         match self {
             Denied::Missing => "a token is required: Authorization: Bearer TOKEN, or basic auth with the token as password".into(),
-            Denied::Invalid => "the token is not valid (unknown, revoked or expired)".into(),
-            Denied::Forbidden { role, needed } => format!(
-                "a token of role {} may not do this; it needs role {}",
-                role.as_str(),
-                needed.as_str()
+            Denied::Invalid => "the token is not valid (unknown, revoked or expired), or the session is over".into(),
+            Denied::Forbidden { who, needed } => {
+                format!("{who} may not do this; it needs role {needed}")
+            }
+            Denied::Csrf => format!(
+                "a change made with a session cookie needs the session's CSRF token in the {} header",
+                session::CSRF_HEADER
             ),
             Denied::Internal(e) => format!("server error: {e}"),
         }
@@ -72,23 +141,94 @@ fn secret_of(headers: &HeaderMap) -> Option<String> {
     None
 }
 
-/// Lets a request through when its secret's role allows `needed`; returns the role.
+/// The session id in the request's cookies, if any is shaped like one.
+pub(super) fn session_id_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(session::session_from_cookie_header)
+        .map(str::to_string)
+}
+
+tokio::task_local! {
+    /// The method of the request being handled (see [`remember_method`]).
+    static METHOD: Method;
+}
+
+/// A layer over every route: keeps the request's method for [`authorize`].
+pub(super) async fn remember_method(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    METHOD.scope(method, next.run(req)).await
+}
+
+/// Whether the request being handled only reads (GET or HEAD); unknown counts as no.
+fn method_is_safe() -> bool {
+    METHOD
+        .try_with(|m| m == Method::GET || m == Method::HEAD)
+        .unwrap_or(false)
+}
+
+/// The valid session of `id`, or `None`.
+pub(super) async fn session_of(
+    app: &Arc<AppState>,
+    id: &str,
+) -> Result<Option<SessionRow>, Denied> {
+    let state = app.state.clone();
+    let idle = app.ui.idle_timeout;
+    let hash = hash_secret(id);
+    tokio::task::spawn_blocking(move || state.session(&hash, idle))
+        .await
+        .map_err(|e| Denied::Internal(e.to_string()))?
+        .map_err(|e| Denied::Internal(e.to_string()))
+}
+
+/// Lets a request through when its credentials allow `needed`.
 pub(super) async fn authorize(
     app: &Arc<AppState>,
     headers: &HeaderMap,
-    needed: Role,
-) -> Result<Role, Denied> {
-    authorize_named(app, headers, needed)
-        .await
-        .map(|(_, role)| role)
+    needed: Access,
+) -> Result<(), Denied> {
+    authorize_named(app, headers, needed).await.map(|_| ())
 }
 
-/// As [`authorize`], with the token's name.
+/// As [`authorize`], with the caller's name: the token's (`admin` for the admin token),
+/// which foreign ingest attributes series to, or the signed-in user's.
 pub(super) async fn authorize_named(
     app: &Arc<AppState>,
     headers: &HeaderMap,
-    needed: Role,
-) -> Result<(String, Role), Denied> {
+    needed: Access,
+) -> Result<String, Denied> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return authorize_token(app, headers, needed).await;
+    }
+    let Some(id) = session_id_of(headers) else {
+        return Err(Denied::Missing);
+    };
+    let row = session_of(app, &id).await?.ok_or(Denied::Invalid)?;
+    if !user_allows(row.role, needed) {
+        return Err(Denied::Forbidden {
+            who: format!("user {:?} (role {})", row.user, row.role.as_str()),
+            needed: needed.user_role().into(),
+        });
+    }
+    if !method_is_safe() {
+        let presented = headers
+            .get(session::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !session::csrf_matches(&id, presented) {
+            return Err(Denied::Csrf);
+        }
+    }
+    Ok(row.user)
+}
+
+async fn authorize_token(
+    app: &Arc<AppState>,
+    headers: &HeaderMap,
+    needed: Access,
+) -> Result<String, Denied> {
     let secret = secret_of(headers).ok_or(Denied::Missing)?;
     let state = app.state.clone();
     let (name, role) = tokio::task::spawn_blocking(move || state.authenticate_named(&secret))
@@ -96,10 +236,13 @@ pub(super) async fn authorize_named(
         .map_err(|e| Denied::Internal(e.to_string()))?
         .map_err(|e| Denied::Internal(e.to_string()))?
         .ok_or(Denied::Invalid)?;
-    if role.allows(needed) {
-        Ok((name, role))
+    if token_allows(role, needed) {
+        Ok(name)
     } else {
-        Err(Denied::Forbidden { role, needed })
+        Err(Denied::Forbidden {
+            who: format!("a token of role {}", role.as_str()),
+            needed: needed.token_role().as_str().into(),
+        })
     }
 }
 
@@ -129,5 +272,48 @@ mod tests {
         assert_eq!(secret_of(&headers("Digest x")), None);
         assert_eq!(secret_of(&headers("Bearer")), None);
         assert_eq!(secret_of(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn roles_have_the_access_the_docs_say() {
+        use Access::*;
+        let tokens = [
+            (Role::Read, [true, false, false, false]),
+            (Role::Write, [false, true, false, false]),
+            (Role::Admin, [true, false, true, true]),
+        ];
+        for (role, expected) in tokens {
+            let got = [Read, Write, Change, Admin].map(|a| token_allows(role, a));
+            assert_eq!(got, expected, "token {role:?}");
+        }
+        let users = [
+            (UserRole::Viewer, [true, false, false, false]),
+            (UserRole::Editor, [true, false, true, false]),
+            (UserRole::Admin, [true, false, true, true]),
+        ];
+        for (role, expected) in users {
+            let got = [Read, Write, Change, Admin].map(|a| user_allows(role, a));
+            assert_eq!(got, expected, "user {role:?}");
+        }
+    }
+
+    #[test]
+    fn the_session_comes_from_any_cookie_header() {
+        let id = crate::session::new_session_id();
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("theme=dark"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("x=1; sysward_session={id}")).unwrap(),
+        );
+        assert_eq!(session_id_of(&h), Some(id));
+        assert_eq!(session_id_of(&HeaderMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn outside_the_router_every_method_is_a_change() {
+        assert!(!method_is_safe());
+        assert!(METHOD.scope(Method::GET, async { method_is_safe() }).await);
+        assert!(!METHOD.scope(Method::POST, async { method_is_safe() }).await);
     }
 }

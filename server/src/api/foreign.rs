@@ -5,10 +5,7 @@
 use tokio::sync::SemaphorePermit;
 
 use super::*;
-use crate::{
-    ingest_foreign::{ForeignSeries, Protocol, Reason, Refusal, Stored, validate},
-    state::Role,
-};
+use crate::ingest_foreign::{ForeignSeries, Protocol, Reason, Refusal, Stored, validate};
 
 /// Points newer than this are "now" for the rules, as for agents' batches.
 const FRESH_MS: i64 = 5 * 60 * 1000;
@@ -19,7 +16,7 @@ pub(super) async fn admit<'a>(
     headers: &HeaderMap,
     protocol: Protocol,
 ) -> Result<(String, SemaphorePermit<'a>), ApiError> {
-    let (token, _) = auth::authorize_named(app, headers, Role::Write)
+    let token = auth::authorize_named(app, headers, Access::Write)
         .await
         .map_err(|denied| {
             app.metrics.foreign.request(protocol, denied.kind());

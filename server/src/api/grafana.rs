@@ -6,7 +6,7 @@ pub(super) async fn health(
     AxState(app): AxState<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require(&app, &headers, crate::state::Role::Read).await?;
+    require(&app, &headers, Access::Read).await?;
     Ok(Json(
         json!({ "status": "success", "data": app.grafana.status_json() }),
     ))

@@ -35,9 +35,13 @@ mod read;
 mod remote_write;
 mod renew;
 mod rules;
+mod session;
 mod status;
+mod ui;
 
 pub use admin::metrics_text;
+pub(crate) use auth::Access;
+pub use session::PASSWORD_CHECKS;
 
 use crate::{
     config::QueryConfig,
@@ -84,6 +88,12 @@ pub struct AppState {
     pub foreign: crate::ingest_foreign::ForeignWriter,
     /// `[[remote_write]]` targets, for `/metrics`.
     pub remote_write: Arc<crate::remote_write::RemoteWrite>,
+    /// `[ui]`: the console's sessions.
+    pub ui: crate::config::UiConfig,
+    /// Failed sign-ins to the console, per user and per address.
+    pub sign_ins: crate::session::SignInLimiter,
+    /// Password verifications running at once (each holds Argon2's memory).
+    pub password_checks: Semaphore,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {
@@ -143,11 +153,13 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/agents", get(admin::agents))
         .route("/api/grafana/health", get(grafana::health))
         .route("/metrics", get(admin::metrics))
+        .merge(ui::router())
         .route_layer(axum::middleware::from_fn_with_state(
             app.health.clone(),
             crate::health::record_http_duration,
         ))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::from_fn(auth::remember_method))
         .with_state(app)
 }
 
@@ -254,10 +266,9 @@ async fn health(AxState(app): AxState<Arc<AppState>>, headers: HeaderMap) -> Res
     });
     // A missing or wrong token still gets the status: monitors of the monitor need no
     // credentials for that.
-    let authorized = headers.contains_key(header::AUTHORIZATION)
-        && require(&app, &headers, crate::state::Role::Read)
-            .await
-            .is_ok();
+    let has_credentials =
+        headers.contains_key(header::AUTHORIZATION) || auth::session_id_of(&headers).is_some();
+    let authorized = has_credentials && require(&app, &headers, Access::Read).await.is_ok();
     if authorized {
         body["details"] = json!(snapshot);
     }
@@ -265,18 +276,13 @@ async fn health(AxState(app): AxState<Arc<AppState>>, headers: HeaderMap) -> Res
 }
 
 async fn require_admin(app: &Arc<AppState>, headers: &HeaderMap) -> Result<(), ApiError> {
-    require(app, headers, crate::state::Role::Admin).await
+    require(app, headers, Access::Admin).await
 }
 
-/// Lets a request through when its token's role allows `needed` (see `auth.rs`).
-async fn require(
-    app: &Arc<AppState>,
-    headers: &HeaderMap,
-    needed: crate::state::Role,
-) -> Result<(), ApiError> {
+/// Lets a request through when its credentials allow `needed` (see `auth.rs`).
+async fn require(app: &Arc<AppState>, headers: &HeaderMap, needed: Access) -> Result<(), ApiError> {
     auth::authorize(app, headers, needed)
         .await
-        .map(|_| ())
         .map_err(|denied| match denied {
             auth::Denied::Internal(e) => internal(e),
             other => ApiError::new(other.status(), other.message()),

@@ -4,10 +4,7 @@
 use axum::extract::Path as AxPath;
 
 use super::*;
-use crate::{
-    notify::{NotifyError, SilenceRow},
-    state::Role,
-};
+use crate::notify::{NotifyError, SilenceRow};
 
 /// Enough for a silence or an acknowledgement.
 const MAX_BODY: usize = 64 * 1024;
@@ -38,7 +35,7 @@ pub(super) async fn history(
     headers: HeaderMap,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
-    require(&app, &headers, Role::Read).await?;
+    require(&app, &headers, Access::Read).await?;
     let n = app.notifier.clone();
     let limit = q.limit.unwrap_or(500).clamp(1, 10_000);
     let list = blocking(move || n.history(q.since.unwrap_or(0), q.receiver.as_deref(), limit))
@@ -52,7 +49,7 @@ pub(super) async fn groups(
     AxState(app): AxState<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    require(&app, &headers, Role::Read).await?;
+    require(&app, &headers, Access::Read).await?;
     let n = app.notifier.clone();
     let list = blocking(move || n.groups()).await?.map_err(notify_error)?;
     Ok(ok(json!(list)))
@@ -73,7 +70,7 @@ pub(super) async fn ack(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    require(&app, &headers, Role::Admin).await?;
+    require(&app, &headers, Access::Change).await?;
     let bytes = read_body(body, MAX_BODY).await?;
     let b: AckBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("ack body: {e}")))?;
@@ -139,7 +136,7 @@ pub(super) async fn silences(
     AxState(app): AxState<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    require(&app, &headers, Role::Read).await?;
+    require(&app, &headers, Access::Read).await?;
     let n = app.notifier.clone();
     let list = blocking(move || n.silences())
         .await?
@@ -169,7 +166,7 @@ pub(super) async fn add_silence(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    require(&app, &headers, Role::Admin).await?;
+    require(&app, &headers, Access::Change).await?;
     let bytes = read_body(body, MAX_BODY).await?;
     let b: SilenceBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("silence body: {e}")))?;
@@ -202,7 +199,7 @@ pub(super) async fn expire_silence(
     headers: HeaderMap,
     AxPath(id): AxPath<String>,
 ) -> Result<Response, ApiError> {
-    require(&app, &headers, Role::Admin).await?;
+    require(&app, &headers, Access::Change).await?;
     let n = app.notifier.clone();
     blocking(move || n.expire_silence(&id))
         .await?
@@ -217,7 +214,7 @@ pub(super) async fn test_receiver(
     headers: HeaderMap,
     AxPath(receiver): AxPath<String>,
 ) -> Result<Response, ApiError> {
-    require(&app, &headers, Role::Admin).await?;
+    require(&app, &headers, Access::Admin).await?;
     let results = app
         .notifier
         .test_receiver(&receiver)

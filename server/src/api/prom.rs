@@ -15,13 +15,12 @@ use sysward_proto::units;
 use axum::{extract::Request, http::Method};
 
 use super::{
-    auth::{Denied, authorize},
+    auth::{Access, Denied, authorize},
     *,
 };
 use crate::{
     query::{Annotations, QueryError},
     selector::{Selector, parse_selector},
-    state::Role,
 };
 
 /// Largest form body of a query request.
@@ -323,7 +322,7 @@ where
 {
     let started = Instant::now();
     let result = async {
-        authorize(&app, req.headers(), Role::Read).await?;
+        authorize(&app, req.headers(), Access::Read).await?;
         let request = read_request(req).await?;
         handler(app.clone(), request).await
     }

@@ -115,7 +115,7 @@ pub(super) async fn read(
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require(&app, &headers, crate::state::Role::Read).await?;
+    require(&app, &headers, Access::Read).await?;
     let tier = tier_of(&params)?;
     let with_tier = tier.is_some();
     let request = ReadRequest {

@@ -4,14 +4,13 @@
 use axum::extract::Request;
 
 use super::{
-    auth::authorize,
+    auth::{Access, authorize},
     labels::blocking_prom,
     prom::{PromError, page_size, rfc3339, serve, success},
     *,
 };
-use crate::{
-    rules::{Alert, AlertState, Group, RuleKind, RuleSpec, RuleState, persist::StoredTransition},
-    state::Role,
+use crate::rules::{
+    Alert, AlertState, Group, RuleKind, RuleSpec, RuleState, persist::StoredTransition,
 };
 
 pub(super) async fn rules(AxState(app): AxState<Arc<AppState>>, req: Request) -> Response {
@@ -76,7 +75,7 @@ pub(super) async fn outbox(AxState(app): AxState<Arc<AppState>>, req: Request) -
 /// `POST /-/reload` (role admin): reads the rule files again; 500 with the errors when
 /// one is refused, and the running rules go on.
 pub(super) async fn reload(AxState(app): AxState<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(denied) = authorize(&app, &headers, Role::Admin).await {
+    if let Err(denied) = authorize(&app, &headers, Access::Admin).await {
         return ApiError::new(denied.status(), denied.message()).into_response();
     }
     crate::serve::reload_notify(&app);
