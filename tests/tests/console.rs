@@ -494,7 +494,15 @@ fn sessions_roles_and_csrf_on_the_public_api() {
     assert_eq!(resp.status().as_u16(), 204);
     let cleared = resp.headers()["set-cookie"].to_str().unwrap();
     assert!(cleared.starts_with("sysward_session=;") && cleared.contains("Max-Age=0"));
-    assert_eq!(console.get("/api/v1/rules", &vic), 401);
+    let (status, body) = console.send(Method::GET, "/api/v1/rules", &vic, None, None);
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("the session is over"),
+        "{body}"
+    );
     assert_eq!(console.get("/ui/api/session", &vic), 401);
     // A made-up cookie is no session.
     let forged = Session {

@@ -78,8 +78,10 @@ pub(crate) fn user_allows(role: UserRole, access: Access) -> bool {
 pub(super) enum Denied {
     /// No credentials at all.
     Missing,
-    /// A secret that is unknown, revoked or expired, or a session that is over.
+    /// A secret that is unknown, revoked or expired.
     Invalid,
+    /// A session cookie whose session is over (or never was).
+    SessionOver,
     /// Valid credentials whose role does not allow this.
     Forbidden { who: String, needed: String },
     /// A change authorized by a session cookie without the session's CSRF token.
@@ -91,7 +93,7 @@ pub(super) enum Denied {
 impl Denied {
     pub(super) fn status(&self) -> StatusCode {
         match self {
-            Denied::Missing | Denied::Invalid => StatusCode::UNAUTHORIZED,
+            Denied::Missing | Denied::Invalid | Denied::SessionOver => StatusCode::UNAUTHORIZED,
             Denied::Forbidden { .. } | Denied::Csrf => StatusCode::FORBIDDEN,
             Denied::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -100,7 +102,7 @@ impl Denied {
     /// `unauthorized`, `forbidden` or `internal`: the error type and the metrics' outcome.
     pub(super) fn kind(&self) -> &'static str {
         match self {
-            Denied::Missing | Denied::Invalid => "unauthorized",
+            Denied::Missing | Denied::Invalid | Denied::SessionOver => "unauthorized",
             Denied::Forbidden { .. } | Denied::Csrf => "forbidden",
             Denied::Internal(_) => "internal",
         }
@@ -109,7 +111,8 @@ impl Denied {
     pub(super) fn message(&self) -> String {
         match self {
             Denied::Missing => "a token is required: Authorization: Bearer TOKEN, or basic auth with the token as password".into(),
-            Denied::Invalid => "the token is not valid (unknown, revoked or expired), or the session is over".into(),
+            Denied::Invalid => "the token is not valid (unknown, revoked or expired)".into(),
+            Denied::SessionOver => "the session is over (signed out, idle or expired); sign in again".into(),
             Denied::Forbidden { who, needed } => {
                 format!("{who} may not do this; it needs role {needed}")
             }
@@ -205,7 +208,7 @@ pub(super) async fn authorize_named(
     let Some(id) = session_id_of(headers) else {
         return Err(Denied::Missing);
     };
-    let row = session_of(app, &id).await?.ok_or(Denied::Invalid)?;
+    let row = session_of(app, &id).await?.ok_or(Denied::SessionOver)?;
     if !user_allows(row.role, needed) {
         return Err(Denied::Forbidden {
             who: format!("user {:?} (role {})", row.user, row.role.as_str()),

@@ -76,7 +76,7 @@ pub(super) async fn sign_in(
             secs,
         ));
     }
-    let role = check_password(&app, &form.user, valid_name, form.password).await?;
+    let role = verify_sign_in(&app, &form.user, valid_name, form.password).await?;
     let Some(role) = role else {
         app.sign_ins.failed(key, address, Instant::now());
         warn!(user = ?logged_name(&form.user), %address, "Console sign-in failed.");
@@ -102,7 +102,7 @@ pub(super) async fn sign_in(
 /// The user's role when `password` is theirs. One verification whatever the case: against
 /// the dummy hash when the name is invalid or unknown. At most
 /// [`PASSWORD_CHECKS`] at once (each takes Argon2's memory); others wait.
-async fn check_password(
+async fn verify_sign_in(
     app: &Arc<AppState>,
     name: &str,
     valid_name: bool,
