@@ -75,3 +75,25 @@ TOML
 cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ print $14 / hz "," $15 / hz }' "/proc/$1/stat"; }
 # Peak resident memory in kB.
 hwm_of() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
+
+# PID and its descendants, one PID a line (pgrep -P, recursively): an agent that runs
+# collectors in child processes (sysward-db) is measured with them.
+tree_pids() {
+  local p
+  echo "$1"
+  for p in $(pgrep -P "$1" || true); do tree_pids "$p"; done
+}
+# As cpu_of, for PID and every descendant alive now: utime+cutime and stime+cstime of
+# each (a child that exited and was waited for is in its parent's cutime/cstime), summed.
+tree_cpu_of() {
+  local p
+  for p in $(tree_pids "$1"); do sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null || true; done |
+    awk -v hz="$(getconf CLK_TCK)" '{ u += $12 + $14; s += $13 + $15 } END { print u / hz "," s / hz }'
+}
+# The peak resident memory (VmHWM) of PID and of each descendant alive now, summed, in
+# kB: an upper bound of the tree's peak, and without the peaks of children that exited.
+tree_hwm_of() {
+  local p
+  for p in $(tree_pids "$1"); do awk '/VmHWM/ { print $2 }' "/proc/$p/status" 2>/dev/null || true; done |
+    awk '{ k += $1 } END { print k + 0 }'
+}
