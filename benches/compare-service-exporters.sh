@@ -231,13 +231,13 @@ for s in nginx apache postgres mysql; do
       eport=$(free_port)
       case $s in
         nginx) prometheus-nginx-exporter -nginx.scrape-uri="http://127.0.0.1:$port/stub_status" \
-          -web.listen-address="127.0.0.1:$eport" 2>"$bench_tmp/$s-exporter.log" & ;;
+          -web.listen-address="127.0.0.1:$eport" >"$bench_tmp/$s-exporter.log" 2>&1 & ;;
         apache) prometheus-apache-exporter --scrape_uri="http://127.0.0.1:$port/server-status?auto" \
-          --telemetry.address="127.0.0.1:$eport" 2>"$bench_tmp/$s-exporter.log" & ;;
+          --telemetry.address="127.0.0.1:$eport" >"$bench_tmp/$s-exporter.log" 2>&1 & ;;
         postgres) DATA_SOURCE_NAME="host=$dir port=$port user=postgres dbname=postgres sslmode=disable" \
-          prometheus-postgres-exporter --web.listen-address="127.0.0.1:$eport" 2>"$bench_tmp/$s-exporter.log" & ;;
+          prometheus-postgres-exporter --web.listen-address="127.0.0.1:$eport" >"$bench_tmp/$s-exporter.log" 2>&1 & ;;
         mysql) DATA_SOURCE_NAME="root@unix($sock)/" \
-          prometheus-mysqld-exporter --web.listen-address="127.0.0.1:$eport" 2>"$bench_tmp/$s-exporter.log" & ;;
+          prometheus-mysqld-exporter --web.listen-address="127.0.0.1:$eport" >"$bench_tmp/$s-exporter.log" 2>&1 & ;;
       esac
       eval "exporter_pid_$s=$!"; bench_pids+=($!)
       exporter_url[$s]="http://127.0.0.1:$eport/metrics"
@@ -354,8 +354,9 @@ for s in ("nginx", "apache", "postgres", "mysql"):
     e = per_scrape(f"exporter-{s}", s)
     sa = per_run(f"agent-server-{s}", s)
     se = per_scrape(f"exporter-server-{s}", s)
-    ratio = (a - base) / e if e > 0 else float("nan")
-    print(f"{s:10}{a:13.2f}{a - base:10.2f}{e:19.2f}{ratio:7.2f}{sa:22.2f}{se:9.2f}"
+    # Below one tick per run the difference is noise: no ratio.
+    ratio = f"{(a - base) / e:7.2f}" if e > 0 and a - base > tick / (p["wall"] / interval) else f"{'<tick':>7}"
+    print(f"{s:10}{a:13.2f}{a - base:10.2f}{e:19.2f}{ratio}{sa:22.2f}{se:9.2f}"
           f"{p['samples']:12d}{p['series']:>15d} ({p['own']})")
 print()
 print(f"{'peak RSS MiB':24}{'agent':>8}{'exporter':>10}{'ratio':>7}")
