@@ -24,6 +24,7 @@ use rustls::{
 use serde_json::Value;
 
 pub mod alertmanager;
+pub mod browser;
 pub mod grafana;
 pub mod prometheus;
 pub mod receivers;

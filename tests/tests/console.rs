@@ -568,6 +568,7 @@ fn the_shell_is_served_with_its_security_headers() {
     for (path, kind, needle) in [
         ("/ui/console.js", "text/javascript", "/ui/api/session"),
         ("/ui/console.css", "text/css", "--accent"),
+        ("/ui/favicon.svg", "image/svg+xml", "<svg"),
     ] {
         let resp = console.anonymous_get(path);
         assert_eq!(resp.status().as_u16(), 200, "{path}");

@@ -1,5 +1,5 @@
-//! `/ui/`: the console's shell. One HTML page with a sign-in form, a script and a style
-//! sheet of our own, compiled into the binary (`server/ui/`): nothing is fetched at run
+//! `/ui/`: the console's shell. One HTML page with a sign-in form, a script, a style
+//! sheet and an icon of our own, compiled into the binary (`server/ui/`): nothing is fetched at run
 //! time. The page holds no data: what it shows after a sign-in comes from the API, which
 //! asks for a session. Every answer under `/ui/` carries [`security_headers`].
 
@@ -15,6 +15,9 @@ use super::*;
 const INDEX: &str = include_str!("../../ui/index.html");
 const SCRIPT: &str = include_str!("../../ui/console.js");
 const STYLE: &str = include_str!("../../ui/console.css");
+/// Declared by the page, so that browsers do not ask for `/favicon.ico` (a 404, which
+/// they log as an error on every load).
+const ICON: &str = include_str!("../../ui/favicon.svg");
 
 /// Only our own origin, no inline script or style, no framing, no form posts elsewhere.
 pub(crate) const CONTENT_SECURITY_POLICY: &str =
@@ -34,6 +37,10 @@ pub(super) fn router() -> Router<Arc<AppState>> {
         .route(
             "/ui/console.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+        .route(
+            "/ui/favicon.svg",
+            get(|| async { asset("image/svg+xml", ICON) }),
         )
         .route(
             "/ui/api/session",
