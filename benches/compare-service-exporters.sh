@@ -32,7 +32,7 @@
 # Needs root (the servers switch to their users), and: apt-get install nginx-light apache2
 # postgresql-15 mariadb-server prometheus-nginx-exporter prometheus-apache-exporter
 # prometheus-postgres-exporter prometheus-mysqld-exporter curl. Builds the binaries as
-# packaged; a sysward-db package in the workspace is built and put beside the agent.
+# packaged, the database collectors' helper sysward-db too.
 set -euo pipefail
 duration=${1:-120}
 interval=${2:-5}
@@ -50,16 +50,12 @@ done
 # As packaged: the server with the release profile, the agent as the .deb ships it.
 cargo build --release -q -p sysward-server
 agent=$(scripts/build-agent -q)
-# The database collectors' child process, when the workspace has it: built and put beside
-# the agent (where the agent looks for its helpers); the `helper` key is set only if this
-# agent's config accepts it (checked below).
-db_helper=
-if cargo metadata --no-deps --format-version 1 |
-  python3 -c 'import json, sys; sys.exit(not any(p["name"] == "sysward-db" for p in json.load(sys.stdin)["packages"]))'; then
-  cargo build --release -q -p sysward-db
-  cp "${CARGO_TARGET_DIR:-target}/release/sysward-db" "$(dirname "$agent")/sysward-db"
-  db_helper=$(dirname "$agent")/sysward-db
-fi
+# The database collectors' helper, built as packaged and named in their tables.
+cargo build --release -q -p sysward-db
+db_helper=$(realpath "${CARGO_TARGET_DIR:-target}/release/sysward-db")
+helper_line="helper = \"$db_helper\"
+"
+db_state="in sysward-db ($db_helper), a child of the agent"
 
 # The collectors on by default, from the registry: each is turned off by name.
 defaults=$(awk '/name: "/ { gsub(/[",]/, "", $2); name = $2 }
@@ -192,31 +188,6 @@ section() {
 }
 
 start_server
-
-# Whether this agent takes `helper` in its database collectors' tables.
-helper_line=
-if [ -n "$db_helper" ]; then
-  cat > "$bench_tmp/probe.toml" <<TOML
-[server]
-url = "https://127.0.0.1:$bench_port"
-[agent]
-state_dir = "$bench_tmp/probe"
-[collectors.postgres]
-enabled = true
-helper = "$db_helper"
-[collectors.mysql]
-enabled = true
-helper = "$db_helper"
-TOML
-  if "$agent" --config "$bench_tmp/probe.toml" check-config >/dev/null 2>&1; then
-    helper_line="helper = \"$db_helper\"
-"
-  fi
-fi
-if [ -n "$helper_line" ]; then db_state="sysward-db, helper = $db_helper"
-elif [ -n "$db_helper" ]; then db_state="sysward-db beside the agent ($db_helper), no helper key"
-else db_state="no sysward-db in the workspace: the collectors run in the agent process"
-fi
 
 declare -A agent_port agent_arg exporter_url
 sock=
