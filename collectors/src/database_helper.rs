@@ -176,20 +176,7 @@ impl DatabaseHelper {
 
     /// The helper this collector runs.
     pub fn helper(&self) -> PathBuf {
-        if let Some(helper) = &self.helper {
-            return helper.clone();
-        }
-        let default = PathBuf::from(DEFAULT_HELPER);
-        if default.exists() {
-            return default;
-        }
-        // A test binary lives one directory below the build's binaries (`deps/`).
-        let exe = std::env::current_exe().ok();
-        exe.iter()
-            .flat_map(|exe| exe.ancestors().skip(1).take(2))
-            .map(|dir| dir.join(HELPER_NAME))
-            .find(|beside| beside.exists())
-            .unwrap_or(default)
+        crate::helper_binary::locate(self.helper.as_deref(), DEFAULT_HELPER, HELPER_NAME)
     }
 
     fn spawn(&self) -> Result<Running, String> {

@@ -55,6 +55,7 @@ mod database;
 pub mod database_helper;
 mod fetch;
 mod filter;
+mod helper_binary;
 mod layout;
 mod psi;
 mod sample;
