@@ -1,5 +1,6 @@
-// The console's shell: sign in, show who is signed in, sign out. Every call goes to the
-// server's own API on the same origin; the CSRF token is kept in memory only.
+// The console's shell: sign in, show who is signed in, sign out; signed in, the Fleet page
+// (`fleet.js`, loaded first). Every call goes to the server's own API on the same origin;
+// the CSRF token is kept in memory only.
 "use strict";
 
 const state = { csrf: null };
@@ -22,7 +23,10 @@ function show(session) {
   $("sign-in").hidden = signedIn;
   $("who-name").textContent = signedIn ? session.user : "";
   $("who-role").textContent = signedIn ? session.role : "";
-  if (!signedIn) {
+  if (signedIn) {
+    fleet.start(session.role);
+  } else {
+    fleet.stop();
     $("password").value = "";
   }
 }
@@ -90,5 +94,6 @@ async function signOut() {
 document.addEventListener("DOMContentLoaded", () => {
   $("sign-in").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", signOut);
+  fleet.init();
   load();
 });

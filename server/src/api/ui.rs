@@ -14,6 +14,8 @@ use super::*;
 
 const INDEX: &str = include_str!("../../ui/index.html");
 const SCRIPT: &str = include_str!("../../ui/console.js");
+/// The Fleet page, loaded before `console.js`, which starts and stops it.
+const FLEET: &str = include_str!("../../ui/fleet.js");
 const STYLE: &str = include_str!("../../ui/console.css");
 /// Declared by the page, so that browsers do not ask for `/favicon.ico` (a 404, which
 /// they log as an error on every load).
@@ -33,6 +35,10 @@ pub(super) fn router() -> Router<Arc<AppState>> {
         .route(
             "/ui/console.js",
             get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/ui/fleet.js",
+            get(|| async { asset("text/javascript; charset=utf-8", FLEET) }),
         )
         .route(
             "/ui/console.css",
@@ -85,14 +91,22 @@ mod tests {
 
     #[test]
     fn the_page_has_no_inline_script_or_style_and_fetches_nothing_elsewhere() {
-        assert!(INDEX.contains(r#"<script src="console.js" defer></script>"#));
-        assert_eq!(INDEX.matches("<script").count(), 1);
+        let scripts = r#"<script src="fleet.js" defer></script>
+<script src="console.js" defer></script>"#;
+        assert!(
+            INDEX.contains(scripts),
+            "fleet.js first: console.js starts it"
+        );
+        assert_eq!(INDEX.matches("<script").count(), 2);
         assert!(!INDEX.contains("style="), "inline styles break the CSP");
         assert!(!INDEX.contains("<style"));
-        for text in [INDEX, SCRIPT, STYLE] {
+        for text in [INDEX, SCRIPT, FLEET, STYLE] {
             assert!(!text.contains("http://") && !text.contains("https://"));
             assert!(!text.contains("//cdn"));
         }
-        assert!(!SCRIPT.contains("innerHTML"), "text only, never markup");
+        for script in [SCRIPT, FLEET] {
+            assert!(!script.contains("innerHTML"), "text only, never markup");
+            assert!(!script.contains("insertAdjacentHTML") && !script.contains("outerHTML"));
+        }
     }
 }
