@@ -17,14 +17,15 @@ use std::{
 use serde_json::json;
 use sysward_proto::JoinToken;
 use sysward_tests::{
-    Agent, Server, bin,
+    ADMIN_TOKEN, Agent, Server, bin,
     browser::{self, Browser},
-    can_run,
+    can_run, poll, url_escape,
 };
 
 const PASSWORD: &str = "correct horse battery";
 const WAIT: Duration = Duration::from_secs(15);
-/// The agent's first batches, then two CPU samples for `rate`, then the rules' `up`.
+/// The agent's first batches, then two CPU samples for `rate`, then the rules' `up` and
+/// alert. Once they are in the API, the page's first refresh shows them ([`WAIT`]).
 const DATA_WAIT: Duration = Duration::from_secs(60);
 const FAST: &str =
     "[intervals]\ncritical = \"1s\"\nstandard = \"1s\"\n[shipper]\nbackoff_max = \"1s\"\n";
@@ -99,6 +100,49 @@ impl Drop for Reaped {
     }
 }
 
+/// An alert that fires for every host that sends its load, to be counted on the page.
+const RULES: &str = r#"
+groups:
+- name: fleet
+  rules:
+  - alert: FleetLoadSeen
+    expr: node_load1 >= 0
+    labels:
+      severity: warning
+"#;
+
+/// Waits, through the API, until what the page's first refresh reads is there: the
+/// agent's `up`, its CPU figure (two samples for `rate`), the alert firing and the
+/// pending agent. The page
+/// refreshes every 30 s; a test should not wait for the second.
+fn wait_for_data(server: &Server) {
+    let has = |expr: &str| {
+        let path = format!("/api/v1/query?query={}", url_escape(expr));
+        let (status, body) = server.prom_get(ADMIN_TOKEN, &path);
+        status == 200
+            && body["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+    };
+    poll(DATA_WAIT, "up, CPU, memory, disk and the alert", || {
+        let alerts = server.prom_get(ADMIN_TOKEN, "/api/v1/alerts").1;
+        let firing = alerts["data"]["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["state"] == "firing"));
+        let agents = server.prom_get(ADMIN_TOKEN, "/api/v1/agents").1;
+        let pending = agents["data"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["status"] == "pending"));
+        (firing
+            && pending
+            && has("up == 1")
+            && has(r#"rate(node_cpu_seconds_total{mode="idle"}[5m])"#)
+            && has("node_memory_MemAvailable_bytes")
+            && has("node_filesystem_avail_bytes"))
+        .then_some(())
+    });
+}
+
 const ROWS: &str = "document.querySelectorAll('#fleet-rows tr').length";
 
 #[test]
@@ -107,6 +151,8 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/fleet.yml"), RULES).unwrap();
     let server = Server::start_with_rules(dir.path(), "", "evaluation_interval = \"1s\"\n", "");
     add_user(&server, "ada", "admin");
     add_user(&server, "val", "viewer");
@@ -126,6 +172,7 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
             .spawn()
             .unwrap(),
     );
+    wait_for_data(&server);
     let cert = std::fs::read_to_string(server.root.join("server-data/pki/server.crt")).unwrap();
     let mut b = Browser::start(&[&cert]);
 
@@ -143,12 +190,12 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
     let row = b
         .wait_until(
             &host_row_ready(),
-            DATA_WAIT,
+            WAIT,
             "the agent's host up with CPU, memory and disk",
         )
         .unwrap_or_else(|e| panic!("{e}\nagent log:\n{}", agent.log_text()));
     assert_eq!(row[0], HOST);
-    assert_eq!(row[5], "none", "no alert fires: {row}");
+    assert_eq!(row[5], "1 warning", "{row}");
     let name = b
         .eval(&format!(
             "document.querySelector('#fleet-rows tr[data-agent={}] .name').textContent",
@@ -182,7 +229,7 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
                && r.querySelector('.status').textContent === 'pending')",
             json!(PENDING)
         ),
-        DATA_WAIT,
+        WAIT,
         "the pending agent",
     )
     .unwrap();
@@ -293,7 +340,7 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
     b.type_into("#user", "val").unwrap();
     b.type_into("#password", PASSWORD).unwrap();
     b.click("#sign-in button[type=submit]").unwrap();
-    b.wait_until(&host_row_ready(), DATA_WAIT, "the host for a viewer")
+    b.wait_until(&host_row_ready(), WAIT, "the host for a viewer")
         .unwrap();
     assert_eq!(b.eval(ROWS).unwrap(), 1, "no pending agent for a viewer");
 
