@@ -51,8 +51,7 @@ done
 cargo build --release -q -p sysward-server
 agent=$(scripts/build-agent -q)
 # The database collectors' helper, built as packaged and named in their tables.
-cargo build --release -q -p sysward-db
-db_helper=$(realpath "${CARGO_TARGET_DIR:-target}/release/sysward-db")
+db_helper=$(scripts/build-agent --package sysward-db -q)
 helper_line="helper = \"$db_helper\"
 "
 db_state="in sysward-db ($db_helper), a child of the agent"

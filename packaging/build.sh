@@ -41,6 +41,8 @@ binary() {
 	case "$1" in
 	sysward-agent) echo "$target/$triple/agent/sysward-agent" ;;
 	sysward-agent-rpm) echo "$target/agent/sysward-agent" ;;
+	sysward-db) echo "$target/$triple/agent/sysward-db" ;;
+	sysward-db-rpm) echo "$target/agent/sysward-db" ;;
 	*) echo "$release/$1" ;;
 	esac
 }
@@ -48,15 +50,18 @@ rpm=0
 command -v rpmbuild >/dev/null && rpm=1
 
 if [ "$build" = 1 ]; then
-	"${CARGO:-cargo}" build --release --locked -p sysward-server -p sysward-smart -p sysward-db
+	"${CARGO:-cargo}" build --release --locked -p sysward-server -p sysward-smart
+	# The database helper runs beside the agent, so it is built as the agent is.
 	scripts/build-agent >/dev/null
+	scripts/build-agent --package sysward-db >/dev/null
 	if [ "$rpm" = 1 ]; then
 		"${CARGO:-cargo}" build --profile agent --locked -p sysward-agent
+		"${CARGO:-cargo}" build --profile agent --locked -p sysward-db
 	fi
 fi
 
 needed=(sysward-agent sysward-server sysward-smart sysward-db)
-[ "$rpm" = 1 ] && needed+=(sysward-agent-rpm)
+[ "$rpm" = 1 ] && needed+=(sysward-agent-rpm sysward-db-rpm)
 for bin in "${needed[@]}"; do
 	if [ ! -x "$(binary "$bin")" ]; then
 		echo "$(binary "$bin") is missing: run without --no-build" >&2
@@ -179,7 +184,7 @@ stage() {
 		# Where the agent's postgres and mysql collectors look first. No privilege: the
 		# agent runs it as itself, under the agent unit's hardening.
 		install -d -m 0755 "$dir/usr/lib/sysward"
-		install -m 0755 "$release/sysward-db" "$dir/usr/lib/sysward/sysward-db"
+		install -m 0755 "$(binary sysward-db)" "$dir/usr/lib/sysward/sysward-db"
 		;;
 	esac
 }
@@ -279,6 +284,7 @@ build_deb sysward-db "sysward-agent (= $deb_version)" \
  MariaDB or MySQL servers to watch."
 if [ "$rpm" = 1 ]; then
 	install -m 0755 "$(binary sysward-agent-rpm)" "$out/stage/sysward-agent/usr/bin/sysward-agent"
+	install -m 0755 "$(binary sysward-db-rpm)" "$out/stage/sysward-db/usr/lib/sysward/sysward-db"
 	build_rpm sysward-agent
 	build_rpm sysward-server
 	build_rpm sysward-smart

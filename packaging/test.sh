@@ -111,6 +111,7 @@ done
 step "inspect $db_deb"
 info=$(dpkg-deb -I "$db_deb")
 contains "db control: needs the agent of the same version" "$info" "sysward-agent (= "
+contains "db control: linked as the agent is, naming the glibc linked in" "$info" "Built-Using: glibc (= "
 list=$(dpkg-deb -c "$db_deb")
 entry="-rwxr-xr-x root/root .* ./usr/lib/sysward/sysward-db"
 if grep -qE -- "^$entry\$" <<<"$list"; then ok "db holds $entry"; else fail "db holds $entry"; fi
