@@ -11,7 +11,13 @@ use anyhow::{Context, bail};
 use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::process::{Child, Command};
 
-use crate::{cli::create_token, config::ServerConfig, serve::Server, state::random_hex};
+use crate::{
+    cli::{create_token, open_state},
+    config::ServerConfig,
+    serve::Server,
+    state::random_hex,
+    users::{UserRole, hash_password},
+};
 
 pub fn run(dir: &Path, port: u16) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -74,9 +80,12 @@ async fn run_async(dir: &Path, port: u16) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot start {}", agent_bin.display()))?;
     let admin = config.admin.token.clone().unwrap_or_default();
     let ca = config.storage.data_dir.join("pki/ca.crt");
+    let console = console_login(&config, &dir)?;
     println!(
         "\nSysward is running: server {url}, agent {} (pid {}).\n\
-         Data and configs are in {}.\n\nTry:\n  \
+         Data and configs are in {}.\n\n\
+         Console: {url}/ui/  {console}\n\
+         (the browser will warn that it does not know the quickstart's own CA: {ca})\n\nTry:\n  \
          curl --cacert {ca} -H 'Authorization: Bearer {admin}' '{url}/api/v1/series?match[]=node_load1'\n  \
          curl --cacert {ca} -H 'Authorization: Bearer {admin}' '{url}/api/v1/read?match[]=node_load1'\n  \
          {server} --config {stoml} agents list\n  \
@@ -100,6 +109,26 @@ async fn run_async(dir: &Path, port: u16) -> anyhow::Result<ExitCode> {
     let _ = stop_tx.send(());
     server_task.await??;
     Ok(code)
+}
+
+/// How to sign in to the console: user `admin`, made on the first run with a random
+/// password kept in `dir/console-password` (0600), so that a later run says it again.
+fn console_login(config: &ServerConfig, dir: &Path) -> anyhow::Result<String> {
+    let file = dir.join("console-password");
+    if let Ok(password) = std::fs::read_to_string(&file) {
+        return Ok(format!("user admin, password {}", password.trim_end()));
+    }
+    let password = random_hex(12);
+    let hash = hash_password(&password).map_err(|error| anyhow::anyhow!("{error}"))?;
+    if open_state(config)?
+        .add_user("admin", UserRole::Admin, &hash)
+        .is_err()
+    {
+        // Made by an earlier run whose password file is gone.
+        return Ok("user admin (set its password with `user passwd admin`)".to_owned());
+    }
+    crate::pki::write_private(&file, password.as_bytes())?;
+    Ok(format!("user admin, password {password}"))
 }
 
 /// SIGTERM, then SIGKILL if it has not exited within five seconds.

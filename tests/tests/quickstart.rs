@@ -72,6 +72,20 @@ fn quickstart_runs_and_its_printed_commands_work() {
         .unwrap();
     let (ok, agents) = sh(list);
     assert!(ok && agents.contains("approved"), "{agents}");
+    // The console's address and login, as printed, sign in.
+    let console = printed
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("Console: "))
+        .unwrap_or_else(|| panic!("no console line: {printed:#?}"));
+    let (ui, login) = console.split_once(' ').unwrap();
+    let password = login.trim().strip_prefix("user admin, password ").unwrap();
+    let ca = qs.join("server/pki/ca.crt");
+    let (ok, session) = sh(&format!(
+        "curl --silent --fail --cacert {} -H 'Content-Type: application/json' \
+         -d '{{\"user\":\"admin\",\"password\":\"{password}\"}}' {ui}api/session",
+        ca.display()
+    ));
+    assert!(ok && session.contains("\"role\":\"admin\""), "{session}");
 
     nix::sys::signal::kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let status = poll(Duration::from_secs(30), "the quickstart to stop", || {
