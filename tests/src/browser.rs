@@ -123,6 +123,30 @@ pub struct Browser {
     profile: tempfile::TempDir,
 }
 
+/// `<target dir>/ui-screenshots/NAME.png`: a test executable is in `<target
+/// dir>/<profile>/deps/`, wherever `CARGO_TARGET_DIR` put it.
+pub fn screenshot_path(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap();
+    target.join("ui-screenshots").join(format!("{name}.png"))
+}
+
+/// Fails with everything the page reported, except the browser's own line for each
+/// answer of status 401 from `/ui/api/session` of the server at `base_url`: the console
+/// asks whether it is signed in with `GET`, and a refused sign-in is a 401 too, which the
+/// page shows itself. Chromium logs every 4xx answer to a `fetch` as a network error;
+/// that is not the page's error.
+pub fn assert_no_problems(b: &mut Browser, base_url: &str) {
+    let session = format!("{base_url}/ui/api/session");
+    let bad: Vec<String> = b
+        .problems()
+        .iter()
+        .filter(|p| !(p.kind == "log:network" && p.url == session && p.text.contains("401")))
+        .map(ToString::to_string)
+        .collect();
+    assert!(bad.is_empty(), "the page reported:\n{}", bad.join("\n"));
+}
+
 impl Browser {
     /// Starts Chromium, which accepts a certificate whose public key is one of `trusted`
     /// (PEM certificates: the test server's own, made at its first start), and opens a

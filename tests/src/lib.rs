@@ -179,6 +179,26 @@ impl Server {
         s
     }
 
+    /// `sysward-server user add NAME --role ROLE`, the password on standard input.
+    pub fn add_console_user(&self, name: &str, role: &str, password: &str) {
+        let mut child = Command::new(bin("sysward-server"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(["user", "add", name, "--role", role])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The server's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -38,16 +38,7 @@ fn user_cli(server: &Server, args: &[&str], stdin: &str) -> Output {
 }
 
 fn add_user(server: &Server, name: &str, role: &str) {
-    let out = user_cli(
-        server,
-        &["add", name, "--role", role],
-        &format!("{PASSWORD}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.add_console_user(name, role, PASSWORD);
 }
 
 fn text(out: &Output) -> String {

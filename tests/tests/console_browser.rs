@@ -6,15 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    io::Write,
-    path::PathBuf,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use sysward_tests::{
-    Server, bin,
+    Server,
     browser::{self, Browser},
     can_run, poll,
 };
@@ -22,55 +17,12 @@ use sysward_tests::{
 const PASSWORD: &str = "correct horse battery";
 const WAIT: Duration = Duration::from_secs(15);
 
-/// `sysward-server user add NAME --role ROLE`, the password on standard input.
-fn add_user(server: &Server, name: &str, role: &str) {
-    let mut child = Command::new(bin("sysward-server"))
-        .arg("--config")
-        .arg(&server.config)
-        .args(["user", "add", name, "--role", role])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `<target dir>/ui-screenshots/NAME.png`: the test executable is in `<target
-/// dir>/<profile>/deps/`, wherever `CARGO_TARGET_DIR` put it.
-fn screenshot_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.ancestors().nth(3).unwrap();
-    target.join("ui-screenshots").join(format!("{name}.png"))
-}
-
 /// A server with user `ann` (editor), and a browser that trusts its certificate.
 fn start(root: &std::path::Path) -> (Server, Browser) {
     let server = Server::start(root, "");
-    add_user(&server, "ann", "editor");
+    server.add_console_user("ann", "editor", PASSWORD);
     let cert = std::fs::read_to_string(server.root.join("server-data/pki/server.crt")).unwrap();
     (server, Browser::start(&[&cert]))
-}
-
-/// Fails with everything the page reported, except the browser's own line for each
-/// answer of status 401 from `/ui/api/session`: the page asks whether it is signed in with
-/// `GET`, and a refused sign-in is a 401 too, which the page shows itself. Chromium logs
-/// every 4xx answer to a `fetch` as a network error; that is not the page's error.
-fn assert_no_problems(b: &mut Browser, server: &Server) {
-    let session = format!("{}/ui/api/session", server.url());
-    let bad: Vec<String> = b
-        .problems()
-        .iter()
-        .filter(|p| !(p.kind == "log:network" && p.url == session && p.text.contains("401")))
-        .map(ToString::to_string)
-        .collect();
-    assert!(bad.is_empty(), "the page reported:\n{}", bad.join("\n"));
 }
 
 /// The form is shown, the user box is empty and nobody is signed in.
@@ -89,7 +41,7 @@ fn a_user_signs_in_and_out_in_a_real_browser() {
     b.wait_until(SIGN_IN_SHOWN, WAIT, "the sign-in form")
         .unwrap();
     assert_eq!(b.eval("document.title").unwrap(), "Sysward");
-    b.screenshot(&screenshot_path("sign-in")).unwrap();
+    b.screenshot(&browser::screenshot_path("sign-in")).unwrap();
 
     b.type_into("#user", "ann").unwrap();
     b.type_into("#password", PASSWORD).unwrap();
@@ -114,7 +66,8 @@ fn a_user_signs_in_and_out_in_a_real_browser() {
     );
     // The cookie is HttpOnly: the page's script cannot read it.
     assert_eq!(b.eval("document.cookie").unwrap(), "");
-    b.screenshot(&screenshot_path("signed-in")).unwrap();
+    b.screenshot(&browser::screenshot_path("signed-in"))
+        .unwrap();
 
     // A reload keeps the session: the page asks the server who is signed in.
     b.navigate(&format!("{}/ui/", server.url())).unwrap();
@@ -142,9 +95,10 @@ fn a_user_signs_in_and_out_in_a_real_browser() {
         .eval("fetch('/ui/api/session').then((r) => r.status)")
         .unwrap();
     assert_eq!(status, 401);
-    b.screenshot(&screenshot_path("signed-out")).unwrap();
+    b.screenshot(&browser::screenshot_path("signed-out"))
+        .unwrap();
 
-    assert_no_problems(&mut b, &server);
+    browser::assert_no_problems(&mut b, &server.url());
 }
 
 #[test]
@@ -175,9 +129,10 @@ fn a_wrong_password_is_shown_on_the_page() {
         b.eval("document.getElementById('password').value").unwrap(),
         ""
     );
-    b.screenshot(&screenshot_path("wrong-password")).unwrap();
+    b.screenshot(&browser::screenshot_path("wrong-password"))
+        .unwrap();
 
-    assert_no_problems(&mut b, &server);
+    browser::assert_no_problems(&mut b, &server.url());
 }
 
 /// The harness itself: a script's exception is an error with its message, a console error

@@ -8,8 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    io::Write,
-    path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -32,45 +30,6 @@ const FAST: &str =
 const HOST: &str = "fleet-web-1";
 /// Enrols without a join secret: pending until approved.
 const PENDING: &str = "fleet-lab-2";
-
-fn add_user(server: &Server, name: &str, role: &str) {
-    let mut child = Command::new(bin("sysward-server"))
-        .arg("--config")
-        .arg(&server.config)
-        .args(["user", "add", name, "--role", role])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `<target dir>/ui-screenshots/NAME.png`, as in `console_browser.rs`.
-fn screenshot_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.ancestors().nth(3).unwrap();
-    target.join("ui-screenshots").join(format!("{name}.png"))
-}
-
-/// Everything the page reported, but the browser's line for the 401 of the page's first
-/// `GET /ui/api/session` (it asks whether it is signed in).
-fn assert_no_problems(b: &mut Browser, server: &Server) {
-    let session = format!("{}/ui/api/session", server.url());
-    let bad: Vec<String> = b
-        .problems()
-        .iter()
-        .filter(|p| !(p.kind == "log:network" && p.url == session && p.text.contains("401")))
-        .map(ToString::to_string)
-        .collect();
-    assert!(bad.is_empty(), "the page reported:\n{}", bad.join("\n"));
-}
 
 /// The texts of the row of `HOST` as `[host, status, cpu, memory, disk, alerts]`, once its
 /// status is up and its three figures are percentages; else false.
@@ -154,8 +113,8 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
     std::fs::create_dir_all(dir.path().join("rules")).unwrap();
     std::fs::write(dir.path().join("rules/fleet.yml"), RULES).unwrap();
     let server = Server::start_with_rules(dir.path(), "", "evaluation_interval = \"1s\"\n", "");
-    add_user(&server, "ada", "admin");
-    add_user(&server, "val", "viewer");
+    server.add_console_user("ada", "admin", PASSWORD);
+    server.add_console_user("val", "viewer", PASSWORD);
     let mut agent = Agent::configure(dir.path(), HOST, &server.url(), FAST);
     let agent_id = agent.enroll(&server.token(&[]));
     agent.start();
@@ -233,7 +192,7 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
         "the pending agent",
     )
     .unwrap();
-    b.screenshot(&screenshot_path("fleet")).unwrap();
+    b.screenshot(&browser::screenshot_path("fleet")).unwrap();
 
     // Part of the name keeps the host; so does a label.
     for search in ["web-1", "WEB", "instance=fleet-web"] {
@@ -267,7 +226,8 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
         )
         .unwrap();
     assert_eq!(empty, "No host matches \u{201c}no-such-host\u{201d}.");
-    b.screenshot(&screenshot_path("fleet-no-match")).unwrap();
+    b.screenshot(&browser::screenshot_path("fleet-no-match"))
+        .unwrap();
     // Typing nothing fires no input event: clear the box as its Escape key would.
     b.eval(
         "(() => { const e = document.getElementById('fleet-search'); e.value = ''; \
@@ -324,7 +284,8 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
         "the page to fit a phone's width",
     )
     .unwrap();
-    b.screenshot(&screenshot_path("fleet-phone")).unwrap();
+    b.screenshot(&browser::screenshot_path("fleet-phone"))
+        .unwrap();
 
     // A viewer may not list agents: the page does not ask, and shows the hosts that send.
     b.call("Emulation.clearDeviceMetricsOverride", json!({}))
@@ -344,5 +305,5 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
         .unwrap();
     assert_eq!(b.eval(ROWS).unwrap(), 1, "no pending agent for a viewer");
 
-    assert_no_problems(&mut b, &server);
+    browser::assert_no_problems(&mut b, &server.url());
 }
