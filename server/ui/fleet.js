@@ -1,11 +1,11 @@
-// The Fleet page: every host with its status, CPU, memory and fullest filesystem, and its
+// The Fleet page (`#/fleet`, the first page): every host with its status, CPU, memory and fullest filesystem, and its
 // firing alerts by severity. Everything comes from the public API with the session cookie
 // (GET only, so no CSRF token): the query API for the figures, /api/v1/alerts for the
 // alerts, and /api/v1/agents (admins only) for pending and revoked agents. Values reach
 // the page through textContent only.
 "use strict";
 
-const fleet = (() => {
+ui.register("fleet", (() => {
   const REFRESH_MS = 30000;
   // Each query's result is keyed by `agent_id`, the label the server puts on every series
   // an agent sends, and on `up` and the last-seen time it writes itself.
@@ -25,24 +25,7 @@ const fleet = (() => {
     return document.getElementById(id);
   }
 
-  async function getJson(path) {
-    const r = await fetch(path, { credentials: "same-origin" });
-    let body = null;
-    try {
-      body = await r.json();
-    } catch (_) {
-      body = null;
-    }
-    if (!r.ok) {
-      throw new Error((body && body.error) || r.statusText || String(r.status));
-    }
-    return body;
-  }
-
-  async function query(expr) {
-    const body = await getJson("/api/v1/query?query=" + encodeURIComponent(expr));
-    return body.data.result;
-  }
+  const { getJson, query } = ui;
 
   function newHost(id) {
     return {
@@ -136,9 +119,7 @@ const fleet = (() => {
     return [...map.values()];
   }
 
-  function percent(v) {
-    return Number.isFinite(v) ? (v * 100).toFixed(1) + " %" : "no data";
-  }
+  const { percent } = ui;
 
   function statusText(h) {
     if ((h.status === "down" || h.status === "silent") && h.since) {
@@ -214,7 +195,8 @@ const fleet = (() => {
   function hostCell(h) {
     const th = cell("th", "", "host");
     th.scope = "row";
-    th.append(cell("span", h.name, "name"), cell("span", h.id, "agent-id"));
+    const name = ui.el("a", { className: "name", href: "#/host/" + encodeURIComponent(h.id) }, h.name);
+    th.append(name, cell("span", h.id, "agent-id"));
     return th;
   }
 
@@ -323,5 +305,11 @@ const fleet = (() => {
     }
   }
 
-  return { init, start, stop };
-})();
+  return {
+    title: "Fleet",
+    section: "home",
+    init,
+    start: (_section, _params, session) => start(session.role),
+    stop,
+  };
+})());

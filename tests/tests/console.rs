@@ -558,7 +558,7 @@ fn the_shell_is_served_with_its_security_headers() {
 
     for (path, kind, needle) in [
         ("/ui/console.js", "text/javascript", "/ui/api/session"),
-        ("/ui/fleet.js", "text/javascript", "/api/v1/query"),
+        ("/ui/fleet.js", "text/javascript", "ui.register(\"fleet\""),
         ("/ui/console.css", "text/css", "--accent"),
         ("/ui/favicon.svg", "image/svg+xml", "<svg"),
     ] {
