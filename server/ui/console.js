@@ -53,8 +53,23 @@ const ui = (() => {
     return text ? JSON.parse(text) : null;
   }
 
+  // Requests under way, on the root element as `data-requests`: tests and the load
+  // benchmark wait for a page to be drawn by waiting for 0.
+  let requests = 0;
+
+  async function counted(path, init) {
+    requests += 1;
+    document.documentElement.dataset.requests = requests;
+    try {
+      return await answer(await fetch(path, init));
+    } finally {
+      requests -= 1;
+      document.documentElement.dataset.requests = requests;
+    }
+  }
+
   async function getJson(path) {
-    return answer(await fetch(path, { credentials: "same-origin" }));
+    return counted(path, { credentials: "same-origin" });
   }
 
   // A change (POST, PUT, DELETE): JSON in, JSON out, with the session's CSRF token.
@@ -67,7 +82,7 @@ const ui = (() => {
     if (body !== undefined) {
       init.body = JSON.stringify(body);
     }
-    return answer(await fetch(path, init));
+    return counted(path, init);
   }
 
   async function query(expr, time) {

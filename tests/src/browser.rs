@@ -147,6 +147,48 @@ pub fn assert_no_problems(b: &mut Browser, base_url: &str) {
     assert!(bad.is_empty(), "the page reported:\n{}", bad.join("\n"));
 }
 
+/// Where `scripts/test` puts axe-core (`npm ci --prefix tests/a11y`).
+fn axe_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("a11y/node_modules/axe-core/axe.min.js")
+}
+
+/// `Some(why)` when axe-core is not installed; for [`crate::can_run`].
+pub fn axe_missing() -> Option<String> {
+    let path = axe_path();
+    (!path.is_file()).then(|| {
+        format!(
+            "{} is missing: npm ci --prefix tests/a11y (scripts/test does it)",
+            path.display()
+        )
+    })
+}
+
+/// Runs axe-core's WCAG 2 A and AA rules on the page as it is now (`what` names it in the
+/// failure) and fails with every violation: rule, impact, help and the elements found.
+/// axe is injected through the DevTools protocol, which the page's CSP does not govern.
+pub fn assert_accessible(b: &mut Browser, what: &str) {
+    let loaded = b.eval("typeof window.axe === 'object'").unwrap();
+    if loaded != Value::Bool(true) {
+        let source = std::fs::read_to_string(axe_path()).unwrap();
+        b.eval(&source).unwrap();
+    }
+    let found = b
+        .eval(
+            "axe.run(document, { runOnly: { type: 'tag', values: \
+               ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }) \
+             .then((r) => r.violations.map((v) => v.id + ' (' + v.impact + '): ' + v.help \
+               + ' at ' + v.nodes.map((n) => n.target.join(' ')).join(', ')))",
+        )
+        .unwrap();
+    let violations: Vec<String> = serde_json::from_value(found).unwrap();
+    assert!(
+        violations.is_empty(),
+        "{what}: axe found {} accessibility violation(s):\n{}",
+        violations.len(),
+        violations.join("\n")
+    );
+}
+
 impl Browser {
     /// Starts Chromium, which accepts a certificate whose public key is one of `trusted`
     /// (PEM certificates: the test server's own, made at its first start), and opens a
@@ -431,6 +473,27 @@ impl Browser {
             return Err(Error::Script(text.to_string()));
         }
         Ok(r["result"].get("value").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Presses and releases `key` (`Tab`, `Enter`, `Escape` or ` `) as the keyboard
+    /// would, on whatever has the focus.
+    pub fn press(&mut self, key: &str) -> Result<(), Error> {
+        let (code, vk, text) = match key {
+            "Tab" => ("Tab", 9, "\t"),
+            "Enter" => ("Enter", 13, "\r"),
+            "Escape" => ("Escape", 27, ""),
+            " " => ("Space", 32, " "),
+            other => panic!("press: no key {other}"),
+        };
+        for kind in ["keyDown", "keyUp"] {
+            let typed = if kind == "keyDown" { text } else { "" };
+            self.call(
+                "Input.dispatchKeyEvent",
+                json!({"type": kind, "key": key, "code": code,
+                       "windowsVirtualKeyCode": vk, "text": typed}),
+            )?;
+        }
+        Ok(())
     }
 
     /// Polls `condition` (a JS expression) until it is truthy, and returns its value;
