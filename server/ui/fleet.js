@@ -16,6 +16,8 @@ ui.register("fleet", (() => {
     memory: "max by (agent_id) (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
     disk: "max by (agent_id) (1 - node_filesystem_avail_bytes / node_filesystem_size_bytes)",
     os: "node_os_info",
+    // The agents' `[agent.labels]`, for the search.
+    labels: "sysward_agent_labels",
   };
   const STATUS_RANK = { down: 0, silent: 1, pending: 2, revoked: 3, up: 4 };
   const SEVERITIES = ["critical", "warning", "info"];
@@ -53,6 +55,10 @@ ui.register("fleet", (() => {
   function applyUp(host, metric, value) {
     host.name = metric.instance || host.name;
     host.status = value === 1 ? "up" : "down";
+    applyLabels(host, metric);
+  }
+
+  function applyLabels(host, metric) {
     for (const [k, v] of Object.entries(metric)) {
       if (k !== "__name__") {
         host.labels[k] = v;
@@ -112,6 +118,7 @@ ui.register("fleet", (() => {
     eachSample(map, r.memory, (h, _m, v) => { h.memory = v; });
     eachSample(map, r.disk, (h, _m, v) => { h.disk = v; });
     eachSample(map, r.os, applyOs);
+    eachSample(map, r.labels, applyLabels);
     if (agents) {
       applyAgents(map, agents.data);
     }

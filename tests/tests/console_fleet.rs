@@ -97,6 +97,7 @@ fn wait_for_data(server: &Server) {
             && has("up == 1")
             && has(r#"rate(node_cpu_seconds_total{mode="idle"}[5m])"#)
             && has("node_memory_MemAvailable_bytes")
+            && has(r#"sysward_agent_labels{role="frontend"}"#)
             && has("node_filesystem_avail_bytes"))
         .then_some(())
     });
@@ -115,7 +116,8 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
     let server = Server::start_with_rules(dir.path(), "", "evaluation_interval = \"1s\"\n", "");
     server.add_console_user("ada", "admin", PASSWORD);
     server.add_console_user("val", "viewer", PASSWORD);
-    let mut agent = Agent::configure(dir.path(), HOST, &server.url(), FAST);
+    let labelled = format!("[agent.labels]\nrole = \"frontend\"\n{FAST}");
+    let mut agent = Agent::configure(dir.path(), HOST, &server.url(), &labelled);
     let agent_id = agent.enroll(&server.token(&[]));
     agent.start();
     // The agent waits for approval; killed at the end of the test.
@@ -194,8 +196,9 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
     .unwrap();
     b.screenshot(&browser::screenshot_path("fleet")).unwrap();
 
-    // Part of the name keeps the host; so does a label.
-    for search in ["web-1", "WEB", "instance=fleet-web"] {
+    // Part of the name keeps the host; so does a label, the agent's own `[agent.labels]`
+    // too.
+    for search in ["web-1", "WEB", "instance=fleet-web", "role=frontend"] {
         b.type_into("#fleet-search", search).unwrap();
         b.wait_until(
             &format!(

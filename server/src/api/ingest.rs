@@ -139,6 +139,10 @@ async fn ingest_inner(
             crate::state::now_ms(),
             critical_ms,
         );
+        if let Some(host) = &batch.host {
+            let labels = crate::rules::hosts::host_labels(&host.labels);
+            rules.hosts().labelled(&batch.agent_id, labels);
+        }
         if outcome == IngestOutcome::Stored {
             touch_rules(&rules, &batch.series);
         }

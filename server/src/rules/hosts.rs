@@ -23,6 +23,38 @@ struct Seen {
     instance: String,
     last_ms: i64,
     critical_ms: i64,
+    /// The agent's `[agent.labels]`, checked by [`host_labels`].
+    labels: Vec<(String, String)>,
+}
+
+/// The series that carries each labelled agent's `[agent.labels]` (value 1, with
+/// `agent_id` and `instance`), so that queries and the console can select hosts by them.
+pub const AGENT_LABELS: &str = "sysward_agent_labels";
+/// Labels of one agent kept; more are dropped.
+const MAX_HOST_LABELS: usize = 32;
+/// Longest label value kept, in bytes; a longer one is dropped.
+const MAX_HOST_LABEL_VALUE: usize = 256;
+
+/// The labels of an agent's host information that can go on a series: a Prometheus label
+/// name not starting with `__`, not one the server sets, a value of at most
+/// [`MAX_HOST_LABEL_VALUE`] bytes; the first [`MAX_HOST_LABELS`] in name order. The agent
+/// checks its config the same way; the server does not trust it to.
+pub fn host_labels(labels: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+    let valid_name = |n: &str| {
+        let mut chars = n.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !n.starts_with("__")
+            && !["agent_id", "instance", "job"].contains(&n)
+    };
+    labels
+        .iter()
+        .filter(|(n, v)| valid_name(n) && !v.is_empty() && v.len() <= MAX_HOST_LABEL_VALUE)
+        .take(MAX_HOST_LABELS)
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect()
 }
 
 /// What the engine knows of every agent's arrivals.
@@ -63,6 +95,7 @@ impl HostTracker {
             instance: instance.to_string(),
             last_ms: at_ms,
             critical_ms: DEFAULT_CRITICAL_MS,
+            labels: Vec::new(),
         });
         entry.last_ms = entry.last_ms.max(at_ms);
         if !instance.is_empty() {
@@ -70,6 +103,13 @@ impl HostTracker {
         }
         if critical_ms > 0 {
             entry.critical_ms = i64::try_from(critical_ms).unwrap_or(i64::MAX);
+        }
+    }
+
+    /// The labels the agent's last batch stated (after [`seen`](Self::seen)).
+    pub fn labelled(&self, agent_id: &str, labels: Vec<(String, String)>) {
+        if let Some(entry) = self.lock().get_mut(agent_id) {
+            entry.labels = labels;
         }
     }
 
@@ -85,6 +125,7 @@ impl HostTracker {
                     instance: instance.clone(),
                     last_ms: *last_ms,
                     critical_ms: DEFAULT_CRITICAL_MS,
+                    labels: Vec::new(),
                 });
             }
         }
@@ -109,6 +150,13 @@ impl HostTracker {
                 base.with("__name__", "sysward_agent_last_seen_timestamp_seconds"),
                 s.last_ms as f64 / 1000.0,
             ));
+            if !s.labels.is_empty() {
+                let mut labels = base.with("__name__", AGENT_LABELS);
+                for (name, value) in &s.labels {
+                    labels = labels.with(name, value);
+                }
+                out.push((labels, 1.0));
+            }
         }
         out
     }
@@ -168,6 +216,51 @@ mod tests {
         // Back.
         t.seen("a1", "web1", 40_000, 10_000);
         assert!(t.down(41_000).agents.is_empty());
+    }
+
+    #[test]
+    fn an_agents_labels_go_on_a_series_of_their_own_checked() {
+        let t = HostTracker::default();
+        t.seen("a1", "web1", 1_000, 10_000);
+        t.seen("a2", "db1", 1_000, 10_000);
+        let stated: std::collections::BTreeMap<String, String> = [
+            ("env", "prod"),
+            ("team", "db"),
+            ("instance", "spoof"),
+            ("agent_id", "spoof"),
+            ("__name__", "spoof"),
+            ("bad-name", "x"),
+            ("9lives", "x"),
+            ("empty", ""),
+            ("long", &"x".repeat(MAX_HOST_LABEL_VALUE + 1)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        t.labelled("a1", host_labels(&stated));
+        t.labelled("unknown", host_labels(&stated));
+        let info: Vec<Labels> = t
+            .samples(2_000)
+            .into_iter()
+            .filter(|(l, _)| l.name() == AGENT_LABELS)
+            .map(|(l, v)| {
+                assert_eq!(v, 1.0);
+                l
+            })
+            .collect();
+        assert_eq!(info.len(), 1, "only the labelled agent: {info:?}");
+        let want = Labels::new(vec![
+            ("__name__".into(), AGENT_LABELS.into()),
+            ("agent_id".into(), "a1".into()),
+            ("env".into(), "prod".into()),
+            ("instance".into(), "web1".into()),
+            ("team".into(), "db".into()),
+        ]);
+        assert_eq!(info[0], want);
+        let many: std::collections::BTreeMap<String, String> = (0..100)
+            .map(|i| (format!("l{i:03}"), "v".to_string()))
+            .collect();
+        assert_eq!(host_labels(&many).len(), MAX_HOST_LABELS);
     }
 
     #[test]
