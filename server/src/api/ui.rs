@@ -44,7 +44,14 @@ pub(super) fn router() -> Router<Arc<AppState>> {
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route(
             "/ui/",
-            get(|| async { page("text/html; charset=utf-8", INDEX) }),
+            get(|headers: HeaderMap| async move {
+                served(
+                    "text/html; charset=utf-8",
+                    INDEX,
+                    gzipped(ASSETS.len()),
+                    &headers,
+                )
+            }),
         )
         .route(
             "/ui/api/session",
@@ -59,15 +66,76 @@ pub(super) fn router() -> Router<Arc<AppState>> {
         .layer(axum::middleware::from_fn(security_headers))
 }
 
-fn page(content_type: &'static str, text: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type)], text).into_response()
-}
-
-async fn asset(AxPath(name): AxPath<String>) -> Response {
-    match ASSETS.iter().find(|(n, _, _)| *n == name) {
-        Some((_, content_type, text)) => page(content_type, text),
+async fn asset(AxPath(name): AxPath<String>, headers: HeaderMap) -> Response {
+    match ASSETS.iter().position(|(n, _, _)| *n == name) {
+        Some(i) => {
+            let (_, content_type, text) = ASSETS[i];
+            served(content_type, text, gzipped(i), &headers)
+        }
         None => ApiError::new(StatusCode::NOT_FOUND, "no such page").into_response(),
     }
+}
+
+/// `text`, or its gzip form when the browser takes it (every current one does).
+fn served(
+    content_type: &'static str,
+    text: &'static str,
+    gz: &'static [u8],
+    headers: &HeaderMap,
+) -> Response {
+    let mut resp = if accepts_gzip(headers) {
+        let mut r = gz.to_vec().into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        text.into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    resp
+}
+
+/// The gzip form of asset `i` (`ASSETS.len()`: the page), compressed once, at first use.
+fn gzipped(i: usize) -> &'static [u8] {
+    static ALL: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|(_, _, t)| *t)
+            .chain(std::iter::once(INDEX))
+            .map(gzip)
+            .collect()
+    });
+    &all[i]
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing to a Vec cannot fail.
+    let _ = z.write_all(text.as_bytes());
+    z.finish().unwrap_or_default()
+}
+
+/// Whether `Accept-Encoding` lists gzip without `q=0`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            coding.eq_ignore_ascii_case("gzip") && !refused
+        })
 }
 
 /// The headers of every answer under `/ui`.
@@ -93,6 +161,27 @@ async fn security_headers(req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_is_served_to_those_who_take_it() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip, deflate, br, zstd"));
+        assert!(with("br;q=1.0, GZIP;q=0.5"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("br, deflate"));
+        assert!(!with("x-gzip2"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+        for (i, (_, _, text)) in ASSETS.iter().enumerate() {
+            let mut out = String::new();
+            let mut d = flate2::read::GzDecoder::new(gzipped(i));
+            std::io::Read::read_to_string(&mut d, &mut out).unwrap();
+            assert_eq!(out, *text);
+        }
+    }
 
     #[test]
     fn the_page_has_no_inline_script_or_style_and_fetches_nothing_elsewhere() {
