@@ -680,6 +680,18 @@ impl State {
         Ok(())
     }
 
+    /// Gives a user another role; their sessions carry the new one from their next request.
+    pub fn set_role(&self, name: &str, role: UserRole) -> Result<(), StateError> {
+        let n = self.conn().execute(
+            "UPDATE users SET role = ?1 WHERE name = ?2",
+            params![role.as_str(), name],
+        )?;
+        if n == 0 {
+            return Err(StateError::NoSuchUser(name.to_string()));
+        }
+        Ok(())
+    }
+
     /// A user's password hash and role, for a sign-in.
     pub fn user_credentials(&self, name: &str) -> Result<Option<(String, UserRole)>, StateError> {
         let row: Option<(String, String)> = self

@@ -77,7 +77,11 @@ impl<'a> Console<'a> {
     }
 
     fn sign_in(&self, user: &str) -> Session {
-        let resp = self.sign_in_raw(user, PASSWORD);
+        self.sign_in_with(user, PASSWORD)
+    }
+
+    fn sign_in_with(&self, user: &str, password: &str) -> Session {
+        let resp = self.sign_in_raw(user, password);
         assert_eq!(resp.status().as_u16(), 200);
         let set_cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
         let body: Value = resp.json().unwrap();
@@ -204,6 +208,22 @@ fn users_are_added_listed_changed_and_removed_by_the_cli() {
             .status()
             .as_u16(),
         200
+    );
+
+    // A new role holds at once for the open session; an unknown user or role is refused.
+    let session = console.sign_in_with("ann", "a brand new password");
+    let out = user_cli(&server, &["role", "ann", "admin"], "");
+    assert!(out.status.success(), "{}", text(&out));
+    let (_, who) = console.send(Method::GET, "/ui/api/session", &session, None, None);
+    assert_eq!(who["role"], "admin", "{who}");
+    let out = user_cli(&server, &["role", "nobody", "admin"], "");
+    assert!(!out.status.success());
+    assert!(text(&out).contains("nobody"), "{}", text(&out));
+    let out = user_cli(&server, &["role", "ann", "root"], "");
+    assert!(
+        text(&out).contains("viewer, editor or admin"),
+        "{}",
+        text(&out)
     );
 
     // Removing a user ends its sessions too.

@@ -168,6 +168,10 @@ fn console_load_times() {
         &format!("document.querySelectorAll('#fleet-rows tr').length >= {FLEET_HOSTS}"),
         runs,
     );
+    println!(
+        "fleet page, {FLEET_HOSTS} hosts: {fleet:.0?} ms, median {:.0} ms",
+        median(fleet.clone())
+    );
     let host = load_times(
         &mut b,
         &format!("{}/ui/#/host/{WEEK_HOST}/7d", server.url()),

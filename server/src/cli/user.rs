@@ -32,6 +32,12 @@ pub(super) enum UserCommand {
     Remove { name: String },
     /// Sets a new password (read as for `add`) and ends the user's sessions.
     Passwd { name: String },
+    /// Gives a user another role, which their open sessions have at once.
+    Role {
+        name: String,
+        #[arg(value_parser = parse_role)]
+        role: UserRole,
+    },
 }
 
 fn parse_role(s: &str) -> Result<UserRole, String> {
@@ -88,6 +94,13 @@ pub(super) fn run(config: &ServerConfig, command: UserCommand) -> anyhow::Result
                 bail!("cannot set the password: {e}");
             }
             println!("changed the password of {name:?} and ended its sessions");
+        }
+        UserCommand::Role { name, role } => {
+            let state = open_state(config)?;
+            if let Err(e) = state.set_role(&name, role) {
+                bail!("cannot change the role: {e}");
+            }
+            println!("{name:?} is now {}", role.as_str());
         }
     }
     Ok(())
