@@ -32,7 +32,7 @@ ui.register("fleet", (() => {
   function newHost(id) {
     return {
       id, name: id, labels: {}, status: "silent", since: null,
-      cpu: NaN, memory: NaN, disk: NaN, alerts: {},
+      cpu: NaN, memory: NaN, disk: NaN, alerts: {}, maintenance: false,
     };
   }
 
@@ -103,12 +103,23 @@ ui.register("fleet", (() => {
     }
   }
 
+  // In maintenance: an active window of kind maintenance (API-made or from the config)
+  // whose matchers all hold for the host's labels (`silenceMatchers` is in silences.js).
+  function applyMaintenance(map, windows) {
+    const active = windows.filter((w) => w.kind === "maintenance" && w.active);
+    for (const h of map.values()) {
+      const labels = { ...h.labels, agent_id: h.id, instance: h.labels.instance || h.name };
+      h.maintenance = active.some((w) => silenceMatchers.matchAll(w.matchers, labels));
+    }
+  }
+
   async function collect(role) {
     const names = Object.keys(QUERIES);
-    const [results, alerts, agents] = await Promise.all([
+    const [results, alerts, agents, windows] = await Promise.all([
       Promise.all(names.map((n) => query(QUERIES[n]))),
       getJson("/api/v1/alerts"),
       role === "admin" ? getJson("/api/v1/agents") : Promise.resolve(null),
+      getJson("/api/v1/silences"),
     ]);
     const r = Object.fromEntries(names.map((n, i) => [n, results[i]]));
     const map = new Map();
@@ -123,12 +134,17 @@ ui.register("fleet", (() => {
       applyAgents(map, agents.data);
     }
     applyAlerts(map, alerts.data.alerts);
+    applyMaintenance(map, windows.data);
     return [...map.values()];
   }
 
   const { percent } = ui;
 
   function statusText(h) {
+    return baseStatusText(h) + (h.maintenance ? ", in maintenance" : "");
+  }
+
+  function baseStatusText(h) {
     if ((h.status === "down" || h.status === "silent") && h.since) {
       return h.status + ", silent since " + new Date(h.since).toLocaleString();
     }
@@ -170,7 +186,7 @@ ui.register("fleet", (() => {
 
   function matches(h, terms) {
     const labels = Object.entries(h.labels).map(([k, v]) => k + "=" + v);
-    const text = [h.name, h.id, h.status, ...labels].join(" ").toLowerCase();
+    const text = [h.name, h.id, statusText(h), ...labels].join(" ").toLowerCase();
     return terms.every((t) => text.includes(t));
   }
 

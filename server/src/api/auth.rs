@@ -202,8 +202,54 @@ pub(super) async fn authorize_named(
     headers: &HeaderMap,
     needed: Access,
 ) -> Result<String, Denied> {
+    authorize_caller(app, headers, needed)
+        .await
+        .map(Caller::into_name)
+}
+
+/// Who made a request that was let through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Caller {
+    /// A bearer token or basic auth: the token's name (`admin` for the admin token). A
+    /// token stands for a program, which may say on whose behalf it acts.
+    Token(String),
+    /// A console session: its user, who acts as no one else.
+    Session(String),
+}
+
+impl Caller {
+    pub(super) fn into_name(self) -> String {
+        match self {
+            Caller::Token(n) | Caller::Session(n) => n,
+        }
+    }
+
+    /// The name recorded for a change (`createdBy` of a silence, `by` of an
+    /// acknowledgement): what a token's caller `claimed`, else `default`; for a session
+    /// its user, and a claim of another name is refused.
+    pub(super) fn author(self, claimed: Option<String>, default: &str) -> Result<String, String> {
+        match self {
+            Caller::Token(_) => Ok(claimed
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| default.to_string())),
+            Caller::Session(user) => match claimed {
+                Some(c) if !c.is_empty() && c != user => Err(format!(
+                    "a console session acts as its user: {c:?} is not the signed-in user {user:?}"
+                )),
+                _ => Ok(user),
+            },
+        }
+    }
+}
+
+/// As [`authorize`], telling a token from a session.
+pub(super) async fn authorize_caller(
+    app: &Arc<AppState>,
+    headers: &HeaderMap,
+    needed: Access,
+) -> Result<Caller, Denied> {
     if headers.contains_key(header::AUTHORIZATION) {
-        return authorize_token(app, headers, needed).await;
+        return authorize_token(app, headers, needed).await.map(Caller::Token);
     }
     let Some(id) = session_id_of(headers) else {
         return Err(Denied::Missing);
@@ -224,7 +270,7 @@ pub(super) async fn authorize_named(
             return Err(Denied::Csrf);
         }
     }
-    Ok(row.user)
+    Ok(Caller::Session(row.user))
 }
 
 async fn authorize_token(
@@ -311,6 +357,20 @@ mod tests {
         );
         assert_eq!(session_id_of(&h), Some(id));
         assert_eq!(session_id_of(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_session_records_its_own_user_and_a_token_what_it_claims() {
+        let token = || Caller::Token("ci".into());
+        let session = || Caller::Session("ann".into());
+        assert_eq!(token().author(Some("bob".into()), "api"), Ok("bob".into()));
+        assert_eq!(token().author(None, "api"), Ok("api".into()));
+        assert_eq!(token().author(Some(String::new()), "api"), Ok("api".into()));
+        assert_eq!(session().author(None, "api"), Ok("ann".into()));
+        assert_eq!(session().author(Some("ann".into()), "api"), Ok("ann".into()));
+        assert_eq!(session().author(Some(String::new()), "api"), Ok("ann".into()));
+        let refused = session().author(Some("bob".into()), "api").unwrap_err();
+        assert!(refused.contains("\"bob\" is not the signed-in user \"ann\""), "{refused}");
     }
 
     #[tokio::test]

@@ -289,6 +289,20 @@ async fn require(app: &Arc<AppState>, headers: &HeaderMap, needed: Access) -> Re
         })
 }
 
+/// As [`require`], with who the caller is (a token or a session, and its name).
+async fn require_caller(
+    app: &Arc<AppState>,
+    headers: &HeaderMap,
+    needed: Access,
+) -> Result<auth::Caller, ApiError> {
+    auth::authorize_caller(app, headers, needed)
+        .await
+        .map_err(|denied| match denied {
+            auth::Denied::Internal(e) => internal(e),
+            other => ApiError::new(other.status(), other.message()),
+        })
+}
+
 /// The whole body, refused past `limit` bytes.
 pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {

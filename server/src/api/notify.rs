@@ -64,17 +64,20 @@ struct AckBody {
     by: Option<String>,
 }
 
-/// `POST /api/v1/alerts/ack` `{"id": "...", "by": "ann"}` (role admin).
+/// `POST /api/v1/alerts/ack` `{"id": "...", "by": "ann"}` (a token of role admin, or an
+/// editor's session, which acknowledges as its user).
 pub(super) async fn ack(
     AxState(app): AxState<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    require(&app, &headers, Access::Change).await?;
+    let caller = require_caller(&app, &headers, Access::Change).await?;
     let bytes = read_body(body, MAX_BODY).await?;
     let b: AckBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("ack body: {e}")))?;
-    let by = b.by.unwrap_or_else(|| "api".into());
+    let by = caller
+        .author(b.by, "api")
+        .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, format!("by: {e}")))?;
     let n = app.notifier.clone();
     let ids = blocking(move || n.acknowledge(&b.id, &by))
         .await?
@@ -131,17 +134,68 @@ pub(super) async fn ack_link(
         .into_response())
 }
 
-/// `GET /api/v1/silences`: silences and maintenance windows made by API or CLI.
+/// `GET /api/v1/silences`: silences and maintenance windows made by API or CLI, then the
+/// maintenance windows of the configuration (`"source": "config"`, read-only); each with
+/// whether it holds notifications now (`active`).
 pub(super) async fn silences(
     AxState(app): AxState<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require(&app, &headers, Access::Read).await?;
     let n = app.notifier.clone();
-    let list = blocking(move || n.silences())
+    let (rows, plan) = blocking(move || n.silences().map(|rows| (rows, n.plan())))
         .await?
         .map_err(notify_error)?;
+    let now = crate::store::Clock::now_ms(&crate::store::SystemClock);
+    let mut list: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|s| {
+            let mut v = json!(s);
+            v["source"] = json!("api");
+            v["active"] = json!((s.starts_ms..s.ends_ms).contains(&now));
+            v
+        })
+        .collect();
+    list.extend(config_windows(&plan, now));
     Ok(ok(json!(list)))
+}
+
+/// The maintenance windows of `[notify]`, as the silences list shows them: a one-off one
+/// with its `starts_ms` and `ends_ms`, a recurring one with `recurring` instead.
+fn config_windows(plan: &crate::notify::plan::Plan, now: i64) -> Vec<serde_json::Value> {
+    use crate::notify::plan::When;
+    plan.config
+        .maintenance
+        .iter()
+        .zip(&plan.maintenance)
+        .map(|(c, w)| {
+            let (starts, ends, recurring) = match &w.when {
+                When::Between(s, e) => (json!(s), json!(e), serde_json::Value::Null),
+                When::Recurring(_) => (
+                    serde_json::Value::Null,
+                    serde_json::Value::Null,
+                    json!({
+                        "time_zone": c.time_zone,
+                        "weekdays": c.weekdays,
+                        "times": c.times,
+                    }),
+                ),
+            };
+            json!({
+                "id": format!("config:{}", c.name),
+                "kind": "maintenance",
+                "source": "config",
+                "name": c.name,
+                "matchers": c.matchers,
+                "starts_ms": starts,
+                "ends_ms": ends,
+                "recurring": recurring,
+                "created_by": "",
+                "comment": "",
+                "active": w.active(now),
+            })
+        })
+        .collect()
 }
 
 #[derive(serde::Deserialize)]
@@ -150,7 +204,9 @@ struct SilenceBody {
     matchers: Vec<String>,
     starts_at: Option<String>,
     ends_at: String,
-    created_by: String,
+    /// Required of a token; a session's is its user.
+    #[serde(default)]
+    created_by: Option<String>,
     #[serde(default)]
     comment: String,
     /// `silence` (default) or `maintenance`.
@@ -158,19 +214,28 @@ struct SilenceBody {
     kind: Option<String>,
 }
 
-/// `POST /api/v1/silences` (role admin): `{"matchers": ["instance=\"web-1\""], "startsAt":
-/// RFC 3339 (default now), "endsAt": ..., "createdBy": ..., "comment": ..., "kind":
-/// "silence" | "maintenance"}`; answers the new id.
+/// `POST /api/v1/silences` (a token of role admin, or an editor's session):
+/// `{"matchers": ["instance=\"web-1\""], "startsAt": RFC 3339 (default now), "endsAt": ...,
+/// "createdBy": ..., "comment": ..., "kind": "silence" | "maintenance"}`; answers the new
+/// id. A session's silence is created by its user.
 pub(super) async fn add_silence(
     AxState(app): AxState<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    require(&app, &headers, Access::Change).await?;
+    let caller = require_caller(&app, &headers, Access::Change).await?;
     let bytes = read_body(body, MAX_BODY).await?;
     let b: SilenceBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("silence body: {e}")))?;
     let bad = |e: String| ApiError::new(StatusCode::BAD_REQUEST, e);
+    let created_by = caller
+        .author(b.created_by, "")
+        .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, format!("createdBy: {e}")))?;
+    if created_by.is_empty() {
+        return Err(bad(
+            "silence body: createdBy is required (who adds the silence)".into(),
+        ));
+    }
     let ends = crate::notify::timing::parse_instant(&b.ends_at).map_err(bad)?;
     let starts = match &b.starts_at {
         Some(s) => crate::notify::timing::parse_instant(s).map_err(bad)?,
@@ -182,7 +247,7 @@ pub(super) async fn add_silence(
         matchers: b.matchers,
         starts_ms: starts,
         ends_ms: ends,
-        created_by: b.created_by,
+        created_by,
         comment: b.comment,
         created_ms: 0,
     };
@@ -193,7 +258,8 @@ pub(super) async fn add_silence(
     Ok(ok(json!({ "silenceID": id })))
 }
 
-/// `DELETE /api/v1/silence/ID` (role admin): ends it now.
+/// `DELETE /api/v1/silence/ID` (a token of role admin, or an editor's session): ends it
+/// now. The windows of the configuration are not in the database: 404.
 pub(super) async fn expire_silence(
     AxState(app): AxState<Arc<AppState>>,
     headers: HeaderMap,

@@ -229,9 +229,15 @@ fn alert_json(a: &Alert) -> serde_json::Value {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    let owned: crate::notify::plan::Labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let mut out = json!({
         "labels": labels,
         "annotations": annotations,
+        // Sysward's: the notifier's name for the alert, which acknowledges it.
+        "fingerprint": crate::notify::fingerprint(&owned),
         "state": a.state.name(),
         "activeAt": rfc3339(Some(a.active_at)),
         "value": go_exponent(a.value),

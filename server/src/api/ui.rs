@@ -21,6 +21,9 @@ const JS: &str = "text/javascript; charset=utf-8";
 const ASSETS: &[(&str, &str, &str)] = &[
     ("console.js", JS, include_str!("../../ui/console.js")),
     ("fleet.js", JS, include_str!("../../ui/fleet.js")),
+    ("alerts.js", JS, include_str!("../../ui/alerts.js")),
+    ("silences.js", JS, include_str!("../../ui/silences.js")),
+    ("rules.js", JS, include_str!("../../ui/rules.js")),
     (
         "console.css",
         "text/css; charset=utf-8",

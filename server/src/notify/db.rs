@@ -327,13 +327,17 @@ pub struct GroupRow {
     pub acknowledged_by: Option<String>,
     pub acknowledged_ms: Option<i64>,
     pub firing: i64,
+    /// The fingerprints of its firing alerts (as `fingerprint` of `GET /api/v1/alerts`).
+    pub alerts: Vec<String>,
 }
 
 pub(super) fn groups(conn: &Connection) -> Result<Vec<GroupRow>, NotifyError> {
     let mut q = conn.prepare(
         "SELECT g.id, g.route, g.group_labels, g.created_ms, g.last_flush_ms, g.step, g.acked_by,
                 g.acked_ms,
-                (SELECT COUNT(*) FROM notify_alerts a WHERE a.group_key = g.key AND a.status = 'firing')
+                (SELECT COUNT(*) FROM notify_alerts a WHERE a.group_key = g.key AND a.status = 'firing'),
+                (SELECT json_group_array(a.fingerprint) FROM notify_alerts a
+                 WHERE a.group_key = g.key AND a.status = 'firing')
          FROM notify_groups g ORDER BY g.created_ms, g.id",
     )?;
     let rows = q.query_map([], |r| {
@@ -347,6 +351,7 @@ pub(super) fn groups(conn: &Connection) -> Result<Vec<GroupRow>, NotifyError> {
             acknowledged_by: r.get(6)?,
             acknowledged_ms: r.get(7)?,
             firing: r.get(8)?,
+            alerts: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
