@@ -205,9 +205,14 @@ ui.register("alerts", (() => {
     n.noMessages.hidden = messages.length > 0;
   }
 
+  // One read at a time; a refresh asked for meanwhile (after a change) runs after it.
   async function refresh() {
-    if (view.busy) return;
+    if (view.busy) {
+      view.again = true;
+      return;
+    }
     view.busy = true;
+    view.again = false;
     const run = view.run;
     try {
       const [alerts, groups, history, notes] = await Promise.all([
@@ -228,7 +233,10 @@ ui.register("alerts", (() => {
         view.n.error.textContent = "The alerts could not be read: " + e.message;
       }
     } finally {
-      if (run === view.run) view.busy = false;
+      if (run === view.run) {
+        view.busy = false;
+        if (view.again) refresh();
+      }
     }
   }
 

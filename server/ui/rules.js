@@ -111,9 +111,14 @@ ui.register("rules", (() => {
     n.empty.textContent = total ? "No rule matches these filters." : "No rules are loaded.";
   }
 
+  // One read at a time; a refresh asked for meanwhile (after a change) runs after it.
   async function refresh() {
-    if (view.busy) return;
+    if (view.busy) {
+      view.again = true;
+      return;
+    }
     view.busy = true;
+    view.again = false;
     const run = view.run;
     try {
       const r = await ui.getJson("/api/v1/rules");
@@ -125,7 +130,10 @@ ui.register("rules", (() => {
     } catch (e) {
       if (run === view.run) view.n.error.textContent = "The rules could not be read: " + e.message;
     } finally {
-      if (run === view.run) view.busy = false;
+      if (run === view.run) {
+        view.busy = false;
+        if (view.again) refresh();
+      }
     }
   }
 

@@ -157,9 +157,14 @@ ui.register("silences", (() => {
     n.noEnded.hidden = ended.length > 0;
   }
 
+  // One read at a time; a refresh asked for meanwhile (after a change) runs after it.
   async function refresh() {
-    if (view.busy) return;
+    if (view.busy) {
+      view.again = true;
+      return;
+    }
     view.busy = true;
+    view.again = false;
     const run = view.run;
     try {
       const r = await ui.getJson("/api/v1/silences");
@@ -171,7 +176,10 @@ ui.register("silences", (() => {
     } catch (e) {
       if (run === view.run) view.n.error.textContent = "The silences could not be read: " + e.message;
     } finally {
-      if (run === view.run) view.busy = false;
+      if (run === view.run) {
+        view.busy = false;
+        if (view.again) refresh();
+      }
     }
   }
 

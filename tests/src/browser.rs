@@ -137,11 +137,25 @@ pub fn screenshot_path(name: &str) -> std::path::PathBuf {
 /// page shows itself. Chromium logs every 4xx answer to a `fetch` as a network error;
 /// that is not the page's error.
 pub fn assert_no_problems(b: &mut Browser, base_url: &str) {
+    assert_no_problems_except(b, base_url, &[]);
+}
+
+/// As [`assert_no_problems`], also allowing the browser's line for each answer of the
+/// `expected` (path, status) pairs: a refusal the test provoked on purpose, which the page
+/// shows itself (a form's 400).
+pub fn assert_no_problems_except(b: &mut Browser, base_url: &str, expected: &[(&str, u16)]) {
     let session = format!("{base_url}/ui/api/session");
+    let allowed = |p: &Problem| {
+        p.kind == "log:network"
+            && ((p.url == session && p.text.contains("401"))
+                || expected.iter().any(|(path, status)| {
+                    p.url == format!("{base_url}{path}") && p.text.contains(&status.to_string())
+                }))
+    };
     let bad: Vec<String> = b
         .problems()
         .iter()
-        .filter(|p| !(p.kind == "log:network" && p.url == session && p.text.contains("401")))
+        .filter(|p| !allowed(p))
         .map(ToString::to_string)
         .collect();
     assert!(bad.is_empty(), "the page reported:\n{}", bad.join("\n"));

@@ -249,7 +249,9 @@ pub(super) async fn authorize_caller(
     needed: Access,
 ) -> Result<Caller, Denied> {
     if headers.contains_key(header::AUTHORIZATION) {
-        return authorize_token(app, headers, needed).await.map(Caller::Token);
+        return authorize_token(app, headers, needed)
+            .await
+            .map(Caller::Token);
     }
     let Some(id) = session_id_of(headers) else {
         return Err(Denied::Missing);
@@ -367,10 +369,19 @@ mod tests {
         assert_eq!(token().author(None, "api"), Ok("api".into()));
         assert_eq!(token().author(Some(String::new()), "api"), Ok("api".into()));
         assert_eq!(session().author(None, "api"), Ok("ann".into()));
-        assert_eq!(session().author(Some("ann".into()), "api"), Ok("ann".into()));
-        assert_eq!(session().author(Some(String::new()), "api"), Ok("ann".into()));
+        assert_eq!(
+            session().author(Some("ann".into()), "api"),
+            Ok("ann".into())
+        );
+        assert_eq!(
+            session().author(Some(String::new()), "api"),
+            Ok("ann".into())
+        );
         let refused = session().author(Some("bob".into()), "api").unwrap_err();
-        assert!(refused.contains("\"bob\" is not the signed-in user \"ann\""), "{refused}");
+        assert!(
+            refused.contains("\"bob\" is not the signed-in user \"ann\""),
+            "{refused}"
+        );
     }
 
     #[tokio::test]
