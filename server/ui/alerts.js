@@ -110,16 +110,22 @@ ui.register("alerts", (() => {
     }
   }
 
+  // "HostDown on web-1": what a button acts on, for screen readers.
+  function alertLabel(a) {
+    const host = a.labels.instance || a.labels.agent_id;
+    return (a.labels.alertname || "alert") + (host ? " on " + host : "");
+  }
+
   function actionsCell(a, ack) {
     const td = el("td", { className: "alerts-actions" });
     if (a.state === "firing" && !ack.acked) {
       const b = el("button", { type: "button", className: "alerts-ack" }, "Acknowledge");
-      b.setAttribute("aria-label", "Acknowledge " + a.labels.alertname);
+      b.setAttribute("aria-label", "Acknowledge " + alertLabel(a));
       b.addEventListener("click", () => acknowledge(a, b));
       td.append(b);
     }
     const s = el("button", { type: "button", className: "alerts-silence" }, "Silence\u2026");
-    s.setAttribute("aria-label", "Silence " + a.labels.alertname);
+    s.setAttribute("aria-label", "Silence " + alertLabel(a) + "\u2026");
     s.addEventListener("click", () => { location.hash = silenceHash(a); });
     td.append(s);
     return td;

@@ -317,6 +317,22 @@ fn alerts_silences_and_rules_in_the_console() {
         "no second acknowledgement offered"
     );
     b.screenshot(&browser::screenshot_path("alerts")).unwrap();
+    // A phone's width: the page does not scroll sideways; the tables do, in their boxes.
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+    )
+    .unwrap();
+    b.wait_until(
+        "document.documentElement.scrollWidth <= 390",
+        WAIT,
+        "the Alerts page to fit a phone's width",
+    )
+    .unwrap();
+    b.screenshot(&browser::screenshot_path("alerts-phone"))
+        .unwrap();
+    b.call("Emulation.clearDeviceMetricsOverride", json!({}))
+        .unwrap();
 
     // Silence… from the alert: the form prefilled with its labels.
     b.click(&format!("{row} .alerts-silence")).unwrap();
