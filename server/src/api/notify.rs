@@ -164,6 +164,7 @@ pub(super) async fn silences(
 /// with its `starts_ms` and `ends_ms`, a recurring one with `recurring` instead.
 fn config_windows(plan: &crate::notify::plan::Plan, now: i64) -> Vec<serde_json::Value> {
     use crate::notify::plan::When;
+    // `Plan::build` compiles every configured window in order, one `Window` each.
     plan.config
         .maintenance
         .iter()
