@@ -17,11 +17,7 @@ use rusqlite::{
 };
 use sysward_proto::{JoinToken, units};
 
-use crate::{
-    config::ServerConfig,
-    pki::Pki,
-    state::{AgentStatus, State},
-};
+use crate::{agents, config::ServerConfig, pki::Pki, state::State};
 
 mod api_token;
 mod notify;
@@ -215,18 +211,12 @@ pub fn run() -> anyhow::Result<ExitCode> {
                     }
                 }
                 AgentsCommand::Approve { id } => {
-                    let row = state
-                        .agent(&id)?
-                        .with_context(|| format!("no agent with id {id}"))?;
-                    if row.status == AgentStatus::Revoked {
-                        anyhow::bail!("agent {id} is revoked; it must enroll again");
-                    }
-                    state.set_status(&id, AgentStatus::Approved)?;
-                    println!("approved {id}");
+                    let outcome = agents::approve(&state, &id)?;
+                    println!("approved {id}{}", unchanged(outcome));
                 }
                 AgentsCommand::Revoke { id } => {
-                    state.set_status(&id, AgentStatus::Revoked)?;
-                    println!("revoked {id}");
+                    let outcome = agents::revoke(&state, &id)?;
+                    println!("revoked {id}{}", unchanged(outcome));
                 }
             }
         }
@@ -249,6 +239,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn unchanged(outcome: agents::Outcome) -> &'static str {
+    match outcome {
+        agents::Outcome::Changed => "",
+        agents::Outcome::Unchanged => " (it already was)",
+    }
 }
 
 fn list_alerts(config: &ServerConfig) -> anyhow::Result<()> {
@@ -319,19 +316,12 @@ fn create_tokens(
 ) -> anyhow::Result<Vec<JoinToken>> {
     let state = open_state(config)?;
     let pki = Pki::load_or_create(&config.storage.data_dir.join("pki"), &config.tls.san)?;
-    let url = url.unwrap_or_else(|| config.public_url());
-    let pin = pki.ca_pin();
-    (0..count)
-        .map(|_| {
-            let (secret, expires_at) = state.create_join_token(ttl)?;
-            Ok(JoinToken {
-                url: url.clone(),
-                ca_sha256: pin.clone(),
-                secret,
-                expires_at,
-            })
-        })
-        .collect()
+    let options = agents::TokenOptions {
+        ttl,
+        url: url.unwrap_or_else(|| config.public_url()),
+        count,
+    };
+    Ok(agents::create_join_tokens(&state, &pki.ca_pin(), &options)?)
 }
 
 /// The databases a backup copies, in this order: the store first, so that an agent

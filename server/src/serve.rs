@@ -190,6 +190,8 @@ impl Server {
                 &config.ui,
             )),
             password_checks: Semaphore::new(api::PASSWORD_CHECKS),
+            public_url: config.public_url(),
+            join_token_ttl: config.admin.join_token_ttl,
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         let prometheus = match &otel.prometheus {

@@ -50,6 +50,8 @@ pub enum StateError {
     UserExists(String),
     #[error("no user named {0:?}")]
     NoSuchUser(String),
+    #[error("no join token with id {0}")]
+    NoSuchJoinToken(String),
 }
 
 /// What an API token may do. `Read` is for the query APIs, `Write` for remote write in,
@@ -159,7 +161,31 @@ pub struct AgentRow {
     pub csr_pem: Option<String>,
     /// When its current certificate expires, Unix ms; `None` before it has one.
     pub cert_not_after_ms: Option<i64>,
+    /// When it enrolled or asked to, Unix ms.
+    pub created_ms: i64,
+    /// The address it asked to join from (agents that asked without a token); `None` for
+    /// the others, and for requests older than this column.
+    pub address: Option<String>,
 }
+
+/// One join token as listed: never its secret. `id` is the start of the secret's hash,
+/// enough to name it and nothing to enrol with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinTokenRow {
+    pub id: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub used_ms: Option<i64>,
+    /// The agent that enrolled with it.
+    pub used_by: Option<String>,
+}
+
+/// Hex digits of a join token's hash that name it ([`JoinTokenRow::id`]).
+const JOIN_TOKEN_ID_LEN: usize = 16;
+
+/// The most join tokens [`State::list_join_tokens`] answers, newest first: `token create
+/// --count` makes fleets of them.
+pub const MAX_LISTED_JOIN_TOKENS: usize = 1000;
 
 /// An approved agent whose certificate expires before some moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,8 +208,11 @@ pub enum RenewalSlot {
 }
 
 /// Columns the `agents` table gained after its first release, with their declarations.
-const AGENT_COLUMNS: &[(&str, &str)] =
-    &[("cert_issued_at", "INTEGER"), ("cert_not_after", "INTEGER")];
+const AGENT_COLUMNS: &[(&str, &str)] = &[
+    ("cert_issued_at", "INTEGER"),
+    ("cert_not_after", "INTEGER"),
+    ("address", "TEXT"),
+];
 
 /// What agents enrolled before `cert_not_after` existed were given: their certificates were
 /// signed at enrollment and lasted two years.
@@ -281,6 +310,52 @@ impl State {
         Ok((secret, expires_ms / 1000))
     }
 
+    /// Join tokens, newest first, at most [`MAX_LISTED_JOIN_TOKENS`].
+    pub fn list_join_tokens(&self) -> Result<Vec<JoinTokenRow>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT substr(hash, 1, ?1), created_at, expires_at, used_at, used_by FROM join_tokens
+             ORDER BY created_at DESC, hash LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![JOIN_TOKEN_ID_LEN as i64, MAX_LISTED_JOIN_TOKENS as i64],
+                |r| {
+                    Ok(JoinTokenRow {
+                        id: r.get(0)?,
+                        created_ms: r.get(1)?,
+                        expires_ms: r.get(2)?,
+                        used_ms: r.get(3)?,
+                        used_by: r.get(4)?,
+                    })
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The id [`State::list_join_tokens`] gives the token with this secret.
+    pub fn join_token_id(secret: &str) -> String {
+        hash_secret(secret)[..JOIN_TOKEN_ID_LEN].to_string()
+    }
+
+    /// Deletes a join token by its id: an unused one can no longer enrol anything.
+    pub fn delete_join_token(&self, id: &str) -> Result<(), StateError> {
+        let valid = id.len() == JOIN_TOKEN_ID_LEN && id.bytes().all(|b| b.is_ascii_hexdigit());
+        let n = if valid {
+            self.conn().execute(
+                "DELETE FROM join_tokens WHERE substr(hash, 1, ?1) = ?2",
+                params![JOIN_TOKEN_ID_LEN as i64, id.to_ascii_lowercase()],
+            )?
+        } else {
+            0
+        };
+        if n == 0 {
+            return Err(StateError::NoSuchJoinToken(id.to_string()));
+        }
+        Ok(())
+    }
+
     /// Uses a join token once and registers the agent as approved with the certificate
     /// signed for it (expiring at `cert_not_after_ms`), in one transaction.
     pub fn enroll_with_token(
@@ -320,16 +395,19 @@ impl State {
         Ok(())
     }
 
-    /// Registers an agent that asked to join without a token; it waits for approval.
+    /// Registers an agent that asked to join without a token from `address`; it waits for
+    /// approval.
     pub fn register_pending(
         &self,
         agent_id: &str,
         hostname: &str,
         csr_pem: &str,
+        address: &str,
     ) -> Result<(), StateError> {
         self.conn().execute(
-            "INSERT INTO agents(id, hostname, status, csr_pem, created_at) VALUES (?1, ?2, 'pending', ?3, ?4)",
-            params![agent_id, hostname, csr_pem, now_ms()],
+            "INSERT INTO agents(id, hostname, status, csr_pem, created_at, address)
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
+            params![agent_id, hostname, csr_pem, now_ms(), address],
         )?;
         Ok(())
     }
@@ -338,7 +416,8 @@ impl State {
         let mut row = self
             .conn()
             .query_row(
-                "SELECT id, hostname, status, last_seen, csr_pem, cert_not_after FROM agents WHERE id = ?1",
+                "SELECT id, hostname, status, last_seen, csr_pem, cert_not_after, created_at, address
+                 FROM agents WHERE id = ?1",
                 params![id],
                 row_to_agent,
             )
@@ -352,7 +431,8 @@ impl State {
     pub fn list_agents(&self) -> Result<Vec<AgentRow>, StateError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, hostname, status, last_seen, csr_pem, cert_not_after FROM agents ORDER BY created_at, id",
+            "SELECT id, hostname, status, last_seen, csr_pem, cert_not_after, created_at, address
+             FROM agents ORDER BY created_at, id",
         )?;
         let mut rows = stmt
             .query_map([], row_to_agent)?
@@ -794,6 +874,8 @@ fn row_to_agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
         last_seen_ms: r.get(3)?,
         csr_pem: r.get(4)?,
         cert_not_after_ms: r.get(5)?,
+        created_ms: r.get(6)?,
+        address: r.get(7)?,
     })
 }
 
@@ -1078,7 +1160,8 @@ mod tests {
         enrolled(&s, "ag-mid", "h-mid", 5_000);
         enrolled(&s, "ag-gone", "h-gone", 1_000);
         s.set_status("ag-gone", AgentStatus::Revoked).unwrap();
-        s.register_pending("ag-wait", "h-wait", "csr").unwrap();
+        s.register_pending("ag-wait", "h-wait", "csr", "192.0.2.1:5000")
+            .unwrap();
         let ids = |before| {
             s.agent_certs_expiring(before)
                 .unwrap()
@@ -1130,7 +1213,8 @@ mod tests {
             s.begin_renewal("ag-1", Duration::ZERO).unwrap(),
             RenewalSlot::NotApproved
         );
-        s.register_pending("ag-2", "h", "csr").unwrap();
+        s.register_pending("ag-2", "h", "csr", "192.0.2.1:5000")
+            .unwrap();
         assert_eq!(
             s.begin_renewal("ag-2", Duration::ZERO).unwrap(),
             RenewalSlot::NotApproved

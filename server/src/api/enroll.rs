@@ -93,7 +93,7 @@ pub(super) async fn enroll(
                 ));
             }
             let agent_id = format!("ag-{}", random_hex(8));
-            app.state.register_pending(&agent_id, &hostname, &req.csr_pem).map_err(internal)?;
+            app.state.register_pending(&agent_id, &hostname, &req.csr_pem, &peer).map_err(internal)?;
             info!(agent_id, hostname, %peer, "Agent asks to join; approve with `sysward-server agents approve {agent_id}`.");
             Ok(Json(answer(EnrollStatus::Pending, agent_id, None)))
         }

@@ -94,6 +94,10 @@ pub struct AppState {
     pub sign_ins: crate::session::SignInLimiter,
     /// Password verifications running at once (each holds Argon2's memory).
     pub password_checks: Semaphore,
+    /// `[listen] public_url` or the derived one: what join tokens carry.
+    pub public_url: String,
+    /// `[admin] join_token_ttl`: how long a join token made without a `ttl` lasts.
+    pub join_token_ttl: std::time::Duration,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {
@@ -151,6 +155,13 @@ pub fn router(app: Arc<AppState>) -> Router {
             post(notify::test_receiver),
         )
         .route("/api/v1/agents", get(admin::agents))
+        .route("/api/v1/agents/{id}/approve", post(admin::approve))
+        .route("/api/v1/agents/{id}/revoke", post(admin::revoke))
+        .route(
+            "/api/v1/join-tokens",
+            get(admin::join_tokens).post(admin::create_join_tokens),
+        )
+        .route("/api/v1/join-tokens/{id}", delete(admin::delete_join_token))
         .route("/api/grafana/health", get(grafana::health))
         .route("/metrics", get(admin::metrics))
         .merge(ui::router())
