@@ -5,6 +5,7 @@
 //! [`Collector`], so that checks are scheduled, timed out and shipped exactly like
 //! collectors, and adds what every check has:
 //! - `sysward_check_status{check}`: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN;
+//! - `sysward_check_up{check}`: 1 when OK, else 0;
 //! - `sysward_check_duration_seconds{check}`;
 //! - one [`Event`] per run, with Nagios' soft/hard state ([`state::StateTracker`]).
 //!
@@ -185,6 +186,13 @@ impl Collector for Check {
                 f64::from(result.state.code()),
             )
             .label("check", self.name),
+        );
+        // 1 when OK: a monthly uptime is then an average, which rollups keep exactly
+        // (the share of OK among the statuses 0 to 3 cannot be told from their sum).
+        let ok = result.state.code() == 0;
+        out.push(
+            Sample::new("sysward_check_up", Kind::Gauge, f64::from(u8::from(ok)))
+                .label("check", self.name),
         );
         out.push(
             Sample::new(
