@@ -62,7 +62,7 @@ ui.register("availability", (() => {
         for (const s of results[kind][i]) {
           const m = s.metric;
           const service = m[label] || "";
-          const row = rowOf(services, kind + "\u0000" + m.agent_id + "\u0000" + service,
+          const row = rowOf(services, kind + "|" + m.agent_id + "|" + service,
             service, m.instance || m.agent_id, kind === "checks" ? "check" : "systemd unit");
           row.host = m.instance || row.host;
           row.values[i] = Number(s.value[1]);

@@ -25,7 +25,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("silences.js", JS, include_str!("../../ui/silences.js")),
     ("rules.js", JS, include_str!("../../ui/rules.js")),
     ("agents.js", JS, include_str!("../../ui/agents.js")),
-    ("availability.js", JS, include_str!("../../ui/availability.js")),
+    (
+        "availability.js",
+        JS,
+        include_str!("../../ui/availability.js"),
+    ),
     (
         "console.css",
         "text/css; charset=utf-8",
