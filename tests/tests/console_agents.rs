@@ -246,6 +246,31 @@ fn agents_are_approved_enrolled_and_revoked_and_availability_is_shown() {
         .then_some(())
     });
 
+    // Last month's check history, as a backlog would bring it (older than raw retention:
+    // it goes to the rollups only): 3 runs OK of 4, for the month-over-month change.
+    let mid_last_month = b
+        .eval("(() => { const d = new Date(); return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 15); })()")
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    let points: Vec<Value> = [1.0, 1.0, 1.0, 0.0]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!([mid_last_month + i as i64 * 60_000, v]))
+        .collect();
+    let backlog = json!({
+        "v": 1, "agent_id": first_id, "boot_id": "last-month", "seq": 1,
+        "sent_at": mid_last_month,
+        "series": [{ "name": "sysward_check_up", "labels": {"check": CHECK}, "kind": "gauge",
+                     "points": points }],
+    });
+    let (status, answer) = post_ingest(
+        &first.client(&server),
+        &server,
+        gzip(backlog.to_string().as_bytes()),
+    );
+    assert_eq!(status, 200, "{answer}");
+
     // A join token made on the page enrols the second agent.
     b.type_into("#agents-token-ttl", "1h").unwrap();
     b.click(".agents-token-form button[type=submit]").unwrap();
@@ -479,7 +504,19 @@ fn agents_are_approved_enrolled_and_revoked_and_availability_is_shown() {
         [CHECK, "check", FIRST, "no data"],
         "{service:?}"
     );
-    assert!(service[5].contains(" %"), "{service:?}");
+    // Last month from the monthly rollup exactly; this month all OK, 25 points better.
+    assert_eq!(service[4], "75.0 %", "{service:?}");
+    let month_before = b
+        .eval("document.querySelectorAll('#availability-services thead th')[4].textContent")
+        .unwrap();
+    assert_eq!(
+        service[5],
+        format!(
+            "100.0 %\u{25B2} +25.0 pt (up from {})",
+            month_before.as_str().unwrap()
+        ),
+        "{service:?}"
+    );
     let months = b
         .eval("[...document.querySelectorAll('#availability-hosts thead th')].map((h) => h.textContent)")
         .unwrap();
