@@ -527,6 +527,43 @@ fn agents_are_approved_enrolled_and_revoked_and_availability_is_shown() {
     b.screenshot(&browser::screenshot_path("availability"))
         .unwrap();
 
+    // A phone's width: neither page scrolls sideways (their tables do, in their boxes).
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+    )
+    .unwrap();
+    for (page, ready) in [
+        ("availability", "#availability-hosts"),
+        ("agents", "#agents-approved"),
+    ] {
+        open(&mut b, page);
+        b.wait_until(
+            &format!(
+                "document.querySelector('{ready}') !== null \
+                 && document.documentElement.scrollWidth <= 390"
+            ),
+            WAIT,
+            &format!("the {page} page to fit a phone's width"),
+        )
+        .unwrap_or_else(|e| {
+            let wide = b
+                .eval(
+                    "[document.documentElement.scrollWidth, ...[...document.querySelectorAll('body *')] \
+                     .filter((e) => e.getBoundingClientRect().right > 390 \
+                       && !e.parentElement.closest('.table-wrap, #nav')) \
+                     .slice(0, 8).map((e) => e.tagName + '.' + e.className \
+                       + ' ' + Math.round(e.getBoundingClientRect().right))]",
+                )
+                .unwrap();
+            panic!("{e}; wider than the screen: {wide}")
+        });
+        b.screenshot(&browser::screenshot_path(&format!("{page}-phone")))
+            .unwrap();
+    }
+    b.call("Emulation.clearDeviceMetricsOverride", json!({}))
+        .unwrap();
+
     // A viewer: no Agents link, and the page says who may use it, without asking the API.
     b.click("#sign-out").unwrap();
     sign_in_page(&mut b, "val");
