@@ -4,6 +4,10 @@
 //! the server runs, so every change is one short transaction and revocation is seen by the
 //! next request.
 //!
+//! A join token is named, in lists, by the first 16 hex digits of its hash
+//! ([`JoinTokenRow::id`]): enough to delete it by, nothing to enrol with. An agent that
+//! asked to join without a token keeps the address it asked from.
+//!
 //! Each agent row also keeps when its current certificate was signed and when it expires
 //! (Unix ms): renewal is rate limited by the first, and the server's health reports the
 //! second. Columns added after the table existed are added when the file is opened.
