@@ -190,6 +190,7 @@ impl Server {
                 &config.ui,
             )),
             password_checks: Semaphore::new(api::PASSWORD_CHECKS),
+            public_evaluations: Semaphore::new(api::PUBLIC_EVALUATIONS),
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         let prometheus = match &otel.prometheus {

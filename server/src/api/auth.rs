@@ -202,8 +202,36 @@ pub(super) async fn authorize_named(
     headers: &HeaderMap,
     needed: Access,
 ) -> Result<String, Denied> {
+    caller(app, headers, needed).await.map(|c| c.name)
+}
+
+/// Who a request comes from, once authorized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Caller {
+    /// The user's name, or the token's (`admin` for the admin token).
+    pub(super) name: String,
+    /// A user of role admin or a token of role admin.
+    pub(super) admin: bool,
+    /// Whether a token (not a session) authorized the request.
+    pub(super) token: bool,
+    /// Whether the caller has `Change` access (editors, admins, admin tokens).
+    pub(super) may_change: bool,
+}
+
+/// As [`authorize`], with who the caller is.
+pub(super) async fn caller(
+    app: &Arc<AppState>,
+    headers: &HeaderMap,
+    needed: Access,
+) -> Result<Caller, Denied> {
     if headers.contains_key(header::AUTHORIZATION) {
-        return authorize_token(app, headers, needed).await;
+        let (name, role) = authorize_token(app, headers, needed).await?;
+        return Ok(Caller {
+            name,
+            admin: role == Role::Admin,
+            token: true,
+            may_change: token_allows(role, Access::Change),
+        });
     }
     let Some(id) = session_id_of(headers) else {
         return Err(Denied::Missing);
@@ -224,14 +252,19 @@ pub(super) async fn authorize_named(
             return Err(Denied::Csrf);
         }
     }
-    Ok(row.user)
+    Ok(Caller {
+        name: row.user,
+        admin: row.role == UserRole::Admin,
+        token: false,
+        may_change: user_allows(row.role, Access::Change),
+    })
 }
 
 async fn authorize_token(
     app: &Arc<AppState>,
     headers: &HeaderMap,
     needed: Access,
-) -> Result<String, Denied> {
+) -> Result<(String, Role), Denied> {
     let secret = secret_of(headers).ok_or(Denied::Missing)?;
     let state = app.state.clone();
     let (name, role) = tokio::task::spawn_blocking(move || state.authenticate_named(&secret))
@@ -240,7 +273,7 @@ async fn authorize_token(
         .map_err(|e| Denied::Internal(e.to_string()))?
         .ok_or(Denied::Invalid)?;
     if token_allows(role, needed) {
-        Ok(name)
+        Ok((name, role))
     } else {
         Err(Denied::Forbidden {
             who: format!("a token of role {}", role.as_str()),

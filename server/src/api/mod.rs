@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 mod admin;
 mod auth;
+mod dashboards;
 mod enroll;
 mod events;
 mod foreign;
@@ -41,6 +42,7 @@ mod ui;
 
 pub use admin::metrics_text;
 pub(crate) use auth::Access;
+pub use dashboards::PUBLIC_EVALUATIONS;
 pub use session::PASSWORD_CHECKS;
 
 use crate::{
@@ -94,6 +96,9 @@ pub struct AppState {
     pub sign_ins: crate::session::SignInLimiter,
     /// Password verifications running at once (each holds Argon2's memory).
     pub password_checks: Semaphore,
+    /// Widgets of public dashboards evaluated at once ([`PUBLIC_EVALUATIONS`]); more are
+    /// answered 429, so that anonymous readers cannot take every query slot.
+    pub public_evaluations: Semaphore,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {
@@ -151,6 +156,20 @@ pub fn router(app: Arc<AppState>) -> Router {
             post(notify::test_receiver),
         )
         .route("/api/v1/agents", get(admin::agents))
+        .route(
+            "/api/v1/dashboards",
+            get(dashboards::list).post(dashboards::create),
+        )
+        .route(
+            "/api/v1/dashboards/{id}",
+            get(dashboards::get_one)
+                .put(dashboards::update)
+                .delete(dashboards::remove),
+        )
+        .route(
+            "/api/v1/dashboards/{id}/public",
+            axum::routing::put(dashboards::set_public),
+        )
         .route("/api/grafana/health", get(grafana::health))
         .route("/metrics", get(admin::metrics))
         .merge(ui::router())

@@ -21,6 +21,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const ASSETS: &[(&str, &str, &str)] = &[
     ("console.js", JS, include_str!("../../ui/console.js")),
     ("fleet.js", JS, include_str!("../../ui/fleet.js")),
+    ("dashboards.js", JS, include_str!("../../ui/dashboards.js")),
     (
         "console.css",
         "text/css; charset=utf-8",
@@ -51,6 +52,11 @@ pub(super) fn router() -> Router<Arc<AppState>> {
             get(session::current)
                 .post(session::sign_in)
                 .delete(session::sign_out),
+        )
+        .route("/ui/api/public/{id}", get(dashboards::public_get))
+        .route(
+            "/ui/api/public/{id}/widgets/{widget}",
+            get(dashboards::public_widget),
         )
         .route(
             "/ui/{*rest}",
