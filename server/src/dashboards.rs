@@ -193,10 +193,16 @@ fn invalid(path: impl Into<String>, message: impl Into<String>) -> Invalid {
 
 /// Reads and checks a body. A type error names its place as a check does.
 pub fn parse_body(bytes: &[u8]) -> Result<DashboardBody, Invalid> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(invalid("body", "a JSON object is expected"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let body: DashboardBody = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { "body".into() } else { path };
+        let path = if e.path().iter().next().is_none() {
+            "body".to_string()
+        } else {
+            e.path().to_string()
+        };
         invalid(path, e.into_inner().to_string())
     })?;
     validate(&body)?;
@@ -514,7 +520,7 @@ mod tests {
         b["refresh_seconds"] = json!(0);
         b["pages"] = json!([]);
         assert_eq!(refusal(&b), "pages: a dashboard has at least one page");
-        assert!(refusal(&json!([1])).starts_with("body: "));
+        assert_eq!(refusal(&json!([1])), "body: a JSON object is expected");
         assert!(parse_body(b"{").is_err());
         let mut b = body(vec![]);
         b["colour"] = json!("x");

@@ -173,7 +173,9 @@ pub(super) async fn get_one(
 ) -> Result<Response, ApiError> {
     let caller = who(&app, &headers, Access::Read).await?;
     let row = load(&app, id).await?;
-    Ok(Json(dashboard_json(&row, &caller)).into_response())
+    let mut out = dashboard_json(&row, &caller);
+    out["public_dashboards"] = json!(app.ui.public_dashboards);
+    Ok(Json(out).into_response())
 }
 
 /// `PUT /api/v1/dashboards/{id}` with the version it was read at; 409 when stale.
