@@ -637,7 +637,9 @@
       time_range: d.time_range, pages: d.pages, version: view.dash.version,
     };
     try {
+      const allowed = view.dash.public_dashboards;
       view.dash = await ui.send("PUT", "/api/v1/dashboards/" + encodeURIComponent(view.id), body);
+      view.dash.public_dashboards = allowed;
       view.editing = false;
       view.form = null;
       view.rerender();
@@ -668,7 +670,9 @@
       const publicUrl = location.origin + "/ui/#/public/" + encodeURIComponent(view.id);
       const box = el("input", { type: "checkbox", id: "dash-public", checked: view.dash.public, onchange: async () => {
         try {
+          const allowed = view.dash.public_dashboards;
           view.dash = await ui.send("PUT", "/api/v1/dashboards/" + encodeURIComponent(view.id) + "/public", { public: box.checked });
+          view.dash.public_dashboards = allowed;
           view.rerender();
         } catch (e) {
           box.checked = view.dash.public;
