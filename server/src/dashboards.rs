@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::IgnoredAny};
 
 /// Dashboards a server keeps at most.
 pub const MAX_DASHBOARDS: usize = 1000;
@@ -156,6 +156,23 @@ pub struct DashboardBody {
     /// The version the change was made from; required by an update.
     #[serde(default)]
     pub version: Option<i64>,
+    // What a `GET` adds, so that its answer can be sent back changed: never taken.
+    #[serde(default, rename = "id")]
+    _id: Option<IgnoredAny>,
+    #[serde(default, rename = "owner")]
+    _owner: Option<IgnoredAny>,
+    #[serde(default, rename = "public")]
+    _public: Option<IgnoredAny>,
+    #[serde(default, rename = "created_ms")]
+    _created_ms: Option<IgnoredAny>,
+    #[serde(default, rename = "updated_ms")]
+    _updated_ms: Option<IgnoredAny>,
+    #[serde(default, rename = "can_edit")]
+    _can_edit: Option<IgnoredAny>,
+    #[serde(default, rename = "can_delete")]
+    _can_delete: Option<IgnoredAny>,
+    #[serde(default, rename = "public_dashboards")]
+    _public_dashboards: Option<IgnoredAny>,
 }
 
 fn default_refresh() -> u32 {
@@ -525,6 +542,22 @@ mod tests {
         let mut b = body(vec![]);
         b["colour"] = json!("x");
         assert!(refusal(&b).contains("unknown field"));
+    }
+
+    #[test]
+    fn what_a_get_adds_is_ignored() {
+        let mut b = body(vec![widget("a", "gauge", "up")]);
+        for (k, v) in [
+            ("id", json!("x")),
+            ("owner", json!("ann")),
+            ("public", json!(true)),
+            ("can_edit", json!(true)),
+            ("version", json!(3)),
+        ] {
+            b[k] = v;
+        }
+        let parsed = parse_body(b.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed.version, Some(3));
     }
 
     #[test]

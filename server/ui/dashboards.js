@@ -60,19 +60,29 @@
     return Math.max(1, Math.ceil((toMs - fromMs) / 1000 / Math.max(widthPx, 50)));
   }
 
-  function seriesName(metric) {
-    const labels = Object.entries(metric || {}).filter(([k]) => k !== "__name__")
-      .map(([k, v]) => k + "=" + v);
-    const name = (metric && metric.__name__) || "";
-    return labels.length ? (name ? name + " " : "") + labels.join(", ") : (name || "value");
+  // Names for the series of one answer: the labels that tell them apart (those all share
+  // are left out), else the host, else the metric's name.
+  function namer(result) {
+    const metrics = (result || []).map((s) => s.metric || {});
+    const keys = new Set(metrics.flatMap((m) => Object.keys(m)));
+    const varying = [...keys].filter((k) => k !== "__name__"
+      && metrics.some((m) => m[k] !== metrics[0][k]));
+    return (metric) => {
+      const m = metric || {};
+      if (varying.length) {
+        return varying.filter((k) => m[k] !== undefined).map((k) => k + "=" + m[k]).join(", ");
+      }
+      return m.instance || m.__name__ || "value";
+    };
   }
 
   function fromMatrix(data) {
+    const name = namer(data.result);
     if (hasCharts() && charts.fromMatrix) {
-      return charts.fromMatrix(data, seriesName);
+      return charts.fromMatrix(data, name);
     }
     return (data.result || []).map((s) => ({
-      name: seriesName(s.metric),
+      name: name(s.metric),
       points: s.values.map(([t, v]) => [t * 1000, Number(v)]),
     }));
   }
@@ -82,7 +92,8 @@
     if (Array.isArray(result) && result.length === 2 && typeof result[0] === "number") {
       return [{ name: "value", value: Number(result[1]) }];
     }
-    return (result || []).map((s) => ({ name: seriesName(s.metric), value: Number(s.value[1]) }));
+    const name = namer(result);
+    return (result || []).map((s) => ({ name: name(s.metric), value: Number(s.value[1]) }));
   }
 
   function stateOf(value, thresholds) {
@@ -176,11 +187,12 @@
     };
   }
 
-  function sizedCanvas(body, label) {
+  // A canvas filling the widget's body but `reserve` pixels kept for a line of text.
+  function sizedCanvas(body, label, reserve) {
     const canvas = el("canvas", { role: "img", "aria-label": label });
-    body.append(canvas);
     const width = Math.max(body.clientWidth, 100);
-    const height = Math.max(body.clientHeight - 8, 60);
+    const height = Math.max(body.clientHeight - reserve, 40);
+    body.append(canvas);
     const ratio = window.devicePixelRatio || 1;
     canvas.width = width * ratio;
     canvas.height = height * ratio;
@@ -193,7 +205,7 @@
 
   // Lines of our own while the shared chart library is not there.
   function plainLines(body, w, data) {
-    const { ctx, width, height } = sizedCanvas(body, (w.title || "chart") + ": time series");
+    const { ctx, width, height } = sizedCanvas(body, (w.title || "chart") + ": time series", 28);
     const c = canvasColours();
     const all = data.series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
     const lo = Math.min(0, ...all);
@@ -239,7 +251,7 @@
     const max = Number.isFinite(opts.max) ? opts.max : (opts.unit === "percent" ? 1 : 100);
     const state = stateOf(s.value, opts.thresholds);
     const text = fmt(s.value, opts.unit) + " \u2014 " + STATE_TEXT[state];
-    const { ctx, width, height } = sizedCanvas(body, (w.title || "gauge") + ": " + text);
+    const { ctx, width, height } = sizedCanvas(body, (w.title || "gauge") + ": " + text, 32);
     const c = canvasColours();
     const r = Math.max(Math.min(width / 2, height) - 12, 10);
     const cx = width / 2;
@@ -280,7 +292,7 @@
       el("th", { scope: "row" }, s.name),
       el("td", { className: "num" }, fmt(s.value, opts.unit)),
       el("td", { className: "dash-bar-cell" },
-        el("span", { className: "dash-bar", style: { width: (Math.abs(s.value) / hi * 100).toFixed(1) + "%" } }))));
+        el("span", { className: "dash-topbar", style: { width: (Math.abs(s.value) / hi * 100).toFixed(1) + "%" } }))));
     body.append(el("table", { className: "dash-toplist" },
       el("thead", {}, el("tr", {},
         el("th", { scope: "col" }, "Series"), el("th", { scope: "col" }, "Value"),
@@ -296,10 +308,10 @@
     const hi = Math.max(...values);
     const label = (w.title || "heat map") + ": " + series.length + " series from "
       + fmt(lo, opts.unit) + " to " + fmt(hi, opts.unit);
-    const { ctx, width, height } = sizedCanvas(body, label);
+    const { ctx, width, height } = sizedCanvas(body, label, 28);
     const rowH = height / Math.max(series.length, 1);
     const span = Math.max(data.to - data.from, 1);
-    const cellW = Math.max(width / Math.max(...series.map((s) => s.points.length), 1), 1);
+    const cellW = Math.max((data.stepMs / span) * width, 1);
     series.forEach((s, i) => {
       for (const [t, v] of s.points) {
         if (!Number.isFinite(v)) {
@@ -350,7 +362,7 @@
       } else if (w.type === "timeseries" || w.type === "heatmap") {
         const step = stepFor(from, to, Math.max(body.clientWidth, 100));
         const raw = await view.source.range(w, from / 1000, to / 1000, step);
-        const data = { from, to, series: fromMatrix(raw) };
+        const data = { from, to, stepMs: step * 1000, series: fromMatrix(raw) };
         body.replaceChildren();
         body.dataset.series = String(data.series.length);
         if (!data.series.length) {
@@ -413,8 +425,16 @@
     container.append(grid);
   }
 
-  function refreshAll(view) {
-    return Promise.all(view.loaders.map((f) => f()));
+  // At most two widgets load at once: a public dashboard's reader gets two evaluations
+  // at a time, and a big dashboard should not flood the query slots.
+  async function refreshAll(view) {
+    const queue = [...view.loaders];
+    const worker = async () => {
+      while (queue.length && !view.stopped) {
+        await queue.shift()();
+      }
+    };
+    await Promise.all([worker(), worker()]);
   }
 
   // ---- Edit mode ----

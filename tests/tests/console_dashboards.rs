@@ -122,21 +122,46 @@ fn dashboards_are_owned_versioned_checked_and_public_only_when_allowed() {
     let server = Server::start(dir.path(), PUBLIC_ON);
     users(&server);
     let api = Api::new(&server);
-    let (eddie, erin, vic) = (api.sign_in("eddie"), api.sign_in("erin"), api.sign_in("vic"));
+    let (eddie, erin, vic) = (
+        api.sign_in("eddie"),
+        api.sign_in("erin"),
+        api.sign_in("vic"),
+    );
     let body = dashboard("Web", vec![widget("one", "gauge", "vector(42)")]);
 
     // Creating: editors, with the CSRF token; never viewers.
-    let (status, e) = api.send(Method::POST, "/api/v1/dashboards", Who::NoCsrf(&eddie), Some(&body));
+    let (status, e) = api.send(
+        Method::POST,
+        "/api/v1/dashboards",
+        Who::NoCsrf(&eddie),
+        Some(&body),
+    );
     assert_eq!(status, 403, "{e}");
     assert!(e["error"].as_str().unwrap().contains("CSRF"), "{e}");
-    let (status, e) = api.send(Method::POST, "/api/v1/dashboards", Who::Session(&vic), Some(&body));
+    let (status, e) = api.send(
+        Method::POST,
+        "/api/v1/dashboards",
+        Who::Session(&vic),
+        Some(&body),
+    );
     assert_eq!(status, 403, "{e}");
-    let (status, d) = api.send(Method::POST, "/api/v1/dashboards", Who::Session(&eddie), Some(&body));
+    let (status, d) = api.send(
+        Method::POST,
+        "/api/v1/dashboards",
+        Who::Session(&eddie),
+        Some(&body),
+    );
     assert_eq!(status, 201, "{d}");
-    assert_eq!((d["owner"].as_str(), d["version"].as_i64()), (Some("eddie"), Some(1)));
+    assert_eq!(
+        (d["owner"].as_str(), d["version"].as_i64()),
+        (Some("eddie"), Some(1))
+    );
     assert_eq!(d["public"], false);
     let id = d["id"].as_str().unwrap().to_string();
-    assert!(id.len() >= 32 && id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+    assert!(
+        id.len() >= 32 && id.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{id}"
+    );
     let path = format!("/api/v1/dashboards/{id}");
 
     // Everyone signed in reads it; only those allowed may change it.
@@ -147,7 +172,10 @@ fn dashboards_are_owned_versioned_checked_and_public_only_when_allowed() {
     assert_eq!(list["can_create"], false);
     let mut change = body.clone();
     change["version"] = json!(1);
-    for (who, what) in [(Who::Session(&vic), "a viewer"), (Who::Session(&erin), "an editor not listed")] {
+    for (who, what) in [
+        (Who::Session(&vic), "a viewer"),
+        (Who::Session(&erin), "an editor not listed"),
+    ] {
         let (status, e) = api.send(Method::PUT, &path, who, Some(&change));
         assert_eq!(status, 403, "{what}: {e}");
     }
@@ -172,28 +200,65 @@ fn dashboards_are_owned_versioned_checked_and_public_only_when_allowed() {
     // A save from version 2 after erin's: someone else saved.
     let (status, e) = api.send(Method::PUT, &path, Who::Session(&eddie), Some(&change));
     assert_eq!(status, 409, "{e}");
-    assert!(e["error"].as_str().unwrap().contains("someone else saved"), "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("someone else saved"),
+        "{e}"
+    );
     let (status, e) = api.send(Method::DELETE, &path, Who::Session(&erin), None);
     assert_eq!(status, 403, "erin edits but does not own it: {e}");
 
     // Refusals say what and where.
-    let bad = dashboard("Bad", vec![widget("a", "gauge", "up"), widget("b", "timeseries", "rate(up[5m]")]);
-    let (status, e) = api.send(Method::POST, "/api/v1/dashboards", Who::Session(&eddie), Some(&bad));
+    let bad = dashboard(
+        "Bad",
+        vec![
+            widget("a", "gauge", "up"),
+            widget("b", "timeseries", "rate(up[5m]"),
+        ],
+    );
+    let (status, e) = api.send(
+        Method::POST,
+        "/api/v1/dashboards",
+        Who::Session(&eddie),
+        Some(&bad),
+    );
     assert_eq!(status, 400, "{e}");
-    assert!(e["error"].as_str().unwrap().starts_with("pages[0].widgets[1].query: "), "{e}");
-    let many: Vec<Value> = (0..101).map(|i| widget(&format!("w{i}"), "gauge", "up")).collect();
-    let (status, e) = api.send(Method::POST, "/api/v1/dashboards", Who::Session(&eddie), Some(&dashboard("Many", many)));
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("pages[0].widgets[1].query: "),
+        "{e}"
+    );
+    let many: Vec<Value> = (0..101)
+        .map(|i| widget(&format!("w{i}"), "gauge", "up"))
+        .collect();
+    let (status, e) = api.send(
+        Method::POST,
+        "/api/v1/dashboards",
+        Who::Session(&eddie),
+        Some(&dashboard("Many", many)),
+    );
     assert_eq!(status, 400, "{e}");
     assert!(e["error"].as_str().unwrap().contains("at most 100"), "{e}");
     let huge = dashboard(&"x".repeat(300 * 1024), vec![]);
-    let (status, e) = api.send(Method::POST, "/api/v1/dashboards", Who::Session(&eddie), Some(&huge));
+    let (status, e) = api.send(
+        Method::POST,
+        "/api/v1/dashboards",
+        Who::Session(&eddie),
+        Some(&huge),
+    );
     assert_eq!(status, 413, "{e}");
     let (status, e) = api.send(Method::PUT, &path, Who::Session(&eddie), Some(&body));
     assert_eq!(status, 400, "no version: {e}");
     assert!(e["error"].as_str().unwrap().starts_with("version: "), "{e}");
 
     // An admin token creates as `admin`.
-    let (status, d) = api.send(Method::POST, "/api/v1/dashboards", Who::Token(ADMIN_TOKEN), Some(&body));
+    let (status, d) = api.send(
+        Method::POST,
+        "/api/v1/dashboards",
+        Who::Token(ADMIN_TOKEN),
+        Some(&body),
+    );
     assert_eq!((status, d["owner"].as_str()), (201, Some("admin")), "{d}");
     let other = d["id"].as_str().unwrap().to_string();
 
@@ -202,14 +267,32 @@ fn dashboards_are_owned_versioned_checked_and_public_only_when_allowed() {
     let on = json!({ "public": true });
     let (status, e) = api.send(Method::PUT, &public_path, Who::Session(&eddie), Some(&on));
     assert_eq!(status, 403, "{e}");
-    let (status, _) = api.send(Method::GET, &format!("/ui/api/public/{id}"), Who::Nobody, None);
+    let (status, _) = api.send(
+        Method::GET,
+        &format!("/ui/api/public/{id}"),
+        Who::Nobody,
+        None,
+    );
     assert_eq!(status, 404, "not public yet");
-    let (status, d) = api.send(Method::PUT, &public_path, Who::Token(ADMIN_TOKEN), Some(&on));
+    let (status, d) = api.send(
+        Method::PUT,
+        &public_path,
+        Who::Token(ADMIN_TOKEN),
+        Some(&on),
+    );
     assert_eq!((status, &d["public"]), (200, &json!(true)), "{d}");
-    let (status, p) = api.send(Method::GET, &format!("/ui/api/public/{id}"), Who::Nobody, None);
+    let (status, p) = api.send(
+        Method::GET,
+        &format!("/ui/api/public/{id}"),
+        Who::Nobody,
+        None,
+    );
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["title"], "Web, by erin");
-    assert!(p.get("owner").is_none() && p.get("editors").is_none(), "{p}");
+    assert!(
+        p.get("owner").is_none() && p.get("editors").is_none(),
+        "{p}"
+    );
     let widget_path = format!("/ui/api/public/{id}/widgets/one");
     let (status, v) = api.send(Method::GET, &widget_path, Who::Nobody, None);
     assert_eq!(status, 200, "{v}");
@@ -219,14 +302,41 @@ fn dashboards_are_owned_versioned_checked_and_public_only_when_allowed() {
     let other_query = format!("{widget_path}?query={}", url_escape("up"));
     let (status, e) = api.send(Method::GET, &other_query, Who::Nobody, None);
     assert_eq!(status, 400, "{e}");
-    assert!(e["error"].as_str().unwrap().contains("\"query\" is not taken"), "{e}");
-    let (status, _) = api.send(Method::GET, &format!("/ui/api/public/{id}/widgets/nope"), Who::Nobody, None);
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"query\" is not taken"),
+        "{e}"
+    );
+    let (status, _) = api.send(
+        Method::GET,
+        &format!("/ui/api/public/{id}/widgets/nope"),
+        Who::Nobody,
+        None,
+    );
     assert_eq!(status, 404);
     // A dashboard that is not public and one that does not exist get the same answer.
-    let (s1, e1) = api.send(Method::GET, &format!("/ui/api/public/{other}"), Who::Nobody, None);
-    let (s2, e2) = api.send(Method::GET, &format!("/ui/api/public/{}", "0".repeat(32)), Who::Nobody, None);
-    assert_eq!((s1, &e1), (404, &e2));
-    let (status, _) = api.send(Method::GET, &format!("/ui/api/public/{other}/widgets/one"), Who::Nobody, None);
+    let (s1, e1) = api.send(
+        Method::GET,
+        &format!("/ui/api/public/{other}"),
+        Who::Nobody,
+        None,
+    );
+    let (s2, e2) = api.send(
+        Method::GET,
+        &format!("/ui/api/public/{}", "0".repeat(32)),
+        Who::Nobody,
+        None,
+    );
+    assert_eq!((s1, &e1), (s2, &e2));
+    assert_eq!(s1, 404);
+    let (status, _) = api.send(
+        Method::GET,
+        &format!("/ui/api/public/{other}/widgets/one"),
+        Who::Nobody,
+        None,
+    );
     assert_eq!(status, 404);
 
     // The owner deletes it.
@@ -234,7 +344,12 @@ fn dashboards_are_owned_versioned_checked_and_public_only_when_allowed() {
     assert_eq!(status, 204);
     let (status, _) = api.send(Method::GET, &path, Who::Session(&vic), None);
     assert_eq!(status, 404);
-    let (status, _) = api.send(Method::GET, &format!("/ui/api/public/{id}"), Who::Nobody, None);
+    let (status, _) = api.send(
+        Method::GET,
+        &format!("/ui/api/public/{id}"),
+        Who::Nobody,
+        None,
+    );
     assert_eq!(status, 404);
 }
 
@@ -244,7 +359,12 @@ fn public_dashboards_are_off_unless_the_config_says() {
     let server = Server::start(dir.path(), "");
     let api = Api::new(&server);
     let body = dashboard("Web", vec![widget("one", "gauge", "vector(1)")]);
-    let (status, d) = api.send(Method::POST, "/api/v1/dashboards", Who::Token(ADMIN_TOKEN), Some(&body));
+    let (status, d) = api.send(
+        Method::POST,
+        "/api/v1/dashboards",
+        Who::Token(ADMIN_TOKEN),
+        Some(&body),
+    );
     assert_eq!(status, 201, "{d}");
     let id = d["id"].as_str().unwrap();
     let (status, e) = api.send(
@@ -254,8 +374,19 @@ fn public_dashboards_are_off_unless_the_config_says() {
         Some(&json!({ "public": true })),
     );
     assert_eq!(status, 403, "{e}");
-    assert!(e["error"].as_str().unwrap().contains("public_dashboards = true"), "{e}");
-    let (status, _) = api.send(Method::GET, &format!("/ui/api/public/{id}"), Who::Nobody, None);
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("public_dashboards = true"),
+        "{e}"
+    );
+    let (status, _) = api.send(
+        Method::GET,
+        &format!("/ui/api/public/{id}"),
+        Who::Nobody,
+        None,
+    );
     assert_eq!(status, 404);
 }
 
@@ -270,10 +401,21 @@ fn set_value(b: &mut Browser, selector: &str, value: &str) {
     .unwrap();
 }
 
-fn add_widget(b: &mut Browser, kind: &str, title: &str, query: &str, unit: &str, extra: &[(&str, &str)]) {
+fn add_widget(
+    b: &mut Browser,
+    kind: &str,
+    title: &str,
+    query: &str,
+    unit: &str,
+    extra: &[(&str, &str)],
+) {
     b.click("#dash-add-widget").unwrap();
-    b.wait_until("document.getElementById('dash-f-type') !== null", WAIT, "the widget form")
-        .unwrap();
+    b.wait_until(
+        "document.getElementById('dash-f-type') !== null",
+        WAIT,
+        "the widget form",
+    )
+    .unwrap();
     set_value(b, "#dash-f-type", kind);
     set_value(b, "#dash-f-title", title);
     set_value(b, "#dash-f-query", query);
@@ -320,24 +462,39 @@ fn an_editor_builds_a_dashboard_and_anyone_reads_it_when_public() {
         let has = |expr: &str| {
             let path = format!("/api/v1/query?query={}", url_escape(expr));
             let body = server.prom_get(ADMIN_TOKEN, &path).1;
-            body["data"]["result"].as_array().is_some_and(|r| !r.is_empty())
+            body["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
         };
         (has(CPU) && has(MEMORY)).then_some(())
     });
     let cert = std::fs::read_to_string(server.root.join("server-data/pki/server.crt")).unwrap();
     let mut b = Browser::start(&[&cert]);
-    b.navigate(&format!("{}/ui/#/dashboards", server.url())).unwrap();
-    b.wait_until("!document.getElementById('sign-in').hidden", WAIT, "the sign-in form")
+    b.navigate(&format!("{}/ui/#/dashboards", server.url()))
         .unwrap();
+    b.wait_until(
+        "!document.getElementById('sign-in').hidden",
+        WAIT,
+        "the sign-in form",
+    )
+    .unwrap();
     b.type_into("#user", "eddie").unwrap();
     b.type_into("#password", PASSWORD).unwrap();
     b.click("#sign-in button[type=submit]").unwrap();
-    b.wait_until("document.getElementById('dash-new-title') !== null", WAIT, "the New dashboard form")
-        .unwrap();
+    b.wait_until(
+        "document.getElementById('dash-new-title') !== null",
+        WAIT,
+        "the New dashboard form",
+    )
+    .unwrap();
     b.type_into("#dash-new-title", "Web servers").unwrap();
     b.click(".dash-new button[type=submit]").unwrap();
-    b.wait_until("document.getElementById('dash-edit') !== null", WAIT, "the new dashboard")
-        .unwrap();
+    b.wait_until(
+        "document.getElementById('dash-edit') !== null",
+        WAIT,
+        "the new dashboard",
+    )
+    .unwrap();
     let id = b
         .eval("decodeURIComponent(location.hash.split('/')[2])")
         .unwrap()
@@ -345,8 +502,12 @@ fn an_editor_builds_a_dashboard_and_anyone_reads_it_when_public() {
         .unwrap()
         .to_string();
     b.click("#dash-edit").unwrap();
-    b.wait_until("document.getElementById('dash-add-widget') !== null", WAIT, "edit mode")
-        .unwrap();
+    b.wait_until(
+        "document.getElementById('dash-add-widget') !== null",
+        WAIT,
+        "edit mode",
+    )
+    .unwrap();
     add_widget(&mut b, "timeseries", "CPU by mode", CPU, "", &[]);
     add_widget(
         &mut b,
@@ -354,12 +515,31 @@ fn an_editor_builds_a_dashboard_and_anyone_reads_it_when_public() {
         "Memory used",
         MEMORY,
         "percent",
-        &[("#dash-f-min", "0"), ("#dash-f-max", "1"), ("#dash-f-thresholds", "0.8:warn, 0.95:crit")],
+        &[
+            ("#dash-f-min", "0"),
+            ("#dash-f-max", "1"),
+            ("#dash-f-thresholds", "0.8:warn, 0.95:crit"),
+        ],
     );
     // Keyboard-usable arrangement: the gauge moves right next to the graph.
     b.eval("document.querySelector('.dash-widget[data-type=gauge] button[aria-label^=\"Move right\"]').focus()")
         .unwrap();
-    b.press("Enter").unwrap();
+    for kind in ["keyDown", "keyUp"] {
+        b.call(
+            "Input.dispatchKeyEvent",
+            json!({"type": kind, "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13,
+                   "text": if kind == "keyDown" { "\r" } else { "" }}),
+        )
+        .unwrap();
+    }
+    b.wait_until(
+        "document.querySelector('.dash-widget[data-type=gauge]').style.gridColumn.startsWith('2')",
+        WAIT,
+        "Enter on Move right to move the gauge",
+    )
+    .unwrap();
+    b.screenshot(&browser::screenshot_path("dashboard-edit"))
+        .unwrap();
     b.click("#dash-save").unwrap();
     b.wait_until(
         "document.querySelector('.dash-status').textContent.startsWith('Saved')",
@@ -369,17 +549,22 @@ fn an_editor_builds_a_dashboard_and_anyone_reads_it_when_public() {
     .unwrap();
 
     // Reloaded, both widgets are back with data.
-    b.navigate(&format!("{}/ui/#/dashboard/{id}", server.url())).unwrap();
+    b.navigate("about:blank").unwrap();
+    b.navigate(&format!("{}/ui/#/dashboard/{id}", server.url()))
+        .unwrap();
     let ready = b
         .wait_until(BOTH_READY, WAIT, "both widgets with data after a reload")
         .unwrap_or_else(|e| panic!("{e}\nagent log:\n{}", agent.log_text()));
     assert!(ready[0].as_u64().unwrap() >= 1 && ready[1] == 1, "{ready}");
-    let stored = server.prom_get(ADMIN_TOKEN, &format!("/api/v1/dashboards/{id}")).1;
+    let stored = server
+        .prom_get(ADMIN_TOKEN, &format!("/api/v1/dashboards/{id}"))
+        .1;
     let widgets = stored["pages"][0]["widgets"].as_array().unwrap();
     assert_eq!(widgets.len(), 2, "{stored}");
     assert_eq!(widgets[1]["x"], 1, "moved right once: {stored}");
     assert_eq!(widgets[1]["options"]["unit"], "percent");
-    b.screenshot(&browser::screenshot_path("dashboard")).unwrap();
+    b.screenshot(&browser::screenshot_path("dashboard"))
+        .unwrap();
     browser::assert_no_problems(&mut b, &server.url());
 
     // An admin makes it public; a browser without a session sees it, read-only.
@@ -391,20 +576,86 @@ fn an_editor_builds_a_dashboard_and_anyone_reads_it_when_public() {
         .send()
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
+    // The other widget types, added by the admin over the API, are drawn too.
+    let mut all = server
+        .prom_get(ADMIN_TOKEN, &format!("/api/v1/dashboards/{id}"))
+        .1;
+    let more = [
+        ("load", "status", "node_load1", 4),
+        ("disks", "toplist", "node_filesystem_avail_bytes", 5),
+        ("cpu-map", "heatmap", "rate(node_cpu_seconds_total[1m])", 5),
+        ("alerts", "alerts", "", 3),
+    ];
+    let list = all["pages"][0]["widgets"].as_array_mut().unwrap();
+    for (i, (wid, kind, query, h)) in more.into_iter().enumerate() {
+        let mut w = widget(wid, kind, query);
+        w["y"] = json!(20 + i * 6);
+        w["h"] = json!(h);
+        w["options"] = json!({ "unit": if kind == "toplist" { "bytes" } else { "" },
+                               "thresholds": [{ "value": 1, "colour": "ok" }] });
+        list.push(w);
+    }
+    let resp = http
+        .put(format!("{}/api/v1/dashboards/{id}", server.url()))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&all)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().unwrap());
     let mut anon = Browser::start(&[&cert]);
-    anon.navigate(&format!("{}/ui/#/public/{id}", server.url())).unwrap();
+    anon.navigate(&format!("{}/ui/#/public/{id}", server.url()))
+        .unwrap();
     let ready = anon
         .wait_until(BOTH_READY, WAIT, "the public dashboard's widgets with data")
-        .unwrap();
+        .unwrap_or_else(|e| {
+            let states = anon.eval(
+                "[...document.querySelectorAll('.dash-widget')].map((w) => w.dataset.type + ': ' \
+                 + w.querySelector('.dash-widget-body').dataset.state + ' ' + w.textContent)",
+            );
+            panic!("{e}: {states:?}")
+        });
     assert!(ready[0].as_u64().unwrap() >= 1, "{ready}");
+    let states = anon
+        .wait_until(
+            "(() => { const s = [...document.querySelectorAll('.dash-widget-body')] \
+               .map((b) => b.closest('.dash-widget').dataset.type + ':' + b.dataset.state); \
+               return s.length === 6 && s.every((x) => x.endsWith(':ok')) && s; })()",
+            WAIT,
+            "every widget type drawn with data",
+        )
+        .unwrap_or_else(|e| {
+            let states = anon.eval(
+                "[...document.querySelectorAll('.dash-widget')].map((w) => w.dataset.type + ': ' \
+                 + w.querySelector('.dash-widget-body').dataset.state + ' ' + w.textContent)",
+            );
+            panic!("{e}: {states:?}")
+        });
+    assert_eq!(states.as_array().unwrap().len(), 6);
+    assert!(
+        anon.eval(
+            "document.querySelectorAll('.dash-type-status .dash-tile strong').length > 0 \
+                   && document.querySelectorAll('.dash-type-toplist tbody tr').length > 0 \
+                   && document.querySelector('.dash-type-alerts .dash-alert-list') === null"
+        )
+        .unwrap()
+            == json!(true),
+        "status tiles with words, top list rows, alert counts without a list"
+    );
     let chrome = anon
         .eval(
             "[document.getElementById('sign-in').hidden, document.getElementById('nav').hidden, \
               document.getElementById('dash-edit') === null, \
-              document.querySelector('.dash-widget-error') === null]",
+              [...document.querySelectorAll('.dash-widget-error')].map((e) => e.textContent).join() || true]",
         )
         .unwrap();
     assert_eq!(chrome, json!([true, true, true, true]));
-    anon.screenshot(&browser::screenshot_path("public")).unwrap();
+    // Tall enough to show every widget.
+    anon.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1280, "height": 2200, "deviceScaleFactor": 1, "mobile": false}),
+    )
+    .unwrap();
+    anon.screenshot(&browser::screenshot_path("public"))
+        .unwrap();
     browser::assert_no_problems(&mut anon, &server.url());
 }

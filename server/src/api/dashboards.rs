@@ -14,7 +14,8 @@
 //! A public dashboard is read without credentials: its definition without owner and
 //! editors, and each widget's data by the widget's id. The caller never sends a query:
 //! the server evaluates the stored one, within the query slots and at most
-//! [`PUBLIC_EVALUATIONS`] public evaluations at once (others are answered 429). An
+//! [`PUBLIC_EVALUATIONS`] public evaluations at once (others wait up to [`PUBLIC_WAIT`],
+//! then are answered 429). An
 //! unknown dashboard, one that is not public and any while `[ui] public_dashboards` is off
 //! get the same 404.
 
@@ -36,6 +37,9 @@ use crate::{
 
 /// Public widget evaluations running at once, all public dashboards together.
 pub const PUBLIC_EVALUATIONS: usize = 2;
+
+/// How long a public widget waits for its turn before it is answered 429.
+const PUBLIC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The answer to every public read of a dashboard that cannot be read.
 const NO_PUBLIC: &str = "no such public dashboard";
@@ -381,11 +385,12 @@ async fn widget_answer(
             )
         })?;
     check_params(widget.kind, &params)?;
-    let Ok(_turn) = app.public_evaluations.try_acquire() else {
+    let turn = tokio::time::timeout(PUBLIC_WAIT, app.public_evaluations.acquire()).await;
+    let Ok(Ok(_turn)) = turn else {
         return Err(PromError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "unavailable",
-            "too many public widgets are being evaluated; try again in a second".into(),
+            "too many public widgets are being evaluated; try again in a few seconds".into(),
         ));
     };
     if widget.kind == WidgetType::Alerts {
