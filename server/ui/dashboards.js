@@ -24,8 +24,9 @@
 
   // ---- Formatting and data shapes (through `charts` when it is there) ----
 
+  // `charts` (chart.js) may be a global `const`, which is no property of `window`.
   function hasCharts() {
-    return typeof window.charts === "object" && window.charts !== null;
+    return typeof charts === "object" && charts !== null;
   }
 
   function fmt(v, unit) {
@@ -230,17 +231,33 @@
     body.dataset.points = String(data.series.reduce((n, s) => n + s.points.length, 0));
   }
 
+  // The shared chart of a widget is made once and updated at each refresh.
   function drawTimeseries(body, w, data, view) {
     const opts = w.options || {};
-    if (hasCharts() && charts.timeSeries) {
-      const chart = charts.timeSeries(body, {
+    if (!(hasCharts() && charts.timeSeries)) {
+      body.replaceChildren();
+      plainLines(body, w, data);
+      return;
+    }
+    let chart = view.chartOf.get(body);
+    if (!chart) {
+      body.replaceChildren();
+      chart = charts.timeSeries(body, {
         unit: opts.unit || "", label: w.title || "time series",
         height: Math.max(body.clientHeight - 8, 80), stacked: Boolean(opts.stacked),
       });
       view.charts.push(chart);
-      chart.update(data);
-    } else {
-      plainLines(body, w, data);
+      view.chartOf.set(body, chart);
+    }
+    chart.update(data);
+  }
+
+  function dropChart(view, body) {
+    const chart = view.chartOf.get(body);
+    if (chart) {
+      chart.destroy();
+      view.chartOf.delete(body);
+      view.charts.splice(view.charts.indexOf(chart), 1);
     }
   }
 
@@ -346,7 +363,8 @@
     body.dataset.series = String(Object.values(info.counts || {}).length);
   }
 
-  function showError(body, text) {
+  function showError(body, text, view) {
+    dropChart(view, body);
     body.replaceChildren(el("p", { className: "dash-widget-error", role: "status" }, text));
     body.dataset.state = "error";
   }
@@ -363,24 +381,28 @@
         const step = stepFor(from, to, Math.max(body.clientWidth, 100));
         const raw = await view.source.range(w, from / 1000, to / 1000, step);
         const data = { from, to, stepMs: step * 1000, series: fromMatrix(raw) };
-        body.replaceChildren();
         body.dataset.series = String(data.series.length);
         if (!data.series.length) {
-          return showError(body, "No data for this query in the time range.");
+          return showError(body, "No data for this query in the time range.", view);
         }
-        (w.type === "heatmap" ? drawHeatmap : drawTimeseries)(body, w, data, view);
+        if (w.type === "heatmap") {
+          body.replaceChildren();
+          drawHeatmap(body, w, data);
+        } else {
+          drawTimeseries(body, w, data, view);
+        }
       } else {
         const list = samples(await view.source.instant(w));
         body.replaceChildren();
         body.dataset.series = String(list.length);
         if (!list.length) {
-          return showError(body, "No data for this query now.");
+          return showError(body, "No data for this query now.", view);
         }
         ({ gauge: drawGauge, status: drawStatus, toplist: drawToplist })[w.type](body, w, list);
       }
       body.dataset.state = "ok";
     } catch (e) {
-      showError(body, "Cannot show this widget: " + e.message);
+      showError(body, "Cannot show this widget: " + e.message, view);
     }
     return undefined;
   }
@@ -399,6 +421,7 @@
     for (const c of view.charts.splice(0)) {
       c.destroy();
     }
+    view.chartOf = new Map();
     const grid = el("div", { className: "dash-grid" });
     const editing = Boolean(view.editing);
     const widgets = [...page.widgets].sort((a, b) => a.y - b.y || a.x - b.x);
@@ -585,7 +608,8 @@
   function dashboardView(section, params, isPublic) {
     const view = {
       id: params[0], pageIndex: Math.max(Number(params[1] || 1) - 1, 0), dash: null, draft: null,
-      editing: false, range: null, timer: null, charts: [], loaders: [], stopped: false,
+      editing: false, range: null, timer: null, charts: [], chartOf: new Map(), loaders: [],
+      stopped: false,
       source: isPublic ? publicSource(params[0]) : sessionSource(),
       status: el("p", { className: "dash-status", role: "status", "aria-live": "polite" }),
     };

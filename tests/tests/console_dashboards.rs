@@ -435,17 +435,18 @@ fn add_widget(
     .unwrap();
 }
 
-/// Both widgets drawn with data: `[series of the graph, series of the gauge, points]`
-/// (points only when the shared chart library draws the graph).
+/// Both widgets drawn with data: `[series of the graph, series of the gauge, points drawn,
+/// whether the shared chart library drew the graph]`. The library sets `data-points` on
+/// the widget's body; without it the page's own lines do.
 const BOTH_READY: &str = "(() => { \
   const w = (t) => document.querySelector('.dash-widget[data-type=' + t + '] .dash-widget-body'); \
   const g = w('timeseries'), m = w('gauge'); \
   if (!g || !m || g.dataset.state !== 'ok' || m.dataset.state !== 'ok') return false; \
   if (!(Number(g.dataset.series) > 0 && Number(m.dataset.series) > 0)) return false; \
-  const charts = typeof window.charts === 'object' && window.charts !== null; \
-  const points = Number(g.dataset.points || (g.querySelector('[data-points]') || {dataset: {}}).dataset.points || 0); \
-  if (charts && !(points > 0)) return false; \
-  return [Number(g.dataset.series), Number(m.dataset.series), points, charts]; })()";
+  const drawn = typeof charts === 'object' && charts !== null; \
+  const points = Number(g.dataset.points || 0); \
+  if (!(points > 0)) return false; \
+  return [Number(g.dataset.series), Number(m.dataset.series), points, drawn]; })()";
 
 #[test]
 fn an_editor_builds_a_dashboard_and_anyone_reads_it_when_public() {
@@ -567,8 +568,45 @@ fn an_editor_builds_a_dashboard_and_anyone_reads_it_when_public() {
         .unwrap();
     browser::assert_no_problems(&mut b, &server.url());
 
-    // An admin makes it public; a browser without a session sees it, read-only.
+    // Someone else saves while eddie edits: his save is refused (409, which the browser
+    // logs as a network error: hence after the check above) and the page offers a reload.
+    b.click("#dash-edit").unwrap();
+    b.wait_until(
+        "document.getElementById('dash-save') !== null",
+        WAIT,
+        "edit mode again",
+    )
+    .unwrap();
     let http = client(&server.ca_pem(), None);
+    let current = server
+        .prom_get(ADMIN_TOKEN, &format!("/api/v1/dashboards/{id}"))
+        .1;
+    let resp = http
+        .put(format!("{}/api/v1/dashboards/{id}", server.url()))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&current)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    b.click("#dash-save").unwrap();
+    b.wait_until(
+        "document.querySelector('.dash-status').textContent.includes('someone else saved')",
+        WAIT,
+        "the page to say someone else saved",
+    )
+    .unwrap();
+    b.click(".dash-status button").unwrap();
+    b.wait_until(
+        &format!(
+            "document.getElementById('dash-save') === null \
+             && document.getElementById('dash-edit') !== null && {BOTH_READY}"
+        ),
+        WAIT,
+        "the dashboard reloaded, out of edit mode, after the conflict",
+    )
+    .unwrap();
+
+    // An admin makes it public; a browser without a session sees it, read-only.
     let resp = http
         .put(format!("{}/api/v1/dashboards/{id}/public", server.url()))
         .bearer_auth(ADMIN_TOKEN)

@@ -41,6 +41,9 @@ pub const PUBLIC_EVALUATIONS: usize = 2;
 /// How long a public widget waits for its turn before it is answered 429.
 const PUBLIC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The longest range a public widget reads: the picker's 30 days and one to spare.
+const MAX_PUBLIC_RANGE_MS: i64 = 31 * 86_400_000;
+
 /// The answer to every public read of a dashboard that cannot be read.
 const NO_PUBLIC: &str = "no such public dashboard";
 
@@ -432,6 +435,11 @@ fn range_params(
             "end timestamp must not be before start time",
         ));
     }
+    if end - start > MAX_PUBLIC_RANGE_MS {
+        return Err(PromError::bad_data(
+            "a public widget reads at most 31 days: the console's longest range and a day",
+        ));
+    }
     let step_text = param(params, "step").ok_or_else(|| PromError::param("step", "missing"))?;
     let step = parse_duration(step_text).map_err(|e| PromError::param("step", e))?;
     if step <= 0 {
@@ -522,6 +530,11 @@ mod tests {
             11_000,
         );
         assert_eq!(ok.unwrap(), (0, 3_600_000, 60_000));
+        let long = range_params(
+            &pairs(&[("start", "0"), ("end", "3000000"), ("step", "3600")]),
+            11_000,
+        );
+        assert!(long.unwrap_err().message.contains("at most 31 days"));
         let many = range_params(
             &pairs(&[("start", "0"), ("end", "86400"), ("step", "1")]),
             11_000,
