@@ -469,17 +469,26 @@
     w.y = Math.max(w.y, 0);
   }
 
+  // The buttons that arrange a widget; after a press the same button has the focus again,
+  // so that a keyboard user can press it on.
   function widgetTools(view, page, w) {
     const name = w.title || TYPES[w.type];
     const act = (label, text, fn) => el("button", {
       type: "button", className: "dash-tool", "aria-label": label + " " + name, title: label,
+      dataset: { tool: label },
       onclick: () => {
         fn();
         clampPlace(w);
         view.rerender();
+        const again = view.section.querySelector(".dash-widget[data-widget-id=\"" + CSS.escape(w.id)
+          + "\"] [data-tool=\"" + label + "\"]");
+        if (again) {
+          again.focus();
+        }
       },
     }, text);
     return el("div", { className: "dash-tools", role: "group", "aria-label": "Arrange " + name },
+      dragHandle(view, w, "dash-move", "Drag to move", (s, dx, dy) => ({ ...s, x: s.x + dx, y: s.y + dy })),
       act("Move left", "\u2190", () => { w.x -= 1; }),
       act("Move right", "\u2192", () => { w.x += 1; }),
       act("Move up", "\u2191", () => { w.y -= 1; }),
@@ -491,7 +500,39 @@
       el("button", { type: "button", className: "dash-tool", onclick: () => view.editWidget(page, w) }, "Edit"),
       act("Remove", "Remove", () => {
         page.widgets.splice(page.widgets.indexOf(w), 1);
-      }));
+      }),
+      dragHandle(view, w, "dash-resize", "Drag to resize", (s, dx, dy) => ({ ...s, w: s.w + dx, h: s.h + dy })));
+  }
+
+  // A handle for the mouse or a finger (the buttons do the same from the keyboard): the
+  // widget follows in whole grid cells, and is placed when the pointer is let go.
+  function dragHandle(view, w, className, title, placed) {
+    const handle = el("span", { className: "dash-handle " + className, title, "aria-hidden": "true" },
+      className === "dash-move" ? "\u2725" : "\u21F2");
+    handle.addEventListener("pointerdown", (down) => {
+      down.preventDefault();
+      const article = handle.closest(".dash-widget");
+      const grid = handle.closest(".dash-grid");
+      const gap = parseFloat(getComputedStyle(grid).rowGap) || 0;
+      const colW = (grid.clientWidth + gap) / 12;
+      const rowH = ROW_PX + gap;
+      const start = { x: w.x, y: w.y, w: w.w, h: w.h };
+      const at = (e) => {
+        const p = placed(start, Math.round((e.clientX - down.clientX) / colW),
+          Math.round((e.clientY - down.clientY) / rowH));
+        clampPlace(p);
+        return p;
+      };
+      handle.setPointerCapture(down.pointerId);
+      const move = (e) => Object.assign(article.style, placeStyle(at(e)));
+      handle.addEventListener("pointermove", move);
+      handle.addEventListener("pointerup", (e) => {
+        handle.removeEventListener("pointermove", move);
+        Object.assign(w, at(e));
+        view.rerender();
+      }, { once: true });
+    });
+    return handle;
   }
 
   function labelled(id, text, input) {

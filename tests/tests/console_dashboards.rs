@@ -539,6 +539,43 @@ fn an_editor_builds_a_dashboard_and_anyone_reads_it_when_public() {
         "Enter on Move right to move the gauge",
     )
     .unwrap();
+    assert_eq!(
+        b.eval("document.activeElement.dataset.tool").unwrap(),
+        "Move right",
+        "the focus stays on the button pressed"
+    );
+    // And the mouse: the resize handle dragged one column and more to the right.
+    let handle = b
+        .eval(
+            "(() => { const h = document.querySelector('.dash-widget[data-type=gauge] .dash-resize'); \
+               const r = h.getBoundingClientRect(); \
+               const col = document.querySelector('.dash-grid').clientWidth / 12; \
+               return [r.x + r.width / 2, r.y + r.height / 2, col]; })()",
+        )
+        .unwrap();
+    let (x, y, col) = (
+        handle[0].as_f64().unwrap(),
+        handle[1].as_f64().unwrap(),
+        handle[2].as_f64().unwrap(),
+    );
+    for (kind, to_x) in [
+        ("mousePressed", x),
+        ("mouseMoved", x + col * 0.6),
+        ("mouseMoved", x + col * 1.2),
+        ("mouseReleased", x + col * 1.2),
+    ] {
+        b.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": kind, "x": to_x, "y": y, "button": "left", "buttons": 1, "clickCount": 1}),
+        )
+        .unwrap();
+    }
+    b.wait_until(
+        "document.querySelector('.dash-widget[data-type=gauge]').style.gridColumn === '2 / span 7'",
+        WAIT,
+        "the gauge one column wider after the drag",
+    )
+    .unwrap();
     b.screenshot(&browser::screenshot_path("dashboard-edit"))
         .unwrap();
     b.click("#dash-save").unwrap();
@@ -563,6 +600,7 @@ fn an_editor_builds_a_dashboard_and_anyone_reads_it_when_public() {
     let widgets = stored["pages"][0]["widgets"].as_array().unwrap();
     assert_eq!(widgets.len(), 2, "{stored}");
     assert_eq!(widgets[1]["x"], 1, "moved right once: {stored}");
+    assert_eq!(widgets[1]["w"], 7, "one column wider: {stored}");
     assert_eq!(widgets[1]["options"]["unit"], "percent");
     b.screenshot(&browser::screenshot_path("dashboard"))
         .unwrap();
