@@ -202,36 +202,8 @@ pub(super) async fn authorize_named(
     headers: &HeaderMap,
     needed: Access,
 ) -> Result<String, Denied> {
-    caller(app, headers, needed).await.map(|c| c.name)
-}
-
-/// Who a request comes from, once authorized.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Caller {
-    /// The user's name, or the token's (`admin` for the admin token).
-    pub(super) name: String,
-    /// A user of role admin or a token of role admin.
-    pub(super) admin: bool,
-    /// Whether a token (not a session) authorized the request.
-    pub(super) token: bool,
-    /// Whether the caller has `Change` access (editors, admins, admin tokens).
-    pub(super) may_change: bool,
-}
-
-/// As [`authorize`], with who the caller is.
-pub(super) async fn caller(
-    app: &Arc<AppState>,
-    headers: &HeaderMap,
-    needed: Access,
-) -> Result<Caller, Denied> {
     if headers.contains_key(header::AUTHORIZATION) {
-        let (name, role) = authorize_token(app, headers, needed).await?;
-        return Ok(Caller {
-            name,
-            admin: role == Role::Admin,
-            token: true,
-            may_change: token_allows(role, Access::Change),
-        });
+        return authorize_token(app, headers, needed).await;
     }
     let Some(id) = session_id_of(headers) else {
         return Err(Denied::Missing);
@@ -252,19 +224,14 @@ pub(super) async fn caller(
             return Err(Denied::Csrf);
         }
     }
-    Ok(Caller {
-        name: row.user,
-        admin: row.role == UserRole::Admin,
-        token: false,
-        may_change: user_allows(row.role, Access::Change),
-    })
+    Ok(row.user)
 }
 
 async fn authorize_token(
     app: &Arc<AppState>,
     headers: &HeaderMap,
     needed: Access,
-) -> Result<(String, Role), Denied> {
+) -> Result<String, Denied> {
     let secret = secret_of(headers).ok_or(Denied::Missing)?;
     let state = app.state.clone();
     let (name, role) = tokio::task::spawn_blocking(move || state.authenticate_named(&secret))
@@ -273,13 +240,60 @@ async fn authorize_token(
         .map_err(|e| Denied::Internal(e.to_string()))?
         .ok_or(Denied::Invalid)?;
     if token_allows(role, needed) {
-        Ok((name, role))
+        Ok(name)
     } else {
         Err(Denied::Forbidden {
             who: format!("a token of role {}", role.as_str()),
             needed: needed.token_role().as_str().into(),
         })
     }
+}
+
+/// Who a request comes from, with what its role lets it do: for endpoints whose rules
+/// depend on the caller (dashboards: their owners and editors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Identity {
+    /// The user's name, or the token's (`admin` for the admin token).
+    pub(super) name: String,
+    /// A user of role admin or a token of role admin.
+    pub(super) admin: bool,
+    /// Whether a token (not a session) authorized the request.
+    pub(super) token: bool,
+    /// Whether the caller has `Change` access (editors, admins, admin tokens).
+    pub(super) may_change: bool,
+}
+
+/// As [`authorize_named`] (every check, CSRF included, is its), then the caller's role:
+/// the token's or the session's, read again.
+pub(super) async fn identify(
+    app: &Arc<AppState>,
+    headers: &HeaderMap,
+    needed: Access,
+) -> Result<Identity, Denied> {
+    let name = authorize_named(app, headers, needed).await?;
+    if headers.contains_key(header::AUTHORIZATION) {
+        let secret = secret_of(headers).ok_or(Denied::Missing)?;
+        let state = app.state.clone();
+        let (_, role) = tokio::task::spawn_blocking(move || state.authenticate_named(&secret))
+            .await
+            .map_err(|e| Denied::Internal(e.to_string()))?
+            .map_err(|e| Denied::Internal(e.to_string()))?
+            .ok_or(Denied::Invalid)?;
+        return Ok(Identity {
+            name,
+            admin: role == Role::Admin,
+            token: true,
+            may_change: token_allows(role, Access::Change),
+        });
+    }
+    let id = session_id_of(headers).ok_or(Denied::Missing)?;
+    let row = session_of(app, &id).await?.ok_or(Denied::SessionOver)?;
+    Ok(Identity {
+        name: row.user,
+        admin: row.role == UserRole::Admin,
+        token: false,
+        may_change: user_allows(row.role, Access::Change),
+    })
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use axum::extract::Path as AxPath;
 
 use super::{
-    auth::{Caller, Denied},
+    auth::{Denied, Identity},
     prom::{PromError, parse_duration, parse_time, success},
     *,
 };
@@ -47,8 +47,12 @@ const MAX_PUBLIC_RANGE_MS: i64 = 31 * 86_400_000;
 /// The answer to every public read of a dashboard that cannot be read.
 const NO_PUBLIC: &str = "no such public dashboard";
 
-async fn who(app: &Arc<AppState>, headers: &HeaderMap, needed: Access) -> Result<Caller, ApiError> {
-    auth::caller(app, headers, needed)
+async fn who(
+    app: &Arc<AppState>,
+    headers: &HeaderMap,
+    needed: Access,
+) -> Result<Identity, ApiError> {
+    auth::identify(app, headers, needed)
         .await
         .map_err(|denied| match denied {
             Denied::Internal(e) => internal(e),
@@ -70,7 +74,7 @@ fn state_error(e: StateError) -> ApiError {
     }
 }
 
-fn may_edit(caller: &Caller, row: &DashboardRow) -> bool {
+fn may_edit(caller: &Identity, row: &DashboardRow) -> bool {
     caller.may_change
         && dashboards::may_edit(
             &caller.name,
@@ -81,12 +85,12 @@ fn may_edit(caller: &Caller, row: &DashboardRow) -> bool {
         )
 }
 
-fn may_delete(caller: &Caller, row: &DashboardRow) -> bool {
+fn may_delete(caller: &Identity, row: &DashboardRow) -> bool {
     caller.may_change && (caller.admin || caller.name == row.owner)
 }
 
 /// A dashboard as the API shows it to `caller`, with what it may do to it.
-fn dashboard_json(row: &DashboardRow, caller: &Caller) -> serde_json::Value {
+fn dashboard_json(row: &DashboardRow, caller: &Identity) -> serde_json::Value {
     let mut out = json!({
         "id": row.id,
         "title": row.title,
