@@ -427,7 +427,11 @@
     const widgets = [...page.widgets].sort((a, b) => a.y - b.y || a.x - b.x);
     for (const w of widgets) {
       const titleId = "dash-w-" + w.id;
-      const body = el("div", { className: "dash-widget-body", dataset: { state: "loading" } },
+      // Lists may scroll in their box: the keyboard can reach it.
+      const scrolls = ["toplist", "status", "alerts"].includes(w.type);
+      const body = el("div", {
+        className: "dash-widget-body", dataset: { state: "loading" }, tabIndex: scrolls ? 0 : -1,
+      },
         el("p", { className: "dash-loading" }, "Loading\u2026"));
       const article = el("article", {
         className: "dash-widget dash-type-" + w.type, style: placeStyle(w),
@@ -493,10 +497,10 @@
       act("Move right", "\u2192", () => { w.x += 1; }),
       act("Move up", "\u2191", () => { w.y -= 1; }),
       act("Move down", "\u2193", () => { w.y += 1; }),
-      act("Narrower", "\u2212W", () => { w.w -= 1; }),
-      act("Wider", "+W", () => { w.w += 1; }),
-      act("Shorter", "\u2212H", () => { w.h -= 1; }),
-      act("Taller", "+H", () => { w.h += 1; }),
+      act("Narrower", "Narrower", () => { w.w -= 1; }),
+      act("Wider", "Wider", () => { w.w += 1; }),
+      act("Shorter", "Shorter", () => { w.h -= 1; }),
+      act("Taller", "Taller", () => { w.h += 1; }),
       el("button", { type: "button", className: "dash-tool", onclick: () => view.editWidget(page, w) }, "Edit"),
       act("Remove", "Remove", () => {
         page.widgets.splice(page.widgets.indexOf(w), 1);
