@@ -126,6 +126,10 @@ pub struct UiConfig {
     /// The window the failures are counted in, from the first.
     #[serde(default = "d_ui_failure_window", deserialize_with = "duration")]
     pub failure_window: Duration,
+    /// Whether an admin may make a dashboard public: readable by anyone, without
+    /// credentials, at `/ui/#/public/ID`.
+    #[serde(default)]
+    pub public_dashboards: bool,
 }
 
 fn d_ui_idle() -> Duration {
@@ -152,6 +156,7 @@ impl Default for UiConfig {
             max_failures_per_user: d_ui_user_failures(),
             max_failures_per_address: d_ui_address_failures(),
             failure_window: d_ui_failure_window(),
+            public_dashboards: false,
         }
     }
 }

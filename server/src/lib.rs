@@ -3,14 +3,16 @@
 //!
 //! Modules depend downward only: [`cli`] and [`serve`] wire everything; [`api`] holds the
 //! HTTP handlers (ingest, admin, reads, queries); [`query`] evaluates PromQL; [`store`] keeps samples and events; [`state`] keeps
-//! identities (agents, join and admin tokens, which [`agents`] approves, revokes and makes; console users and sessions; [`users`] checks
-//! and hashes their passwords); [`pki`] and [`tls`] make and check the
+//! identities (agents, join and admin tokens, which [`agents`] approves, revokes and makes;
+//! console users and sessions, dashboards; [`users`] checks and hashes their passwords,
+//! [`dashboards`] checks dashboards); [`pki`] and [`tls`] make and check the
 //! certificates; [`metrics`] renders the server's own figures and [`health`] judges them.
 
 pub mod agents;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dashboards;
 pub mod grafana;
 pub mod health;
 pub mod import;

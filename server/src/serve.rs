@@ -192,6 +192,7 @@ impl Server {
             password_checks: Semaphore::new(api::PASSWORD_CHECKS),
             public_url: config.public_url(),
             join_token_ttl: config.admin.join_token_ttl,
+            public_evaluations: Semaphore::new(api::PUBLIC_EVALUATIONS),
         });
         info!(%addr, pin = app.pki.ca_pin(), "Listening.");
         let prometheus = match &otel.prometheus {

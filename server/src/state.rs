@@ -19,6 +19,11 @@
 //! [`SESSION_USE_EVERY_MS`], or a tenth of the idle timeout when that is shorter) and when
 //! it expires whatever its use. Removing a user or changing its password deletes its
 //! sessions.
+//!
+//! Console dashboards (`dashboards`, see [`crate::dashboards`]) keep their id (random,
+//! the share link), title, owner, editors (a JSON list of user names) and the "all
+//! editors" switch, the definition as JSON, the public flag, when made and changed, and a
+//! version that each update raises: an update from an older version is refused.
 
 use std::{
     collections::HashMap,
@@ -56,6 +61,14 @@ pub enum StateError {
     NoSuchUser(String),
     #[error("no join token with id {0}")]
     NoSuchJoinToken(String),
+    #[error("no dashboard with id {0:?}")]
+    NoSuchDashboard(String),
+    #[error("the server keeps at most {0} dashboards; delete one first")]
+    TooManyDashboards(usize),
+    #[error("the dashboard was changed since version {given}: it is at version {current}")]
+    StaleDashboard { given: i64, current: i64 },
+    #[error("a dashboard's stored JSON cannot be read: {0}")]
+    BadDashboardJson(String),
 }
 
 /// What an API token may do. `Read` is for the query APIs, `Write` for remote write in,
@@ -286,7 +299,12 @@ impl State {
              CREATE TABLE IF NOT EXISTS ui_sessions(
                  hash TEXT PRIMARY KEY, user TEXT NOT NULL, created_at INTEGER NOT NULL,
                  last_used INTEGER NOT NULL, expires_at INTEGER NOT NULL);
-             CREATE INDEX IF NOT EXISTS ui_sessions_user ON ui_sessions(user);",
+             CREATE INDEX IF NOT EXISTS ui_sessions_user ON ui_sessions(user);
+             CREATE TABLE IF NOT EXISTS dashboards(
+                 id TEXT PRIMARY KEY, title TEXT NOT NULL, owner TEXT NOT NULL,
+                 editors TEXT NOT NULL, all_editors INTEGER NOT NULL, definition TEXT NOT NULL,
+                 public INTEGER NOT NULL, created_at INTEGER NOT NULL,
+                 updated_at INTEGER NOT NULL, version INTEGER NOT NULL);",
         )?;
         add_agent_columns(&conn)?;
         Ok(Self {
@@ -869,6 +887,195 @@ impl State {
     }
 }
 
+/// A dashboard as stored: the definition still as JSON text for lists and as a value
+/// once read (see [`State::dashboard`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashboardRow {
+    pub id: String,
+    pub title: String,
+    pub owner: String,
+    pub editors: Vec<String>,
+    pub all_editors: bool,
+    pub public: bool,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub version: i64,
+    /// `None` in lists, which do not read definitions.
+    pub definition: Option<crate::dashboards::Definition>,
+}
+
+/// What a create or an update stores.
+#[derive(Debug, Clone)]
+pub struct DashboardChange {
+    pub title: String,
+    pub editors: Vec<String>,
+    pub all_editors: bool,
+    pub definition: crate::dashboards::Definition,
+}
+
+const DASHBOARD_COLUMNS: &str =
+    "id, title, owner, editors, all_editors, public, created_at, updated_at, version";
+
+fn row_to_dashboard(r: &rusqlite::Row<'_>) -> rusqlite::Result<(DashboardRow, String)> {
+    let editors: String = r.get(3)?;
+    let row = DashboardRow {
+        id: r.get(0)?,
+        title: r.get(1)?,
+        owner: r.get(2)?,
+        // Written by us from a Vec<String>; should it be damaged, nobody is an editor.
+        editors: serde_json::from_str(&editors).unwrap_or_default(),
+        all_editors: r.get(4)?,
+        public: r.get(5)?,
+        created_ms: r.get(6)?,
+        updated_ms: r.get(7)?,
+        version: r.get(8)?,
+        definition: None,
+    };
+    let definition: String = r.get(9).unwrap_or_default();
+    Ok((row, definition))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StateError> {
+    serde_json::to_string(v).map_err(|e| StateError::BadDashboardJson(e.to_string()))
+}
+
+impl State {
+    /// Stores a new dashboard owned by `owner`, unless `max` exist already. Its id is 16
+    /// random bytes in hex: unguessable, so that it can be a link.
+    pub fn create_dashboard(
+        &self,
+        owner: &str,
+        change: &DashboardChange,
+        max: usize,
+    ) -> Result<DashboardRow, StateError> {
+        let id = random_hex(16);
+        let (editors, definition) = (to_json(&change.editors)?, to_json(&change.definition)?);
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let count: i64 = tx.query_row("SELECT COUNT(*) FROM dashboards", [], |r| r.get(0))?;
+        if usize::try_from(count).unwrap_or(usize::MAX) >= max {
+            return Err(StateError::TooManyDashboards(max));
+        }
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO dashboards(id, title, owner, editors, all_editors, definition, public,
+                 created_at, updated_at, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, 1)",
+            params![
+                id,
+                change.title,
+                owner,
+                editors,
+                change.all_editors,
+                definition,
+                now
+            ],
+        )?;
+        tx.commit()?;
+        drop(conn);
+        self.dashboard(&id)?.ok_or(StateError::NoSuchDashboard(id))
+    }
+
+    /// One dashboard with its definition.
+    pub fn dashboard(&self, id: &str) -> Result<Option<DashboardRow>, StateError> {
+        let found = self
+            .conn()
+            .query_row(
+                &format!("SELECT {DASHBOARD_COLUMNS}, definition FROM dashboards WHERE id = ?1"),
+                params![id],
+                row_to_dashboard,
+            )
+            .optional()?;
+        let Some((mut row, text)) = found else {
+            return Ok(None);
+        };
+        row.definition = Some(
+            serde_json::from_str(&text).map_err(|e| StateError::BadDashboardJson(e.to_string()))?,
+        );
+        Ok(Some(row))
+    }
+
+    /// Every dashboard without its definition, by title.
+    pub fn list_dashboards(&self) -> Result<Vec<DashboardRow>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {DASHBOARD_COLUMNS} FROM dashboards ORDER BY title COLLATE NOCASE, id"
+        ))?;
+        let rows = stmt
+            .query_map([], row_to_dashboard)?
+            .map(|r| r.map(|(row, _)| row))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Replaces a dashboard's title, editors and definition when it is still at
+    /// `version`; the version goes up by one.
+    pub fn update_dashboard(
+        &self,
+        id: &str,
+        version: i64,
+        change: &DashboardChange,
+    ) -> Result<DashboardRow, StateError> {
+        let (editors, definition) = (to_json(&change.editors)?, to_json(&change.definition)?);
+        let conn = self.conn();
+        let n = conn.execute(
+            "UPDATE dashboards SET title = ?1, editors = ?2, all_editors = ?3, definition = ?4,
+                 updated_at = ?5, version = version + 1
+             WHERE id = ?6 AND version = ?7",
+            params![
+                change.title,
+                editors,
+                change.all_editors,
+                definition,
+                now_ms(),
+                id,
+                version
+            ],
+        )?;
+        if n == 0 {
+            let current: Option<i64> = conn
+                .query_row(
+                    "SELECT version FROM dashboards WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            return Err(match current {
+                Some(current) => StateError::StaleDashboard {
+                    given: version,
+                    current,
+                },
+                None => StateError::NoSuchDashboard(id.into()),
+            });
+        }
+        drop(conn);
+        self.dashboard(id)?
+            .ok_or_else(|| StateError::NoSuchDashboard(id.into()))
+    }
+
+    /// Makes a dashboard public or not; its version goes up (a save from before the
+    /// change is refused).
+    pub fn set_dashboard_public(&self, id: &str, public: bool) -> Result<DashboardRow, StateError> {
+        let n = self.conn().execute(
+            "UPDATE dashboards SET public = ?1, updated_at = ?2, version = version + 1 WHERE id = ?3",
+            params![public, now_ms(), id],
+        )?;
+        if n == 0 {
+            return Err(StateError::NoSuchDashboard(id.into()));
+        }
+        self.dashboard(id)?
+            .ok_or_else(|| StateError::NoSuchDashboard(id.into()))
+    }
+
+    /// Deletes a dashboard; whether there was one.
+    pub fn delete_dashboard(&self, id: &str) -> Result<bool, StateError> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM dashboards WHERE id = ?1", params![id])?;
+        Ok(n > 0)
+    }
+}
+
 fn row_to_agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
     let status: String = r.get(2)?;
     Ok(AgentRow {
@@ -926,6 +1133,67 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = State::open(&dir.path().join("state.db")).unwrap();
         (dir, s)
+    }
+
+    fn change(title: &str) -> DashboardChange {
+        DashboardChange {
+            title: title.into(),
+            editors: vec!["eve".into()],
+            all_editors: false,
+            definition: crate::dashboards::Definition {
+                refresh_seconds: 30,
+                time_range: "1h".into(),
+                pages: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn dashboards_are_versioned_and_bounded() {
+        let (_d, s) = state();
+        let a = s.create_dashboard("ann", &change("B"), 2).unwrap();
+        assert_eq!((a.owner.as_str(), a.version, a.public), ("ann", 1, false));
+        assert_eq!(a.id.len(), 32);
+        assert_eq!(a.editors, vec!["eve".to_string()]);
+        let b = s.create_dashboard("bob", &change("a"), 2).unwrap();
+        assert!(matches!(
+            s.create_dashboard("bob", &change("c"), 2),
+            Err(StateError::TooManyDashboards(2))
+        ));
+        let titles: Vec<String> = s
+            .list_dashboards()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.title)
+            .collect();
+        assert_eq!(titles, ["a", "B"]);
+        let a2 = s.update_dashboard(&a.id, 1, &change("B2")).unwrap();
+        assert_eq!((a2.version, a2.title.as_str()), (2, "B2"));
+        assert!(matches!(
+            s.update_dashboard(&a.id, 1, &change("B3")),
+            Err(StateError::StaleDashboard {
+                given: 1,
+                current: 2
+            })
+        ));
+        assert!(matches!(
+            s.update_dashboard("nope", 1, &change("x")),
+            Err(StateError::NoSuchDashboard(_))
+        ));
+        let p = s.set_dashboard_public(&b.id, true).unwrap();
+        assert!(p.public && p.version == 2);
+        assert_eq!(
+            s.dashboard(&b.id)
+                .unwrap()
+                .unwrap()
+                .definition
+                .unwrap()
+                .refresh_seconds,
+            30
+        );
+        assert!(s.delete_dashboard(&b.id).unwrap());
+        assert!(!s.delete_dashboard(&b.id).unwrap());
+        assert!(s.dashboard(&b.id).unwrap().is_none());
     }
 
     #[test]

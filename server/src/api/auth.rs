@@ -297,6 +297,53 @@ async fn authorize_token(
     }
 }
 
+/// Who a request comes from, with what its role lets it do: for endpoints whose rules
+/// depend on the caller (dashboards: their owners and editors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Identity {
+    /// The user's name, or the token's (`admin` for the admin token).
+    pub(super) name: String,
+    /// A user of role admin or a token of role admin.
+    pub(super) admin: bool,
+    /// Whether a token (not a session) authorized the request.
+    pub(super) token: bool,
+    /// Whether the caller has `Change` access (editors, admins, admin tokens).
+    pub(super) may_change: bool,
+}
+
+/// As [`authorize_named`] (every check, CSRF included, is its), then the caller's role:
+/// the token's or the session's, read again.
+pub(super) async fn identify(
+    app: &Arc<AppState>,
+    headers: &HeaderMap,
+    needed: Access,
+) -> Result<Identity, Denied> {
+    let name = authorize_named(app, headers, needed).await?;
+    if headers.contains_key(header::AUTHORIZATION) {
+        let secret = secret_of(headers).ok_or(Denied::Missing)?;
+        let state = app.state.clone();
+        let (_, role) = tokio::task::spawn_blocking(move || state.authenticate_named(&secret))
+            .await
+            .map_err(|e| Denied::Internal(e.to_string()))?
+            .map_err(|e| Denied::Internal(e.to_string()))?
+            .ok_or(Denied::Invalid)?;
+        return Ok(Identity {
+            name,
+            admin: role == Role::Admin,
+            token: true,
+            may_change: token_allows(role, Access::Change),
+        });
+    }
+    let id = session_id_of(headers).ok_or(Denied::Missing)?;
+    let row = session_of(app, &id).await?.ok_or(Denied::SessionOver)?;
+    Ok(Identity {
+        name: row.user,
+        admin: row.role == UserRole::Admin,
+        token: false,
+        may_change: user_allows(row.role, Access::Change),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

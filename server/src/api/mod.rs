@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 mod admin;
 mod auth;
+mod dashboards;
 mod enroll;
 mod events;
 mod foreign;
@@ -41,6 +42,7 @@ mod ui;
 
 pub use admin::metrics_text;
 pub(crate) use auth::Access;
+pub use dashboards::PUBLIC_EVALUATIONS;
 pub use session::PASSWORD_CHECKS;
 
 use crate::{
@@ -98,6 +100,9 @@ pub struct AppState {
     pub public_url: String,
     /// `[admin] join_token_ttl`: how long a join token made without a `ttl` lasts.
     pub join_token_ttl: std::time::Duration,
+    /// Widgets of public dashboards evaluated at once ([`PUBLIC_EVALUATIONS`]); more are
+    /// answered 429, so that anonymous readers cannot take every query slot.
+    pub public_evaluations: Semaphore,
 }
 
 pub fn router(app: Arc<AppState>) -> Router {
@@ -162,6 +167,20 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(admin::join_tokens).post(admin::create_join_tokens),
         )
         .route("/api/v1/join-tokens/{id}", delete(admin::delete_join_token))
+        .route(
+            "/api/v1/dashboards",
+            get(dashboards::list).post(dashboards::create),
+        )
+        .route(
+            "/api/v1/dashboards/{id}",
+            get(dashboards::get_one)
+                .put(dashboards::update)
+                .delete(dashboards::remove),
+        )
+        .route(
+            "/api/v1/dashboards/{id}/public",
+            axum::routing::put(dashboards::set_public),
+        )
         .route("/api/grafana/health", get(grafana::health))
         .route("/metrics", get(admin::metrics))
         .merge(ui::router())

@@ -158,13 +158,13 @@ fn wants_stats(params: &prom::Params) -> bool {
 
 /// How long a query waited and ran.
 #[derive(Debug, Clone, Copy)]
-struct Timings {
+pub(super) struct Timings {
     queued: Duration,
     eval: Duration,
 }
 
 /// Runs `job` over the store once a query slot is free, within the query's timeout.
-async fn evaluate<F>(
+pub(super) async fn evaluate<F>(
     app: &Arc<AppState>,
     options: QueryOptions,
     job: F,
@@ -246,7 +246,7 @@ fn humantime(d: Duration) -> String {
 }
 
 /// The success envelope of a query: `resultType`, `result`, `stats` when asked.
-fn answer(out: &QueryOutput, time: i64, timings: Option<Timings>) -> Response {
+pub(super) fn answer(out: &QueryOutput, time: i64, timings: Option<Timings>) -> Response {
     let mut data = serde_json::Map::new();
     data.insert("resultType".into(), out.value.type_name().into());
     data.insert("result".into(), value_json(&out.value, time));

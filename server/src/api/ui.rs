@@ -30,6 +30,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../../ui/availability.js"),
     ),
+    ("dashboards.js", JS, include_str!("../../ui/dashboards.js")),
     (
         "console.css",
         "text/css; charset=utf-8",
@@ -67,6 +68,11 @@ pub(super) fn router() -> Router<Arc<AppState>> {
             get(session::current)
                 .post(session::sign_in)
                 .delete(session::sign_out),
+        )
+        .route("/ui/api/public/{id}", get(dashboards::public_get))
+        .route(
+            "/ui/api/public/{id}/widgets/{widget}",
+            get(dashboards::public_widget),
         )
         .route(
             "/ui/{*rest}",
