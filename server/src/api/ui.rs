@@ -21,6 +21,8 @@ const JS: &str = "text/javascript; charset=utf-8";
 const ASSETS: &[(&str, &str, &str)] = &[
     ("console.js", JS, include_str!("../../ui/console.js")),
     ("fleet.js", JS, include_str!("../../ui/fleet.js")),
+    ("chart.js", JS, include_str!("../../ui/chart.js")),
+    ("host.js", JS, include_str!("../../ui/host.js")),
     (
         "console.css",
         "text/css; charset=utf-8",
