@@ -401,7 +401,7 @@ const charts = (() => {
       ctx.strokeStyle = colour;
       ctx.fillStyle = colour;
       ctx.lineWidth = 1.5;
-      ctx.lineJoin = "round";
+      ctx.lineJoin = "bevel";
       if (o.stacked) {
         ctx.globalAlpha = 0.35;
         ctx.beginPath();
@@ -423,11 +423,8 @@ const charts = (() => {
       for (const r of runs) {
         if (r.length === 1) {
           dots.push(r[0]);
-          continue;
-        }
-        ctx.moveTo(g.x(r[0][0]), g.y(r[0][1]));
-        for (let k = 1; k < r.length; k += 1) {
-          ctx.lineTo(g.x(r[k][0]), g.y(r[k][1]));
+        } else {
+          line(ctx, g, r);
         }
       }
       ctx.stroke();
@@ -438,6 +435,39 @@ const charts = (() => {
         ctx.arc(g.x(p[0]), g.y(p[1]), 2.5, 0, 2 * Math.PI);
       }
       ctx.fill();
+    }
+
+    // A run of points as a line, at most four vertices per pixel column (the first, the
+    // lowest, the highest and the last point in it): the same picture as every point,
+    // however many more points than pixels there are.
+    function line(ctx, g, r) {
+      let col = NaN;
+      let first = 0;
+      let lo = 0;
+      let hi = 0;
+      let last = 0;
+      const flush = () => {
+        for (const v of [first, lo, hi, last]) {
+          ctx.lineTo(col, v);
+        }
+      };
+      ctx.moveTo(g.x(r[0][0]), g.y(r[0][1]));
+      for (const p of r) {
+        const x = Math.round(g.x(p[0]));
+        const y = g.y(p[1]);
+        if (x !== col) {
+          if (!Number.isNaN(col)) {
+            flush();
+          }
+          col = x;
+          first = lo = hi = last = y;
+        } else {
+          lo = Math.min(lo, y);
+          hi = Math.max(hi, y);
+          last = y;
+        }
+      }
+      flush();
     }
 
     function crosshair(ctx, g, fg) {

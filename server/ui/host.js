@@ -387,12 +387,12 @@ ui.register("host", (() => {
     view.title.textContent = name;
     document.title = name + " \u2014 Host \u2014 Sysward";
     view.error.textContent = "";
-    statusLine(up, seen, history);
+    statusLine(up, seen, history, t);
     metaLine(os, uname, boot);
     return true;
   }
 
-  function statusLine(up, seen, history) {
+  function statusLine(up, seen, history, t) {
     const st = view.status;
     if (!up.length) {
       st.textContent = "status unknown";
@@ -406,11 +406,12 @@ ui.register("host", (() => {
       st.textContent = last ? "down, silent since " + ui.time(last) : "down";
       return;
     }
-    st.textContent = "up" + sinceText(history);
+    st.textContent = "up" + sinceText(history, t);
   }
 
-  // Since when `up` has been 1, from its history over the range shown.
-  function sinceText(history) {
+  // Since when `up` has been 1, from its history over the range shown: the first point of
+  // its last run of ones, unless that run starts with the range.
+  function sinceText(history, t) {
     const points = history && history.result && history.result[0] ? history.result[0].values : [];
     if (!points.length) {
       return "";
@@ -419,7 +420,10 @@ ui.register("host", (() => {
     while (k > 0 && Number(points[k - 1][1]) === 1) {
       k -= 1;
     }
-    return k === 0 ? " for the whole range shown" : " since " + ui.time(points[k][0] * 1000);
+    const first = points[k][0];
+    return k === 0 && first - t.start < 2 * t.step
+      ? " for the whole range shown"
+      : " since " + ui.time(first * 1000);
   }
 
   function metaLine(os, uname, boot) {

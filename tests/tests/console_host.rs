@@ -214,6 +214,23 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
         .unwrap();
     assert!(tip.as_str().unwrap().contains(" %"), "{tip}");
     key(&mut b, "Escape");
+
+    // Auto-refresh: within 30 s the page loads again, with more points (lines now).
+    let before = b
+        .eval("[document.querySelector('.page-host').dataset.loaded, Number(document.querySelector('[data-chart=cpu]').dataset.points)]")
+        .unwrap();
+    b.wait_until(
+        &format!(
+            "document.querySelector('.page-host').dataset.loaded !== {} \
+             && Number(document.querySelector('[data-chart=cpu]').dataset.points) > {}",
+            before[0], before[1]
+        ),
+        Duration::from_secs(45),
+        "the auto-refresh to bring more points",
+    )
+    .unwrap();
+    b.eval("document.activeElement.blur(); window.scrollTo(0, 0)")
+        .unwrap();
     b.screenshot(&browser::screenshot_path("host")).unwrap();
 
     // 7 days: a rollup tier, still points; the range is kept in the hash.
@@ -249,6 +266,8 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
         true,
         "no auto-refresh past 24 h"
     );
+    b.eval("document.activeElement.blur(); window.scrollTo(0, 0)")
+        .unwrap();
     b.screenshot(&browser::screenshot_path("host-7d")).unwrap();
 
     // A reload keeps the page and its range.
@@ -329,6 +348,24 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
                charts.format(2048, 'bytes/s'), charts.format(0.25, 'seconds'), charts.format(NaN, '')]")
         .unwrap();
     assert_eq!(text, json!(["12.3 %", "1.2 GiB", "2 KiB/s", "250 ms", "no data"]));
+
+    // Many points: one path per series, drawn at once (the figure is printed, not
+    // asserted); a NaN is a break, not a point.
+    let big = b
+        .eval(
+            "(() => { const box = document.createElement('div'); document.body.append(box); \
+             const c = charts.timeSeries(box, { unit: 'bytes', label: 'Big' }); \
+             const from = Date.now() - 7 * 86400e3; \
+             const series = [0, 1, 2].map((k) => ({ name: 's' + k, points: Array.from( \
+               { length: 10000 }, (_, i) => [from + i * 60e3, i === 5000 ? NaN : 1e9 * (k + Math.sin(i / 50))]) })); \
+             const t0 = performance.now(); \
+             c.update({ from, to: from + 10000 * 60e3, series }); \
+             const ms = performance.now() - t0; const n = Number(box.dataset.points); \
+             c.destroy(); box.remove(); return [n, ms]; })()",
+        )
+        .unwrap();
+    println!("3 series of 10,000 points drawn in {:.1} ms", big[1].as_f64().unwrap());
+    assert_eq!(big[0], 29_997);
 
     browser::assert_no_problems(&mut b, &server.url());
 }
