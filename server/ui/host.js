@@ -194,7 +194,8 @@ ui.register("host", (() => {
     const auto = el("input", { type: "checkbox", id: "host-auto", checked: true });
     const autoLabel = el("label", { for: "host-auto", className: "host-auto" }, auto, " Auto-refresh every 30\u00a0s");
     const updated = el("span", { className: "host-updated", role: "status", "aria-live": "polite" });
-    const controls = el("div", { className: "host-controls" }, ranges, autoLabel, updated);
+    const tier = el("span", { className: "host-tier" });
+    const controls = el("div", { className: "host-controls" }, ranges, autoLabel, updated, tier);
     const error = el("p", { className: "host-error error", role: "status" });
     const grid = el("div", { className: "host-panels" });
     for (const c of CHARTS) {
@@ -213,7 +214,7 @@ ui.register("host", (() => {
       view.panels.set(key, p);
     }
     section.append(head, controls, error, grid);
-    Object.assign(view, { title, status, meta, buttons, auto, updated, error, grid, controls });
+    Object.assign(view, { title, status, meta, buttons, auto, updated, tier, error, grid, controls });
     for (const c of CHARTS) {
       const box = view.panels.get(c.key).section.querySelector(".host-chart");
       view.charts.set(c.key, charts.timeSeries(box, { unit: c.unit, label: c.title, stacked: Boolean(c.stacked), height: 180 }));
@@ -333,9 +334,14 @@ ui.register("host", (() => {
   async function chartPanel(c, t, current) {
     const p = view.panels.get(c.key);
     await guard(p, current, async () => {
-      const data = await ui.queryRange(c.expr(selector(), t.w), t.start, t.end, t.step);
+      const data = await rangeQuery(c.expr(selector(), t.w), t, c.key === "cpu");
       if (!current()) {
         return;
+      }
+      if (data.stats) {
+        view.tier.textContent = "Step " + charts.format(t.step, "seconds") + ", read from the "
+          + (data.stats.tier || "raw") + " tier";
+        view.tier.dataset.tier = data.stats.tier || "raw";
       }
       let series = charts.fromMatrix(data, c.name);
       if (c.order) {
@@ -350,6 +356,16 @@ ui.register("host", (() => {
         await fsTable(p, series, current);
       }
     });
+  }
+
+  // A range query's data; with `stats`, its `stats` too (which tier the server read).
+  async function rangeQuery(expr, t, stats) {
+    if (!stats) {
+      return ui.queryRange(expr, t.start, t.end, t.step);
+    }
+    const path = "/api/v1/query_range?query=" + encodeURIComponent(expr)
+      + "&start=" + t.start + "&end=" + t.end + "&step=" + t.step + "&stats=all";
+    return (await ui.getJson(path)).data;
   }
 
   // The instant value of `expr` per series, as [metric, number] pairs.

@@ -270,6 +270,49 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
         .unwrap();
     b.screenshot(&browser::screenshot_path("host-7d")).unwrap();
 
+    // Every query of every panel is one the coarser tiers answer: no panel says it could
+    // not be read, and the main charts still have points.
+    for (range, tier) in [
+        ("30d", "1h"),
+        ("90d", "1h"),
+        ("1y", "1d"),
+        ("24h", "raw"),
+        ("6h", "raw"),
+        ("7d", "5m"),
+    ] {
+        b.eval("delete document.querySelector('.page-host').dataset.loadMs")
+            .unwrap();
+        b.click(&format!(".host-range[data-range='{range}']"))
+            .unwrap();
+        b.wait_until(
+            &format!(
+                "location.hash.endsWith('/{range}') && document.querySelector('.page-host').dataset.loadMs"
+            ),
+            WAIT,
+            &format!("the {range} range loaded"),
+        )
+        .unwrap();
+        let errors = b
+            .eval(
+                "[...document.querySelectorAll('.page-host .host-panel-error, .page-host .host-error')]\
+                 .map((e) => e.textContent).filter(Boolean).join(' | ')",
+            )
+            .unwrap();
+        assert_eq!(errors, "", "at {range}");
+        // The tier meant for the range (docs/console.md#charts), as the server says.
+        assert_eq!(
+            b.eval("document.querySelector('.host-tier').dataset.tier")
+                .unwrap(),
+            tier,
+            "at {range}"
+        );
+        let drawn = points(&mut b);
+        assert!(
+            CORE.iter().all(|k| drawn[k].as_u64() > Some(0)),
+            "points at {range}: {drawn}"
+        );
+    }
+
     // A reload keeps the page and its range.
     b.eval("window.beforeReload = true").unwrap();
     b.call("Page.reload", json!({})).unwrap();
