@@ -76,6 +76,14 @@ ui.register("host", (() => {
       order: ["used", "cache and buffers", "available", "total"],
     },
     {
+      key: "network", title: "Network", unit: "bytes/s", core: true,
+      note: "per interface, loopback left out",
+      expr: (s, w) => "label_replace(" + rate("node_network_receive_bytes_total", s + ",device!=\"lo\"", w)
+        + ", \"dir\", \"in\", \"\", \"\") or label_replace("
+        + rate("node_network_transmit_bytes_total", s + ",device!=\"lo\"", w) + ", \"dir\", \"out\", \"\", \"\")",
+      name: (m) => m.device + " " + m.dir,
+    },
+    {
       key: "swap", title: "Swap", unit: "bytes",
       expr: (s, w) => {
         const total = avg("node_memory_SwapTotal_bytes", s, w);
@@ -120,14 +128,6 @@ ui.register("host", (() => {
       note: "share of time each device was busy",
       expr: (s, w) => rate("node_disk_io_time_seconds_total", s, w),
       name: (m) => m.device,
-    },
-    {
-      key: "network", title: "Network", unit: "bytes/s", core: true,
-      note: "per interface, loopback left out",
-      expr: (s, w) => "label_replace(" + rate("node_network_receive_bytes_total", s + ",device!=\"lo\"", w)
-        + ", \"dir\", \"in\", \"\", \"\") or label_replace("
-        + rate("node_network_transmit_bytes_total", s + ",device!=\"lo\"", w) + ", \"dir\", \"out\", \"\", \"\")",
-      name: (m) => m.device + " " + m.dir,
     },
     {
       key: "processes", title: "Processes by state", unit: "", stacked: true,

@@ -129,8 +129,12 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
         "the Host page with the host's name",
     )
     .unwrap();
-    b.wait_until(&core_charts_drawn(), WAIT, "CPU, memory, load and network charts with points")
-        .unwrap_or_else(|e| panic!("{e}: {}", points(&mut b)));
+    b.wait_until(
+        &core_charts_drawn(),
+        WAIT,
+        "CPU, memory, load and network charts with points",
+    )
+    .unwrap_or_else(|e| panic!("{e}: {}", points(&mut b)));
     let seen = b
         .eval("performance.now() - window.hostT0")
         .unwrap()
@@ -155,7 +159,9 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
         .eval("document.querySelector('.host-meta').textContent")
         .unwrap();
     assert!(
-        meta.as_str().unwrap().contains(&format!("agent id {agent_id}")),
+        meta.as_str()
+            .unwrap()
+            .contains(&format!("agent id {agent_id}")),
         "{meta}"
     );
     // The Fleet entry of the nav stays current on a host's page.
@@ -189,8 +195,10 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
     );
     b.click("[data-chart=load] .chart-key").unwrap();
     assert_eq!(
-        b.eval("document.querySelector('[data-chart=load] .chart-key').getAttribute('aria-pressed')")
-            .unwrap(),
+        b.eval(
+            "document.querySelector('[data-chart=load] .chart-key').getAttribute('aria-pressed')"
+        )
+        .unwrap(),
         "false"
     );
     let all = b
@@ -250,7 +258,9 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
     let load_ms = b
         .eval("document.querySelector('.page-host').dataset.loadMs")
         .unwrap();
-    println!("host page, 7 d: {load_ms} ms from the range's click to every panel drawn; points {week}");
+    println!(
+        "host page, 7 d: {load_ms} ms from the range's click to every panel drawn; points {week}"
+    );
     assert!(
         CORE.iter().all(|k| week[k].as_u64() > Some(0)),
         "points at 7 d: {week}"
@@ -379,7 +389,8 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
         )
         .unwrap();
     assert!((ratio.as_f64().unwrap() - 2.0).abs() < 0.05, "{ratio}");
-    b.screenshot(&browser::screenshot_path("host-phone")).unwrap();
+    b.screenshot(&browser::screenshot_path("host-phone"))
+        .unwrap();
 
     // The contract other pages code against.
     let step = b
@@ -390,7 +401,10 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
         .eval("[charts.format(0.123, 'percent'), charts.format(1288490188.8, 'bytes'), \
                charts.format(2048, 'bytes/s'), charts.format(0.25, 'seconds'), charts.format(NaN, '')]")
         .unwrap();
-    assert_eq!(text, json!(["12.3 %", "1.2 GiB", "2 KiB/s", "250 ms", "no data"]));
+    assert_eq!(
+        text,
+        json!(["12.3 %", "1.2 GiB", "2 KiB/s", "250 ms", "no data"])
+    );
 
     // Many points: one path per series, drawn at once (the figure is printed, not
     // asserted); a NaN is a break, not a point.
@@ -407,7 +421,10 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
              c.destroy(); box.remove(); return [n, ms]; })()",
         )
         .unwrap();
-    println!("3 series of 10,000 points drawn in {:.1} ms", big[1].as_f64().unwrap());
+    println!(
+        "3 series of 10,000 points drawn in {:.1} ms",
+        big[1].as_f64().unwrap()
+    );
     assert_eq!(big[0], 29_997);
 
     browser::assert_no_problems(&mut b, &server.url());
