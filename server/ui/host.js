@@ -22,117 +22,107 @@ ui.register("host", (() => {
   ];
   const DEFAULT_RANGE = "1h";
   const AUTO_REFRESH_MAX_S = 86400;
-  const PARALLEL = 4;
+  const PARALLEL = 6;
   // A point averages at least this long, so that it holds samples sent every minute.
   const MIN_WINDOW_S = 180;
 
-  // `label_replace(e, "series", NAME, "", "") or ...`: several expressions in one query,
-  // each series named by its `series` label (every tier answers label_replace).
-  function named(pairs) {
-    return pairs
-      .map(([name, expr]) => "label_replace(" + expr + ", \"series\", " + JSON.stringify(name) + ", \"\", \"\")")
-      .join(" or ");
-  }
-
   const avg = (metric, s, w) => "avg_over_time(" + metric + "{" + s + "}[" + w + "])";
   const rate = (metric, s, w) => "rate(" + metric + "{" + s + "}[" + w + "])";
-  const bySeries = (m) => m.series;
 
   const PROCESS_STATES = {
     R: "running", S: "sleeping", D: "uninterruptible", Z: "zombie", T: "stopped",
     t: "traced", I: "idle", X: "dead", W: "paging", P: "parked", K: "wakekill",
   };
 
-  // Chart panels. `core` ones always show (with "no data in this range" when empty);
-  // the others are left out while their metric has no series on this host.
+  // Chart panels: `parts` are the queries of a chart, each `[expr, name]` where name is
+  // the series' name or a function of its labels (several small queries rather than one
+  // joined by `or`: each is quick, and they run side by side). `core` panels always show
+  // (with "no data in this range" when empty); the others are left out while their
+  // metric has no series on this host.
   const CHARTS = [
     {
       key: "cpu", title: "CPU by mode", unit: "percent", stacked: true, core: true,
       note: "share of all CPUs, idle left out",
-      expr: (s, w) => "sum by (mode) (" + rate("node_cpu_seconds_total", s + ",mode!=\"idle\"", w)
-        + ") / ignoring(mode) group_left() sum(" + rate("node_cpu_seconds_total", s, w) + ")",
-      name: (m) => m.mode,
+      parts: (s, w) => [[
+        "sum by (mode) (" + rate("node_cpu_seconds_total", s + ",mode!=\"idle\"", w)
+          + ") / ignoring(mode) group_left() sum(" + rate("node_cpu_seconds_total", s, w) + ")",
+        (m) => m.mode,
+      ]],
       order: ["user", "nice", "system", "iowait", "irq", "softirq", "steal"],
     },
     {
       key: "load", title: "Load", unit: "", core: true,
-      expr: (s, w) => named([
-        ["1 min", avg("node_load1", s, w)],
-        ["5 min", avg("node_load5", s, w)],
-        ["15 min", avg("node_load15", s, w)],
-      ]),
-      name: bySeries,
-      order: ["1 min", "5 min", "15 min"],
+      parts: (s, w) => [
+        [avg("node_load1", s, w), "1 min"],
+        [avg("node_load5", s, w), "5 min"],
+        [avg("node_load15", s, w), "15 min"],
+      ],
     },
     {
       key: "memory", title: "Memory", unit: "bytes", core: true,
-      expr: (s, w) => named([
-        ["used", avg("node_memory_MemTotal_bytes", s, w) + " - " + avg("node_memory_MemAvailable_bytes", s, w)],
-        ["cache and buffers", avg("node_memory_Cached_bytes", s, w) + " + " + avg("node_memory_Buffers_bytes", s, w)],
-        ["available", avg("node_memory_MemAvailable_bytes", s, w)],
-        ["total", avg("node_memory_MemTotal_bytes", s, w)],
-      ]),
-      name: bySeries,
-      order: ["used", "cache and buffers", "available", "total"],
+      parts: (s, w) => [
+        [avg("node_memory_MemTotal_bytes", s, w) + " - " + avg("node_memory_MemAvailable_bytes", s, w), "used"],
+        [avg("node_memory_Cached_bytes", s, w) + " + " + avg("node_memory_Buffers_bytes", s, w), "cache and buffers"],
+        [avg("node_memory_MemAvailable_bytes", s, w), "available"],
+        [avg("node_memory_MemTotal_bytes", s, w), "total"],
+      ],
     },
     {
       key: "network", title: "Network", unit: "bytes/s", core: true,
       note: "per interface, loopback left out",
-      expr: (s, w) => "label_replace(" + rate("node_network_receive_bytes_total", s + ",device!=\"lo\"", w)
-        + ", \"dir\", \"in\", \"\", \"\") or label_replace("
-        + rate("node_network_transmit_bytes_total", s + ",device!=\"lo\"", w) + ", \"dir\", \"out\", \"\", \"\")",
-      name: (m) => m.device + " " + m.dir,
+      parts: (s, w) => [
+        [rate("node_network_receive_bytes_total", s + ",device!=\"lo\"", w), (m) => m.device + " in"],
+        [rate("node_network_transmit_bytes_total", s + ",device!=\"lo\"", w), (m) => m.device + " out"],
+      ],
     },
     {
       key: "swap", title: "Swap", unit: "bytes",
-      expr: (s, w) => {
+      parts: (s, w) => {
         const total = avg("node_memory_SwapTotal_bytes", s, w);
-        return named([
-          ["used", "(" + total + " - " + avg("node_memory_SwapFree_bytes", s, w) + ") and (" + total + " > 0)"],
-          ["total", total + " > 0"],
-        ]);
+        return [
+          ["(" + total + " - " + avg("node_memory_SwapFree_bytes", s, w) + ") and (" + total + " > 0)", "used"],
+          [total + " > 0", "total"],
+        ];
       },
-      name: bySeries,
-      order: ["used", "total"],
     },
     {
       key: "pressure", title: "Pressure (PSI)", unit: "percent",
       note: "share of time tasks waited (some) or all stalled (full)",
-      expr: (s, w) => named([
-        ["cpu some", rate("node_pressure_cpu_waiting_seconds_total", s, w)],
-        ["memory some", rate("node_pressure_memory_waiting_seconds_total", s, w)],
-        ["memory full", rate("node_pressure_memory_stalled_seconds_total", s, w)],
-        ["io some", rate("node_pressure_io_waiting_seconds_total", s, w)],
-        ["io full", rate("node_pressure_io_stalled_seconds_total", s, w)],
-        ["irq full", rate("node_pressure_irq_stalled_seconds_total", s, w)],
-      ]),
-      name: bySeries,
-      order: ["cpu some", "memory some", "memory full", "io some", "io full", "irq full"],
+      parts: (s, w) => [
+        [rate("node_pressure_cpu_waiting_seconds_total", s, w), "cpu some"],
+        [rate("node_pressure_memory_waiting_seconds_total", s, w), "memory some"],
+        [rate("node_pressure_memory_stalled_seconds_total", s, w), "memory full"],
+        [rate("node_pressure_io_waiting_seconds_total", s, w), "io some"],
+        [rate("node_pressure_io_stalled_seconds_total", s, w), "io full"],
+        [rate("node_pressure_irq_stalled_seconds_total", s, w), "irq full"],
+      ],
     },
     {
       key: "filesystems", title: "File systems", unit: "percent", table: "fs",
       note: "share of each file system used",
-      expr: (s, w) => "1 - " + avg("node_filesystem_avail_bytes", s, w)
-        + " / " + avg("node_filesystem_size_bytes", s, w),
-      name: (m) => m.mountpoint || m.device || "?",
+      parts: (s, w) => [[
+        "1 - " + avg("node_filesystem_avail_bytes", s, w) + " / " + avg("node_filesystem_size_bytes", s, w),
+        (m) => m.mountpoint || m.device || "?",
+      ]],
     },
     {
       key: "disk", title: "Disk I/O", unit: "bytes/s",
-      expr: (s, w) => "label_replace(" + rate("node_disk_read_bytes_total", s, w)
-        + ", \"dir\", \"read\", \"\", \"\") or label_replace("
-        + rate("node_disk_written_bytes_total", s, w) + ", \"dir\", \"write\", \"\", \"\")",
-      name: (m) => m.device + " " + m.dir,
+      parts: (s, w) => [
+        [rate("node_disk_read_bytes_total", s, w), (m) => m.device + " read"],
+        [rate("node_disk_written_bytes_total", s, w), (m) => m.device + " write"],
+      ],
     },
     {
       key: "disk-util", title: "Disk utilisation", unit: "percent",
       note: "share of time each device was busy",
-      expr: (s, w) => rate("node_disk_io_time_seconds_total", s, w),
-      name: (m) => m.device,
+      parts: (s, w) => [[rate("node_disk_io_time_seconds_total", s, w), (m) => m.device]],
     },
     {
       key: "processes", title: "Processes by state", unit: "", stacked: true,
-      expr: (s, w) => avg("node_processes_state", s, w),
-      name: (m) => PROCESS_STATES[m.state] ? PROCESS_STATES[m.state] + " (" + m.state + ")" : m.state,
+      parts: (s, w) => [[
+        avg("node_processes_state", s, w),
+        (m) => (PROCESS_STATES[m.state] ? PROCESS_STATES[m.state] + " (" + m.state + ")" : m.state),
+      ]],
     },
   ];
 
@@ -296,20 +286,20 @@ ui.register("host", (() => {
     v.busy = true;
     const t = timing();
     try {
-      let known = false;
-      try {
-        known = await header(t, current);
-      } catch (e) {
+      // The header and the panels at once; a host that turns out not to exist hides
+      // the panels (their queries found nothing anyway).
+      const head = header(t, current).catch((e) => {
         if (current()) {
           v.error.textContent = "The host could not be read: " + e.message;
         }
-      }
+        return true;
+      });
+      const tasks = CHARTS.map((c) => () => chartPanel(c, t, current));
+      tasks.push(() => smartPanel(current), () => systemdPanel(current), () => checksPanel(current));
+      const [known] = await Promise.all([head, runPool(tasks)]);
       if (!current() || !known) {
         return;
       }
-      const tasks = CHARTS.map((c) => () => chartPanel(c, t, current));
-      tasks.push(() => smartPanel(current), () => systemdPanel(current), () => checksPanel(current));
-      await runPool(tasks);
       if (current()) {
         v.updated.textContent = "Updated at " + new Date().toLocaleTimeString();
         if (first) {
@@ -334,22 +324,24 @@ ui.register("host", (() => {
   async function chartPanel(c, t, current) {
     const p = view.panels.get(c.key);
     await guard(p, current, async () => {
-      const data = await rangeQuery(c.expr(selector(), t.w), t, c.key === "cpu");
+      const parts = c.parts(selector(), t.w);
+      const answers = await Promise.all(parts.map(([expr], k) => rangeQuery(expr, t, c.key === "cpu" && k === 0)));
       if (!current()) {
         return;
       }
-      if (data.stats) {
+      const stats = answers[0].stats;
+      if (stats) {
         view.tier.textContent = "Step " + charts.format(t.step, "seconds") + ", read from the "
-          + (data.stats.tier || "raw") + " tier";
-        view.tier.dataset.tier = data.stats.tier || "raw";
+          + (stats.tier || "raw") + " tier";
+        view.tier.dataset.tier = stats.tier || "raw";
       }
-      let series = charts.fromMatrix(data, c.name);
-      if (c.order) {
-        const rank = (s) => (c.order.includes(s.name) ? c.order.indexOf(s.name) : c.order.length);
-        series.sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
-      } else {
-        series.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
-      }
+      // Series keep the order of the parts; within a part, `order` or by name.
+      const series = answers.flatMap((data, k) => {
+        const name = parts[k][1];
+        const list = charts.fromMatrix(data, typeof name === "function" ? name : () => name);
+        const rank = (x) => (c.order && c.order.includes(x.name) ? c.order.indexOf(x.name) : Infinity);
+        return list.sort((x, y) => rank(x) - rank(y) || x.name.localeCompare(y.name, undefined, { numeric: true }));
+      });
       p.section.hidden = !c.core && series.length === 0;
       view.charts.get(c.key).update({ from: t.from, to: t.to, series });
       if (c.table === "fs") {

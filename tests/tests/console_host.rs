@@ -151,6 +151,15 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
         "host page, 1 h: {load_ms} ms from its start to every panel drawn; \
          {seen:.0} ms from the click to the four main charts seen drawn"
     );
+    // Where the time goes: the slowest and the fastest API requests of the page (printed).
+    let slowest = b
+        .eval(
+            "performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/v1/')) \
+             .sort((a, b) => b.duration - a.duration).filter((e, i, all) => i < 3 || i >= all.length - 3) \
+             .map((e) => Math.round(e.duration) + ' ms ' + decodeURIComponent(e.name.split('/api/v1/')[1]).slice(0, 90))",
+        )
+        .unwrap();
+    println!("slowest and fastest API requests of the page: {slowest:#}");
     let status = b
         .eval("document.querySelector('.host-status').textContent")
         .unwrap();
