@@ -236,6 +236,12 @@ const charts = (() => {
       return cssVar(container, "--chart-" + ((i % PALETTE_SIZE) + 1), "#1f5fa8");
     }
 
+    // Legend and tooltip swatches take their colour from the style sheet, so that they
+    // follow the colour scheme by themselves.
+    function swatchClass(i) {
+      return "chart-swatch chart-c" + ((i % PALETTE_SIZE) + 1);
+    }
+
     function shown() {
       return state.data.series
         .map((s, i) => ({ s, i }))
@@ -514,8 +520,7 @@ const charts = (() => {
         const p = s.points.find((q) => q[0] === t);
         const row = document.createElement("div");
         const sw = document.createElement("span");
-        sw.className = "chart-swatch";
-        sw.style.background = colour(i);
+        sw.className = swatchClass(i);
         row.append(sw, s.name + ": " + format(p ? p[1] : NaN, o.unit));
         lines.push(row);
       }
@@ -600,8 +605,7 @@ const charts = (() => {
         b.className = "chart-key";
         b.setAttribute("aria-pressed", String(!state.hidden.has(s.name)));
         const sw = document.createElement("span");
-        sw.className = "chart-swatch";
-        sw.style.background = colour(i);
+        sw.className = swatchClass(i);
         const value = document.createElement("span");
         value.className = "chart-key-value";
         value.textContent = latestText(s);
@@ -693,10 +697,7 @@ const charts = (() => {
     });
     resized.observe(canvas);
     const scheme = window.matchMedia("(prefers-color-scheme: dark)");
-    const recolour = () => {
-      renderLegend();
-      redraw();
-    };
+    const recolour = () => redraw();
     scheme.addEventListener("change", recolour);
     update({ from: 0, to: 0, series: [] });
 

@@ -4,7 +4,7 @@
 //! **up**, CPU, memory, load and network charts with data points, and the check with its
 //! output; the 7 d range (a rollup tier) still draws points and is kept in the hash, over
 //! a reload too; an unknown agent id says so; a phone's width does not scroll sideways.
-//! Screenshots `host.png`, `host-7d.png`, `host-phone.png`. It prints (does not assert)
+//! Screenshots `host.png`, `host-7d.png`, `host-dark.png`, `host-phone.png`. It prints (does not assert)
 //! how long the page took from its start to all charts drawn.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -288,6 +288,31 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
     b.eval("document.activeElement.blur(); window.scrollTo(0, 0)")
         .unwrap();
     b.screenshot(&browser::screenshot_path("host-7d")).unwrap();
+    // Dark mode: the legend takes the dark palette, and the charts are drawn again.
+    b.eval(
+        "window.schemeChanged = false; matchMedia('(prefers-color-scheme: dark)') \
+         .addEventListener('change', () => { window.schemeChanged = true; })",
+    )
+    .unwrap();
+    b.call(
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    )
+    .unwrap();
+    let dark = b
+        .wait_until(
+            "getComputedStyle(document.querySelector('[data-chart=cpu] .chart-swatch')).backgroundColor",
+            WAIT,
+            "the legend's colours",
+        )
+        .unwrap();
+    assert_eq!(dark, "rgb(127, 176, 240)");
+    b.wait_until("window.schemeChanged", WAIT, "the scheme's change event")
+        .unwrap();
+    b.screenshot(&browser::screenshot_path("host-dark"))
+        .unwrap();
+    b.call("Emulation.setEmulatedMedia", json!({"features": []}))
+        .unwrap();
 
     // Every query of every panel is one the coarser tiers answer: no panel says it could
     // not be read, and the main charts still have points.
