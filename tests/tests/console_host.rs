@@ -2,10 +2,11 @@
 //! server (rules every second, which write `up`) fed by a real agent on 1 s tiers with a
 //! script check. A viewer signs in, clicks the host on the Fleet page and sees its name,
 //! **up**, CPU, memory, load and network charts with data points, and the check with its
-//! output; the 7 d range (a rollup tier) still draws points and is kept in the hash, over
-//! a reload too; an unknown agent id says so; a phone's width does not scroll sideways.
-//! Screenshots `host.png`, `host-7d.png`, `host-dark.png`, `host-phone.png`. It prints (does not assert)
-//! how long the page took from its start to all charts drawn.
+//! output; the auto-refresh brings more points; every range reads the tier meant for it
+//! and still draws points, kept in the hash, over a reload too; an unknown agent id says
+//! so; dark mode recolours; a phone's width does not scroll sideways. Screenshots
+//! `host.png`, `host-7d.png`, `host-dark.png`, `host-phone.png`. It prints (does not
+//! assert) how long the page took from its start to all panels drawn.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
