@@ -68,7 +68,7 @@ ui.register("host", (() => {
       ],
     },
     {
-      key: "network", title: "Network", unit: "bytes/s", core: true,
+      key: "network", title: "Network", unit: "bytes/s", core: true, byName: true,
       note: "per interface, loopback left out",
       parts: (s, w) => [
         [rate("node_network_receive_bytes_total", s + ",device!=\"lo\"", w), (m) => m.device + " in"],
@@ -106,7 +106,7 @@ ui.register("host", (() => {
       ]],
     },
     {
-      key: "disk", title: "Disk I/O", unit: "bytes/s",
+      key: "disk", title: "Disk I/O", unit: "bytes/s", byName: true,
       parts: (s, w) => [
         [rate("node_disk_read_bytes_total", s, w), (m) => m.device + " read"],
         [rate("node_disk_written_bytes_total", s, w), (m) => m.device + " write"],
@@ -335,13 +335,17 @@ ui.register("host", (() => {
           + (stats.tier || "raw") + " tier";
         view.tier.dataset.tier = stats.tier || "raw";
       }
-      // Series keep the order of the parts; within a part, `order` or by name.
+      // Series keep the order of the parts (or, with `byName`, by name: a device's in
+      // and out side by side); within a part, `order` or by name.
       const series = answers.flatMap((data, k) => {
         const name = parts[k][1];
         const list = charts.fromMatrix(data, typeof name === "function" ? name : () => name);
         const rank = (x) => (c.order && c.order.includes(x.name) ? c.order.indexOf(x.name) : Infinity);
         return list.sort((x, y) => rank(x) - rank(y) || x.name.localeCompare(y.name, undefined, { numeric: true }));
       });
+      if (c.byName) {
+        series.sort((x, y) => x.name.localeCompare(y.name, undefined, { numeric: true }));
+      }
       p.section.hidden = !c.core && series.length === 0;
       view.charts.get(c.key).update({ from: t.from, to: t.to, series });
       if (c.table === "fs") {

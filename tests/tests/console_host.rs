@@ -193,6 +193,30 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
         .unwrap();
     assert_eq!(check, json!(["OK", "OK - fine"]));
 
+    // File systems: a row per mount point with its size, use and a fill prediction.
+    let fill = b
+        .wait_until(
+            "(() => { const rows = [...document.querySelectorAll('.page-host [data-panel=filesystems] tbody tr')]; \
+             return rows.length > 0 && rows.map((r) => [...r.children].map((c) => c.textContent)); })()",
+            WAIT,
+            "the file systems' table",
+        )
+        .unwrap();
+    for row in fill.as_array().unwrap() {
+        let cells: Vec<&str> = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert!(cells[3].ends_with('B') && cells[4].ends_with(" %"), "{row}");
+        assert!(
+            cells[5].starts_with("full in ~")
+                || ["not filling", "not enough data", "full"].contains(&cells[5]),
+            "{row}"
+        );
+    }
+
     // Charts say what they show: an accessible name with the latest values, a legend
     // whose buttons toggle a series, a tooltip from the keyboard.
     let label = b
