@@ -579,6 +579,8 @@ fn the_shell_is_served_with_its_security_headers() {
     for (path, kind, needle) in [
         ("/ui/console.js", "text/javascript", "/ui/api/session"),
         ("/ui/fleet.js", "text/javascript", "ui.register(\"fleet\""),
+        ("/ui/chart.js", "text/javascript", "const charts = "),
+        ("/ui/host.js", "text/javascript", "ui.register(\"host\""),
         ("/ui/console.css", "text/css", "--accent"),
         ("/ui/favicon.svg", "image/svg+xml", "<svg"),
     ] {

@@ -20,7 +20,9 @@ const JS: &str = "text/javascript; charset=utf-8";
 /// `index.html` in this order: the shell (`console.js`) first, which the pages register with.
 const ASSETS: &[(&str, &str, &str)] = &[
     ("console.js", JS, include_str!("../../ui/console.js")),
+    ("chart.js", JS, include_str!("../../ui/chart.js")),
     ("fleet.js", JS, include_str!("../../ui/fleet.js")),
+    ("host.js", JS, include_str!("../../ui/host.js")),
     ("alerts.js", JS, include_str!("../../ui/alerts.js")),
     ("silences.js", JS, include_str!("../../ui/silences.js")),
     ("rules.js", JS, include_str!("../../ui/rules.js")),
