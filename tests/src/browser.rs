@@ -177,10 +177,10 @@ pub fn axe_missing() -> Option<String> {
     })
 }
 
-/// Runs axe-core's WCAG 2 A and AA rules on the page as it is now (`what` names it in the
-/// failure) and fails with every violation: rule, impact, help and the elements found.
-/// axe is injected through the DevTools protocol, which the page's CSP does not govern.
-pub fn assert_accessible(b: &mut Browser, what: &str) {
+/// axe-core's WCAG 2.1 A and AA violations on the page as it is now, each as rule, impact,
+/// help and the elements found. axe is injected through the DevTools protocol, which the
+/// page's CSP does not govern.
+pub fn accessibility_violations(b: &mut Browser) -> Vec<String> {
     let loaded = b.eval("typeof window.axe === 'object'").unwrap();
     if loaded != Value::Bool(true) {
         let source = std::fs::read_to_string(axe_path()).unwrap();
@@ -194,7 +194,12 @@ pub fn assert_accessible(b: &mut Browser, what: &str) {
                + ' at ' + v.nodes.map((n) => n.target.join(' ')).join(', ')))",
         )
         .unwrap();
-    let violations: Vec<String> = serde_json::from_value(found).unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+/// Fails with every [`accessibility_violations`] of the page; `what` names it.
+pub fn assert_accessible(b: &mut Browser, what: &str) {
+    let violations = accessibility_violations(b);
     assert!(
         violations.is_empty(),
         "{what}: axe found {} accessibility violation(s):\n{}",
