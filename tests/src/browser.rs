@@ -41,6 +41,9 @@ use tungstenite::{Message, WebSocket, stream::MaybeTlsStream};
 /// The program started: Debian's wrapper, which reads `/etc/chromium.d`.
 pub const CHROMIUM: &str = "chromium";
 
+/// How long the sign-in form and the signed-in page may take to show.
+const SIGN_IN_WAIT: Duration = Duration::from_secs(20);
+
 /// How long one DevTools command, or the browser's start, may take.
 const CALL_LIMIT: Duration = Duration::from_secs(30);
 
@@ -492,6 +495,32 @@ impl Browser {
             return Err(Error::Script(text.to_string()));
         }
         Ok(r["result"].get("value").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Opens the console of the server at `base_url` and signs in through its form as
+    /// `user`; returns once the page says who is signed in.
+    pub fn sign_in(&mut self, base_url: &str, user: &str, password: &str) -> Result<(), Error> {
+        self.navigate(&format!("{base_url}/ui/"))?;
+        self.fill_sign_in(user, password)
+    }
+
+    /// Signs in through the form of the console page open now (which shows it when no one
+    /// is signed in); returns once the page says who is signed in.
+    pub fn fill_sign_in(&mut self, user: &str, password: &str) -> Result<(), Error> {
+        self.wait_until(
+            "!document.getElementById('sign-in').hidden",
+            SIGN_IN_WAIT,
+            "the sign-in form",
+        )?;
+        self.type_into("#user", user)?;
+        self.type_into("#password", password)?;
+        self.click("#sign-in button[type=submit]")?;
+        self.wait_until(
+            "!document.getElementById('who').hidden",
+            SIGN_IN_WAIT,
+            "signed in",
+        )?;
+        Ok(())
     }
 
     /// Presses and releases `key` (`Tab`, `Enter`, `Escape` or ` `) as the keyboard

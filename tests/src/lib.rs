@@ -70,6 +70,13 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A console session as a browser holds it: the cookie (`name=value`) and the CSRF token.
+#[derive(Debug, Clone)]
+pub struct ConsoleSession {
+    pub cookie: String,
+    pub csrf: String,
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -200,6 +207,24 @@ impl Server {
     }
 
     /// The server's process id while it runs.
+    /// Signs `user` in to the console over the API, as the page's form does; fails the
+    /// test unless it works.
+    pub fn console_sign_in(&self, user: &str, password: &str) -> ConsoleSession {
+        let resp = client(&self.ca_pem(), None)
+            .post(format!("{}/ui/api/session", self.url()))
+            .json(&serde_json::json!({ "user": user, "password": password }))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "sign-in of {user}");
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let body: Value = resp.json().unwrap();
+        ConsoleSession {
+            cookie,
+            csrf: body["csrf_token"].as_str().unwrap().to_string(),
+        }
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

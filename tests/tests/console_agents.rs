@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sysward_tests::ConsoleSession as Session;
+
 use std::{
     process::{Child, Command, Stdio},
     time::Duration,
@@ -45,25 +47,8 @@ impl Drop for Reaped {
     }
 }
 
-/// A signed-in session of the console, for requests made without the browser.
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
 fn sign_in(server: &Server, user: &str) -> Session {
-    let resp = client(&server.ca_pem(), None)
-        .post(format!("{}/ui/api/session", server.url()))
-        .json(&json!({ "user": user, "password": PASSWORD }))
-        .send()
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
-    let body: Value = resp.json().unwrap();
-    Session {
-        cookie: cookie.split(';').next().unwrap().to_string(),
-        csrf: body["csrf_token"].as_str().unwrap().to_string(),
-    }
+    server.console_sign_in(user, PASSWORD)
 }
 
 /// A request with the session's cookie, and its CSRF token when `csrf`.
@@ -109,20 +94,6 @@ fn has(server: &Server, expr: &str) -> bool {
         && body["data"]["result"]
             .as_array()
             .is_some_and(|r| !r.is_empty())
-}
-
-fn sign_in_page(b: &mut Browser, user: &str) {
-    b.wait_until(
-        "!document.getElementById('sign-in').hidden",
-        WAIT,
-        "the sign-in form",
-    )
-    .unwrap();
-    b.type_into("#user", user).unwrap();
-    b.type_into("#password", PASSWORD).unwrap();
-    b.click("#sign-in button[type=submit]").unwrap();
-    b.wait_until("!document.getElementById('who').hidden", WAIT, "signed in")
-        .unwrap();
 }
 
 /// Opens `#/NAME` afresh (through another page, so that the page starts again).
@@ -199,7 +170,7 @@ fn agents_are_approved_enrolled_and_revoked_and_availability_is_shown() {
     let mut b = Browser::start(&[&cert]);
     b.navigate(&format!("{}/ui/#/agents", server.url()))
         .unwrap();
-    sign_in_page(&mut b, "ada");
+    b.fill_sign_in("ada", PASSWORD).unwrap();
     let pending = row_selector("agents-pending", &first_id);
     let row = b
         .wait_until(
@@ -566,7 +537,7 @@ fn agents_are_approved_enrolled_and_revoked_and_availability_is_shown() {
 
     // A viewer: no Agents link, and the page says who may use it, without asking the API.
     b.click("#sign-out").unwrap();
-    sign_in_page(&mut b, "val");
+    b.fill_sign_in("val", PASSWORD).unwrap();
     assert_eq!(
         b.eval("document.querySelector('#nav a[data-page=agents]').hidden")
             .unwrap(),

@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sysward_tests::ConsoleSession as Session;
+
 use std::time::Duration;
 
 use reqwest::Method;
@@ -68,26 +70,8 @@ times = ["01:00-03:00"]
     )
 }
 
-/// A signed-in session made through the API: its cookie and CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
 fn sign_in(server: &Server, user: &str) -> Session {
-    let resp = client(&server.ca_pem(), None)
-        .post(format!("{}/ui/api/session", server.url()))
-        .json(&json!({ "user": user, "password": PASSWORD }))
-        .send()
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_string();
-    let body: Value = resp.json().unwrap();
-    Session {
-        cookie,
-        csrf: body["csrf_token"].as_str().unwrap().to_string(),
-    }
+    server.console_sign_in(user, PASSWORD)
 }
 
 /// A change with the session's cookie and CSRF token; status and body.
@@ -170,20 +154,6 @@ fn group_of(server: &Server, fingerprint: &str) -> Value {
         .unwrap()
 }
 
-fn sign_in_form(b: &mut Browser, user: &str) {
-    b.wait_until(
-        "!document.getElementById('sign-in').hidden",
-        WAIT,
-        "the sign-in form",
-    )
-    .unwrap();
-    b.type_into("#user", user).unwrap();
-    b.type_into("#password", PASSWORD).unwrap();
-    b.click("#sign-in button[type=submit]").unwrap();
-    b.wait_until("!document.getElementById('who').hidden", WAIT, "signed in")
-        .unwrap();
-}
-
 fn go(b: &mut Browser, hash: &str) {
     b.eval(&format!("location.hash = {}", json!(hash))).unwrap();
 }
@@ -227,7 +197,7 @@ fn alerts_silences_and_rules_in_the_console() {
     let mut b = Browser::start(&[&cert]);
     b.navigate(&format!("{}/ui/#/alerts", server.url()))
         .unwrap();
-    sign_in_form(&mut b, "ed");
+    b.fill_sign_in("ed", PASSWORD).unwrap();
 
     // The firing alert, its host (a link to the host's page), value and annotations.
     let row = format!("#alerts-rows tr[data-fingerprint={}]", json!(fp));
@@ -540,7 +510,7 @@ fn alerts_silences_and_rules_in_the_console() {
 
     // A viewer: the lists without a button or a form.
     b.click("#sign-out").unwrap();
-    sign_in_form(&mut b, "val");
+    b.fill_sign_in("val", PASSWORD).unwrap();
     go(&mut b, "#/alerts");
     b.wait_until(
         &format!("document.querySelector({})", json!(row)),

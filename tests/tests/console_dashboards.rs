@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sysward_tests::ConsoleSession as Session;
+
 use std::time::Duration;
 
 use reqwest::Method;
@@ -28,12 +30,6 @@ const PUBLIC_ON: &str = "[ui]\npublic_dashboards = true\n";
 const CPU: &str = "sum by (mode) (rate(node_cpu_seconds_total[1m]))";
 const MEMORY: &str = "max(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)";
 
-/// A signed-in user: the session cookie and the CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
 struct Api<'a> {
     server: &'a Server,
     http: reqwest::blocking::Client,
@@ -48,20 +44,7 @@ impl<'a> Api<'a> {
     }
 
     fn sign_in(&self, user: &str) -> Session {
-        let resp = self
-            .http
-            .post(format!("{}/ui/api/session", self.server.url()))
-            .json(&json!({ "user": user, "password": PASSWORD }))
-            .send()
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        let cookie = resp.headers()["set-cookie"].to_str().unwrap();
-        let cookie = cookie.split(';').next().unwrap().to_string();
-        let body: Value = resp.json().unwrap();
-        Session {
-            cookie,
-            csrf: body["csrf_token"].as_str().unwrap().to_string(),
-        }
+        self.server.console_sign_in(user, PASSWORD)
     }
 
     /// A request as `who` (a session with or without its CSRF token, or a bearer token),
@@ -473,15 +456,7 @@ fn an_editor_builds_a_dashboard_and_anyone_reads_it_when_public() {
     let mut b = Browser::start(&[&cert]);
     b.navigate(&format!("{}/ui/#/dashboards", server.url()))
         .unwrap();
-    b.wait_until(
-        "!document.getElementById('sign-in').hidden",
-        WAIT,
-        "the sign-in form",
-    )
-    .unwrap();
-    b.type_into("#user", "eddie").unwrap();
-    b.type_into("#password", PASSWORD).unwrap();
-    b.click("#sign-in button[type=submit]").unwrap();
+    b.fill_sign_in("eddie", PASSWORD).unwrap();
     b.wait_until(
         "document.getElementById('dash-new-title') !== null",
         WAIT,

@@ -137,16 +137,7 @@ fn the_fleet_page_shows_a_real_agent_with_its_figures() {
     let cert = std::fs::read_to_string(server.root.join("server-data/pki/server.crt")).unwrap();
     let mut b = Browser::start(&[&cert]);
 
-    b.navigate(&format!("{}/ui/", server.url())).unwrap();
-    b.wait_until(
-        "!document.getElementById('sign-in').hidden",
-        WAIT,
-        "the sign-in form",
-    )
-    .unwrap();
-    b.type_into("#user", "ada").unwrap();
-    b.type_into("#password", PASSWORD).unwrap();
-    b.click("#sign-in button[type=submit]").unwrap();
+    b.sign_in(&server.url(), "ada", PASSWORD).unwrap();
 
     let row = b
         .wait_until(

@@ -97,16 +97,7 @@ fn the_host_page_shows_a_real_agents_charts_and_checks() {
     let cert = std::fs::read_to_string(server.root.join("server-data/pki/server.crt")).unwrap();
     let mut b = Browser::start(&[&cert]);
 
-    b.navigate(&format!("{}/ui/", server.url())).unwrap();
-    b.wait_until(
-        "!document.getElementById('sign-in').hidden",
-        WAIT,
-        "the sign-in form",
-    )
-    .unwrap();
-    b.type_into("#user", "val").unwrap();
-    b.type_into("#password", PASSWORD).unwrap();
-    b.click("#sign-in button[type=submit]").unwrap();
+    b.sign_in(&server.url(), "val", PASSWORD).unwrap();
     let link = format!("#fleet-rows tr[data-agent={}] a.name", json!(agent_id));
     b.wait_until(
         &format!("document.querySelector({})", json!(link)),

@@ -149,18 +149,7 @@ fn console_load_times() {
 
     let cert = std::fs::read_to_string(server.root.join("server-data/pki/server.crt")).unwrap();
     let mut b = Browser::start(&[&cert]);
-    b.navigate(&format!("{}/ui/", server.url())).unwrap();
-    b.wait_until(
-        "!document.getElementById('sign-in').hidden",
-        WAIT,
-        "the sign-in form",
-    )
-    .unwrap();
-    b.type_into("#user", "ada").unwrap();
-    b.type_into("#password", PASSWORD).unwrap();
-    b.click("#sign-in button[type=submit]").unwrap();
-    b.wait_until("!document.getElementById('who').hidden", WAIT, "signed in")
-        .unwrap();
+    b.sign_in(&server.url(), "ada", PASSWORD).unwrap();
 
     let fleet = load_times(
         &mut b,
