@@ -145,6 +145,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("rate_cpu_1h_15s_step_raw", |b| {
         b.iter(|| black_box(range_query(&source, q, end - HOUR, end, 15_000, &opts).expect(q)))
     });
+    // A function with a regular expression, evaluated at each of 240 steps.
+    let q = r#"label_replace(node_load1, "host", "$1", "instance", "(.*):.*")"#;
+    g.bench_function("label_replace_1h_15s_step_raw", |b| {
+        b.iter(|| black_box(range_query(&source, q, end - HOUR, end, 15_000, &opts).expect(q)))
+    });
     g.finish();
 }
 

@@ -26,12 +26,37 @@ pub(super) fn call(
     }
 }
 
+/// Patterns this thread compiled last; a range query calls `label_replace` at every step
+/// with the same pattern, and compiling it each time cost more than the rest of the call.
+const COMPILED_KEPT: usize = 16;
+
+thread_local! {
+    static COMPILED: std::cell::RefCell<Vec<(String, Regex)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `^(?s:pattern)$` compiled, from this thread's recent patterns when it is among them.
+fn compiled(pattern: &str) -> Result<Regex, regex::Error> {
+    COMPILED.with(|cell| {
+        let mut kept = cell.borrow_mut();
+        if let Some((_, r)) = kept.iter().find(|(p, _)| p == pattern) {
+            return Ok(r.clone());
+        }
+        let r = Regex::new(&format!("^(?s:{pattern})$"))?;
+        if kept.len() == COMPILED_KEPT {
+            kept.remove(0);
+        }
+        kept.push((pattern.to_string(), r.clone()));
+        Ok(r)
+    })
+}
+
 fn label_replace(args: &mut Args<'_, '_>, ctx: &CallCtx<'_>) -> Result<Value, QueryError> {
     let dst = args.string(1)?.to_string();
     let replacement = args.string(2)?.to_string();
     let src = args.string(3)?.to_string();
     let pattern = args.string(4)?;
-    let regex = Regex::new(&format!("^(?s:{pattern})$")).map_err(|_| {
+    let regex = compiled(pattern).map_err(|_| {
         QueryError::Execution(format!(
             "invalid regular expression in label_replace(): {pattern}"
         ))
