@@ -170,10 +170,6 @@ fn console_load_times() {
         runs,
     );
     println!(
-        "fleet page, {FLEET_HOSTS} hosts: {fleet:.0?} ms, median {:.0} ms",
-        median(fleet.clone())
-    );
-    println!(
         "host page, 7 days of 10 s data: {host:.0?} ms, median {:.0} ms",
         median(host.clone())
     );
