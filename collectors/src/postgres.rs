@@ -1608,8 +1608,9 @@ mod tests {
                 String::from_utf8_lossy(&backup.stderr)
             );
             let replica = start(&replica_data, &sock, free_port());
-            // Accepting connections comes before streaming: wait until the primary sees
-            // its standby, or the standby's series may not be there yet.
+            // Accepting connections comes before streaming, and streaming before the first
+            // replay position: wait until the primary sees both, or the standby's lag (NULL
+            // until then, so not sent) may not be there yet.
             crate::test_servers::wait_until(
                 Duration::from_secs(30),
                 "the standby to stream",
@@ -1617,7 +1618,8 @@ mod tests {
                     psql(
                         &sock,
                         port,
-                        "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+                        "SELECT count(*) FROM pg_stat_replication \
+                         WHERE state = 'streaming' AND replay_lsn IS NOT NULL",
                     ) == "1"
                 },
             );

@@ -244,7 +244,8 @@
       body.replaceChildren();
       chart = charts.timeSeries(body, {
         unit: opts.unit || "", label: w.title || "time series",
-        height: Math.max(body.clientHeight - 8, 80), stacked: Boolean(opts.stacked),
+        // A line of the legend stays in the widget, under the plot.
+        height: Math.max(body.clientHeight - 40, 80), stacked: Boolean(opts.stacked),
       });
       view.charts.push(chart);
       view.chartOf.set(body, chart);
