@@ -93,9 +93,19 @@ fn an_agent_renews_its_certificate_before_expiry_and_keeps_shipping() {
         let old = agent.state_dir.join("agent.crt.old");
         (!old.exists() && !agent.state_dir.join("agent.key.old").exists()).then_some(())
     });
+    // The agent removes the old pair, then says so: wait for the line.
+    poll(
+        Duration::from_secs(10),
+        "the agent to say the server took the new pair",
+        || {
+            agent
+                .log_text()
+                .contains("accepted the renewed certificate")
+                .then_some(())
+        },
+    );
     let log = agent.log_text();
     assert!(log.contains("Agent certificate renewed"), "{log}");
-    assert!(log.contains("accepted the renewed certificate"), "{log}");
     assert!(server.log_text().contains("Agent certificate renewed."));
 
     // Past the first certificate's end, batches still arrive, and the first certificate
