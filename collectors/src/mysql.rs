@@ -1206,14 +1206,22 @@ mod tests {
                     .expect("b gets the row once a commits");
             });
             let mut out = Output::default();
+            // b must wait longer than long_query_time (0.1 s) to be a slow query: keep a's
+            // lock until b has been seen waiting for 0.3 s.
+            let mut seen_waiting: Option<Instant> = None;
             wait_until(Duration::from_secs(10), "b waits on a's row", || {
                 out = run(&mut collector);
-                of(
+                let waiting = of(
                     &out,
                     "tcp",
                     "mysql_global_status_innodb_row_lock_current_waits",
                     &[],
-                ) == Some(1.0)
+                ) == Some(1.0);
+                if waiting {
+                    let since = *seen_waiting.get_or_insert_with(Instant::now);
+                    return since.elapsed() >= Duration::from_millis(300);
+                }
+                false
             });
             a_runtime
                 .block_on(a.query_drop("COMMIT"))
