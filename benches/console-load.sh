@@ -7,10 +7,9 @@
 #     benches/console-load.sh            (RUNS=10 benches/console-load.sh for more runs)
 #
 # Release builds; the data comes from gen_hosts through `sysward-server import`
-# (tests/tests/console_load.rs says how). Needs: chromium (apt-get install chromium).
+# (tests/src/bin/console_load.rs says how). Needs: chromium (apt-get install chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v chromium >/dev/null || { echo "install chromium first" >&2; exit 2; }
-cargo build --release -q -p sysward-server -p sysward-benches --bins
-cargo test --release -q -p sysward-tests --test console_load -- --ignored --nocapture 2>&1 |
-    grep -v '^running\|^test \|^$'
+cargo build --release -q -p sysward-server -p sysward-benches -p sysward-tests --bins
+SYSWARD_BIN_DIR="$PWD/target/release" target/release/console_load

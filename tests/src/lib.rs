@@ -70,6 +70,16 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A child process killed and reaped when the test ends, passed or not.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A console session as a browser holds it: the cookie (`name=value`) and the CSRF token.
 #[derive(Debug, Clone)]
 pub struct ConsoleSession {

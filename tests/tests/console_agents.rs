@@ -9,10 +9,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sysward_tests::Reaped;
+
 use sysward_tests::ConsoleSession as Session;
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -36,16 +38,6 @@ const FIRST: &str = "agents-lab-1";
 /// Enrols with a token made on the page, then revoked.
 const SECOND: &str = "agents-lab-2";
 const CHECK: &str = "api_port";
-
-/// A child process killed and reaped when the test ends, passed or not.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn sign_in(server: &Server, user: &str) -> Session {
     server.console_sign_in(user, PASSWORD)

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sysward_tests::Reaped;
+
 use std::{
     process::{Command, Stdio},
     time::Duration,
@@ -47,16 +49,6 @@ fn host_row_ready() -> String {
          }})()",
         host = json!(HOST)
     )
-}
-
-/// A child process killed and reaped when the test ends, passed or not.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// An alert that fires for every host that sends its load, to be counted on the page.

@@ -1,5 +1,5 @@
-//! The console's load times, a benchmark rather than a test (`#[ignore]`; run by
-//! `benches/console-load.sh`, release build): a server holding 1,000 hosts (the last 30
+//! `console_load`: the console's load times, a benchmark (run by `benches/console-load.sh`,
+//! release build, with `SYSWARD_BIN_DIR` naming where the binaries are): a server holding 1,000 hosts (the last 30
 //! minutes of `gen_hosts` history, each host with an `agent_id` and an `up` series as an
 //! agent's would have) and one host with a week of 10-second data, imported before the
 //! server starts. A headless Chromium signed in as an admin loads the Fleet page and the
@@ -21,7 +21,7 @@ use std::{
 use sysward_tests::{
     Server, bin,
     browser::{self, Browser},
-    can_run, gzip,
+    gzip,
 };
 
 const PASSWORD: &str = "correct horse battery";
@@ -126,11 +126,10 @@ fn asset_sizes() -> String {
     format!("{lines}  {:<20} {raw:>8} B  {packed:>7} B gzip", "all")
 }
 
-#[test]
-#[ignore = "a benchmark: benches/console-load.sh"]
-fn console_load_times() {
-    if !can_run(browser::missing()) {
-        return;
+fn main() {
+    if let Some(why) = browser::missing() {
+        eprintln!("{why}");
+        std::process::exit(2);
     }
     let runs: usize = std::env::var("RUNS").map_or(5, |r| r.parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
