@@ -14,7 +14,7 @@ ui.register("alerts", (() => {
   // The labels that say which alert on which host: a silence from an alert matches them.
   const SILENCE_LABELS = ["alertname", "agent_id", "instance"];
   const { el } = ui;
-  const view = { timer: null, run: 0, busy: false, alerts: [], groups: [], n: null };
+  const view = { alerts: [], groups: [], n: null };
 
   function ms(rfc3339) {
     const t = Date.parse(rfc3339);
@@ -211,40 +211,24 @@ ui.register("alerts", (() => {
     n.noMessages.hidden = messages.length > 0;
   }
 
-  // One read at a time; a refresh asked for meanwhile (after a change) runs after it.
-  async function refresh() {
-    if (view.busy) {
-      view.again = true;
-      return;
-    }
-    view.busy = true;
-    view.again = false;
-    const run = view.run;
-    try {
-      const [alerts, groups, history, notes] = await Promise.all([
-        ui.getJson("/api/v1/alerts"),
-        ui.getJson("/api/v1/alerts/groups"),
-        ui.getJson("/api/v1/alerts/history?limit=" + HISTORY_LIMIT),
-        ui.getJson("/api/v1/notifications?limit=" + HISTORY_LIMIT),
-      ]);
-      if (run !== view.run) return;
+  const poll = ui.poller({
+    what: "alerts",
+    intervalMs: REFRESH_MS,
+    nodes: () => view.n,
+    read: () => Promise.all([
+      ui.getJson("/api/v1/alerts"),
+      ui.getJson("/api/v1/alerts/groups"),
+      ui.getJson("/api/v1/alerts/history?limit=" + HISTORY_LIMIT),
+      ui.getJson("/api/v1/notifications?limit=" + HISTORY_LIMIT),
+    ]),
+    show: ([alerts, groups, history, notes]) => {
       view.alerts = alerts.data.alerts;
       view.groups = groups.data;
-      view.n.error.textContent = "";
-      view.n.updated.textContent = "Updated at " + new Date().toLocaleTimeString();
       render();
       renderHistory(history.data, notes.data);
-    } catch (e) {
-      if (run === view.run) {
-        view.n.error.textContent = "The alerts could not be read: " + e.message;
-      }
-    } finally {
-      if (run === view.run) {
-        view.busy = false;
-        if (view.again) refresh();
-      }
-    }
-  }
+    },
+  });
+  const refresh = () => poll.refresh();
 
   function select(id, label, options) {
     const s = el("select", { id });
@@ -305,21 +289,14 @@ ui.register("alerts", (() => {
   }
 
   function start(section) {
-    view.run += 1;
-    view.busy = false;
     view.alerts = [];
     view.groups = [];
     build(section);
-    refresh();
-    view.timer = setInterval(refresh, REFRESH_MS);
+    poll.start();
   }
 
   function stop() {
-    view.run += 1;
-    if (view.timer !== null) {
-      clearInterval(view.timer);
-      view.timer = null;
-    }
+    poll.stop();
   }
 
   return { title: "Alerts", start, stop };

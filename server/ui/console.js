@@ -230,6 +230,51 @@ const ui = (() => {
     }
   }
 
+  // A page's periodic read: `read()` (a promise) now and every `intervalMs`, its answer
+  // given to `show`, one read at a time; a refresh asked for meanwhile (after a change)
+  // runs right after. `nodes()` gives the page's `updated` and `error` elements. After
+  // `stop()` (or a new `start()`) the answers of reads under way are dropped.
+  function poller({ read, show, what, intervalMs, nodes }) {
+    const p = { run: 0, busy: false, again: false, timer: null };
+    async function refresh() {
+      if (p.busy) {
+        p.again = true;
+        return;
+      }
+      p.busy = true;
+      p.again = false;
+      const run = p.run;
+      try {
+        const data = await read();
+        if (run !== p.run) return;
+        nodes().error.textContent = "";
+        nodes().updated.textContent = "Updated at " + new Date().toLocaleTimeString();
+        show(data);
+      } catch (e) {
+        if (run === p.run) nodes().error.textContent = "The " + what + " could not be read: " + e.message;
+      } finally {
+        if (run === p.run) {
+          p.busy = false;
+          if (p.again) refresh();
+        }
+      }
+    }
+    function stop() {
+      p.run += 1;
+      p.busy = false;
+      if (p.timer !== null) {
+        clearInterval(p.timer);
+        p.timer = null;
+      }
+    }
+    function start() {
+      stop();
+      refresh();
+      p.timer = setInterval(refresh, intervalMs);
+    }
+    return { start, stop, refresh };
+  }
+
   // Formats for every page.
   function percent(v) {
     return Number.isFinite(v) ? (v * 100).toFixed(1) + " %" : "no data";
@@ -252,7 +297,7 @@ const ui = (() => {
   });
 
   return {
-    $, el, say, getJson, send, query, queryRange, register, roleAtLeast, percent, time,
+    $, el, say, getJson, send, query, queryRange, register, roleAtLeast, percent, time, poller,
     session: () => state.session,
   };
 })();

@@ -7,7 +7,7 @@
 ui.register("rules", (() => {
   const REFRESH_MS = 30000;
   const { el } = ui;
-  const view = { timer: null, run: 0, busy: false, groups: [], n: null };
+  const view = { groups: [], n: null };
 
   function ms(rfc3339) {
     const t = Date.parse(rfc3339);
@@ -111,31 +111,16 @@ ui.register("rules", (() => {
     n.empty.textContent = total ? "No rule matches these filters." : "No rules are loaded.";
   }
 
-  // One read at a time; a refresh asked for meanwhile (after a change) runs after it.
-  async function refresh() {
-    if (view.busy) {
-      view.again = true;
-      return;
-    }
-    view.busy = true;
-    view.again = false;
-    const run = view.run;
-    try {
-      const r = await ui.getJson("/api/v1/rules");
-      if (run !== view.run) return;
+  const poll = ui.poller({
+    what: "rules",
+    intervalMs: REFRESH_MS,
+    nodes: () => view.n,
+    read: () => ui.getJson("/api/v1/rules"),
+    show: (r) => {
       view.groups = r.data.groups;
-      view.n.error.textContent = "";
-      view.n.updated.textContent = "Updated at " + new Date().toLocaleTimeString();
       render();
-    } catch (e) {
-      if (run === view.run) view.n.error.textContent = "The rules could not be read: " + e.message;
-    } finally {
-      if (run === view.run) {
-        view.busy = false;
-        if (view.again) refresh();
-      }
-    }
-  }
+    },
+  });
 
   function build(section) {
     const n = {};
@@ -165,20 +150,13 @@ ui.register("rules", (() => {
   }
 
   function start(section) {
-    view.run += 1;
-    view.busy = false;
     view.groups = [];
     build(section);
-    refresh();
-    view.timer = setInterval(refresh, REFRESH_MS);
+    poll.start();
   }
 
   function stop() {
-    view.run += 1;
-    if (view.timer !== null) {
-      clearInterval(view.timer);
-      view.timer = null;
-    }
+    poll.stop();
   }
 
   return { title: "Rules", start, stop };

@@ -58,7 +58,7 @@ ui.register("silences", (() => {
   const DEFAULT_DURATION = "2h";
   const UNITS = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
   const { el } = ui;
-  const view = { timer: null, run: 0, busy: false, list: [], n: null };
+  const view = { list: [], n: null };
 
   // "1h30m" → seconds, or NaN.
   function durationSeconds(text) {
@@ -157,31 +157,17 @@ ui.register("silences", (() => {
     n.noEnded.hidden = ended.length > 0;
   }
 
-  // One read at a time; a refresh asked for meanwhile (after a change) runs after it.
-  async function refresh() {
-    if (view.busy) {
-      view.again = true;
-      return;
-    }
-    view.busy = true;
-    view.again = false;
-    const run = view.run;
-    try {
-      const r = await ui.getJson("/api/v1/silences");
-      if (run !== view.run) return;
+  const poll = ui.poller({
+    what: "silences",
+    intervalMs: REFRESH_MS,
+    nodes: () => view.n,
+    read: () => ui.getJson("/api/v1/silences"),
+    show: (r) => {
       view.list = r.data;
-      view.n.error.textContent = "";
-      view.n.updated.textContent = "Updated at " + new Date().toLocaleTimeString();
       render();
-    } catch (e) {
-      if (run === view.run) view.n.error.textContent = "The silences could not be read: " + e.message;
-    } finally {
-      if (run === view.run) {
-        view.busy = false;
-        if (view.again) refresh();
-      }
-    }
-  }
+    },
+  });
+  const refresh = () => poll.refresh();
 
   // The form's values as the API's body, or throws Error with what is wrong.
   function body(f) {
@@ -326,20 +312,13 @@ ui.register("silences", (() => {
   }
 
   function start(section, params) {
-    view.run += 1;
-    view.busy = false;
     view.list = [];
     build(section, params);
-    refresh();
-    view.timer = setInterval(refresh, REFRESH_MS);
+    poll.start();
   }
 
   function stop() {
-    view.run += 1;
-    if (view.timer !== null) {
-      clearInterval(view.timer);
-      view.timer = null;
-    }
+    poll.stop();
   }
 
   return { title: "Silences", start, stop };
