@@ -22,44 +22,9 @@
   const STATE_TEXT = { ok: "OK", warn: "Warning", crit: "Critical" };
   const ROW_PX = 48;
 
-  // ---- Formatting and data shapes (through `charts` when it is there) ----
+  // ---- Formatting and data shapes (chart.js, loaded before this page) ----
 
-  // `charts` (chart.js) may be a global `const`, which is no property of `window`.
-  function hasCharts() {
-    return typeof charts === "object" && charts !== null;
-  }
-
-  function fmt(v, unit) {
-    if (!Number.isFinite(v)) {
-      return "no data";
-    }
-    if (hasCharts() && charts.format) {
-      return charts.format(v, unit);
-    }
-    if (unit === "percent") {
-      return (v * 100).toFixed(1) + " %";
-    }
-    const abs = Math.abs(v);
-    if (unit === "bytes" || unit === "bytes/s") {
-      const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-      let i = 0;
-      let x = v;
-      while (Math.abs(x) >= 1024 && i < units.length - 1) {
-        x /= 1024;
-        i += 1;
-      }
-      return x.toFixed(i ? 1 : 0) + " " + units[i] + (unit === "bytes/s" ? "/s" : "");
-    }
-    const text = abs !== 0 && (abs >= 1e6 || abs < 0.01) ? v.toExponential(2) : String(Math.round(v * 100) / 100);
-    return unit === "seconds" ? text + " s" : text;
-  }
-
-  function stepFor(fromMs, toMs, widthPx) {
-    if (hasCharts() && charts.step) {
-      return charts.step(fromMs, toMs, widthPx);
-    }
-    return Math.max(1, Math.ceil((toMs - fromMs) / 1000 / Math.max(widthPx, 50)));
-  }
+  const fmt = (v, unit) => charts.format(v, unit);
 
   // Names for the series of one answer: the labels that tell them apart (those all share
   // are left out), else the host, else the metric's name.
@@ -78,14 +43,7 @@
   }
 
   function fromMatrix(data) {
-    const name = namer(data.result);
-    if (hasCharts() && charts.fromMatrix) {
-      return charts.fromMatrix(data, name);
-    }
-    return (data.result || []).map((s) => ({
-      name: name(s.metric),
-      points: s.values.map(([t, v]) => [t * 1000, Number(v)]),
-    }));
+    return charts.fromMatrix(data, namer(data.result));
   }
 
   // An instant query's result as [{name, value}], a scalar as one unnamed sample.
@@ -204,41 +162,9 @@
     return { canvas, ctx, width, height };
   }
 
-  // Lines of our own while the shared chart library is not there.
-  function plainLines(body, w, data) {
-    const { ctx, width, height } = sizedCanvas(body, (w.title || "chart") + ": time series", 28);
-    const c = canvasColours();
-    const all = data.series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
-    const lo = Math.min(0, ...all);
-    const hi = Math.max(lo + 1e-9, ...all);
-    const palette = [c.accent, "#8e44ad", "#16a085", "#d35400", "#2c3e50", "#c0392b"];
-    data.series.forEach((s, i) => {
-      ctx.strokeStyle = palette[i % palette.length];
-      ctx.lineWidth = 1.5;
-      ctx.beginPath();
-      s.points.forEach(([t, v], j) => {
-        const x = ((t - data.from) / Math.max(data.to - data.from, 1)) * width;
-        const y = height - ((v - lo) / (hi - lo)) * (height - 4) - 2;
-        if (j === 0) {
-          ctx.moveTo(x, y);
-        } else {
-          ctx.lineTo(x, y);
-        }
-      });
-      ctx.stroke();
-    });
-    body.append(el("p", { className: "dash-legend" }, fmt(lo, w.options.unit) + " \u2013 " + fmt(hi, w.options.unit)));
-    body.dataset.points = String(data.series.reduce((n, s) => n + s.points.length, 0));
-  }
-
   // The shared chart of a widget is made once and updated at each refresh.
   function drawTimeseries(body, w, data, view) {
     const opts = w.options || {};
-    if (!(hasCharts() && charts.timeSeries)) {
-      body.replaceChildren();
-      plainLines(body, w, data);
-      return;
-    }
     let chart = view.chartOf.get(body);
     if (!chart) {
       body.replaceChildren();
@@ -379,7 +305,7 @@
         body.replaceChildren();
         drawAlerts(body, w, info);
       } else if (w.type === "timeseries" || w.type === "heatmap") {
-        const step = stepFor(from, to, Math.max(body.clientWidth, 100));
+        const step = charts.step(from, to, Math.max(body.clientWidth, 100));
         const raw = await view.source.range(w, from / 1000, to / 1000, step);
         const data = { from, to, stepMs: step * 1000, series: fromMatrix(raw) };
         body.dataset.series = String(data.series.length);

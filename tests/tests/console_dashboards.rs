@@ -419,16 +419,16 @@ fn add_widget(
 }
 
 /// Both widgets drawn with data: `[series of the graph, series of the gauge, points drawn,
-/// whether the shared chart library drew the graph]`. The library sets `data-points` on
-/// the widget's body; without it the page's own lines do.
+/// whether the shared chart library (chart.js: its `.chart-box`) drew the graph]`. The
+/// library sets `data-points` on the widget's body.
 const BOTH_READY: &str = "(() => { \
   const w = (t) => document.querySelector('.dash-widget[data-type=' + t + '] .dash-widget-body'); \
   const g = w('timeseries'), m = w('gauge'); \
   if (!g || !m || g.dataset.state !== 'ok' || m.dataset.state !== 'ok') return false; \
   if (!(Number(g.dataset.series) > 0 && Number(m.dataset.series) > 0)) return false; \
-  const drawn = typeof charts === 'object' && charts !== null; \
+  const drawn = g.querySelector('.chart-box canvas') !== null; \
   const points = Number(g.dataset.points || 0); \
-  if (!(points > 0)) return false; \
+  if (!(points > 0) || !drawn) return false; \
   return [Number(g.dataset.series), Number(m.dataset.series), points, drawn]; })()";
 
 #[test]
